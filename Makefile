@@ -1,0 +1,30 @@
+# `make run` and `make test` work on a fresh machine with only Python 3.11: they create .venv and
+# install what they need (the test target also Debian's chromium, for the snippet's browser tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/gateway serve $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check gateway tests
+	$(BIN)/mypy
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check gateway tests
+	$(BIN)/ruff format --check gateway tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .gateway-data .coverage

@@ -1,0 +1,3 @@
+"""Recommendation-event tracking gateway."""
+
+__version__ = "0.1.0"

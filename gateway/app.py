@@ -1,0 +1,198 @@
+"""The ASGI application: the plain-ASGI ingest path in front of a Starlette app for the rest."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import contacts
+from .auth import KeyRing, Principal, check_origin, require_server
+from .clock import now_ms
+from .embedded import EmbeddedRedis
+from .errors import ApiError, unavailable
+from .ingest import PATHS, IngestApp, Receive, Scope, Send
+from .metrics import Metrics
+from .redis_keys import TenantKeys
+from .settings import Settings, Tenant, load_settings
+from .store import UNAVAILABLE_ERRORS, IngestBatcher, Store, StoreUnavailable, connect
+
+log = logging.getLogger("gateway")
+
+
+class Gateway:
+    """What the ingest path and the routes share: settings, keys, the store, metrics."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = KeyRing(settings)
+        self.metrics = Metrics()
+        self.embedded: EmbeddedRedis | None = None
+        self._store: Store | None = None
+        self._batcher: IngestBatcher | None = None
+        self._tenant_keys = {t.id: TenantKeys.for_tenant(t.id) for t in settings.tenants}
+        self._ingest_limits = {
+            t.id: [
+                self._tenant_keys[t.id].prefix,
+                0,
+                settings.contact_ttl_seconds,
+                int(t.visit_timeout_seconds * 1000),
+                settings.dedup_window_seconds,
+                settings.events_stream_maxlen,
+                settings.recent_views,
+                settings.contact_events,
+                settings.cart_ttl_seconds,
+            ]
+            for t in settings.tenants
+        }
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the gateway is not started (lifespan did not run)")
+        return self._store
+
+    @property
+    def batcher(self) -> IngestBatcher:
+        if self._batcher is None:
+            raise RuntimeError("the gateway is not started (lifespan did not run)")
+        return self._batcher
+
+    def tenant_keys(self, tenant: Tenant) -> TenantKeys:
+        return self._tenant_keys[tenant.id]
+
+    def ingest_args(self, tenant: Tenant, now: int) -> list[Any]:
+        args = list(self._ingest_limits[tenant.id])
+        args[1] = now
+        return args
+
+    async def check_rate(self, principal: Principal) -> None:
+        rate = principal.tenant.rate_limit_per_second
+        if not rate:
+            return
+        keys = self.tenant_keys(principal.tenant)
+        try:
+            wait = await self.store.run("rate", [keys.prefix, principal.key_id, rate, now_ms()])
+        except StoreUnavailable:
+            raise unavailable() from None
+        if wait:
+            raise ApiError(
+                429,
+                "rate_limited",
+                "Too many requests for this key; slow down.",
+                "authorization",
+                headers={"retry-after": str(max(1, -(-wait // 1000)))},
+            )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        url = self.settings.redis_url
+        if url is None:
+            self.embedded = EmbeddedRedis(self.settings.data_dir)
+            self.embedded.start()
+            url = self.embedded.url
+            log.info("embedded redis started", extra={"data_dir": str(self.settings.data_dir)})
+        self._store = Store(connect(url))
+        self._batcher = IngestBatcher(self._store)
+        if not await self._store.ping():
+            log.warning("redis is not answering yet; /readyz reports 503 until it does")
+        try:
+            yield
+        finally:
+            await self._batcher.drain()
+            await self._store.close()
+            if self.embedded is not None:
+                self.embedded.stop()
+
+    # ---- routes -------------------------------------------------------------------------
+
+    def principal(self, request: Request, server_only: bool = True) -> Principal:
+        principal = self.keys.authenticate(
+            request.headers.get("authorization"), request.scope["query_string"]
+        )
+        check_origin(principal, request.headers.get("origin"))
+        if server_only:
+            require_server(principal)
+        return principal
+
+    async def healthz(self, request: Request) -> Response:
+        return contacts.json_response({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        if await self.store.ping():
+            return contacts.json_response({"status": "ready"})
+        raise unavailable()
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def get_contact(self, request: Request) -> Response:
+        principal = self.principal(request)
+        keys = self.tenant_keys(principal.tenant)
+        contact_id = await contacts.find_contact(
+            self.store, keys, request.path_params["identifier"]
+        )
+        if contact_id is None:
+            raise contacts.not_found("contact")
+        body = await contacts.read_contact(self.store, keys, contact_id)
+        body["orders"] = {"count": 0, "revenue": 0, "averageCheck": 0, "lastOrderDate": None}
+        return contacts.json_response(body)
+
+    async def list_events(self, request: Request) -> Response:
+        principal = self.principal(request)
+        keys = self.tenant_keys(principal.tenant)
+        limit = contacts.limit_param(request)
+        event_type = request.query_params.get("type") or None
+        identifier = request.query_params.get("contact")
+        if identifier is None:
+            found = await contacts.tenant_events(self.store, keys, event_type, limit)
+        else:
+            contact_id = await contacts.find_contact(self.store, keys, identifier)
+            if contact_id is None:
+                raise contacts.not_found("contact")
+            found = await contacts.contact_events(self.store, keys, contact_id, event_type, limit)
+        return contacts.json_response({"events": found})
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return Response(exc.json(), exc.status, headers=exc.headers, media_type="application/json")
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    return await api_error(request, unavailable())
+
+
+def create_app(settings: Settings | None = None) -> Any:
+    gateway = Gateway(settings or load_settings())
+    routes = [
+        Route("/healthz", gateway.healthz),
+        Route("/readyz", gateway.readyz),
+        Route("/metrics", gateway.metrics_endpoint),
+        Route("/v1/contacts/{identifier:path}", gateway.get_contact),
+        Route("/v1/events", gateway.list_events),
+    ]
+    handlers: dict[Any, Any] = {ApiError: api_error, StoreUnavailable: store_unavailable}
+    for error in UNAVAILABLE_ERRORS:
+        handlers[error] = store_unavailable
+    rest = Starlette(routes=routes, lifespan=gateway.lifespan, exception_handlers=handlers)
+    ingest = IngestApp(gateway)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] in PATHS
+            and (scope["method"] != "GET" or scope["path"] == "/v1/event")
+        ):
+            await ingest(scope, receive, send)
+        else:
+            await rest(scope, receive, send)
+
+    app.gateway = gateway  # type: ignore[attr-defined]
+    return app

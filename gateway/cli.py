@@ -1,0 +1,163 @@
+"""`gateway serve`: start the embedded Redis when no REDIS_URL is set, then uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from . import __version__
+from .embedded import EmbeddedRedis
+from .settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("gateway")
+# uvicorn adds `color_message`, a copy of the message with terminal colours.
+STANDARD_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"color_message"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in vars(record).items():
+            if name not in STANDARD_RECORD_FIELDS and not name.startswith("_"):
+                entry[name] = value
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="gateway",
+        description="Recommendation-event tracking gateway: eSputnik/Yespo-style v1/event and "
+        "v1/orders ingest on Redis, with abandoned-cart and browse triggers.",
+    )
+    main.add_argument("--version", action="version", version=f"gateway {__version__}")
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP gateway",
+        description="Run the HTTP gateway. Without REDIS_URL an embedded Redis is started with its "
+        "data under GATEWAY_DATA_DIR (default ./.gateway-data). Without --config/GATEWAY_CONFIG "
+        "one tenant 'default' is served with generated keys, printed at start-up.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument("--config", default=None, help="TOML config file (or GATEWAY_CONFIG)")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity",
+    )
+    return main
+
+
+def announce_keys(settings: Settings) -> None:
+    tenant = settings.tenants[0]
+    print(
+        "\n  No config file: serving one tenant 'default' with these keys "
+        f"(kept in {settings.data_dir / 'keys.json'}):\n"
+        f"    server key (back-ends, apps; Authorization header): {tenant.server_keys[0]}\n"
+        f"    site key   (browsers; ?key= or header, events only): {tenant.site_keys[0]}\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.config:
+        os.environ["GATEWAY_CONFIG"] = str(settings.config_path)
+    log.info(
+        "configuration loaded",
+        extra={
+            "tenants": [t.id for t in settings.tenants],
+            "config": str(settings.config_path) if settings.config_path else None,
+        },
+    )
+    embedded = None
+    if settings.redis_url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        log.info("starting embedded redis", extra={"data_dir": str(settings.data_dir)})
+        embedded.start()
+        # Every worker process connects to this one server.
+        os.environ["REDIS_URL"] = embedded.url
+        log.info("embedded redis ready", extra={"url": embedded.url})
+    else:
+        log.info("using external redis", extra={"url": _without_password(settings.redis_url)})
+    if settings.generated_keys:
+        announce_keys(settings)
+    log.info("listening", extra={"url": f"http://{args.host}:{args.port}", "workers": args.workers})
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down; exiting through SystemExit lets the
+    # embedded Redis below be stopped (and saved) and the process end with status 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
+    try:
+        uvicorn.run(
+            "gateway.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            # uvicorn's access log would print query strings, and site keys travel in ?key=.
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            log.info("embedded redis stopped")
+    return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    return scheme + sep + rest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    setup_logging(args.log_level)
+    if args.command == "serve":
+        return serve(args)
+    return 2  # unreachable: argparse requires a command

@@ -1,0 +1,128 @@
+"""Reading contacts and their events, for server keys: `/v1/contacts/{id}`, `/v1/events`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .clock import iso
+from .errors import ApiError, invalid
+from .identity import PUBLIC_NAMES, lookup_candidates
+from .redis_keys import TenantKeys
+from .store import Store
+
+MAX_LIMIT = 1000
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status, media_type="application/json")
+
+
+async def find_contact(store: Store, keys: TenantKeys, identifier: str) -> str | None:
+    """The contact id an identifier (email, phone, any id, or the contact id itself) names."""
+    if not identifier or len(identifier) > 512:
+        return None
+    candidates = lookup_candidates(identifier)
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for kind, value in candidates:
+            pipe.get(keys.identifier(kind, value))
+        pipe.exists(keys.contact(identifier))
+        found = await pipe.execute()
+    for contact_id in found[:-1]:
+        if contact_id is not None:
+            return str(contact_id.decode())
+    return identifier if found[-1] else None
+
+
+def limit_param(request: Request, default: int = 50) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise invalid("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}.")
+    return int(raw)
+
+
+async def read_contact(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]:
+    async with store.redis.pipeline(transaction=True) as pipe:
+        pipe.hgetall(keys.contact(contact_id))
+        pipe.hgetall(keys.contact(contact_id, ":ids"))
+        pipe.zrevrange(keys.contact(contact_id, ":pv"), 0, -1)
+        pipe.hgetall(keys.contact(contact_id, ":pvd"))
+        pipe.zrevrange(keys.contact(contact_id, ":cv"), 0, -1, withscores=True)
+        profile, ids, product_order, product_views, categories = await pipe.execute()
+    identifiers: dict[str, list[str]] = {}
+    for ident in sorted(ids, key=lambda i: int(ids[i])):
+        kind, _, value = ident.decode().partition(":")
+        identifiers.setdefault(PUBLIC_NAMES.get(kind, kind), []).append(value)
+    cart = profile.get(b"cart")
+    return {
+        "id": contact_id,
+        "identifiers": identifiers,
+        "cart": orjson.loads(cart) if cart else None,
+        "recentProducts": [
+            orjson.loads(product_views[pid]) for pid in product_order if pid in product_views
+        ],
+        "recentCategories": [
+            {"productCategoryId": cat.decode(), "viewedAt": iso(score)} for cat, score in categories
+        ],
+        "createdAt": iso(int(profile[b"created"])) if b"created" in profile else None,
+        "updatedAt": iso(int(profile[b"updated"])) if b"updated" in profile else None,
+    }
+
+
+def _event(contact_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
+    event: dict[str, Any] = orjson.loads(fields[b"e"])
+    event["contactId"] = contact_id
+    return event
+
+
+async def contact_events(
+    store: Store,
+    keys: TenantKeys,
+    contact_id: str,
+    event_type: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    entries: Any = await store.redis.lrange(keys.contact(contact_id, ":ev"), 0, -1)
+    wanted = []
+    for entry in entries:
+        kind, _, stream_id = entry.decode().rpartition("|")
+        if event_type is None or kind == event_type:
+            wanted.append(stream_id)
+            if len(wanted) == limit:
+                break
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for stream_id in wanted:
+            pipe.xrange(keys.events, stream_id, stream_id)
+        found = await pipe.execute() if wanted else []
+    # An id whose entry the capped stream has dropped reads as nothing.
+    return [_event(contact_id, rows[0][1]) for rows in found if rows]
+
+
+async def tenant_events(
+    store: Store,
+    keys: TenantKeys,
+    event_type: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    last = "+"
+    while len(out) < limit:
+        rows: Any = await store.redis.xrevrange(keys.events, last, "-", count=max(limit, 100))
+        for _, fields in rows:
+            if event_type is None or orjson.loads(fields[b"e"])["eventTypeKey"] == event_type:
+                out.append(_event(fields[b"c"].decode(), fields))
+                if len(out) == limit:
+                    break
+        if len(rows) < max(limit, 100):
+            break
+        last = "(" + rows[-1][0].decode()
+    return out
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"No {what} with that identifier.", None)

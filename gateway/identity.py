@@ -1,0 +1,125 @@
+"""Contact identifiers: which params carry them, their kinds, and how values are normalised.
+
+eSputnik's default identifier params (seed 001), matched without regard to case. Email values are
+compared lower-cased and trimmed; all other values are kept as sent (case-sensitive). Phones are
+digits with an optional leading `+`. `keyValue` is classified by its shape: an email if it has an
+`@`, a phone if it is one, otherwise an opaque `key`. `visitorId` is the anonymous device id.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .errors import invalid
+from .redis_keys import KIND_ORDER
+
+# lower-cased param name -> identifier kind
+IDENTIFIER_PARAMS: dict[str, str] = {
+    "contactid": "contactId",
+    "contact_id": "contactId",
+    "email": "email",
+    "emailaddress": "email",
+    "useremail": "email",
+    "contactemail": "email",
+    "phone": "phone",
+    "sms": "phone",
+    "phonenumber": "phone",
+    "pushtoken": "pushToken",
+    "contactkey": "contactKey",
+    "contact_key": "contactKey",
+}
+PHONE = re.compile(r"^\+?[0-9]{3,20}$")
+MAX_IDENTIFIER = 256
+
+
+def normalise(kind: str, value: Any, field: str) -> str | None:
+    """The stored form of an identifier value, None for an empty one; 400 for a bad one."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise invalid(field, f"{field} must be a string.")
+    text = str(value)
+    if kind == "email":
+        text = text.strip().lower()
+    if not text:
+        return None
+    if len(text) > MAX_IDENTIFIER:
+        raise invalid(field, f"{field} is longer than {MAX_IDENTIFIER} characters.")
+    if kind == "phone" and not PHONE.match(text):
+        raise invalid(
+            field,
+            f"{field} must be a phone number: digits with an optional leading '+'.",
+            code="invalid_phone",
+        )
+    return text
+
+
+def classify_key_value(value: str) -> str:
+    if "@" in value:
+        return "email"
+    if PHONE.match(value):
+        return "phone"
+    return "key"
+
+
+def collect(
+    params: dict[str, Any],
+    names: dict[str, str],
+    key_value: Any,
+    visitor_id: Any,
+) -> list[str]:
+    """`kind:value` strings of an event, most decisive first, without repeats.
+
+    `names` maps lower-cased param names to the names as sent (for error messages).
+    """
+    found: list[tuple[int, str]] = []
+    order = _ORDER
+    for lower, kind in IDENTIFIER_PARAMS.items():
+        if lower in params:
+            text = normalise(kind, params[lower], f"params.{names[lower]}")
+            if text is not None:
+                found.append((order[kind], f"{kind}:{text}"))
+    if key_value is not None:
+        if isinstance(key_value, bool) or not isinstance(key_value, (str, int)):
+            raise invalid("keyValue", "keyValue must be a string.")
+        raw = str(key_value).strip()
+        if raw:
+            kind = classify_key_value(raw)
+            text = normalise(kind, raw, "keyValue")
+            if text is not None:
+                found.append((order[kind], f"{kind}:{text}"))
+    if visitor_id is not None:
+        if not isinstance(visitor_id, str):
+            raise invalid("visitorId", "visitorId must be a string.")
+        text = normalise("visitor", visitor_id, "visitorId")
+        if text is not None:
+            found.append((order["visitor"], f"visitor:{text}"))
+    found.sort(key=lambda pair: pair[0])
+    return list(dict.fromkeys(ident for _, ident in found))
+
+
+_ORDER = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+
+# kind -> the name a reader sees in `identifiers`
+PUBLIC_NAMES = {
+    "contactId": "contactId",
+    "email": "email",
+    "phone": "phone",
+    "pushToken": "pushToken",
+    "contactKey": "contactKey",
+    "customer": "externalCustomerId",
+    "key": "keyValue",
+    "visitor": "visitorId",
+}
+
+
+def lookup_candidates(identifier: str) -> list[tuple[str, str]]:
+    """(kind, value) pairs an identifier typed by a reader may be stored under, likeliest first."""
+    text = identifier.strip()
+    candidates: list[tuple[str, str]] = []
+    if "@" in text:
+        candidates.append(("email", text.lower()))
+    if PHONE.match(text):
+        candidates.append(("phone", text))
+    for kind in ("contactId", "contactKey", "pushToken", "customer", "key", "visitor"):
+        candidates.append((kind, identifier))
+    return candidates

@@ -1,0 +1,224 @@
+"""`POST /v1/event` and `POST /v1/events`: the hot path, as plain ASGI.
+
+Every page view of a shop passes here, so this skips Starlette's request/response layers (they
+cost measurable time per request) and does the minimum: read the body within its limit, one orjson
+parse, validate, and hand the events to the micro-batcher that pipelines them into Redis. The
+answer is sent only after Redis has stored the events.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from . import events
+from .auth import PREFLIGHT_HEADERS, Principal, check_origin
+from .clock import iso, now_ms
+from .errors import ApiError, invalid, unavailable
+from .store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+ACCEPTED_TYPES = frozenset({b"application/json", b"text/plain", b""})
+PATHS = frozenset({"/v1/event", "/v1/events"})
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"The body is larger than {limit} bytes.", "body")
+
+
+async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ApiError(400, "client_disconnected", "The client went away.", "body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+    if encoding == b"gzip":
+        return gunzip(body, limit)
+    if encoding != b"identity":
+        raise ApiError(
+            415,
+            "unsupported_encoding",
+            "Content-Encoding must be gzip or absent.",
+            "content-encoding",
+        )
+    return body
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """Decompress at most `limit` bytes: a gzip bomb is refused by its decompressed size."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        raise invalid("body", "The body is not valid gzip.", code="invalid_gzip") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise too_large(limit)
+    if not inflater.eof:
+        raise invalid("body", "The gzip body is truncated.", code="invalid_gzip")
+    return out
+
+
+def media_type(headers: dict[bytes, bytes]) -> bytes:
+    return headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+
+
+class IngestApp:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        settings = gateway.settings
+        self.limit = settings.max_body_bytes
+        self.max_batch = settings.max_batch
+        self.metrics = gateway.metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        path = scope["path"]
+        method = scope["method"]
+        extra: list[tuple[bytes, bytes]] = []
+        tenant = "-"
+        try:
+            if method == "OPTIONS":
+                await self.preflight(scope, headers, send)
+                return
+            if method != "POST":
+                raise ApiError(405, "method_not_allowed", f"{path} accepts POST.", "method")
+            principal = self.gateway.keys.authenticate(
+                _text(headers.get(b"authorization")), scope["query_string"]
+            )
+            tenant = principal.tenant.id
+            origin = _text(headers.get(b"origin"))
+            extra = check_origin(principal, origin)
+            await self.gateway.check_rate(principal)
+            if media_type(headers) not in ACCEPTED_TYPES:
+                raise ApiError(
+                    415,
+                    "unsupported_media_type",
+                    "Content-Type must be application/json or text/plain.",
+                    "content-type",
+                )
+            body = await read_body(receive, headers, self.limit)
+            try:
+                document = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise invalid("body", "The body is not valid JSON.", code="invalid_json") from None
+            now = now_ms()
+            if path == "/v1/event":
+                status, answer = await self.one(principal, document, now)
+            else:
+                status, answer = await self.many(principal, document, now)
+        except ApiError as error:
+            if error.status == 503:
+                self.metrics.redis_unavailable.inc()
+            else:
+                self.metrics.events_rejected.inc(tenant, error.code)
+            status, answer = error.status, error.json()
+            extra = extra + [(k.encode(), v.encode()) for k, v in error.headers.items()]
+        extra.append((b"content-length", str(len(answer)).encode()))
+        await send(
+            {"type": "http.response.start", "status": status, "headers": JSON_HEADERS + extra}
+        )
+        await send({"type": "http.response.body", "body": answer})
+        self.metrics.request_latency.observe(time.perf_counter() - started, path)
+
+    async def preflight(self, scope: Scope, headers: dict[bytes, bytes], send: Send) -> None:
+        origin = _text(headers.get(b"origin"))
+        if origin is None or not self.gateway.keys.preflight_allows(origin, scope["query_string"]):
+            raise ApiError(403, "origin_not_allowed", "This origin is not allowed.", "origin")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 204,
+                "headers": [
+                    (b"access-control-allow-origin", origin.encode("latin-1")),
+                    (b"vary", b"origin"),
+                    *PREFLIGHT_HEADERS,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    async def one(self, principal: Principal, document: Any, now: int) -> tuple[int, bytes]:
+        prepared = events.prepare(document, principal.is_site, iso(now))
+        (result,) = await self.store(principal, [prepared], now)
+        status = "duplicate" if result.startswith(b"d") else "accepted"
+        return 200, orjson.dumps({"status": status, "eventId": prepared.event_id})
+
+    async def many(self, principal: Principal, document: Any, now: int) -> tuple[int, bytes]:
+        if isinstance(document, dict) and "events" in document:
+            document = document["events"]
+        if not isinstance(document, list):
+            raise invalid("body", 'The body must be an array of events or {"events": [...]}.')
+        if len(document) > self.max_batch:
+            raise ApiError(
+                413, "batch_too_large", f"At most {self.max_batch} events per request.", "events"
+            )
+        received = iso(now)
+        good: list[events.Prepared] = []
+        failed: list[dict[str, Any]] = []
+        tenant = principal.tenant.id
+        for index, item in enumerate(document):
+            try:
+                good.append(events.prepare(item, principal.is_site, received))
+            except ApiError as error:
+                self.metrics.events_rejected.inc(tenant, error.code)
+                failed.append({"index": index, **error.body()})
+        results = await self.store(principal, good, now) if good else []
+        duplicates = sum(1 for r in results if r.startswith(b"d"))
+        return 200, orjson.dumps(
+            {"accepted": len(good) - duplicates, "duplicates": duplicates, "failed": failed}
+        )
+
+    async def store(
+        self,
+        principal: Principal,
+        prepared: list[events.Prepared],
+        now: int,
+    ) -> list[bytes]:
+        tenant = principal.tenant
+        try:
+            results: list[bytes] = await self.gateway.batcher.submit(
+                self.gateway.ingest_args(tenant, now) + [p.envelope for p in prepared]
+            )
+        except StoreUnavailable:
+            raise unavailable() from None
+        accepted, duplicate = self.metrics.events_accepted, self.metrics.events_duplicate
+        for p, result in zip(prepared, results, strict=True):
+            if result.startswith(b"d"):
+                duplicate.inc(tenant.id)
+            else:
+                accepted.inc(
+                    tenant.id, p.event_type if p.event_type in events.KNOWN_TYPES else "custom"
+                )
+                if p.repaired:
+                    self.metrics.events_repaired.inc(tenant.id)
+        return results
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")

@@ -1,0 +1,71 @@
+-- Store a batch of validated events of one tenant, atomically, in one round trip.
+-- ARGV: prefix, now_ms, contact_ttl_s, visit_timeout_ms, dedup_ttl_s, stream_maxlen,
+--       recent_views, contact_events, cart_ttl_s, then one JSON envelope per event
+--       {id, d (client eventId: dedup), ty, ids ["kind:value"...], nc (fresh contact id), raw,
+--        pv [productId, json]?, cv categoryId?, cart [recycleStateId, json, empty]?}.
+-- Returns one "a|<contactId>" (accepted) or "d|<contactId>" (duplicate) per event.
+-- Python has validated every envelope: a Lua error would leave a batch half-written.
+local now = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local timeout = tonumber(ARGV[4])
+local dedup_ttl = tonumber(ARGV[5])
+local maxlen = ARGV[6]
+local cap_views = tonumber(ARGV[7])
+local cap_events = tonumber(ARGV[8])
+local cart_ttl = tonumber(ARGV[9])
+
+local limits = {ttl = ttl, views = cap_views, events = cap_events, timeout = timeout, now = now}
+local COUNTER = {pageViewed = 'pg', productViewed = 'pv', productCategoryViewed = 'cv',
+                 cartUpdated = 'cu'}
+
+local results = {}
+for i = 10, #ARGV do
+  local ev = cjson.decode(ARGV[i])
+  local dk = P .. ':dedup:' .. ev.id
+  local seen = ev.d and redis.call('GET', dk)
+  if seen then
+    results[#results + 1] = 'd|' .. seen
+  else
+    local cid = resolve_contact(ev.ids, ev.nc, limits)
+
+    local ck = ckey(cid, '')
+    local touched = {ck, ckey(cid, ':ids'), ckey(cid, ':ev'), ckey(cid, ':visit')}
+    redis.call('HSETNX', ck, 'created', now)
+    redis.call('HSET', ck, 'updated', now)
+
+    local sid = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*',
+                           'c', cid, 'e', ev.raw)
+    redis.call('LPUSH', ckey(cid, ':ev'), ev.ty .. '|' .. sid)
+    redis.call('LTRIM', ckey(cid, ':ev'), 0, cap_events - 1)
+
+    if ev.pv then
+      local pv, pvd = ckey(cid, ':pv'), ckey(cid, ':pvd')
+      redis.call('ZADD', pv, now, ev.pv[1])
+      redis.call('HSET', pvd, ev.pv[1], ev.pv[2])
+      trim_views(cid, cap_views)
+      touched[#touched + 1] = pv
+      touched[#touched + 1] = pvd
+    elseif ev.cv then
+      local cv = ckey(cid, ':cv')
+      redis.call('ZADD', cv, now, ev.cv)
+      redis.call('ZREMRANGEBYRANK', cv, 0, -(cap_views + 1))
+      touched[#touched + 1] = cv
+    elseif ev.cart then
+      local rsid, cart, empty = ev.cart[1], ev.cart[2], ev.cart[3]
+      local state = P .. ':cart:' .. rsid
+      redis.call('HSET', state, 'cart', cart, 'contact', cid, 'at', now)
+      redis.call('EXPIRE', state, cart_ttl)
+      if empty then
+        redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
+      else
+        redis.call('HSET', ck, 'cart', cart, 'cartAt', now, 'cartId', rsid)
+      end
+    end
+
+    open_visit(cid, COUNTER[ev.ty] or 'x', now, timeout)
+    for _, key in ipairs(touched) do redis.call('EXPIRE', key, ttl) end
+    if ev.d then redis.call('SET', dk, cid, 'EX', dedup_ttl) end
+    results[#results + 1] = 'a|' .. cid
+  end
+end
+return results

@@ -1,0 +1,137 @@
+"""Prometheus metrics that cost next to nothing on the hot path.
+
+Counters are plain dict increments; they become Prometheus families only when `/metrics` is
+scraped (a custom collector), so a request never takes prometheus-client's locks. With
+`--workers N` each process reports its own figures (scrape each, or sum them in Prometheus).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass
+class Counter:
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    values: dict[tuple[str, ...], float] = field(default_factory=dict)
+
+    def inc(self, *labels: str, amount: float = 1) -> None:
+        self.values[labels] = self.values.get(labels, 0) + amount
+
+    def get(self, *labels: str) -> float:
+        return self.values.get(labels, 0)
+
+    def family(self) -> Metric:
+        family = CounterMetricFamily(self.name, self.help, labels=self.labels)
+        for labels, value in self.values.items():
+            family.add_metric(labels, value)
+        return family
+
+
+@dataclass
+class Gauge(Counter):
+    def set(self, *labels: str, value: float) -> None:
+        self.values[labels] = value
+
+    def family(self) -> Metric:
+        family = GaugeMetricFamily(self.name, self.help, labels=self.labels)
+        for labels, value in self.values.items():
+            family.add_metric(labels, value)
+        return family
+
+
+@dataclass
+class Histogram:
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    buckets: tuple[float, ...] = LATENCY_BUCKETS
+    counts: dict[tuple[str, ...], list[int]] = field(default_factory=dict)
+    sums: dict[tuple[str, ...], float] = field(default_factory=dict)
+
+    def observe(self, value: float, *labels: str) -> None:
+        counts = self.counts.get(labels)
+        if counts is None:
+            counts = self.counts[labels] = [0] * (len(self.buckets) + 1)
+            self.sums[labels] = 0.0
+        counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.sums[labels] += value
+
+    def family(self) -> Metric:
+        family = HistogramMetricFamily(self.name, self.help, labels=self.labels)
+        for labels, counts in self.counts.items():
+            running, cumulative = 0, []
+            for bound, count in zip((*self.buckets, float("inf")), counts, strict=True):
+                running += count
+                cumulative.append((str(bound) if bound != float("inf") else "+Inf", running))
+            family.add_metric(labels, cumulative, self.sums[labels])
+        return family
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.events_accepted = Counter(
+            "gateway_events_accepted_total",
+            "Events stored, by tenant and type (custom types counted as 'custom').",
+            ("tenant", "type"),
+        )
+        self.events_duplicate = Counter(
+            "gateway_events_duplicate_total",
+            "Events answered as duplicates of an eventId.",
+            ("tenant",),
+        )
+        self.events_rejected = Counter(
+            "gateway_events_rejected_total",
+            "Events or requests refused, by reason.",
+            ("tenant", "reason"),
+        )
+        self.events_repaired = Counter(
+            "gateway_events_repaired_total",
+            "Events stored after repairing a malformed param.",
+            ("tenant",),
+        )
+        self.redis_unavailable = Counter(
+            "gateway_redis_unavailable_total", "Requests answered 503 because Redis was down.", ()
+        )
+        self.request_latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request to response, by route.",
+            ("route",),
+        )
+        self.families: list[Counter | Histogram] = [
+            self.events_accepted,
+            self.events_duplicate,
+            self.events_rejected,
+            self.events_repaired,
+            self.redis_unavailable,
+            self.request_latency,
+        ]
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+        ProcessCollector(registry=self.registry)
+
+    def add(self, family: Counter | Histogram) -> Counter | Histogram:
+        """Register a family declared by another module (triggers, webhooks, ...)."""
+        self.families.append(family)
+        return family
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.families:
+            yield family.family()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

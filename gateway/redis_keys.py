@@ -1,0 +1,72 @@
+"""Every Redis key the gateway writes, built here and only here, with its lifetime beside it.
+
+Layout (P = `gw:<tenant>`; `{cid}` is a Redis Cluster hash tag, so the keys of one contact that
+change together share a slot):
+
+| key                          | type   | lifetime                                    |
+|------------------------------|--------|---------------------------------------------|
+| P:events                     | stream | capped, MAXLEN ~ events_stream_maxlen       |
+| P:dedup:<eventId>            | string | dedup_window_seconds                        |
+| P:id:<kind>:<value>          | string | contact_ttl_seconds (identifier -> contact) |
+| P:c:{cid}                    | hash   | contact_ttl_seconds (profile, cart)         |
+| P:c:{cid}:ids                | hash   | contact_ttl_seconds (identifiers)           |
+| P:c:{cid}:pv / :pvd          | zset/hash | contact_ttl_seconds, capped recent_views |
+| P:c:{cid}:cv                 | zset   | contact_ttl_seconds, capped recent_views    |
+| P:c:{cid}:ev                 | list   | contact_ttl_seconds, capped contact_events  |
+| P:c:{cid}:visit              | hash   | contact_ttl_seconds (the open visit)        |
+| P:visits                     | zset   | one member per open visit, removed on close |
+| P:cart:<recycleStateId>      | string | cart_ttl_seconds                            |
+
+The Lua scripts receive the prefix and build the same names; `CONTACT_SUFFIXES` is the list they
+share with this module (passed in, never repeated by hand).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Suffixes of every per-contact key; the stitching merge and TTL refresh walk this list.
+CONTACT_SUFFIXES = ("", ":ids", ":pv", ":pvd", ":cv", ":ev", ":visit")
+
+# Identifier kinds, in the order they decide which contact an event belongs to.
+KIND_ORDER = (
+    "contactId",
+    "email",
+    "phone",
+    "pushToken",
+    "contactKey",
+    "customer",
+    "key",
+    "visitor",
+)
+# Kinds that let a trigger reach a person (SPEC §8); the others are anonymous.
+REACHABLE_KINDS = frozenset({"contactId", "email", "phone", "pushToken", "contactKey"})
+
+
+@dataclass(frozen=True, slots=True)
+class TenantKeys:
+    prefix: str
+
+    @classmethod
+    def for_tenant(cls, tenant_id: str) -> TenantKeys:
+        return cls(prefix=f"gw:{tenant_id}")
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    @property
+    def visits(self) -> str:
+        return f"{self.prefix}:visits"
+
+    def dedup(self, event_id: str) -> str:
+        return f"{self.prefix}:dedup:{event_id}"
+
+    def identifier(self, kind: str, value: str) -> str:
+        return f"{self.prefix}:id:{kind}:{value}"
+
+    def contact(self, contact_id: str, suffix: str = "") -> str:
+        return f"{self.prefix}:c:{{{contact_id}}}{suffix}"
+
+    def cart(self, recycle_state_id: str) -> str:
+        return f"{self.prefix}:cart:{recycle_state_id}"

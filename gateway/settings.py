@@ -1,0 +1,229 @@
+"""Settings: read once from the environment and the TOML config into frozen dataclasses.
+
+An unknown key or a bad value stops start-up with a ConfigError that names it, so a typo in
+`visit_timeout_seconds` never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+TENANT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    url: str
+    secret: str
+    types: frozenset[str] | None  # None: every trigger type
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    server_keys: tuple[str, ...]
+    site_keys: tuple[str, ...]
+    allowed_origins: tuple[str, ...] = ()
+    visit_timeout_seconds: float = 1800.0
+    cart_purchase_window_seconds: float = 86400.0
+    rate_limit_per_second: float = 0.0
+    webhooks: tuple[Webhook, ...] = ()
+
+    def origin_allowed(self, origin: str) -> bool:
+        return "*" in self.allowed_origins or origin in self.allowed_origins
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    tenants: tuple[Tenant, ...]
+    data_dir: Path
+    redis_url: str | None = None  # None: the embedded Redis under data_dir
+    max_body_bytes: int = 1_048_576
+    max_batch: int = 1000
+    dedup_window_seconds: int = 86_400
+    contact_ttl_seconds: int = 180 * 86_400
+    cart_ttl_seconds: int = 30 * 86_400
+    events_stream_maxlen: int = 1_000_000
+    recent_views: int = 20
+    contact_events: int = 200
+    generated_keys: bool = False  # True when keys were generated (no config file)
+    config_path: Path | None = field(default=None)
+
+
+# name -> (type, lower bound) of every [gateway] key; documented in the README.
+GATEWAY_KEYS: dict[str, tuple[type, float]] = {
+    "max_body_bytes": (int, 1024),
+    "max_batch": (int, 1),
+    "dedup_window_seconds": (int, 1),
+    "contact_ttl_seconds": (int, 60),
+    "cart_ttl_seconds": (int, 60),
+    "events_stream_maxlen": (int, 1000),
+    "recent_views": (int, 1),
+    "contact_events": (int, 1),
+}
+TENANT_KEYS = {
+    "id",
+    "server_keys",
+    "site_keys",
+    "allowed_origins",
+    "visit_timeout_seconds",
+    "cart_purchase_window_seconds",
+    "rate_limit_per_second",
+    "webhooks",
+}
+WEBHOOK_KEYS = {"url", "secret", "types"}
+
+
+def _number(where: str, value: Any, kind: type, minimum: float) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if kind is int and not isinstance(value, int):
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{where}: must be at least {minimum:g}, got {value!r}")
+    return kind(value)
+
+
+def _strings(where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: expected a list of non-empty strings")
+    return tuple(value)
+
+
+def _unknown(where: str, table: dict[str, Any], known: set[str] | dict[str, Any]) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{where}.{key}: unknown config key")
+
+
+def _webhook(where: str, raw: Any) -> Webhook:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    _unknown(where, raw, WEBHOOK_KEYS)
+    url, secret = raw.get("url"), raw.get("secret")
+    if not isinstance(url, str) or not re.match(r"^https?://", url):
+        raise ConfigError(f"{where}.url: expected an http(s) URL")
+    if not isinstance(secret, str) or len(secret) < 8:
+        raise ConfigError(f"{where}.secret: expected a string of at least 8 characters")
+    types = frozenset(_strings(f"{where}.types", raw["types"])) if "types" in raw else None
+    return Webhook(url=url, secret=secret, types=types)
+
+
+def _tenant(where: str, raw: Any) -> Tenant:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    _unknown(where, raw, TENANT_KEYS)
+    tenant_id = raw.get("id")
+    if not isinstance(tenant_id, str) or not TENANT_ID.match(tenant_id):
+        raise ConfigError(f"{where}.id: expected 1-64 characters of A-Z a-z 0-9 _ -")
+    server_keys = _strings(f"{where}.server_keys", raw.get("server_keys", []))
+    site_keys = _strings(f"{where}.site_keys", raw.get("site_keys", []))
+    if not server_keys and not site_keys:
+        raise ConfigError(f"{where}.server_keys: a tenant needs at least one key")
+    hooks = raw.get("webhooks", [])
+    if not isinstance(hooks, list):
+        raise ConfigError(f"{where}.webhooks: expected an array of tables")
+    return Tenant(
+        id=tenant_id,
+        server_keys=server_keys,
+        site_keys=site_keys,
+        allowed_origins=_strings(f"{where}.allowed_origins", raw.get("allowed_origins", [])),
+        visit_timeout_seconds=_number(
+            f"{where}.visit_timeout_seconds", raw.get("visit_timeout_seconds", 1800.0), float, 0.05
+        ),
+        cart_purchase_window_seconds=_number(
+            f"{where}.cart_purchase_window_seconds",
+            raw.get("cart_purchase_window_seconds", 86400.0),
+            float,
+            0,
+        ),
+        rate_limit_per_second=_number(
+            f"{where}.rate_limit_per_second", raw.get("rate_limit_per_second", 0.0), float, 0
+        ),
+        webhooks=tuple(_webhook(f"{where}.webhooks[{i}]", h) for i, h in enumerate(hooks)),
+    )
+
+
+def parse_config(raw: dict[str, Any], data_dir: Path, redis_url: str | None) -> Settings:
+    _unknown("config", raw, {"gateway", "tenants"})
+    section = raw.get("gateway", {})
+    if not isinstance(section, dict):
+        raise ConfigError("config.gateway: expected a table")
+    _unknown("gateway", section, GATEWAY_KEYS)
+    limits = {
+        name: _number(f"gateway.{name}", section[name], kind, minimum)
+        for name, (kind, minimum) in GATEWAY_KEYS.items()
+        if name in section
+    }
+    raw_tenants = raw.get("tenants")
+    if not isinstance(raw_tenants, list) or not raw_tenants:
+        raise ConfigError("tenants: at least one [[tenants]] table is required")
+    tenants = tuple(_tenant(f"tenants[{i}]", t) for i, t in enumerate(raw_tenants))
+    seen_ids: set[str] = set()
+    seen_keys: set[str] = set()
+    for i, tenant in enumerate(tenants):
+        if tenant.id in seen_ids:
+            raise ConfigError(f"tenants[{i}].id: duplicate tenant id {tenant.id!r}")
+        seen_ids.add(tenant.id)
+        for key in tenant.server_keys + tenant.site_keys:
+            if key in seen_keys:
+                raise ConfigError(f"tenants[{i}]: a key is used twice (keys must be unique)")
+            seen_keys.add(key)
+    return Settings(tenants=tenants, data_dir=data_dir, redis_url=redis_url, **limits)
+
+
+def _default_tenant(data_dir: Path) -> Tenant:
+    """One tenant `default` whose keys are generated once and kept in the data dir."""
+    path = data_dir / "keys.json"
+    if path.exists():
+        keys = orjson.loads(path.read_bytes())
+    else:
+        keys = {
+            "server_key": "sk_" + secrets.token_urlsafe(24),
+            "site_key": "pk_" + secrets.token_urlsafe(18),
+        }
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(keys))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return Tenant(
+        id="default",
+        server_keys=(keys["server_key"],),
+        site_keys=(keys["site_key"],),
+        allowed_origins=("*",),
+    )
+
+
+def load_settings(config_path: str | None = None, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    data_dir = Path(env.get("GATEWAY_DATA_DIR") or ".gateway-data").resolve()
+    redis_url = env.get("REDIS_URL") or None
+    config_path = config_path or env.get("GATEWAY_CONFIG") or None
+    if config_path is None:
+        return Settings(
+            tenants=(_default_tenant(data_dir),),
+            data_dir=data_dir,
+            redis_url=redis_url,
+            generated_keys=True,
+        )
+    path = Path(config_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return replace(parse_config(raw, data_dir, redis_url), config_path=path.resolve())

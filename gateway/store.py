@@ -1,0 +1,191 @@
+"""The Redis side: one client, the Lua scripts, and the ingest micro-batcher.
+
+Scripts are sent by SHA (EVALSHA); after a Redis restart has emptied the script cache the first
+NOSCRIPT answer is retried once with the full text, which caches it again. Connection trouble of
+any kind becomes `StoreUnavailable`, which the API answers with 503 + Retry-After: a request is
+never told its data is stored unless Redis said so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from .redis_keys import CONTACT_SUFFIXES
+
+# Errors that mean "Redis is not there right now", as opposed to a bug in a command.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    redis_errors.ReadOnlyError,
+    OSError,
+)
+
+
+class StoreUnavailable(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    text: str
+    sha: str
+
+    @classmethod
+    def load(cls, name: str) -> Script:
+        folder = resources.files("gateway") / "lua"
+        lua_suffixes = "{" + ", ".join(f"'{s}'" for s in CONTACT_SUFFIXES) + "}"
+        library = (folder / "lib.lua").read_text().replace("{{CONTACT_SUFFIXES}}", lua_suffixes)
+        text = library + "\n" + (folder / f"{name}.lua").read_text()
+        return cls(name, text, hashlib.sha1(text.encode()).hexdigest())
+
+
+def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
+    # No automatic retries: a write retried after a lost reply could be stored twice. A failed
+    # call is answered 503 and the client retries (with its eventId, idempotently).
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=5.0,
+        socket_connect_timeout=2.0,
+        health_check_interval=15,
+        max_connections=max_connections,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=False,
+    )
+
+
+class Store:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+        self.scripts: dict[str, Script] = {}
+
+    def script(self, name: str) -> Script:
+        if name not in self.scripts:
+            self.scripts[name] = Script.load(name)
+        return self.scripts[name]
+
+    async def run(self, name: str, args: Sequence[Any]) -> Any:
+        """One script call, outside the batcher (rare paths: orders, detector, webhooks)."""
+        script = self.script(name)
+        try:
+            try:
+                return await self.redis.execute_command(  # type: ignore[no-untyped-call]
+                    "EVALSHA", script.sha, 0, *args
+                )
+            except redis_errors.NoScriptError:
+                return await self.redis.execute_command(  # type: ignore[no-untyped-call]
+                    "EVAL", script.text, 0, *args
+                )
+        except UNAVAILABLE_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except UNAVAILABLE_ERRORS:
+            return False
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+class IngestBatcher:
+    """Pipelines the script calls of concurrent requests into shared round trips.
+
+    A request's call is queued and flushed on the next turn of the event loop together with every
+    other call queued meanwhile; while `max_in_flight` flushes are waiting on Redis, new calls
+    accumulate and go out together when one returns. Each caller still awaits the answer to its own
+    call, so nobody is acknowledged before Redis has stored its events.
+    """
+
+    def __init__(self, store: Store, script: str = "ingest", max_in_flight: int = 2) -> None:
+        self.store = store
+        self.script = store.script(script)
+        self.max_in_flight = max_in_flight
+        self._pending: list[tuple[Sequence[Any], asyncio.Future[Any]]] = []
+        self._in_flight = 0
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, args: Sequence[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((args, future))
+        if not self._scheduled and self._in_flight < self.max_in_flight:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[tuple[Sequence[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._execute([args for args, _ in batch])
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        except BaseException as exc:  # noqa: B036 - every waiter must hear of the failure
+            error = StoreUnavailable(str(exc)) if isinstance(exc, UNAVAILABLE_ERRORS) else exc
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._in_flight -= 1
+            if self._pending and not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+
+    async def _execute(self, calls: list[Sequence[Any]]) -> list[Any]:
+        sha = self.script.sha
+        async with self.store.redis.pipeline(transaction=False) as pipe:
+            for args in calls:
+                pipe.execute_command("EVALSHA", sha, 0, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        missing = [i for i, r in enumerate(results) if isinstance(r, redis_errors.NoScriptError)]
+        if missing:
+            # Redis restarted and lost its script cache: NOSCRIPT means the call did not run.
+            text = self.script.text
+            async with self.store.redis.pipeline(transaction=False) as pipe:
+                for i in missing:
+                    pipe.execute_command("EVAL", text, 0, *calls[i])
+                retried = await pipe.execute(raise_on_error=False)
+            for i, result in zip(missing, retried, strict=True):
+                results[i] = result
+        for i, result in enumerate(results):
+            if isinstance(result, UNAVAILABLE_ERRORS):
+                results[i] = StoreUnavailable(str(result))
+        return results
+
+    async def drain(self) -> None:
+        """Wait for every queued and in-flight call (clean shutdown)."""
+        while self._pending or self._tasks:
+            if self._pending and not self._scheduled and self._in_flight < self.max_in_flight:
+                self._flush()
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            else:
+                await asyncio.sleep(0)
