@@ -15,7 +15,8 @@ change together share a slot):
 | P:c:{cid}:ev                 | list   | contact_ttl_seconds, capped contact_events  |
 | P:c:{cid}:visit              | hash   | contact_ttl_seconds (the open visit)        |
 | P:visits                     | zset   | one member per open visit, removed on close |
-| P:cart:<recycleStateId>      | string | cart_ttl_seconds                            |
+| P:cart:<recycleStateId>      | hash   | cart_ttl_seconds (cart state, its order)    |
+| P:triggers                   | stream | capped, MAXLEN ~ triggers_stream_maxlen     |
 
 The Lua scripts receive the prefix and build the same names; `CONTACT_SUFFIXES` is the list they
 share with this module (passed in, never repeated by hand).
@@ -54,6 +55,11 @@ class TenantKeys:
     @property
     def events(self) -> str:
         return f"{self.prefix}:events"
+
+    @property
+    def triggers(self) -> str:
+        """Trigger events (order<STATUS>, abandoned*), read by consumers, the feed, webhooks."""
+        return f"{self.prefix}:triggers"
 
     @property
     def visits(self) -> str:
