@@ -270,7 +270,7 @@ def _optional_timestamp(body: dict[str, Any]) -> str | None:
 def prepare(body: Any, site_key: bool, received: str) -> Prepared:
     """Validate one event; `received` is the gateway's ISO receive time."""
     if not isinstance(body, dict):
-        raise invalid("body", "An event must be a JSON object.")
+        raise invalid("body", "The body must be a JSON event object.")
     event_type = body.get("eventTypeKey")
     if not isinstance(event_type, str) or not EVENT_TYPE.match(event_type):
         raise invalid(
