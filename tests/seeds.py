@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SEEDS = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
+SEEDS = Path(__file__).resolve().parent / "seed_docs"
 
 
 def seed_text(prefix: str) -> str:
