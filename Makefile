@@ -26,5 +26,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check gateway tests
 	$(BIN)/mypy
 
+# Installs wrk from Debian's packages where missing; see benchmarks/README.md.
+bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .gateway-data .coverage

@@ -1,0 +1,547 @@
+"""`make bench`: the gateway against a bare ASGI app and a naive handler, in one run, on one Redis.
+
+Everything shares this machine (wrk, Redis and the servers compete for the same cores), so
+absolute figures drift with the machine and its load; the ratios to the bare app measured in the
+same run are what the targets are about. Every server this starts, it stops, Redis included.
+
+    python benchmarks/run.py [--duration 10] [--warmup 2] [--connections 64] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import redis
+
+from gateway.embedded import EmbeddedRedis
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(ROOT / "tests"))
+from seeds import json_blocks, seed_text  # noqa: E402 - the seed extraction the tests use
+
+ORIGIN = "https://shop.example"
+TENANTS = ("single", "batch", "workers", "memory")
+BATCH = 100
+MEMORY_CONTACTS = 50
+MEMORY_LIMIT = 4096
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def seed_event() -> dict[str, Any]:
+    """Seed 004's productViewed example, exactly as printed (its product has trailing `]}`)."""
+    (block,) = [b for b in json_blocks(seed_text("004"), '"productViewed"') if "product" in b]
+    event: dict[str, Any] = json.loads(block)
+    return event
+
+
+def write_config(path: Path) -> None:
+    lines = ["[gateway]", "events_stream_maxlen = 5000000", ""]
+    for tenant in TENANTS:
+        lines += [
+            "[[tenants]]",
+            f'id = "{tenant}"',
+            f'server_keys = ["sk_bench_{tenant}"]',
+            f'site_keys = ["pk_bench_{tenant}"]',
+            f'allowed_origins = ["{ORIGIN}"]',
+            "",
+        ]
+    path.write_text("\n".join(lines))
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    port: int
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen(
+                self.command,
+                env={**os.environ, **self.env},
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited at start-up:\n{self.log.read_text()[-2000:]}"
+                )
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not listen within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Run:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    non2xx: int
+    socket_errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def wrk(url: str, body: Path, seconds: int, args: argparse.Namespace) -> Run:
+    command = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(HERE / "post.lua"),
+        url,
+    ]
+    done = subprocess.run(
+        command,
+        env={**os.environ, "BENCH_BODY": str(body)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"^BENCH (\{.*\})$", done.stdout, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"wrk printed no result:\n{done.stdout}\n{done.stderr}")
+    raw = json.loads(match.group(1))
+    return Run(
+        requests=raw["requests"],
+        seconds=raw["duration_us"] / 1e6,
+        p50_ms=raw["p50_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        max_ms=raw["max_us"] / 1000,
+        non2xx=raw["non2xx"],
+        socket_errors=raw["socket_errors"],
+    )
+
+
+@dataclass
+class Row:
+    name: str
+    what: str
+    rps: float
+    events_per_request: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    answered_200: int = 0
+    stored: int = 0
+    errors: int = 0
+
+    @property
+    def eps(self) -> float:
+        return self.rps * self.events_per_request
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    redis: redis.Redis
+    work: Path
+    rows: dict[str, Row] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def measure(
+        self,
+        name: str,
+        what: str,
+        url: str,
+        body: Path,
+        events_per_request: int,
+        stream: str | None,
+    ) -> Row:
+        before = self.redis.xlen(stream) if stream else 0
+        warm = wrk(url, body, self.args.warmup, self.args)
+        run = wrk(url, body, self.args.duration, self.args)
+        errors = warm.non2xx + warm.socket_errors + run.non2xx + run.socket_errors
+        answered = (warm.requests + run.requests - warm.non2xx - run.non2xx) * events_per_request
+        row = Row(name, what, run.rps, events_per_request, run.p50_ms, run.p99_ms, run.max_ms)
+        row.errors = errors
+        if stream:
+            # wrk counts only answers it read before its clock stopped; a request in flight then
+            # may still be stored, so stored >= answered is the honest check.
+            row.answered_200 = answered
+            row.stored = self.redis.xlen(stream) - before
+            if row.stored < answered:
+                self.failures.append(f"{name}: {answered} events answered 200, {row.stored} stored")
+        if errors:
+            self.failures.append(f"{name}: {errors} non-2xx answers or socket errors")
+        self.rows[name] = row
+        print(
+            f"  {name:<14} {row.rps:>9,.0f} req/s {row.eps:>10,.0f} events/s "
+            f"p50 {row.p50_ms:6.2f} ms  p99 {row.p99_ms:6.2f} ms  errors {errors}",
+            flush=True,
+        )
+        return row
+
+
+def python_server(name: str, work: Path, port: int, env: dict[str, str], *args: str) -> Server:
+    return Server(name, [sys.executable, *args], port, env, work / f"{name}.log")
+
+
+def uvicorn_args(app: str, port: int) -> list[str]:
+    return [
+        "-m",
+        "uvicorn",
+        app,
+        "--app-dir",
+        str(HERE),
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+def gateway_server(name: str, work: Path, redis_url: str, workers: int) -> Server:
+    port = free_port()
+    return python_server(
+        name,
+        work,
+        port,
+        {"REDIS_URL": redis_url, "GATEWAY_DATA_DIR": str(work / "gateway-data")},
+        "-m",
+        "gateway",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--config",
+        str(work / "gateway.toml"),
+        "--log-level",
+        "warning",
+    )
+
+
+def memory_per_contact(bench: Bench, base: str) -> dict[str, Any]:
+    """Bytes of Redis per active contact: a cart of 5 products and 20 product views."""
+    tenant = "memory"
+    prefix = f"gw:{tenant}"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for n in range(MEMORY_CONTACTS):
+            email = f"shopper{n}@example.com"
+            events: list[dict[str, Any]] = []
+            for v in range(20):
+                product = {"productId": f"SKU-{n}-{v}", "price": 45.5, "isInStock": 1}
+                events.append(
+                    {
+                        "eventTypeKey": "productViewed",
+                        "keyValue": email,
+                        "params": [
+                            {"name": "email", "value": email},
+                            {"name": "phone", "value": f"+38050{n:07d}"},
+                            {"name": "product", "value": json.dumps(product)},
+                            {"name": "currencyCode", "value": "USD"},
+                        ],
+                    }
+                )
+            cart = [{"productId": f"SKU-{n}-{v}", "quantity": 1, "price": 45.5} for v in range(5)]
+            events.append(
+                {
+                    "eventTypeKey": "cartUpdated",
+                    "keyValue": email,
+                    "params": [
+                        {"name": "email", "value": email},
+                        {"name": "products", "value": json.dumps(cart)},
+                        {"name": "currencyCode", "value": "USD"},
+                        {"name": "recycleStateId", "value": f"rs-{n}"},
+                    ],
+                }
+            )
+            answer = client.post(
+                f"/v1/events?key=pk_bench_{tenant}",
+                content=orjson.dumps(events),
+                headers={"content-type": "text/plain", "origin": ORIGIN},
+            )
+            if answer.status_code != 200 or answer.json()["accepted"] != len(events):
+                raise RuntimeError(f"memory events refused: {answer.status_code} {answer.text}")
+    contact = identifiers = cart_state = 0
+    for n in range(MEMORY_CONTACTS):
+        cid = bench.redis.get(f"{prefix}:id:email:shopper{n}@example.com")
+        assert cid is not None, "the memory contact was not stored"
+        contact_keys = list(bench.redis.scan_iter(match=f"{prefix}:c:{{{cid.decode()}}}*"))
+        ident_keys = [
+            f"{prefix}:id:{ident.decode()}"
+            for ident in bench.redis.hkeys(f"{prefix}:c:{{{cid.decode()}}}:ids")
+        ]
+        contact += sum(bench.redis.memory_usage(k, samples=0) or 0 for k in contact_keys)
+        identifiers += sum(bench.redis.memory_usage(k, samples=0) or 0 for k in ident_keys)
+        cart_state += bench.redis.memory_usage(f"{prefix}:cart:rs-{n}", samples=0) or 0
+    result = {
+        "contacts": MEMORY_CONTACTS,
+        "contact_keys_bytes": contact / MEMORY_CONTACTS,
+        "identifier_keys_bytes": identifiers / MEMORY_CONTACTS,
+        "cart_state_bytes": cart_state / MEMORY_CONTACTS,
+    }
+    result["total_bytes"] = (contact + identifiers + cart_state) / MEMORY_CONTACTS
+    return result
+
+
+def targets(bench: Bench, memory: dict[str, Any]) -> list[dict[str, Any]]:
+    r = bench.rows
+    single, bare, naive = r["gateway"].rps, r["bare"].rps, r["naive"].rps
+    return [
+        {
+            "target": "single events ≥ 0.45 × bare ASGI",
+            "value": f"{single / bare:.2f} ×",
+            "met": single >= 0.45 * bare,
+        },
+        {
+            "target": "single events ≥ 2.5 × naive handler",
+            "value": f"{single / naive:.2f} ×",
+            "met": single >= 2.5 * naive,
+        },
+        {
+            "target": "batches ≥ 100,000 events/s, one worker",
+            "value": f"{r['gateway-batch'].eps:,.0f} events/s",
+            "met": r["gateway-batch"].eps >= 100_000,
+        },
+        {
+            "target": "single events p99 < 10 ms at 64 connections",
+            "value": f"{r['gateway'].p99_ms:.2f} ms",
+            "met": r["gateway"].p99_ms < 10,
+        },
+        {
+            "target": "--workers 2 ≥ 1.6 × one worker",
+            "value": f"{r['gateway-2w'].rps / single:.2f} ×",
+            "met": r["gateway-2w"].rps >= 1.6 * single,
+        },
+        {
+            "target": "Redis memory per active contact ≤ 4 KB",
+            "value": f"{memory['total_bytes']:,.0f} B",
+            "met": memory["total_bytes"] <= MEMORY_LIMIT,
+        },
+    ]
+
+
+def markdown(
+    bench: Bench, memory: dict[str, Any], checks: list[dict[str, Any]], meta: dict[str, Any]
+) -> str:
+    bare = bench.rows["bare"]
+    lines = [
+        f"Run {meta['date']} on {meta['cpus']} CPUs ({meta['cpu']}), load average before the run "
+        f"{meta['load_before']}; wrk {bench.args.threads} threads, {bench.args.connections} "
+        f"connections, {bench.args.duration:g} s per row after {bench.args.warmup:g} s warm-up.",
+        "",
+        "| server | req/s | events/s | p50 ms | p99 ms | req/s × bare | p50 × bare | p99 × bare "
+        "| stored / answered 200 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in bench.rows.values():
+        stored = f"{row.stored:,} / {row.answered_200:,}" if row.answered_200 else "-"
+        lines.append(
+            f"| {row.what} | {row.rps:,.0f} | {row.eps:,.0f} | {row.p50_ms:.2f} | "
+            f"{row.p99_ms:.2f} | {row.rps / bare.rps:.2f} | {row.p50_ms / bare.p50_ms:.2f} | "
+            f"{row.p99_ms / bare.p99_ms:.2f} | {stored} |"
+        )
+    lines += [
+        "",
+        f"Redis memory per active contact (cart of 5 products, 20 product views; mean of "
+        f"{memory['contacts']} contacts, `MEMORY USAGE`): **{memory['total_bytes']:,.0f} B** = "
+        f"contact keys {memory['contact_keys_bytes']:,.0f} B + identifier keys "
+        f"{memory['identifier_keys_bytes']:,.0f} B + cart state "
+        f"{memory['cart_state_bytes']:,.0f} B "
+        "(the raw event stream is capped per tenant, not per contact, and is not counted).",
+        "",
+        "| target | this run | met |",
+        "|---|---:|:-:|",
+    ]
+    for check in checks:
+        lines.append(
+            f"| {check['target']} | {check['value']} | {'yes' if check['met'] else 'no'} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10.0, help="seconds per measured row")
+    parser.add_argument("--warmup", type=int, default=2.0, help="seconds of warm-up per row")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (make bench installs it: apt-get install wrk)", file=sys.stderr)
+        return 2
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "python": platform.python_version(),
+    }
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                meta["cpu"] = line.split(":", 1)[1].strip()
+                break
+        meta["commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    store = EmbeddedRedis(work / "redis", port=free_port())
+    store.start()
+    client = redis.Redis.from_url(store.url)
+    try:
+        write_config(work / "gateway.toml")
+        event = seed_event()
+        single_body, batch_body = work / "single.json", work / "batch.json"
+        single_body.write_bytes(orjson.dumps(event))
+        batch_body.write_bytes(orjson.dumps([event] * BATCH))
+        bench = Bench(args, client, work)
+        print(f"benchmark: one Redis on port {store.port}, wrk -c{args.connections}", flush=True)
+
+        port = free_port()
+        with running(python_server("bare", work, port, {}, *uvicorn_args("bare:app", port))):
+            bench.measure(
+                "bare",
+                "(a) bare ASGI + orjson",
+                f"http://127.0.0.1:{port}/v1/event",
+                single_body,
+                1,
+                None,
+            )
+        port = free_port()
+        naive = python_server(
+            "naive", work, port, {"REDIS_URL": store.url}, *uvicorn_args("naive:app", port)
+        )
+        with running(naive):
+            bench.measure(
+                "naive",
+                "(b) Starlette + XADD",
+                f"http://127.0.0.1:{port}/v1/event",
+                single_body,
+                1,
+                "naive:events",
+            )
+        gateway = gateway_server("gateway", work, store.url, 1)
+        with running(gateway):
+            base = f"http://127.0.0.1:{gateway.port}"
+            bench.measure(
+                "gateway",
+                "(c) gateway, 1 worker",
+                f"{base}/v1/event?key=pk_bench_single",
+                single_body,
+                1,
+                "gw:single:events",
+            )
+            bench.measure(
+                "gateway-batch",
+                f"gateway, 1 worker, batches of {BATCH}",
+                f"{base}/v1/events?key=pk_bench_batch",
+                batch_body,
+                BATCH,
+                "gw:batch:events",
+            )
+            memory = memory_per_contact(bench, base)
+        gateway2 = gateway_server("gateway-2w", work, store.url, 2)
+        with running(gateway2):
+            bench.measure(
+                "gateway-2w",
+                "gateway, --workers 2",
+                f"http://127.0.0.1:{gateway2.port}/v1/event?key=pk_bench_workers",
+                single_body,
+                1,
+                "gw:workers:events",
+            )
+        checks = targets(bench, memory)
+        text = markdown(bench, memory, checks, meta)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "latest.md").write_text(text)
+        (RESULTS / "latest.json").write_bytes(
+            orjson.dumps(
+                {
+                    "meta": meta,
+                    "args": vars(args),
+                    "rows": [{**asdict(r), "eps": r.eps} for r in bench.rows.values()],
+                    "memory_per_contact": memory,
+                    "targets": checks,
+                    "failures": bench.failures,
+                },
+                option=orjson.OPT_INDENT_2,
+            )
+        )
+        print("\n" + text)
+        for failure in bench.failures:
+            print(f"FAILED: {failure}", file=sys.stderr)
+        return 1 if bench.failures else 0
+    finally:
+        client.close()
+        store.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
