@@ -1,0 +1,107 @@
+"""The ingest micro-batcher: concurrent requests share Redis round trips, never their answers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+
+def viewed(email: str, product: str | None, event_id: str) -> dict[str, Any]:
+    params: list[dict[str, Any]] = [{"name": "email", "value": email}]
+    if product is not None:
+        params.append({"name": "product", "value": product})
+    return {"eventTypeKey": "productViewed", "eventId": event_id, "params": params}
+
+
+def good(n: int) -> dict[str, Any]:
+    product = orjson.dumps({"productId": f"P{n}", "price": n}).decode()
+    return viewed(f"buyer{n}@example.com", product, f"good-{n}")
+
+
+async def test_concurrent_requests_in_one_batch_each_get_their_own_answer(api, sync_redis):
+    bad = {3: viewed("bad3@example.com", None, "bad-3"), 7: viewed("bad7@example.com", "{x", "b7")}
+    bodies = [bad.get(n, good(n)) for n in range(12)]
+    batcher = api.gateway.batcher
+    flushed: list[int] = []
+    execute = batcher._execute
+
+    async def counting(calls: list[Any]) -> list[Any]:
+        flushed.append(len(calls))
+        return await execute(calls)
+
+    batcher._execute = counting  # type: ignore[method-assign]
+    try:
+        answers = await asyncio.gather(*(api.event(body) for body in bodies))
+    finally:
+        batcher._execute = execute  # type: ignore[method-assign]
+    # the ten good requests reached Redis in fewer round trips than requests
+    assert sum(flushed) == 10 and len(flushed) < 10
+    for n, answer in enumerate(answers):
+        if n in bad:
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["field"].startswith("params.product")
+        else:
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == {"status": "accepted", "eventId": f"good-{n}"}
+    for n in range(12):
+        if n not in bad:
+            contact = await api.contact(f"buyer{n}@example.com")
+            assert [p["productId"] for p in contact["recentProducts"]] == [f"P{n}"]
+    for n in bad:
+        assert (await api.get(f"/v1/contacts/bad{n}@example.com")).status_code == 404
+    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 10
+
+
+async def test_a_batch_request_among_single_ones_gets_its_own_counts(api):
+    batch = [good(100), viewed("x@example.com", None, "bad-batch"), good(101)]
+    single, many = await asyncio.gather(api.event(good(102)), api.events(batch))
+    assert single.json() == {"status": "accepted", "eventId": "good-102"}
+    body = many.json()
+    assert (body["accepted"], body["duplicates"]) == (2, 0)
+    assert [f["index"] for f in body["failed"]] == [1]
+
+
+async def test_the_same_event_id_twice_in_one_batch_is_stored_once(api, sync_redis):
+    first, second = await asyncio.gather(api.event(good(200)), api.event(good(200)))
+    assert sorted([first.json()["status"], second.json()["status"]]) == ["accepted", "duplicate"]
+    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 1
+
+
+async def test_every_key_of_a_contact_has_a_ttl(api, sync_redis):
+    cart = orjson.dumps([{"productId": "P1", "quantity": 1, "price": 3}]).decode()
+    category = orjson.dumps({"productCategoryId": "Mugs"}).decode()
+    await api.event(good(300))
+    await api.event(
+        {**good(301), "params": good(301)["params"] + [{"name": "phone", "value": "+380501112233"}]}
+    )
+    for body in (
+        {
+            "eventTypeKey": "cartUpdated",
+            "params": [
+                {"name": "email", "value": "buyer300@example.com"},
+                {"name": "products", "value": cart},
+                {"name": "recycleStateId", "value": "rs-ttl"},
+            ],
+        },
+        {
+            "eventTypeKey": "productCategoryViewed",
+            "keyValue": "buyer300@example.com",
+            "params": [{"name": "category", "value": category}],
+        },
+        # stitches buyer301 (and its phone) into buyer300
+        {
+            "eventTypeKey": "login",
+            "params": [
+                {"name": "email", "value": "buyer300@example.com"},
+                {"name": "phone", "value": "+380501112233"},
+            ],
+        },
+        good(300),
+    ):
+        answer = await api.event(body)
+        assert answer.status_code == 200, answer.text
+    keys = list(sync_redis.scan_iter(match=f"gw:{api.tenant_id}:[ic]*", count=1000))
+    assert len(keys) >= 9
+    assert {k: sync_redis.ttl(k) for k in keys if sync_redis.ttl(k) <= 0} == {}
