@@ -13,6 +13,13 @@ local maxlen = ARGV[6]
 local cap_views = tonumber(ARGV[7])
 local cap_events = tonumber(ARGV[8])
 local cart_ttl = tonumber(ARGV[9])
+-- TTLs cost a command per key, so they are not renewed on every event: a contact's keys expire
+-- `ttl + slack` after their last renewal, renewed (with its identifier keys) once `slack` has
+-- passed; keys created in between get theirs at creation. A contact is thus kept at least `ttl`,
+-- at most `ttl + slack`, after its last event.
+local slack = math.ceil(ttl / 10)
+local renew_ms = slack * 1000
+ttl = ttl + slack
 
 local limits = {ttl = ttl, views = cap_views, events = cap_events, timeout = timeout, now = now}
 local COUNTER = {pageViewed = 'pg', productViewed = 'pv', productCategoryViewed = 'cv',
@@ -30,25 +37,40 @@ for i = 10, #ARGV do
 
     local ck = ckey(cid, '')
     local touched = {ck, ckey(cid, ':ids'), ckey(cid, ':ev'), ckey(cid, ':visit')}
-    redis.call('HSETNX', ck, 'created', now)
-    redis.call('HSET', ck, 'updated', now)
+    local renewed = tonumber(redis.call('HGET', ck, 'ttlAt'))
+    local renew = not renewed or now - renewed >= renew_ms
+    if not renewed then redis.call('HSETNX', ck, 'created', now) end
+    if renew then
+      redis.call('HSET', ck, 'updated', now, 'ttlAt', now)
+    else
+      redis.call('HSET', ck, 'updated', now)
+    end
 
     local sid = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*',
                            'c', cid, 'e', ev.raw)
-    redis.call('LPUSH', ckey(cid, ':ev'), ev.ty .. '|' .. sid)
-    redis.call('LTRIM', ckey(cid, ':ev'), 0, cap_events - 1)
+    local listed = redis.call('LPUSH', ckey(cid, ':ev'), ev.ty .. '|' .. sid)
+    if listed == 1 and not renew then redis.call('EXPIRE', ckey(cid, ':ev'), ttl) end
+    if listed > cap_events then redis.call('LTRIM', ckey(cid, ':ev'), 0, cap_events - 1) end
 
     if ev.pv then
       local pv, pvd = ckey(cid, ':pv'), ckey(cid, ':pvd')
-      redis.call('ZADD', pv, now, ev.pv[1])
+      -- Only a product new to the list can make it grow or be its first (keys without a TTL yet).
+      local added = redis.call('ZADD', pv, now, ev.pv[1]) == 1
       redis.call('HSET', pvd, ev.pv[1], ev.pv[2])
-      trim_views(cid, cap_views)
+      if added then
+        trim_views(cid, cap_views)
+        if not renew then
+          redis.call('EXPIRE', pv, ttl)
+          redis.call('EXPIRE', pvd, ttl)
+        end
+      end
       touched[#touched + 1] = pv
       touched[#touched + 1] = pvd
     elseif ev.cv then
       local cv = ckey(cid, ':cv')
       redis.call('ZADD', cv, now, ev.cv)
       redis.call('ZREMRANGEBYRANK', cv, 0, -(cap_views + 1))
+      if not renew then redis.call('EXPIRE', cv, ttl) end
       touched[#touched + 1] = cv
     elseif ev.cart then
       local rsid, cart, empty = ev.cart[1], ev.cart[2], ev.cart[3]
@@ -63,7 +85,15 @@ for i = 10, #ARGV do
     end
 
     open_visit(cid, COUNTER[ev.ty] or 'x', now, timeout)
-    for _, key in ipairs(touched) do redis.call('EXPIRE', key, ttl) end
+    if renew then
+      for _, key in ipairs(touched) do redis.call('EXPIRE', key, ttl) end
+      for _, ident in ipairs(redis.call('HKEYS', ckey(cid, ':ids'))) do
+        redis.call('EXPIRE', P .. ':id:' .. ident, ttl)
+      end
+    else
+      -- open_visit starts a fresh hash when the last visit timed out.
+      redis.call('EXPIRE', ckey(cid, ':visit'), ttl)
+    end
     if ev.d then redis.call('SET', dk, cid, 'EX', dedup_ttl) end
     results[#results + 1] = 'a|' .. cid
   end

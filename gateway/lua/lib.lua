@@ -95,8 +95,10 @@ end
 local function resolve_contact(ids, fresh, limits)
   local cid = nil
   local others = {}
-  for _, ident in ipairs(ids) do
+  local named = {}
+  for i, ident in ipairs(ids) do
     local c = redis.call('GET', P .. ':id:' .. ident)
+    named[i] = c
     if c then
       if not cid then cid = c elseif c ~= cid then others[c] = true end
     end
@@ -104,9 +106,12 @@ local function resolve_contact(ids, fresh, limits)
   cid = cid or fresh
   for other in pairs(others) do merge_contact(other, cid, limits) end
   local now = limits.now
-  for _, ident in ipairs(ids) do
-    redis.call('SET', P .. ':id:' .. ident, cid, 'EX', limits.ttl)
-    redis.call('HSETNX', ckey(cid, ':ids'), ident, now)
+  for i, ident in ipairs(ids) do
+    -- An identifier already naming this contact is in its :ids; ingest.lua renews its TTL.
+    if named[i] ~= cid then
+      redis.call('SET', P .. ':id:' .. ident, cid, 'EX', limits.ttl)
+      redis.call('HSETNX', ckey(cid, ':ids'), ident, now)
+    end
   end
   return cid
 end
