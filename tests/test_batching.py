@@ -36,8 +36,8 @@ async def test_concurrent_requests_in_one_batch_each_get_their_own_answer(api, s
         answers = await asyncio.gather(*(api.event(body) for body in bodies))
     finally:
         batcher._execute = execute  # type: ignore[method-assign]
-    # the ten good requests reached Redis in fewer round trips than requests
-    assert sum(flushed) == 10 and len(flushed) < 10
+    # the ten good requests reached Redis in fewer script calls than requests
+    assert 0 < sum(flushed) < 10
     for n, answer in enumerate(answers):
         if n in bad:
             assert answer.status_code == 400, answer.text
