@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 from .errors import ApiError
@@ -102,6 +103,8 @@ class KeyRing:
         return any(t.origin_allowed(origin) for t in self.tenants.values() if t.site_keys)
 
 
+# A site's snippet sends the same query string on every request: parse it once.
+@lru_cache(maxsize=1024)
 def query_key(query_string: bytes) -> str | None:
     if b"key=" not in query_string:
         return None

@@ -6,6 +6,8 @@ script that stores a batch has no rollback, so it must only ever receive events 
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import secrets
 from collections.abc import Callable
@@ -31,6 +33,28 @@ RECOMMENDATION_TYPES = frozenset(
 ORDER_TYPES = frozenset({"orderCreated", "orderUpdated", "orderDelivered", "orderCancelled"})
 KNOWN_TYPES = RECOMMENDATION_TYPES | ORDER_TYPES
 WEB_SCHEMES = frozenset({"http", "https"})
+
+
+class _Ids:
+    """Event and contact ids: a random per-process prefix and a counter.
+
+    They must be unique (across processes and restarts), not secret, and two `secrets.token_hex`
+    calls per event (a system call each) showed up in the ingest profile; a counter does not.
+    """
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = secrets.token_hex(8)
+        self.counter = itertools.count()
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.counter):08x}"
+
+
+new_id = _Ids().new
 
 
 @dataclass(slots=True)
@@ -287,7 +311,7 @@ def prepare(body: Any, site_key: bool, received: str) -> Prepared:
         not isinstance(given_id, str) or not 0 < len(given_id) <= MAX_EVENT_ID
     ):
         raise invalid("eventId", f"eventId must be a string of 1-{MAX_EVENT_ID} characters.")
-    event_id = given_id or secrets.token_hex(12)
+    event_id = given_id or new_id()
     params = read_params(body.get("params"))
     idents = identity.collect(
         params.by_lower, params.names, body.get("keyValue"), body.get("visitorId")
@@ -315,7 +339,7 @@ def prepare(body: Any, site_key: bool, received: str) -> Prepared:
         "d": given_id is not None,
         "ty": event_type,
         "ids": idents,
-        "nc": secrets.token_hex(8),
+        "nc": new_id(),
         "raw": orjson.dumps(raw).decode(),
         **extra,
     }
