@@ -140,6 +140,30 @@ class Run:
         return self.requests / self.seconds
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU of a process and its descendants (uvicorn's workers), from /proc."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0))[1] / TICK
+        todo += [child for child, (parent, _) in stats.items() if parent == pid]
+    return total
+
+
+def redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def wrk(url: str, body: Path, seconds: int, args: argparse.Namespace) -> Run:
     command = [
         "wrk",
@@ -183,6 +207,8 @@ class Row:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    server_cpu_us: float = 0.0  # CPU time of the server per event: robust to a busy machine
+    redis_cpu_us: float = 0.0
     answered_200: int = 0
     stored: int = 0
     errors: int = 0
@@ -204,17 +230,26 @@ class Bench:
         self,
         name: str,
         what: str,
-        url: str,
+        server: Server,
+        path: str,
         body: Path,
         events_per_request: int,
         stream: str | None,
     ) -> Row:
+        assert server.process is not None
+        url = f"http://127.0.0.1:{server.port}{path}"
         before = self.redis.xlen(stream) if stream else 0
         warm = wrk(url, body, self.args.warmup, self.args)
+        cpu, redis_before = cpu_seconds(server.process.pid), redis_cpu(self.redis)
         run = wrk(url, body, self.args.duration, self.args)
+        cpu = cpu_seconds(server.process.pid) - cpu
+        redis_used = redis_cpu(self.redis) - redis_before
         errors = warm.non2xx + warm.socket_errors + run.non2xx + run.socket_errors
         answered = (warm.requests + run.requests - warm.non2xx - run.non2xx) * events_per_request
         row = Row(name, what, run.rps, events_per_request, run.p50_ms, run.p99_ms, run.max_ms)
+        events = run.requests * events_per_request
+        row.server_cpu_us = cpu / events * 1e6
+        row.redis_cpu_us = redis_used / events * 1e6
         row.errors = errors
         if stream:
             # wrk counts only answers it read before its clock stopped; a request in flight then
@@ -228,7 +263,8 @@ class Bench:
         self.rows[name] = row
         print(
             f"  {name:<14} {row.rps:>9,.0f} req/s {row.eps:>10,.0f} events/s "
-            f"p50 {row.p50_ms:6.2f} ms  p99 {row.p99_ms:6.2f} ms  errors {errors}",
+            f"p50 {row.p50_ms:6.2f} ms  p99 {row.p99_ms:6.2f} ms  CPU/event: server "
+            f"{row.server_cpu_us:5.1f} us, redis {row.redis_cpu_us:5.1f} us  errors {errors}",
             flush=True,
         )
         return row
@@ -391,15 +427,16 @@ def markdown(
         f"connections, {bench.args.duration:g} s per row after {bench.args.warmup:g} s warm-up.",
         "",
         "| server | req/s | events/s | p50 ms | p99 ms | req/s × bare | p50 × bare | p99 × bare "
-        "| stored / answered 200 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU µs/event | Redis CPU µs/event | stored / answered 200 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in bench.rows.values():
         stored = f"{row.stored:,} / {row.answered_200:,}" if row.answered_200 else "-"
         lines.append(
             f"| {row.what} | {row.rps:,.0f} | {row.eps:,.0f} | {row.p50_ms:.2f} | "
             f"{row.p99_ms:.2f} | {row.rps / bare.rps:.2f} | {row.p50_ms / bare.p50_ms:.2f} | "
-            f"{row.p99_ms / bare.p99_ms:.2f} | {stored} |"
+            f"{row.p99_ms / bare.p99_ms:.2f} | {row.server_cpu_us:.1f} | {row.redis_cpu_us:.1f} | "
+            f"{stored} |"
         )
     lines += [
         "",
@@ -464,35 +501,24 @@ def main() -> int:
         print(f"benchmark: one Redis on port {store.port}, wrk -c{args.connections}", flush=True)
 
         port = free_port()
-        with running(python_server("bare", work, port, {}, *uvicorn_args("bare:app", port))):
-            bench.measure(
-                "bare",
-                "(a) bare ASGI + orjson",
-                f"http://127.0.0.1:{port}/v1/event",
-                single_body,
-                1,
-                None,
-            )
+        bare = python_server("bare", work, port, {}, *uvicorn_args("bare:app", port))
+        with running(bare):
+            bench.measure("bare", "(a) bare ASGI + orjson", bare, "/v1/event", single_body, 1, None)
         port = free_port()
         naive = python_server(
             "naive", work, port, {"REDIS_URL": store.url}, *uvicorn_args("naive:app", port)
         )
         with running(naive):
             bench.measure(
-                "naive",
-                "(b) Starlette + XADD",
-                f"http://127.0.0.1:{port}/v1/event",
-                single_body,
-                1,
-                "naive:events",
+                "naive", "(b) Starlette + XADD", naive, "/v1/event", single_body, 1, "naive:events"
             )
         gateway = gateway_server("gateway", work, store.url, 1)
         with running(gateway):
-            base = f"http://127.0.0.1:{gateway.port}"
             bench.measure(
                 "gateway",
                 "(c) gateway, 1 worker",
-                f"{base}/v1/event?key=pk_bench_single",
+                gateway,
+                "/v1/event?key=pk_bench_single",
                 single_body,
                 1,
                 "gw:single:events",
@@ -500,18 +526,20 @@ def main() -> int:
             bench.measure(
                 "gateway-batch",
                 f"gateway, 1 worker, batches of {BATCH}",
-                f"{base}/v1/events?key=pk_bench_batch",
+                gateway,
+                "/v1/events?key=pk_bench_batch",
                 batch_body,
                 BATCH,
                 "gw:batch:events",
             )
-            memory = memory_per_contact(bench, base)
+            memory = memory_per_contact(bench, f"http://127.0.0.1:{gateway.port}")
         gateway2 = gateway_server("gateway-2w", work, store.url, 2)
         with running(gateway2):
             bench.measure(
                 "gateway-2w",
                 "gateway, --workers 2",
-                f"http://127.0.0.1:{gateway2.port}/v1/event?key=pk_bench_workers",
+                gateway2,
+                "/v1/event?key=pk_bench_workers",
                 single_body,
                 1,
                 "gw:workers:events",
