@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 from dataclasses import dataclass, field
@@ -59,19 +60,21 @@ async def triggers(api: Api, **params: Any) -> list[dict[str, Any]]:
 
 
 async def wait_for(condition: Any, timeout: float = 3.0) -> None:
+    """Poll `condition()` (a bool, or an awaitable of one) until it holds."""
     deadline = time.monotonic() + timeout
-    while not await condition():
+    while not await _value(condition()):
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
+
+
+async def _value(result: Any) -> bool:
+    return bool(await result) if inspect.isawaitable(result) else bool(result)
 
 
 async def closed(api: Api, visits: int, timeout: float = 3.0) -> list[dict[str, Any]]:
     """Wait until `visits` visits of the tenant are closed; then its triggers."""
 
-    async def done() -> bool:
-        return api.gateway.metrics.visits_closed.get(api.tenant_id) >= visits
-
-    await wait_for(done, timeout)
+    await wait_for(lambda: api.gateway.metrics.visits_closed.get(api.tenant_id) >= visits, timeout)
     return await triggers(api)
 
 
