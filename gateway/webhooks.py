@@ -39,7 +39,7 @@ POLL_SECONDS = 0.1
 READ_BATCH = 100
 MAX_IN_FLIGHT = 32  # concurrent POSTs per process, over all webhooks
 MAX_RETRY_DELAY = 600.0  # backoff cap, seconds
-LEASE_MARGIN_MS = 5000  # a claimed job comes due again this long after the attempt's timeout
+LEASE_MARGIN_MS = 1000  # a claimed job comes due again this long after twice its timeout
 MAX_DEAD = 10_000  # dead letters kept per tenant
 STOP_GRACE = 2.0  # seconds in-flight POSTs get at shutdown
 
@@ -134,7 +134,7 @@ class Deliverer:
         free = MAX_IN_FLIGHT - len(self.sending)
         if free <= 0:
             return
-        lease = int(hook.webhook.timeout_seconds * 1000) + LEASE_MARGIN_MS
+        lease = int(hook.webhook.timeout_seconds * 2000) + LEASE_MARGIN_MS
         jobs: list[Any] = await store.run(
             "webhook", [prefix, "claim", hook.id, now_ms(), lease, free]
         )
