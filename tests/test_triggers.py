@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+import httpx
+from conftest import Api, build_settings, free_port, tenant_config, unique
 from triggering import TIMEOUT, cart, category, closed, page, product, send, triggers
+
+from gateway.app import create_app
+from gateway.embedded import EmbeddedRedis
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 MUG = {"productId": "MUG-1", "quantity": 3, "price": 0.1, "name": "Mug"}
@@ -137,3 +143,43 @@ async def test_feed_refuses_bad_input_and_site_keys(api):
     site = await api.http.get(f"/v1/triggers?key={api.site_key}")
     assert site.status_code == 403
     assert (await api.http.get("/v1/webhooks/dead")).status_code == 401
+
+
+async def test_next_event_closes_an_idle_visit_the_detector_has_not_reached(api, sync_redis):
+    await send(api, product("late@x.io", "P1"))
+    contact = (await api.contact("late@x.io"))["id"]
+    prefix = f"gw:{api.tenant_id}"
+    # the visit went idle long ago, but its deadline is out of the detector's reach
+    sync_redis.hset(f"{prefix}:c:{{{contact}}}:visit", "last", 1)
+    sync_redis.zadd(f"{prefix}:visits", {contact: 2**50})
+    await send(api, cart("late@x.io", "rs-late", [MUG]))
+    # the old visit's trigger reflects it as it was: a browse, before the cart existed
+    (trigger,) = await triggers(api)
+    assert trigger["type"] == "abandonedBrowse" and trigger["cart"] is None
+    visit = sync_redis.hgetall(f"{prefix}:c:{{{contact}}}:visit")
+    assert visit[b"n"] == b"1" and visit[b"cu"] == b"1"
+
+
+async def test_detector_survives_a_redis_outage(tmp_path):
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port())
+    server.start()
+    tenant = unique("outage")
+    settings = build_settings(
+        server.url, tmp_path, [tenant_config(tenant, visit_timeout_seconds=TIMEOUT)]
+    )
+    app = create_app(settings)
+    lifespan = app.gateway.lifespan(None)
+    await lifespan.__aenter__()
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+            api = Api(http, app.gateway, tenant, f"sk_{tenant}", f"pk_{tenant}")
+            await send(api, page("out@x.io"))
+            server.stop()  # saves: the open visit survives the outage
+            await asyncio.sleep(2 * TIMEOUT)  # the deadline passes while Redis is down
+            server.start()
+            (trigger,) = await closed(api, 1, timeout=8)
+            assert trigger["contact"]["email"] == "out@x.io"
+    finally:
+        await lifespan.__aexit__(None, None, None)
+        server.stop()
