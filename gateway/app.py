@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import contacts
+from . import contacts, triggers
 from .auth import KeyRing, Principal, check_origin, require_server
 from .clock import now_ms
 from .embedded import EmbeddedRedis
@@ -107,9 +107,11 @@ class Gateway:
         # cyclic collector need not re-scan it in every full collection (measured: ~30% of the
         # time spent validating a batch went to those scans).
         gc.freeze()
+        background = await triggers.start_background(self)
         try:
             yield
         finally:
+            await triggers.stop_background(background)
             await self._batcher.drain()
             await self._store.close()
             if self.embedded is not None:
@@ -164,6 +166,12 @@ class Gateway:
             found = await contacts.contact_events(self.store, keys, contact_id, event_type, limit)
         return contacts.json_response({"events": found})
 
+    async def list_triggers(self, request: Request) -> Response:
+        return await triggers.list_triggers(self, request)
+
+    async def dead_letters(self, request: Request) -> Response:
+        return await triggers.dead_letters(self, request)
+
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
@@ -182,6 +190,8 @@ def create_app(settings: Settings | None = None) -> Any:
         Route("/metrics", gateway.metrics_endpoint),
         Route("/v1/contacts/{identifier:path}", gateway.get_contact),
         Route("/v1/events", gateway.list_events),
+        Route("/v1/triggers", gateway.list_triggers),
+        Route("/v1/webhooks/dead", gateway.dead_letters),
     ]
     handlers: dict[Any, Any] = {ApiError: api_error, StoreUnavailable: store_unavailable}
     for error in UNAVAILABLE_ERRORS:

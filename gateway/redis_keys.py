@@ -16,7 +16,10 @@ change together share a slot):
 | P:c:{cid}:visit              | hash   | contact_ttl_seconds (the open visit)        |
 | P:visits                     | zset   | one member per open visit, removed on close |
 | P:cart:<recycleStateId>      | hash   | cart_ttl_seconds (cart state, its order)    |
-| P:triggers                   | stream | capped, MAXLEN ~ triggers_stream_maxlen     |
+| P:triggers                   | stream | capped, MAXLEN ~ 1000000 (lib.lua)          |
+| P:tally                      | hash   | visit/trigger counts, drained by detect.lua |
+| P:wh:<hook>:due / :jobs / :tries | zset/hash | until delivered or dead-lettered     |
+| P:wh:dead                    | list   | capped, newest 10000 dead letters           |
 
 The Lua scripts receive the prefix and build the same names; `CONTACT_SUFFIXES` is the list they
 share with this module (passed in, never repeated by hand).
@@ -60,6 +63,11 @@ class TenantKeys:
     def triggers(self) -> str:
         """Trigger events (order<STATUS>, abandoned*), read by consumers, the feed, webhooks."""
         return f"{self.prefix}:triggers"
+
+    @property
+    def dead_letters(self) -> str:
+        """Webhook deliveries that used up their retry budget (gateway/lua/webhook.lua)."""
+        return f"{self.prefix}:wh:dead"
 
     @property
     def visits(self) -> str:

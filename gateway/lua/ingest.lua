@@ -34,6 +34,7 @@ for i = 10, #ARGV do
     results[#results + 1] = 'd|' .. seen
   else
     local cid = resolve_contact(ev.ids, ev.nc, limits)
+    close_idle_visit(cid, now, timeout)
 
     local ck = ckey(cid, '')
     local touched = {ck, ckey(cid, ':ids'), ckey(cid, ':ev'), ckey(cid, ':visit')}
