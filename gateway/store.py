@@ -47,6 +47,9 @@ class Script:
         folder = resources.files("gateway") / "lua"
         lua_suffixes = "{" + ", ".join(f"'{s}'" for s in CONTACT_SUFFIXES) + "}"
         library = (folder / "lib.lua").read_text().replace("{{CONTACT_SUFFIXES}}", lua_suffixes)
+        # Further libraries (lib_<topic>.lua) follow lib.lua, in name order.
+        extra = sorted(f.name for f in folder.iterdir() if f.name.startswith("lib_"))
+        library += "".join("\n" + (folder / name).read_text() for name in extra)
         text = library + "\n" + (folder / f"{name}.lua").read_text()
         return cls(name, text, hashlib.sha1(text.encode()).hexdigest())
 
