@@ -27,6 +27,8 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}
 MAX_ID = 256
 MAX_RSID = 128
 NUMBERS = ("totalCost", "shipping", "discount")
+# Revenue is summed in Redis (HINCRBYFLOAT), which errors out on an infinite sum mid-script.
+MAX_AMOUNT = 1e15
 _RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
 
 
@@ -70,9 +72,9 @@ def _number(value: Any, name: str, checked: Checked) -> float | int | None:
         or not isinstance(number, (int, float))
         or number != number
         or number in (float("inf"), float("-inf"))
-        or number < 0
+        or not 0 <= number <= MAX_AMOUNT
     ):
-        checked.errors.append((name, f"{name} must be a number of at least 0."))
+        checked.errors.append((name, f"{name} must be a number from 0 to {MAX_AMOUNT:g}."))
         return None
     return number
 
