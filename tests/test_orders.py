@@ -212,3 +212,21 @@ async def test_redis_down_answers_503_and_never_a_2xx(tmp_path):
             assert response.json()["error"] == "redis_unavailable"
             for path in ("/v1/orders/o", "/v1/carts/rs-1"):
                 assert (await http.get(path, headers=auth)).status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"externalOrderId": {"id": 1}}, "externalOrderId must be a string."),
+        ({"externalCustomerId": "x" * 257}, "externalCustomerId is longer than 256 characters."),
+        ({"items": "[{"}, "items is not valid JSON."),
+        ({"items": [1, 2]}, "items must be an array of objects."),
+        ({"currency": 840}, "currency must be a code like 'USD'."),
+        ({"shipping": True}, "shipping must be a number from 0 to 1e+15."),
+    ],
+)
+async def test_malformed_optional_fields_fail_the_order(api, fields, message):
+    body = await post_orders(api, order("o-1", **fields))
+    (failed,) = body["failedOrders"]
+    assert message in failed["errors"]
+    assert (await api.get("/v1/orders/o-1")).status_code == 404
