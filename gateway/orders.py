@@ -18,7 +18,6 @@ import orjson
 
 from .decoding import NotJson, decode_param, looks_like_json
 from .identity import PHONE
-from .redis_keys import KIND_ORDER
 
 STATUSES = ("INITIALIZED", "IN_PROGRESS", "DELIVERED", "CANCELLED", "ABANDONED_SHOPPING_CART")
 REQUIRED = ("externalOrderId", "status", "totalCost", "date")
@@ -29,7 +28,6 @@ MAX_RSID = 128
 NUMBERS = ("totalCost", "shipping", "discount")
 # Revenue is summed in Redis (HINCRBYFLOAT), which errors out on an infinite sum mid-script.
 MAX_AMOUNT = 1e15
-_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
 
 
 @dataclass(slots=True)
@@ -158,16 +156,6 @@ def check(raw: dict[str, Any]) -> Checked:
         if fields[name] is None and not any(e[0] == name for e in checked.errors):
             checked.missing.append(name)
     return checked
-
-
-def identifiers(checked: Checked) -> list[str]:
-    """The order's contact identifiers as "kind:value", most decisive first (as events)."""
-    found = []
-    for name, kind in (("email", "email"), ("phone", "phone"), ("externalCustomerId", "customer")):
-        value = checked.value(name)
-        if value is not None:
-            found.append(f"{kind}:{value}")
-    return sorted(found, key=lambda ident: _RANK[ident.partition(":")[0]])
 
 
 def stored_fields(checked: Checked) -> dict[str, str]:

@@ -109,13 +109,12 @@ class OrdersApi:
         checked = orders.check(raw)
         errors = [message for _, message in checked.errors]
         errors += [f"{name} is required." for name in checked.missing]
-        ids = orders.identifiers(checked)
-        if not ids and not any(e[0] in orders.CONTACT_FIELDS for e in checked.errors):
+        named = any(checked.value(name) is not None for name in orders.CONTACT_FIELDS)
+        if not named and not any(e[0] in orders.CONTACT_FIELDS for e in checked.errors):
             errors.append("One of externalCustomerId, email, phone is required.")
         if errors:
             return errors, None
         call = {
-            "ids": ids,
             "nc": secrets.token_hex(8),
             "order": orders.envelope(checked, "put", "orders", received),
         }

@@ -169,3 +169,16 @@ async def test_a_repeated_event_id_does_not_apply_the_order_twice(api, sync_redi
     assert (await api.event(delivered)).json()["status"] == "duplicate"
     assert (await api.contact("buyer@example.com"))["orders"]["count"] == 1
     assert len(triggers(sync_redis, api)) == 2
+
+
+async def test_a_status_event_credits_the_orders_own_contact(api, sync_redis):
+    await post_orders(api, order("o-1"))  # buyer@example.com
+    owner = (await api.contact("buyer@example.com"))["id"]
+    courier = event("orderDelivered", key_value="+380501234567", externalOrderId="o-1")
+    assert (await api.event(courier)).json()["status"] == "accepted"
+    assert (await api.contact("buyer@example.com"))["orders"]["count"] == 1
+    other = await api.contact("+380501234567")  # the event is the phone contact's
+    assert other["id"] != owner
+    assert other["orders"]["count"] == 0
+    assert triggers(sync_redis, api)[-1]["contactId"] == owner
+    assert (await api.get("/v1/orders/o-1")).json()["contactId"] == owner

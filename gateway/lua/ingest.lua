@@ -71,7 +71,7 @@ for i = 11, #ARGV do
     if ev.ig then
       tag, note = 'i', ev.ig
     elseif ev.order then -- after open_visit: the visit this event is part of counts the order
-      tag, note = apply_order(ev.order, cid, limits)
+      tag, note = apply_order(ev.order, cid, limits) -- the order's own contact may differ
     end
     for _, key in ipairs(touched) do redis.call('EXPIRE', key, ttl) end
     if ev.d then redis.call('SET', dk, cid, 'EX', dedup_ttl) end

@@ -7,7 +7,27 @@ local TRIGGERS_MAXLEN = '1000000'
 local HISTORY_CAP = 100
 local PUBLIC_KINDS = {customer = 'externalCustomerId', key = 'keyValue', visitor = 'visitorId'}
 
+local ORDER_IDS = {{'email', 'email'}, {'phone', 'phone'}, {'externalCustomerId', 'customer'}}
+
 local function okey(eoid, suffix) return P .. ':o:{' .. eoid .. '}' .. suffix end
+
+-- The order's contact: its own email, phone and externalCustomerId decide (linked together like
+-- an event's identifiers, in KIND_ORDER order); `fallback` when none of them is known yet.
+local function order_contact(fk, fallback, lim)
+  local ids = {}
+  for _, pair in ipairs(ORDER_IDS) do
+    local value = redis.call('HGET', fk, pair[1])
+    if value then ids[#ids + 1] = pair[2] .. ':' .. cjson.decode(value) end
+  end
+  if #ids == 0 then return fallback end
+  local cid = resolve_contact(ids, fallback, lim)
+  local ck = ckey(cid, '')
+  redis.call('HSETNX', ck, 'created', lim.now)
+  redis.call('HSET', ck, 'updated', lim.now)
+  redis.call('EXPIRE', ck, lim.ttl)
+  redis.call('EXPIRE', ckey(cid, ':ids'), lim.ttl)
+  return cid
+end
 
 -- {id, email, phone, identifiers} of a contact, identifiers by public name, oldest first.
 local function contact_object(cid)
@@ -84,16 +104,17 @@ local function count_delivered(cid, mk, fk, lim)
   redis.call('HSET', mk, 'counted', cid)
 end
 
--- Store the order change `o` (orders.envelope in Python) for contact `cid`. Returns 'a', status
--- (stored, or identical to what is stored) or 'i', reason (an order event that changes nothing).
--- lim: now, ttl, timeout (visit, ms), cart_ttl, window (cart purchase window, ms).
-local function apply_order(o, cid, lim)
+-- Store the order change `o` (orders.envelope in Python). `fallback` is the contact when the order
+-- names none known (the event's contact, or a fresh id). Returns 'a', status, contact (stored, or
+-- identical to what is stored) or 'i', reason, fallback (an order event that changes nothing).
+-- lim: now, ttl, views, events, timeout (visit, ms), cart_ttl, window (cart purchase window, ms).
+local function apply_order(o, fallback, lim)
   local mk, fk, hk = okey(o.eoid, ''), okey(o.eoid, ':f'), okey(o.eoid, ':h')
-  local meta = redis.call('HMGET', mk, 'status', 'oid', 'cart', 'counted')
+  local meta = redis.call('HMGET', mk, 'status', 'oid', 'cart', 'counted', 'contact')
   local old = meta[1]
   if not old then
-    if o.op == 'status' then return 'i', 'The order does not exist.' end
-    if o.miss then return 'i', o.miss end
+    if o.op == 'status' then return 'i', 'The order does not exist.', fallback end
+    if o.miss then return 'i', o.miss, fallback end
   end
   local status = o.st or old
   local changed = status ~= old
@@ -103,7 +124,10 @@ local function apply_order(o, cid, lim)
       redis.call('HSET', fk, name, value)
     end
   end
-  if not changed then return 'a', status end -- a retried request: no second trigger
+  if not changed then -- a retried request: no second trigger
+    return 'a', status, meta[5]
+  end
+  local cid = order_contact(fk, meta[5] or fallback, lim) -- an order keeps its contact
   local oid = meta[2] or o.oid
   redis.call('HSET', mk, 'status', status, 'oid', oid, 'contact', cid, 'updated', lim.now)
   redis.call('HSETNX', mk, 'created', lim.now)
@@ -132,5 +156,5 @@ local function apply_order(o, cid, lim)
   end
   for _, key in ipairs({mk, fk, hk}) do redis.call('EXPIRE', key, lim.ttl) end
   order_trigger(o, cid, status, oid, fk)
-  return 'a', status
+  return 'a', status, cid
 end

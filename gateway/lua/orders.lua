@@ -1,6 +1,6 @@
 -- POST /v1/orders: store validated orders of one tenant, each atomically with its contact.
 -- ARGV: prefix, now_ms, contact_ttl_s, visit_timeout_ms, recent_views, contact_events,
---       cart_ttl_s, cart_window_ms, then one JSON {ids ["kind:value"...], nc, order} per order.
+--       cart_ttl_s, cart_window_ms, then one JSON {nc (a fresh contact id), order} per order.
 -- Returns "a|<contactId>|<STATUS>" per order.
 local now = tonumber(ARGV[2])
 local lim = {now = now, ttl = tonumber(ARGV[3]), timeout = tonumber(ARGV[4]),
@@ -9,13 +9,7 @@ local lim = {now = now, ttl = tonumber(ARGV[3]), timeout = tonumber(ARGV[4]),
 local results = {}
 for i = 9, #ARGV do
   local env = cjson.decode(ARGV[i])
-  local cid = resolve_contact(env.ids, env.nc, lim)
-  local ck = ckey(cid, '')
-  redis.call('HSETNX', ck, 'created', now)
-  redis.call('HSET', ck, 'updated', now)
-  redis.call('EXPIRE', ck, lim.ttl)
-  redis.call('EXPIRE', ckey(cid, ':ids'), lim.ttl)
-  local tag, note = apply_order(env.order, cid, lim)
+  local tag, note, cid = apply_order(env.order, env.nc, lim)
   results[#results + 1] = tag .. '|' .. cid .. '|' .. note
 end
 return results
