@@ -191,3 +191,11 @@ async def test_carts_and_figures_are_invisible_to_another_tenant(make_api):
     assert (await b.get("/v1/carts/rs-1")).json()["converted"] is False
     assert (await b.contact("buyer@example.com"))["orders"]["count"] == 0
     assert (await a.http.get("/v1/carts/rs-1", headers=b.server())).json()["converted"] is False
+
+
+async def test_a_bought_cart_sent_again_does_not_come_back(api):
+    await api.event(cart_event("rs-1"))
+    await post_orders(api, order("o-1", recycleStateId="rs-1"))
+    await api.event(cart_event("rs-1"))  # e.g. the thank-you page re-sends the last cart
+    assert (await api.contact("buyer@example.com"))["cart"] is None
+    assert (await api.get("/v1/carts/rs-1")).json()["externalOrderId"] == "o-1"

@@ -59,7 +59,8 @@ for i = 11, #ARGV do
       local state = P .. ':cart:' .. rsid
       redis.call('HSET', state, 'cart', cart, 'contact', cid, 'at', now)
       redis.call('EXPIRE', state, cart_ttl)
-      if empty then
+      -- a state already bought (a re-sent last cart) is no current cart: it would look abandoned
+      if empty or redis.call('HEXISTS', state, 'order') == 1 then
         redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
       else
         redis.call('HSET', ck, 'cart', cart, 'cartAt', now, 'cartId', rsid)
