@@ -230,3 +230,21 @@ async def test_malformed_optional_fields_fail_the_order(api, fields, message):
     (failed,) = body["failedOrders"]
     assert message in failed["errors"]
     assert (await api.get("/v1/orders/o-1")).status_code == 404
+
+
+async def test_triggers_carry_every_value_exactly(api, sync_redis):
+    odd = order(
+        "o/1 ü",
+        email='  O"Hara@Example.com ',
+        totalCost=0.1,
+        **{'we"ird/name': "line\u2028break ü", "bigId": 98765432109876543, "ratio": 1 / 3},
+    )
+    await post_orders(api, odd)
+    (trigger,) = triggers(sync_redis, api)
+    stored = (await api.get("/v1/orders/o/1 ü")).json()["order"]
+    assert trigger["order"] == stored
+    assert stored["bigId"] == 98765432109876543
+    assert stored["ratio"] == 1 / 3
+    assert stored['we"ird/name'] == "line\u2028break ü"
+    assert trigger["email"] == stored["email"] == 'o"hara@example.com'
+    assert trigger["externalOrderId"] == "o/1 ü"
