@@ -248,3 +248,12 @@ async def test_triggers_carry_every_value_exactly(api, sync_redis):
     assert stored['we"ird/name'] == "line\u2028break ü"
     assert trigger["email"] == stored["email"] == 'o"hara@example.com'
     assert trigger["externalOrderId"] == "o/1 ü"
+
+
+async def test_a_thousand_orders_in_one_request(api):
+    batch = [
+        order(f"o-{i}", email=f"b{i % 50}@example.com", status="DELIVERED") for i in range(1000)
+    ]
+    assert (await post_orders(api, *batch)) == {"failedOrders": []}
+    assert (await api.get("/v1/orders/o-999")).json()["status"] == "DELIVERED"
+    assert (await api.contact("b7@example.com"))["orders"]["count"] == 20
