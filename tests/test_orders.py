@@ -57,8 +57,9 @@ async def test_seed_order_bodies_are_stored_as_printed(api, sync_redis, prefix):
 
 async def test_seed_003_mangled_email_is_kept_as_an_email(api):
     await api.http.post("/v1/orders", content=seed_orders("003"), headers=api.server())
-    contact = await api.contact("12345")
+    contact = await api.contact("[email protected]")
     assert contact["identifiers"]["email"] == ["[email protected]"]
+    assert contact["id"] == (await api.contact("12345"))["id"]
 
 
 async def test_every_failure_reason_is_listed_and_valid_orders_are_stored(api):
