@@ -199,3 +199,17 @@ async def test_a_bought_cart_sent_again_does_not_come_back(api):
     await api.event(cart_event("rs-1"))  # e.g. the thank-you page re-sends the last cart
     assert (await api.contact("buyer@example.com"))["cart"] is None
     assert (await api.get("/v1/carts/rs-1")).json()["externalOrderId"] == "o-1"
+
+
+async def test_an_order_event_counts_in_the_visit_it_is_part_of(api, sync_redis):
+    keys = TenantKeys.for_tenant(api.tenant_id)
+    body = event(
+        "orderCreated",
+        externalOrderId="o-1",
+        totalCost=1,
+        status="INITIALIZED",
+        date="2024-05-14T10:11:00",
+    )
+    assert (await api.event(body)).json()["status"] == "accepted"
+    contact = (await api.contact("buyer@example.com"))["id"]
+    assert sync_redis.hget(keys.contact(contact, ":visit"), "o") == b"1"

@@ -57,8 +57,9 @@ async def test_seed_order_bodies_are_stored_as_printed(api, sync_redis, prefix):
 
 async def test_seed_003_mangled_email_is_kept_as_an_email(api):
     await api.http.post("/v1/orders", content=seed_orders("003"), headers=api.server())
-    contact = await api.contact("12345")
+    contact = await api.contact("[email protected]")
     assert contact["identifiers"]["email"] == ["[email protected]"]
+    assert contact["id"] == (await api.contact("12345"))["id"]
 
 
 async def test_every_failure_reason_is_listed_and_valid_orders_are_stored(api):
@@ -230,3 +231,30 @@ async def test_malformed_optional_fields_fail_the_order(api, fields, message):
     (failed,) = body["failedOrders"]
     assert message in failed["errors"]
     assert (await api.get("/v1/orders/o-1")).status_code == 404
+
+
+async def test_triggers_carry_every_value_exactly(api, sync_redis):
+    odd = order(
+        "o/1 ü",
+        email='  O"Hara@Example.com ',
+        totalCost=0.1,
+        **{'we"ird/name': "line\u2028break ü", "bigId": 98765432109876543, "ratio": 1 / 3},
+    )
+    await post_orders(api, odd)
+    (trigger,) = triggers(sync_redis, api)
+    stored = (await api.get("/v1/orders/o/1 ü")).json()["order"]
+    assert trigger["order"] == stored
+    assert stored["bigId"] == 98765432109876543
+    assert stored["ratio"] == 1 / 3
+    assert stored['we"ird/name'] == "line\u2028break ü"
+    assert trigger["email"] == stored["email"] == 'o"hara@example.com'
+    assert trigger["externalOrderId"] == "o/1 ü"
+
+
+async def test_a_thousand_orders_in_one_request(api):
+    batch = [
+        order(f"o-{i}", email=f"b{i % 50}@example.com", status="DELIVERED") for i in range(1000)
+    ]
+    assert (await post_orders(api, *batch)) == {"failedOrders": []}
+    assert (await api.get("/v1/orders/o-999")).json()["status"] == "DELIVERED"
+    assert (await api.contact("b7@example.com"))["orders"]["count"] == 20
