@@ -270,10 +270,12 @@ end
 -- Count an event into the contact's open visit, opening one after `timeout` ms of silence.
 local function open_visit(cid, counter, now, timeout)
   local vk = ckey(cid, ':visit')
-  close_idle_visit(cid, now, timeout)
-  if redis.call('EXISTS', vk) == 0 then
-    redis.call('HSET', vk, 'start', now)
+  local last = tonumber(redis.call('HGET', vk, 'last'))
+  if last and now - last >= timeout then
+    close_visit(cid, now)
+    last = nil
   end
+  if not last then redis.call('HSET', vk, 'start', now) end
   redis.call('HSET', vk, 'last', now)
   redis.call('HINCRBY', vk, 'n', 1)
   redis.call('HINCRBY', vk, counter, 1)
