@@ -31,6 +31,12 @@ Send = Callable[[Message], Awaitable[None]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 ACCEPTED_TYPES = frozenset({b"application/json", b"text/plain", b""})
+# `curl -d` without -H sends a form content type: say how to fix it rather than only refuse.
+FORM_HINT = {
+    b"application/x-www-form-urlencoded": (
+        " (curl -d sends a form content type: add -H 'Content-Type: application/json')."
+    )
+}
 PATHS = frozenset({"/v1/event", "/v1/events"})
 
 
@@ -87,6 +93,13 @@ def media_type(headers: dict[bytes, bytes]) -> bytes:
     return headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
 
 
+def require_json_body(headers: dict[bytes, bytes]) -> None:
+    kind = media_type(headers)
+    if kind not in ACCEPTED_TYPES:
+        message = "Content-Type must be application/json or text/plain" + FORM_HINT.get(kind, ".")
+        raise ApiError(415, "unsupported_media_type", message, "content-type")
+
+
 class IngestApp:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -115,13 +128,7 @@ class IngestApp:
             origin = _text(headers.get(b"origin"))
             extra = check_origin(principal, origin)
             await self.gateway.check_rate(principal)
-            if media_type(headers) not in ACCEPTED_TYPES:
-                raise ApiError(
-                    415,
-                    "unsupported_media_type",
-                    "Content-Type must be application/json or text/plain.",
-                    "content-type",
-                )
+            require_json_body(headers)
             body = await read_body(receive, headers, self.limit)
             try:
                 document = orjson.loads(body)

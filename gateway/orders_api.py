@@ -14,7 +14,7 @@ from . import orders
 from .clock import iso, now_ms
 from .contacts import json_response, not_found
 from .errors import ApiError, invalid
-from .ingest import ACCEPTED_TYPES, media_type, read_body
+from .ingest import read_body, require_json_body
 from .redis_keys import TenantKeys
 from .store import Store
 
@@ -54,10 +54,7 @@ class OrdersApi:
         principal = gateway.principal(request)
         await gateway.check_rate(principal)
         headers = dict(request.scope["headers"])
-        if media_type(headers) not in ACCEPTED_TYPES:
-            raise ApiError(
-                415, "unsupported_media_type", "Send Content-Type application/json.", "content-type"
-            )
+        require_json_body(headers)
         body = await read_body(request.receive, headers, gateway.settings.max_body_bytes)
         try:
             document = orjson.loads(body)
