@@ -20,6 +20,7 @@ from .embedded import EmbeddedRedis
 from .errors import ApiError, unavailable
 from .ingest import PATHS, IngestApp, Receive, Scope, Send
 from .metrics import Metrics
+from .orders_api import OrdersApi, rfm
 from .redis_keys import TenantKeys
 from .settings import Settings, Tenant, load_settings
 from .store import UNAVAILABLE_ERRORS, IngestBatcher, Store, StoreUnavailable, connect
@@ -49,6 +50,7 @@ class Gateway:
                 settings.recent_views,
                 settings.contact_events,
                 settings.cart_ttl_seconds,
+                int(t.cart_purchase_window_seconds * 1000),
             ]
             for t in settings.tenants
         }
@@ -148,7 +150,7 @@ class Gateway:
         if contact_id is None:
             raise contacts.not_found("contact")
         body = await contacts.read_contact(self.store, keys, contact_id)
-        body["orders"] = {"count": 0, "revenue": 0, "averageCheck": 0, "lastOrderDate": None}
+        body["orders"] = await rfm(self.store, keys, contact_id)
         return contacts.json_response(body)
 
     async def list_events(self, request: Request) -> Response:
@@ -184,6 +186,7 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None) -> Any:
     gateway = Gateway(settings or load_settings())
+    orders = OrdersApi(gateway)
     routes = [
         Route("/healthz", gateway.healthz),
         Route("/readyz", gateway.readyz),
@@ -192,6 +195,9 @@ def create_app(settings: Settings | None = None) -> Any:
         Route("/v1/events", gateway.list_events),
         Route("/v1/triggers", gateway.list_triggers),
         Route("/v1/webhooks/dead", gateway.dead_letters),
+        Route("/v1/orders", orders.post_orders, methods=["POST"]),
+        Route("/v1/orders/{externalOrderId:path}", orders.get_order),
+        Route("/v1/carts/{recycleStateId:path}", orders.get_cart),
     ]
     handlers: dict[Any, Any] = {ApiError: api_error, StoreUnavailable: store_unavailable}
     for error in UNAVAILABLE_ERRORS:

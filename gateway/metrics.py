@@ -112,6 +112,16 @@ class Metrics:
             "Time from request to response, by route.",
             ("route",),
         )
+        self.orders_stored = Counter(
+            "gateway_orders_stored_total",
+            "Order writes stored, by tenant, status and source (orders API or event type).",
+            ("tenant", "status", "source"),
+        )
+        self.orders_failed = Counter(
+            "gateway_orders_failed_total",
+            "Orders refused (orders API) or order events ignored, by tenant and reason.",
+            ("tenant", "reason"),
+        )
         self.families: list[Counter | Histogram] = [
             self.events_accepted,
             self.events_duplicate,
@@ -119,6 +129,8 @@ class Metrics:
             self.events_repaired,
             self.redis_unavailable,
             self.request_latency,
+            self.orders_stored,
+            self.orders_failed,
         ]
         # visits, triggers and webhooks (gateway/detector.py, gateway/webhooks.py)
         self.triggers_emitted = Counter(

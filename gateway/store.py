@@ -50,6 +50,9 @@ class Script:
         library = (folder / "lib.lua").read_text().replace("{{CONTACT_SUFFIXES}}", lua_suffixes)
         for constant, value in lua_tables().items():
             library = library.replace("{{" + constant + "}}", value)
+        # Further libraries (lib_<topic>.lua) follow lib.lua, in name order.
+        extra = sorted(f.name for f in folder.iterdir() if f.name.startswith("lib_"))
+        library += "".join("\n" + (folder / name).read_text() for name in extra)
         text = library + "\n" + (folder / f"{name}.lua").read_text()
         return cls(name, text, hashlib.sha1(text.encode()).hexdigest())
 

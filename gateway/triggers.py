@@ -28,6 +28,7 @@ log = logging.getLogger("gateway")
 STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 TRIGGER_TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 PAGE = 500  # stream entries read per round trip while filtering by type
+MAX_SCAN = 10_000  # entries one request reads at most: a rare type answers short, with `next`
 
 
 @dataclass
@@ -75,7 +76,8 @@ async def list_triggers(gateway: Gateway, request: Request) -> Response:
         raise invalid("type", "type must be a trigger type such as abandonedCart.")
     found: list[orjson.Fragment] = []
     cursor = after
-    while len(found) < limit:
+    scanned = 0
+    while len(found) < limit and scanned < MAX_SCAN:
         count = limit if wanted is None else PAGE
         try:
             rows: Any = await gateway.store.redis.xrange(
@@ -83,6 +85,7 @@ async def list_triggers(gateway: Gateway, request: Request) -> Response:
             )
         except UNAVAILABLE_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
+        scanned += len(rows)
         for stream_id, fields in rows:
             cursor = stream_id.decode()
             if wanted is None or fields.get(b"type") == wanted.encode():

@@ -28,7 +28,7 @@ from .clock import iso, now_ms
 from .detector import pause
 from .redis_keys import TenantKeys
 from .settings import Webhook
-from .store import StoreUnavailable
+from .store import UNAVAILABLE_ERRORS, StoreUnavailable
 
 if TYPE_CHECKING:
     from .app import Gateway
@@ -92,7 +92,7 @@ class Deliverer:
             except redis_errors.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-            except Exception as exc:
+            except UNAVAILABLE_ERRORS as exc:
                 raise StoreUnavailable(str(exc)) from exc
         self.ready = True
 

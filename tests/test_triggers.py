@@ -183,3 +183,17 @@ async def test_detector_survives_a_redis_outage(tmp_path):
     finally:
         await lifespan.__aexit__(None, None, None)
         server.stop()
+
+
+async def test_a_rare_type_is_paged_through_a_long_stream(api, sync_redis):
+    stream = f"gw:{api.tenant_id}:triggers"
+    with sync_redis.pipeline(transaction=False) as pipe:
+        for n in range(10_100):
+            pipe.xadd(stream, {"type": "orderINITIALIZED", "trigger": f'{{"n":{n}}}'})
+        pipe.xadd(stream, {"type": "abandonedVisit", "trigger": '{"id":"rare"}'})
+        pipe.execute()
+    rare = {"type": "abandonedVisit"}
+    first = (await api.get("/v1/triggers", params=rare)).json()
+    assert first["triggers"] == [] and first["next"] != "0-0"
+    second = await api.get("/v1/triggers", params={**rare, "after": first["next"]})
+    assert second.json()["triggers"] == [{"id": "rare"}]

@@ -19,12 +19,12 @@ pytestmark = pytest.mark.slow
 TIMEOUT = 0.5
 
 
-def config(path: Path, tenant: str, hook_url: str) -> Path:
+def config(path: Path, tenant: str, hook_url: str, retry_initial: float = 0.1) -> Path:
     path.write_text(
         f'[[tenants]]\nid = "{tenant}"\nserver_keys = ["sk_{tenant}"]\n'
         f"visit_timeout_seconds = {TIMEOUT}\n"
         f'[[tenants.webhooks]]\nurl = "{hook_url}"\nsecret = "whsec_process"\n'
-        "timeout_seconds = 0.5\nretry_initial_seconds = 0.1\n"
+        f"timeout_seconds = 0.5\nretry_initial_seconds = {retry_initial}\n"
     )
     return path
 
@@ -100,3 +100,25 @@ async def test_two_processes_emit_and_deliver_each_trigger_once(tmp_path, redis_
 
 async def test_a_process_killed_mid_detection_loses_no_trigger(tmp_path, redis_url):
     await run_two(tmp_path, redis_url, kill_first=True, count=200)
+
+
+async def test_the_retry_schedule_survives_a_restart(tmp_path, redis_url):
+    receiver = Receiver(default=500)
+    tenant = unique("restart")
+    path = config(tmp_path / "gateway.toml", tenant, await receiver.start(), retry_initial=1)
+    port = free_port()
+    env = {"REDIS_URL": redis_url}
+    base = f"http://127.0.0.1:{port}"
+    process = start_gateway(port, env, "--config", str(path))
+    try:
+        await post_events(base, tenant, [page("again@x.io")])
+        await wait_for(lambda: len(receiver.requests) == 1)  # failed; next try in 0.5-1 s
+        stop(process)
+        receiver.default = 200
+        process = start_gateway(port, env, "--config", str(path))
+        await wait_for(lambda: len(receiver.requests) == 2, timeout=5)
+        ids = {headers["x-gateway-id"] for headers, _, _ in receiver.requests}
+        assert len(ids) == 1
+    finally:
+        stop(process)
+        await receiver.stop()

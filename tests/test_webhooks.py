@@ -56,6 +56,8 @@ async def test_signed_delivery_within_two_seconds_of_the_timeout(make_api, recei
     assert trigger == (await triggers(api))[0]
     assert trigger["type"] == "abandonedCart"
     assert api.gateway.metrics.webhook_deliveries.get(api.tenant_id) == 1
+    text = (await api.http.get("/metrics")).text
+    assert f'gateway_detector_lag_seconds{{tenant="{api.tenant_id}"}}' in text
     print(f"webhook received {at - sent - 1.0:.3f} s after the visit timeout")
 
 

@@ -50,6 +50,19 @@ local function merge_visit(from, into, timeout)
   redis.call('ZADD', P .. ':visits', tonumber(redis.call('HGET', vk, 'last')) + timeout, into)
 end
 
+-- Stitching moves RFM figures with the rest of the contact (order figures: lib_orders.lua).
+local function merge_rfm(from, into)
+  local f = redis.call('HMGET', ckey(from, ':rfm'), 'count', 'revenue', 'lastMs', 'last')
+  if not f[1] then return end
+  local rk = ckey(into, ':rfm')
+  redis.call('HINCRBY', rk, 'count', f[1])
+  redis.call('HINCRBYFLOAT', rk, 'revenue', f[2])
+  local mine = tonumber(redis.call('HGET', rk, 'lastMs'))
+  if f[3] and (not mine or tonumber(f[3]) > mine) then
+    redis.call('HSET', rk, 'lastMs', f[3], 'last', f[4])
+  end
+end
+
 -- Stitch contact `from` into `into`: identifiers, views, cart (the newer), events, open visit.
 local function merge_contact(from, into, limits)
   local ids = redis.call('HGETALL', ckey(from, ':ids'))
@@ -82,6 +95,7 @@ local function merge_contact(from, into, limits)
   end
   merge_events(from, into, limits.events)
   merge_visit(from, into, limits.timeout)
+  merge_rfm(from, into)
   for _, suffix in ipairs(SUFFIXES) do
     redis.call('DEL', ckey(from, suffix))
     if redis.call('EXISTS', ckey(into, suffix)) == 1 then
@@ -261,10 +275,12 @@ end
 -- Count an event into the contact's open visit, opening one after `timeout` ms of silence.
 local function open_visit(cid, counter, now, timeout)
   local vk = ckey(cid, ':visit')
-  close_idle_visit(cid, now, timeout)
-  if redis.call('EXISTS', vk) == 0 then
-    redis.call('HSET', vk, 'start', now)
+  local last = tonumber(redis.call('HGET', vk, 'last'))
+  if last and now - last >= timeout then
+    close_visit(cid, now)
+    last = nil
   end
+  if not last then redis.call('HSET', vk, 'start', now) end
   redis.call('HSET', vk, 'last', now)
   redis.call('HINCRBY', vk, 'n', 1)
   redis.call('HINCRBY', vk, counter, 1)
