@@ -105,3 +105,14 @@ async def test_every_key_of_a_contact_has_a_ttl(api, sync_redis):
     keys = list(sync_redis.scan_iter(match=f"gw:{api.tenant_id}:[ic]*", count=1000))
     assert len(keys) >= 9
     assert {k: sync_redis.ttl(k) for k in keys if sync_redis.ttl(k) <= 0} == {}
+
+
+async def test_a_visit_opened_after_a_timeout_has_a_ttl(make_api, sync_redis):
+    api, _ = await make_api(visit_timeout_seconds=0.2)
+    assert (await api.event(good(400))).status_code == 200
+    await asyncio.sleep(0.4)
+    assert (await api.event({**good(400), "eventId": "again"})).status_code == 200
+    cid = sync_redis.get(f"gw:{api.tenant_id}:id:email:buyer400@example.com").decode()
+    visit = f"gw:{api.tenant_id}:c:{{{cid}}}:visit"
+    assert sync_redis.hget(visit, "n") == b"1"  # a new visit
+    assert sync_redis.ttl(visit) > 0

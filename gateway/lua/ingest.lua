@@ -90,7 +90,7 @@ for i = 11, #ARGV do
       end
     end
 
-    open_visit(cid, COUNTER[ev.ty] or 'x', now, timeout)
+    local opened = open_visit(cid, COUNTER[ev.ty] or 'x', now, timeout)
     local tag, note = 'a', nil
     if ev.ig then
       tag, note = 'i', ev.ig
@@ -102,8 +102,7 @@ for i = 11, #ARGV do
       for _, ident in ipairs(redis.call('HKEYS', ckey(cid, ':ids'))) do
         redis.call('EXPIRE', P .. ':id:' .. ident, ttl)
       end
-    else
-      -- open_visit starts a fresh hash when the last visit timed out.
+    elseif opened then
       redis.call('EXPIRE', ckey(cid, ':visit'), ttl)
     end
     if ev.d then redis.call('SET', dk, cid, 'EX', dedup_ttl) end

@@ -273,6 +273,7 @@ local function close_idle_visit(cid, now, timeout)
 end
 
 -- Count an event into the contact's open visit, opening one after `timeout` ms of silence.
+-- True when it opened one (a new hash: the caller gives it its TTL).
 local function open_visit(cid, counter, now, timeout)
   local vk = ckey(cid, ':visit')
   local last = tonumber(redis.call('HGET', vk, 'last'))
@@ -285,4 +286,5 @@ local function open_visit(cid, counter, now, timeout)
   redis.call('HINCRBY', vk, 'n', 1)
   redis.call('HINCRBY', vk, counter, 1)
   redis.call('ZADD', P .. ':visits', now + timeout, cid)
+  return last == nil
 end
