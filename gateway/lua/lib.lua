@@ -109,10 +109,11 @@ end
 local function resolve_contact(ids, fresh, limits)
   local cid = nil
   local others = {}
-  local named = {}
-  for i, ident in ipairs(ids) do
-    local c = redis.call('GET', P .. ':id:' .. ident)
-    named[i] = c
+  local keys = {}
+  for i, ident in ipairs(ids) do keys[i] = P .. ':id:' .. ident end
+  local named = redis.call('MGET', unpack(keys)) -- one call for all (false: unknown)
+  for i = 1, #ids do
+    local c = named[i]
     if c then
       if not cid then cid = c elseif c ~= cid then others[c] = true end
     end
