@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import contacts
+from . import contacts, snippet
 from .auth import KeyRing, Principal, check_origin, require_server
 from .clock import now_ms
 from .embedded import EmbeddedRedis
@@ -177,6 +177,7 @@ def create_app(settings: Settings | None = None) -> Any:
         Route("/metrics", gateway.metrics_endpoint),
         Route("/v1/contacts/{identifier:path}", gateway.get_contact),
         Route("/v1/events", gateway.list_events),
+        Route("/js/tracker.js", snippet.tracker_js),
     ]
     handlers: dict[Any, Any] = {ApiError: api_error, StoreUnavailable: store_unavailable}
     for error in UNAVAILABLE_ERRORS:
