@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean browser snippet snippet-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/gateway serve $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser snippet-check
 	$(BIN)/ruff check gateway tests
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -25,6 +25,23 @@ lint: $(STAMP)
 	$(BIN)/ruff check gateway tests
 	$(BIN)/ruff format --check gateway tests
 	$(BIN)/mypy
+
+# Debian's chromium for the snippet's browser tests (a Playwright browser download cannot work
+# offline), and node for its unit tests.
+browser:
+	command -v chromium >/dev/null && command -v node >/dev/null || \
+		(apt-get update && apt-get install -y chromium nodejs)
+
+# The snippet's unit tests and its size budget; the committed build means no npm is needed here.
+snippet-check:
+	node --test js_snippet/test/*.test.js
+	@size=$$(gzip -9c gateway/static/tracker.js | wc -c); \
+		echo "gateway/static/tracker.js: $$size bytes gzipped (budget 2000)"; \
+		test $$size -le 2000
+
+# Rebuild gateway/static/tracker.js from js_snippet/src (commit the result).
+snippet:
+	cd js_snippet && npm ci && npm run build
 
 clean:
 	rm -rf $(VENV) .gateway-data .coverage
