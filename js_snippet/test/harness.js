@@ -17,7 +17,8 @@ const SCRIPTS = {
 };
 const STUB = 'window.gw=window.gw||function(){(gw.q=gw.q||[]).push(arguments)}';
 
-// Answers with `reply(request) -> [status, body]` (200 accepted by default) and keeps requests.
+// Answers with `reply(request) -> [status, body]` (200 accepted by default) and keeps the
+// requests made with the current test's `key` (pages of earlier tests may still be retrying).
 async function gatewayStandIn() {
   const server = {
     requests: [],
@@ -34,15 +35,20 @@ async function gatewayStandIn() {
         contentType: req.headers['content-type'],
         events: JSON.parse(Buffer.concat(chunks).toString()),
       };
-      server.requests.push(request);
-      const [status, body] = server.reply(request);
+      const current = request.key === server.key;
+      if (current) server.requests.push(request);
+      const [status, body] = current ? server.reply(request) : [200, {}];
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     });
   });
   await new Promise((resolve) => server.http.listen(0, '127.0.0.1', resolve));
   server.url = `http://127.0.0.1:${server.http.address().port}`;
-  server.events = () => server.requests.flatMap((r) => r.events);
+  // The events that arrived, each once: pages sharing a queue (tabs) may send one twice, and
+  // the gateway counts an eventId once.
+  server.events = () => [
+    ...new Map(server.requests.flatMap((r) => r.events).map((e) => [e.eventId, e])).values(),
+  ];
   server.close = () => {
     server.http.closeAllConnections();
     return new Promise((resolve) => server.http.close(resolve));

@@ -1,7 +1,7 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const { after, before, describe, test } = require('node:test');
+const { after, before, beforeEach, describe, test } = require('node:test');
 const { SCRIPTS, gatewayStandIn, page, params, until } = require('./harness.js');
 
 const PRODUCT = { productId: 'WS01-L-Green', price: 45.5, isInStock: 1 };
@@ -12,10 +12,18 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
     before(async () => (gateway = await gatewayStandIn()));
     after(() => gateway.close());
 
-    function open(options = {}) {
+    // Every test gets its own site key, so late requests of earlier tests' pages are not seen.
+    let tests = 0;
+    beforeEach(() => {
+      gateway.key = `pk_test_${++tests}`;
       gateway.requests = [];
       gateway.reply = () => [200, { accepted: 1, duplicates: 0, failed: [] }];
-      return page({ script, endpoint: gateway.url, dataset: { key: 'pk_test' }, ...options });
+    });
+
+    // A page of the shop on the stand-in gateway.
+    function open(options = {}) {
+      const dataset = { key: gateway.key, ...options.dataset };
+      return page({ script, endpoint: gateway.url, ...options, dataset });
     }
 
     test('replays calls made before it loaded, in order, in the SPEC 5.1 shape', async () => {
@@ -29,7 +37,7 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       await until(() => gateway.requests.length === 1);
       const [request] = gateway.requests;
       assert.equal(request.path, '/v1/events');
-      assert.equal(request.key, 'pk_test');
+      assert.equal(request.key, gateway.key);
       assert.equal(request.contentType, 'text/plain;charset=UTF-8');
       const types = request.events.map((e) => e.eventTypeKey);
       assert.deepEqual(types, ['productViewed', 'productCategoryViewed', 'pageViewed']);
@@ -75,7 +83,7 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
     });
 
     test('custom events, gw(fn) after load, and params that override identity', async () => {
-      const p = open({ dataset: { key: 'pk_test', autoPageviews: 'false' } });
+      const p = open({ dataset: { autoPageviews: 'false' } });
       p.gw('identify', { email: 'a@b.example', pushToken: 'tok-1' });
       let ran = 0;
       p.gw(() => (ran = p.gw('recycleStateId') === undefined));
@@ -100,8 +108,8 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       again.gw('identify', { email: 'a@b.example' });
       again.gw('reset');
       again.gw('pageViewed', 'https://shop.example/after-logout');
-      await until(() => gateway.events().length === 2);
-      const [reloaded, afterReset] = gateway.events();
+      await until(() => gateway.events().length === 3);
+      const [, reloaded, afterReset] = gateway.events();
       assert.equal(reloaded.visitorId, visitor);
       assert.notEqual(afterReset.visitorId, visitor);
       assert.equal(afterReset.keyValue, undefined);
@@ -122,12 +130,12 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
     });
 
     test('a gateway that is down: events are kept and sent by the next page', async () => {
-      const down = page({ script, endpoint: 'http://127.0.0.1:9', dataset: { key: 'pk_test' } });
+      const down = page({ script, endpoint: 'http://127.0.0.1:9', dataset: { key: gateway.key } });
       down.gw('productViewed', PRODUCT);
       await until(() => down.queue().length === 2);
       down.dispatch('pagehide');
       assert.equal(down.beacons.length, 1);
-      assert.equal(down.beacons[0].url, 'http://127.0.0.1:9/v1/events?key=pk_test');
+      assert.equal(down.beacons[0].url, `http://127.0.0.1:9/v1/events?key=${gateway.key}`);
       assert.deepEqual(JSON.parse(down.beacons[0].body), down.queue());
       const queued = down.queue().map((e) => e.eventId);
       open({ storage: down.storage, cookies: down.cookies });
@@ -168,7 +176,8 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
         'https://shop.example/cart',
         'https://shop.example/p/1',
       ]);
-      const manual = open({ dataset: { key: 'pk_test', autoPageviews: 'false' } });
+      gateway.requests = [];
+      const manual = open({ dataset: { autoPageviews: 'false' } });
       manual.context.history.pushState({}, '', '/other');
       manual.gw('pageViewed');
       await until(() => gateway.events().length === 1);
@@ -176,7 +185,7 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
     });
 
     test('never throws into the page', async () => {
-      const p = open({ dataset: { key: 'pk_test', autoPageviews: 'false' } });
+      const p = open({ dataset: { autoPageviews: 'false' } });
       const loop = {};
       loop.self = loop;
       assert.equal(p.gw('noSuchMethod'), undefined);
@@ -189,7 +198,7 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       old.gw('pageViewed');
       assert.equal(old.context.gw.q.length, 2);
       // Without a key it says so and sends nothing.
-      const keyless = open({ dataset: {} });
+      const keyless = open({ dataset: { key: '' } });
       assert.match(keyless.warnings[0], /data-key/);
       await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(gateway.requests.length, 0);
