@@ -102,7 +102,7 @@ function page(options) {
     document,
     location,
     localStorage: o.storage,
-    crypto: globalThis.crypto,
+    crypto: require('node:crypto').webcrypto, // not a global before node 19
     URL,
     // Pages are never closed: their retry timers must not keep node's test process alive.
     setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
