@@ -129,6 +129,17 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       assert.deepEqual(p.warnings, []);
     });
 
+    test('coming back online retries at once instead of waiting for the backoff', async () => {
+      const answers = [503, 200];
+      gateway.reply = () => [answers.shift(), { accepted: 1, duplicates: 0, failed: [] }];
+      const p = open();
+      await until(() => gateway.requests.length === 1);
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the failure is handled
+      p.dispatch('online');
+      await until(() => gateway.requests.length === 2, 500);
+      await until(() => p.queue().length === 0);
+    });
+
     test('a gateway that is down: events are kept and sent by the next page', async () => {
       const down = page({ script, endpoint: 'http://127.0.0.1:9', dataset: { key: gateway.key } });
       down.gw('productViewed', PRODUCT);
@@ -137,6 +148,8 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       assert.equal(down.beacons.length, 1);
       assert.equal(down.beacons[0].url, `http://127.0.0.1:9/v1/events?key=${gateway.key}`);
       assert.deepEqual(JSON.parse(down.beacons[0].body), down.queue());
+      down.hide(); // mobile browsers may never fire pagehide
+      assert.equal(down.beacons.length, 2);
       const queued = down.queue().map((e) => e.eventId);
       open({ storage: down.storage, cookies: down.cookies });
       await until(() => gateway.events().length === 3);
