@@ -36,7 +36,7 @@ browser:
 
 # The snippet's unit tests and its size budget; the committed build means no npm is needed here.
 snippet-check:
-	node --test js_snippet/test/*.test.js
+	node --test --test-reporter=spec js_snippet/test/*.test.js
 	@size=$$(gzip -9c gateway/static/tracker.js | wc -c); \
 		echo "gateway/static/tracker.js: $$size bytes gzipped (budget 2000)"; \
 		test $$size -le 2000
