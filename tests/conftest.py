@@ -27,7 +27,6 @@ from gateway.embedded import EmbeddedRedis
 from gateway.settings import Settings, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT.parent / "shared" / "seeds"
 
 
 @pytest.fixture(scope="session")
@@ -90,8 +89,10 @@ class Api:
     async def event(self, body: Any, site: bool = False, **kwargs: Any) -> httpx.Response:
         if site:
             return await self.http.post(
-                f"/v1/event?key={self.site_key}", json=body,
-                headers={"origin": "https://shop.example"}, **kwargs,
+                f"/v1/event?key={self.site_key}",
+                json=body,
+                headers={"origin": "https://shop.example"},
+                **kwargs,
             )
         return await self.http.post("/v1/event", json=body, headers=self.server(), **kwargs)
 
@@ -118,16 +119,16 @@ def build_settings(
 
 
 @pytest.fixture
-async def make_api(
-    redis_url: str, tmp_path: Path
-) -> AsyncIterator[Any]:
+async def make_api(redis_url: str, tmp_path: Path) -> AsyncIterator[Any]:
     """make_api(tenant overrides..., gateway={...}) -> (Api for tenant a, Api for tenant b)."""
     stack: list[Any] = []
 
     async def factory(gateway: dict[str, Any] | None = None, **tenant: Any) -> tuple[Api, Api]:
         a, b = unique("a"), unique("b")
         settings = build_settings(
-            redis_url, tmp_path, [tenant_config(a, **tenant), tenant_config(b, **tenant)],
+            redis_url,
+            tmp_path,
+            [tenant_config(a, **tenant), tenant_config(b, **tenant)],
             **(gateway or {}),
         )
         app = create_app(settings)
@@ -152,20 +153,24 @@ async def api(make_api: Any) -> Api:
     return a
 
 
-def seed_text(prefix: str) -> str:
-    (path,) = SEEDS.glob(f"{prefix}_*.txt")
-    return path.read_text()
-
-
 def start_gateway(
     port: int, env: dict[str, str], *args: str, log: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """A real `python -m gateway serve` process; waits until /healthz answers."""
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port), *args],
-        env={**os.environ, **env}, stdout=out, stderr=out, cwd=ROOT,
-    )
+    command = [sys.executable, "-m", "gateway", "serve", "--port", str(port), *args]
+    if log is None:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    else:
+        with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+            process = subprocess.Popen(
+                command, env={**os.environ, **env}, cwd=ROOT, stdout=out, stderr=out
+            )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

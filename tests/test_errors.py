@@ -1,0 +1,214 @@
+"""Bad input: a clear 4xx naming the field, never a 500, and nothing stored."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import httpx
+import pytest
+from conftest import build_settings, free_port, tenant_config, unique
+
+from gateway.app import create_app
+
+PRODUCT = '{"productId":"P1","price":1}'
+
+
+def ev(event_type: str = "productViewed", **params: Any) -> dict[str, Any]:
+    return {
+        "eventTypeKey": event_type,
+        "keyValue": "ann@example.com",
+        "params": [{"name": k, "value": v} for k, v in params.items()],
+    }
+
+
+BAD_EVENTS = [
+    ([1, 2], 400, "invalid_field", "body"),
+    ({"keyValue": "a@b.c"}, 400, "missing_field", "eventTypeKey"),
+    ({"eventTypeKey": "has space", "keyValue": "a@b.c"}, 400, "invalid_field", "eventTypeKey"),
+    ({"eventTypeKey": "x" * 101, "keyValue": "a@b.c"}, 400, "invalid_field", "eventTypeKey"),
+    ({"eventTypeKey": "pageViewed"}, 400, "missing_identifier", "keyValue"),
+    ({"eventTypeKey": "c", "keyValue": ["a"]}, 400, "invalid_field", "keyValue"),
+    ({"eventTypeKey": "c", "visitorId": 5}, 400, "invalid_field", "visitorId"),
+    ({"eventTypeKey": "c", "keyValue": "a@b.c", "eventId": ""}, 400, "invalid_field", "eventId"),
+    (
+        {"eventTypeKey": "c", "keyValue": "a@b.c", "eventId": "e" * 129},
+        400,
+        "invalid_field",
+        "eventId",
+    ),
+    (
+        {"eventTypeKey": "c", "keyValue": "a@b.c", "occurredAt": "yesterday"},
+        400,
+        "invalid_field",
+        "occurredAt",
+    ),
+    ({"eventTypeKey": "c", "keyValue": "a@b.c", "params": "x"}, 400, "invalid_field", "params"),
+    (
+        {"eventTypeKey": "c", "keyValue": "a@b.c", "params": [{"value": 1}]},
+        400,
+        "invalid_field",
+        "params[0]",
+    ),
+    (
+        {"eventTypeKey": "c", "keyValue": "a@b.c", "params": [{"name": "", "value": 1}]},
+        400,
+        "invalid_field",
+        "params[0].name",
+    ),
+    (ev(product=PRODUCT, Product=PRODUCT), 400, "duplicate_param", "params.Product"),
+    (ev(product="{not json"), 400, "invalid_json", "params.product"),
+    (ev(product='{"productId": "P1"} trailing words'), 400, "invalid_json", "params.product"),
+    (ev(), 400, "missing_field", "params.product"),
+    (ev(product='["P1"]'), 400, "invalid_field", "params.product"),
+    (ev(product='{"price": 3}'), 400, "missing_field", "params.product.productId"),
+    (
+        ev(product='{"productId": "P1", "price": "cheap"}'),
+        400,
+        "invalid_field",
+        "params.product.price",
+    ),
+    (
+        ev(product='{"productId": "P1", "isInStock": 2}'),
+        400,
+        "invalid_field",
+        "params.product.isInStock",
+    ),
+    (ev(phone="+38 050 123", product=PRODUCT), 400, "invalid_phone", "params.phone"),
+    (ev(SMS="call-me", product=PRODUCT), 400, "invalid_phone", "params.SMS"),
+    (ev("pageViewed", page='{"url": "https://a"}'), 400, "missing_field", "params.page.location"),
+    (
+        ev("pageViewed", page='{"location": "/relative/path"}'),
+        400,
+        "invalid_field",
+        "params.page.location",
+    ),
+    (
+        ev("productCategoryViewed", category="{}"),
+        400,
+        "missing_field",
+        "params.category.productCategoryId",
+    ),
+    (ev("cartUpdated", products="[]"), 400, "missing_field", "params.recycleStateId"),
+    (
+        ev("cartUpdated", recycleStateId="r", products='{"productId": 1}'),
+        400,
+        "invalid_field",
+        "params.products",
+    ),
+    (
+        ev("cartUpdated", recycleStateId="r", products='[{"productId": "A", "price": 1}]'),
+        400,
+        "missing_field",
+        "params.products[0].quantity",
+    ),
+    (
+        ev(
+            "cartUpdated",
+            recycleStateId="r",
+            products='[{"productId":"A","price":-1,"quantity":1}]',
+        ),
+        400,
+        "invalid_field",
+        "params.products[0].price",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "code", "field"), BAD_EVENTS)
+async def test_bad_events_name_the_field_and_store_nothing(
+    api, sync_redis, body, status, code, field
+):
+    response = await api.event(body)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert (error["error"], error["field"]) == (code, field)
+    assert (
+        field.split("[")[0].split(".")[-1].lower() in error["message"].lower()
+        or field in error["message"]
+    )
+    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 0
+    assert not sync_redis.exists(f"gw:{api.tenant_id}:id:email:ann@example.com")
+
+
+async def test_malformed_json_and_content_types(api):
+    cases = [
+        (b"{not json", {"content-type": "application/json"}, 400, "invalid_json"),
+        (b'{"eventTypeKey": NaN}', {"content-type": "application/json"}, 400, "invalid_json"),
+        (
+            b"{}",
+            {"content-type": "application/x-www-form-urlencoded"},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            b"{}",
+            {"content-type": "application/json", "content-encoding": "br"},
+            415,
+            "unsupported_encoding",
+        ),
+        (
+            b"not gzip",
+            {"content-type": "application/json", "content-encoding": "gzip"},
+            400,
+            "invalid_gzip",
+        ),
+        (gzip.compress(b"{}")[:-6], {"content-encoding": "gzip"}, 400, "invalid_gzip"),
+    ]
+    for body, headers, status, code in cases:
+        response = await api.http.post(
+            "/v1/event", content=body, headers={**api.server(), **headers}
+        )
+        assert (response.status_code, response.json()["error"]) == (status, code), body
+
+
+async def test_oversize_bodies_and_batches(make_api, sync_redis):
+    api, _ = await make_api(gateway={"max_body_bytes": 2048, "max_batch": 3})
+    big = ev("custom", note="x" * 3000)
+    assert (await api.event(big)).status_code == 413
+    # a gzip bomb: 50 KB of zeros compresses to almost nothing but is refused by its real size
+    bomb = gzip.compress(b'{"eventTypeKey":"c","keyValue":"a@b.c","p":"' + b"0" * 50_000 + b'"}')
+    assert len(bomb) < 2048
+    response = await api.http.post(
+        "/v1/event", content=bomb, headers={**api.server(), "content-encoding": "gzip"}
+    )
+    assert (response.status_code, response.json()["error"]) == (413, "body_too_large")
+    small = ev("pageViewed", page='{"location":"https://a"}')
+    response = await api.events([small] * 4)
+    assert (response.status_code, response.json()["field"]) == (413, "events")
+    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 0
+
+
+async def test_wrong_method_on_ingest(api):
+    response = await api.http.get("/v1/event", headers=api.server())
+    assert response.status_code == 405
+
+
+async def test_redis_down_answers_503_with_retry_after(tmp_path):
+    tenant = unique("down")
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_app(build_settings(dead, tmp_path, [tenant_config(tenant)]))
+    async with app.gateway.lifespan(None):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gw"
+        ) as http:
+            auth = {"authorization": f"Bearer sk_{tenant}"}
+            response = await http.post("/v1/event", headers=auth, json=ev(product=PRODUCT))
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "1"
+            assert response.json()["error"] == "redis_unavailable"
+            batch = await http.post("/v1/events", headers=auth, json=[ev(product=PRODUCT)])
+            assert batch.status_code == 503
+            assert (await http.get("/readyz")).status_code == 503
+            assert (await http.get("/healthz")).status_code == 200
+            contact = await http.get("/v1/contacts/ann@example.com", headers=auth)
+            assert contact.status_code == 503
+            assert "gateway_redis_unavailable_total 2.0" in (await http.get("/metrics")).text
+
+
+async def test_curl_without_content_type_is_told_how_to_fix_it(api):
+    response = await api.http.post(
+        "/v1/event", content=b'{"eventTypeKey": "c", "keyValue": "a@b.c"}',
+        headers={**api.server(), "content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 415
+    assert "add -H 'Content-Type: application/json'" in response.json()["message"]

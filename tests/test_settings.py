@@ -1,0 +1,116 @@
+"""Config: unknown keys and bad values stop start-up with a message naming them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import ConfigError, load_settings, parse_config
+
+TENANT = {"id": "shop-a", "server_keys": ["sk_1"], "site_keys": ["pk_1"]}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"tenants": [TENANT], "extra": 1}, "config.extra: unknown config key"),
+        (
+            {"tenants": [TENANT], "gateway": {"max_batch": 0}},
+            "gateway.max_batch: must be at least 1",
+        ),
+        (
+            {"tenants": [TENANT], "gateway": {"max_batch": "10"}},
+            "gateway.max_batch: expected a number",
+        ),
+        (
+            {"tenants": [TENANT], "gateway": {"max_batch": 1.5}},
+            "gateway.max_batch: expected a whole",
+        ),
+        ({"tenants": [TENANT], "gateway": {"maxbatch": 1}}, "gateway.maxbatch: unknown config key"),
+        ({"tenants": []}, "tenants: at least one"),
+        ({"tenants": [{**TENANT, "id": "bad id"}]}, "tenants[0].id"),
+        ({"tenants": [{**TENANT, "server_keys": "sk"}]}, "tenants[0].server_keys: expected a list"),
+        ({"tenants": [{"id": "x"}]}, "tenants[0].server_keys: a tenant needs at least one key"),
+        ({"tenants": [TENANT, TENANT]}, "tenants[1].id: duplicate tenant id"),
+        ({"tenants": [TENANT, {**TENANT, "id": "b"}]}, "tenants[1]: a key is used twice"),
+        (
+            {"tenants": [{**TENANT, "visit_timeout_seconds": -1}]},
+            "tenants[0].visit_timeout_seconds: must be at least",
+        ),
+        (
+            {"tenants": [{**TENANT, "webhooks": [{"url": "ftp://x", "secret": "whsec_123"}]}]},
+            "tenants[0].webhooks[0].url",
+        ),
+        (
+            {"tenants": [{**TENANT, "webhooks": [{"url": "https://x", "secret": "s"}]}]},
+            "tenants[0].webhooks[0].secret",
+        ),
+        (
+            {
+                "tenants": [
+                    {
+                        **TENANT,
+                        "webhooks": [{"url": "https://x", "secret": "whsec_123", "typez": []}],
+                    }
+                ]
+            },
+            "tenants[0].webhooks[0].typez: unknown config key",
+        ),
+    ],
+)
+def test_config_errors_name_the_key(raw, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw, Path("/tmp"), None)
+    assert message in str(error.value)
+
+
+def test_full_config_is_read(tmp_path):
+    path = tmp_path / "gateway.toml"
+    path.write_text("""
+[gateway]
+max_body_bytes = 2048
+dedup_window_seconds = 60
+
+[[tenants]]
+id = "shop-a"
+server_keys = ["sk_live_a1"]
+site_keys = ["pk_live_a1"]
+allowed_origins = ["https://shop-a.example"]
+visit_timeout_seconds = 0.5
+rate_limit_per_second = 10
+
+[[tenants.webhooks]]
+url = "https://crm.shop-a.example/hooks/gateway"
+secret = "whsec_abcdef"
+types = ["abandonedCart"]
+""")
+    settings = load_settings(str(path), env={"GATEWAY_DATA_DIR": str(tmp_path)})
+    (tenant,) = settings.tenants
+    assert (settings.max_body_bytes, settings.dedup_window_seconds, settings.max_batch) == (
+        2048,
+        60,
+        1000,
+    )
+    assert tenant.visit_timeout_seconds == 0.5
+    assert tenant.webhooks[0].types == frozenset({"abandonedCart"})
+    assert settings.config_path == path.resolve()
+    assert settings.redis_url is None
+
+
+def test_missing_or_broken_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(str(tmp_path / "nope.toml"), env={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[[tenants]\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(str(broken), env={})
+
+
+def test_default_tenant_keys_are_generated_once(tmp_path):
+    env = {"GATEWAY_DATA_DIR": str(tmp_path), "REDIS_URL": "redis://example:6379/0"}
+    first, second = load_settings(env=env), load_settings(env=env)
+    assert first.tenants == second.tenants
+    assert first.tenants[0].server_keys[0].startswith("sk_")
+    assert first.redis_url == "redis://example:6379/0"
+    assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600
