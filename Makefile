@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/gateway serve $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser snippet-check
 	$(BIN)/ruff check gateway tests
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -30,6 +30,25 @@ lint: $(STAMP)
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+.PHONY: browser snippet-check snippet
+
+# Debian's chromium for the snippet's browser tests (a Playwright browser download cannot work
+# offline), and node for its unit tests.
+browser:
+	command -v chromium >/dev/null && command -v node >/dev/null || \
+		(apt-get update && apt-get install -y chromium nodejs)
+
+# The snippet's unit tests and its size budget; the committed build means no npm is needed here.
+snippet-check:
+	node --test --test-reporter=spec js_snippet/test/*.test.js
+	@size=$$(gzip -9c gateway/static/tracker.js | wc -c); \
+		echo "gateway/static/tracker.js: $$size bytes gzipped (budget 2000)"; \
+		test $$size -le 2000
+
+# Rebuild gateway/static/tracker.js from js_snippet/src (commit the result).
+snippet:
+	cd js_snippet && npm ci && npm run build
 
 clean:
 	rm -rf $(VENV) .gateway-data .coverage

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import contacts, triggers
+from . import contacts, snippet, triggers
 from .auth import KeyRing, Principal, check_origin, require_server
 from .clock import now_ms
 from .embedded import EmbeddedRedis
@@ -198,6 +198,7 @@ def create_app(settings: Settings | None = None) -> Any:
         Route("/v1/orders", orders.post_orders, methods=["POST"]),
         Route("/v1/orders/{externalOrderId:path}", orders.get_order),
         Route("/v1/carts/{recycleStateId:path}", orders.get_cart),
+        Route("/js/tracker.js", snippet.tracker_js),
     ]
     handlers: dict[Any, Any] = {ApiError: api_error, StoreUnavailable: store_unavailable}
     for error in UNAVAILABLE_ERRORS:

@@ -1,0 +1,239 @@
+// The gateway's browser tracker. Installed with the two-line snippet in the README:
+//   <script>window.gw=window.gw||function(){(gw.q=gw.q||[]).push(arguments)}</script>
+//   <script async src="https://GATEWAY/js/tracker.js" data-key="pk_..."></script>
+// It must never break the host page: every entry point catches its own errors.
+((w, d) => {
+  const script = d.currentScript || d.querySelector('script[data-key]');
+  const stub = w.gw;
+  // Without fetch there is no reliable way to deliver; without a script tag there is no key.
+  // A second copy of the script on the page would double every page view.
+  if (!w.fetch || !script || (stub && stub.loaded)) return;
+
+  const data = script.dataset;
+  const key = data.key;
+  const url = (data.endpoint || new URL(script.src).origin).replace(/\/$/, '') +
+    '/v1/events?key=' + encodeURIComponent(key);
+  const QUEUE = 'gw_q';
+  const MAX_QUEUE = 100; // events kept while the gateway is unreachable; the oldest go first
+  const MAX_AGE = 864e5; // the gateway's default dedup window: older retries could count twice
+  const BATCH = 20; // keeps a request well under the 64 KB keepalive/sendBeacon limit
+  const memory = {}; // stands in for localStorage where it is blocked (sandboxed frames, settings)
+  let busy, timer, hold, warned, lastPage;
+  let delay = 0;
+
+  const get = (name) => {
+    try {
+      return localStorage.getItem(name);
+    } catch {
+      return memory[name];
+    }
+  };
+
+  const put = (name, value) => {
+    memory[name] = value;
+    try {
+      localStorage.setItem(name, value);
+      return 1;
+    } catch {}
+  };
+
+  const parse = (name, fallback) => {
+    try {
+      return JSON.parse(get(name)) || fallback;
+    } catch {
+      return fallback;
+    }
+  };
+
+  const cookie = (name, value, seconds) => {
+    d.cookie = name + '=' + value + ';path=/;max-age=' + seconds + ';samesite=lax';
+  };
+
+  // A v4 UUID; crypto.randomUUID exists only on https pages.
+  const uuid = () => ([1e7] + -1e3 + -4e3 + -8e3 + -1e11).replace(/[018]/g, (c) =>
+    (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
+
+  const warn = (message, detail) => {
+    if (!warned) console.warn('gateway tracker: ' + message, detail);
+    warned = 1;
+  };
+
+  const newVisitor = () => {
+    const id = uuid();
+    if (!put('gw_vid', id)) cookie('gw_vid', id, 63072000);
+    return id;
+  };
+
+  let visitorId = get('gw_vid') || (d.cookie.match(/(?:^|; )gw_vid=([^;]+)/) || [])[1] ||
+    newVisitor();
+
+  const load = () =>
+    parse(QUEUE, []).filter((event) => Date.now() - Date.parse(event.occurredAt) < MAX_AGE);
+
+  const save = (queue) => put(QUEUE, JSON.stringify(queue.slice(-MAX_QUEUE)));
+
+  // One event in the SPEC 5.1 shape: params as name/value, non-string values as JSON strings.
+  // Identity params go first; an event's own param of the same name (any case) wins.
+  const send = (type, params) => {
+    const ids = parse('gw_id', {});
+    const byName = {};
+    for (const source of [ids, params]) {
+      for (const name in source) {
+        const value = source[name];
+        if (value != null) {
+          byName[name.toLowerCase()] = {
+            name,
+            value: typeof value == 'string' ? value : JSON.stringify(value),
+          };
+        }
+      }
+    }
+    const event = {
+      eventTypeKey: type,
+      eventId: uuid(),
+      visitorId,
+      occurredAt: new Date().toISOString(),
+      params: Object.values(byName),
+    };
+    if (ids.email || ids.phone) event.keyValue = ids.email || ids.phone;
+    const queue = load();
+    queue.push(event);
+    save(queue);
+    flush();
+  };
+
+  // The queue in localStorage is the truth: an event leaves it only once the gateway answered
+  // for it, so events outlive offline spells, gateway restarts and closed pages. Several tabs
+  // may send the same events; the gateway answers repeats of an eventId as duplicates.
+  const flush = async () => {
+    if (busy || timer || hold) return;
+    const batch = load().slice(0, BATCH);
+    if (!batch.length) return;
+    busy = 1;
+    const body = JSON.stringify(batch);
+    let done;
+    try {
+      // A string body goes as text/plain: a "simple" request, so no CORS preflight.
+      const response = await fetch(url, { method: 'POST', body, keepalive: body.length < 6e4 });
+      const status = response.status;
+      // 429 and 5xx are worth retrying; any other answer will not change on a retry.
+      done = status != 429 && status < 500;
+      if (done) {
+        const answer = await response.json();
+        const failed = answer.failed || [];
+        if (!response.ok) warn('events refused (' + status + ')', answer.message);
+        else if (failed.length) warn('events refused', failed[0].message);
+      }
+    } catch {}
+    busy = 0;
+    if (done) {
+      const sent = batch.map((event) => event.eventId);
+      save(load().filter((event) => !sent.includes(event.eventId)));
+      delay = 0;
+      flush();
+    } else {
+      delay = Math.min(delay * 2 || 1e3, 6e4);
+      timer = setTimeout(retry, delay);
+    }
+  };
+
+  const retry = () => {
+    clearTimeout(timer);
+    timer = 0;
+    flush();
+  };
+
+  // The page is going away (or may be killed in the background): hand what is still queued to
+  // the browser, which sends it even after the page is gone. The events stay queued until a
+  // fetch is answered, so a beacon that got lost is retried on the next page.
+  const beacon = () => {
+    const queue = load();
+    if (queue.length && navigator.sendBeacon) {
+      navigator.sendBeacon(url, JSON.stringify(queue.slice(0, BATCH)));
+    }
+  };
+
+  const pageViewed = (location) => {
+    lastPage = location || w.location.href;
+    send('pageViewed', { page: { location: lastPage } });
+  };
+
+  const navigated = () => {
+    if (w.location.href != lastPage) pageViewed();
+  };
+
+  const api = {
+    identify: (fields) => {
+      const ids = parse('gw_id', {});
+      for (const name in fields) {
+        let value = fields[name];
+        // The gateway accepts phones as digits with a leading +; shops often format them.
+        if (/^(phone|sms|phonenumber)$/i.test(name) && value != null) {
+          value = String(value).replace(/[\s().-]/g, '');
+        }
+        ids[name] = value;
+      }
+      put('gw_id', JSON.stringify(ids));
+    },
+    reset: () => {
+      put('gw_id', '{}');
+      put('gw_rsid', '');
+      cookie('gw_rsid', '', 0);
+      visitorId = newVisitor();
+    },
+    pageViewed,
+    productViewed: (product, options) => send('productViewed', { product, ...options }),
+    productCategoryViewed: (productCategoryId) =>
+      send('productCategoryViewed', { category: { productCategoryId } }),
+    cartUpdated: (products, options) => {
+      const recycleStateId = uuid();
+      put('gw_rsid', recycleStateId);
+      // A first-party cookie, so the shop's back-end sees the id with the checkout request.
+      cookie('gw_rsid', recycleStateId, 2592000);
+      send('cartUpdated', { products: products || [], recycleStateId, ...options });
+    },
+    recycleStateId: () => get('gw_rsid') || undefined,
+    track: send,
+  };
+
+  // gw('method', args...) calls a method and returns its result; gw(fn) calls fn once loaded.
+  const gw = (method, ...args) => {
+    try {
+      return typeof method == 'function' ? method() : api[method](...args);
+    } catch (e) {
+      console.warn('gateway tracker: gw(' + method + ') failed', e);
+    }
+  };
+  gw.loaded = 1;
+
+  // Listeners and the history patch run outside gw(): they catch on their own.
+  const safe = (fn) => () => {
+    try {
+      fn();
+    } catch {}
+  };
+
+  try {
+    if (!key) return warn('the script tag needs data-key');
+    w.gw = gw;
+    hold = 1; // replayed calls and the first page view leave in one request
+    for (const call of (stub && stub.q) || []) gw(...call);
+    if (data.autoPageviews != 'false') {
+      pageViewed();
+      const push = history.pushState;
+      history.pushState = function () {
+        const result = push.apply(this, arguments);
+        safe(navigated)();
+        return result;
+      };
+      w.addEventListener('popstate', safe(navigated));
+    }
+    w.addEventListener('pagehide', safe(beacon));
+    d.addEventListener('visibilitychange', safe(() => d.visibilityState == 'hidden' && beacon()));
+    w.addEventListener('online', safe(retry));
+    hold = 0;
+    flush();
+  } catch (e) {
+    console.warn('gateway tracker: not started', e);
+  }
+})(window, document);

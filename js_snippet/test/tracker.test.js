@@ -1,0 +1,229 @@
+'use strict';
+
+const assert = require('node:assert/strict');
+const { after, before, beforeEach, describe, test } = require('node:test');
+const { SCRIPTS, gatewayStandIn, page, params, until } = require('./harness.js');
+
+const PRODUCT = { productId: 'WS01-L-Green', price: 45.5, isInStock: 1 };
+
+for (const [kind, script] of Object.entries(SCRIPTS)) {
+  describe(`tracker (${kind})`, () => {
+    let gateway;
+    before(async () => (gateway = await gatewayStandIn()));
+    after(() => gateway.close());
+
+    // Every test gets its own site key, so late requests of earlier tests' pages are not seen.
+    let tests = 0;
+    beforeEach(() => {
+      gateway.key = `pk_test_${++tests}`;
+      gateway.requests = [];
+      gateway.reply = () => [200, { accepted: 1, duplicates: 0, failed: [] }];
+    });
+
+    // A page of the shop on the stand-in gateway.
+    function open(options = {}) {
+      const dataset = { key: gateway.key, ...options.dataset };
+      return page({ script, endpoint: gateway.url, ...options, dataset });
+    }
+
+    test('replays calls made before it loaded, in order, in the SPEC 5.1 shape', async () => {
+      const p = open({
+        stubCalls: [
+          ['identify', { email: 'Ann@Example.com', phone: '+380 (50) 123-45-67' }],
+          ['productViewed', PRODUCT, { currencyCode: 'USD' }],
+          ['productCategoryViewed', 'Mugs'],
+        ],
+      });
+      await until(() => gateway.requests.length === 1);
+      const [request] = gateway.requests;
+      assert.equal(request.path, '/v1/events');
+      assert.equal(request.key, gateway.key);
+      assert.equal(request.contentType, 'text/plain;charset=UTF-8');
+      const types = request.events.map((e) => e.eventTypeKey);
+      assert.deepEqual(types, ['productViewed', 'productCategoryViewed', 'pageViewed']);
+      const [viewed, category, pageView] = request.events;
+      assert.deepEqual(viewed.params, [
+        { name: 'email', value: 'Ann@Example.com' },
+        { name: 'phone', value: '+380501234567' },
+        { name: 'product', value: '{"productId":"WS01-L-Green","price":45.5,"isInStock":1}' },
+        { name: 'currencyCode', value: 'USD' },
+      ]);
+      assert.equal(params(category).category, '{"productCategoryId":"Mugs"}');
+      assert.equal(params(pageView).page, '{"location":"https://shop.example/p/1"}');
+      for (const event of request.events) {
+        assert.equal(event.keyValue, 'Ann@Example.com');
+        assert.equal(event.visitorId, request.events[0].visitorId);
+        assert.ok(!Number.isNaN(Date.parse(event.occurredAt)));
+      }
+      assert.equal(new Set(request.events.map((e) => e.eventId)).size, 3);
+      assert.match(viewed.visitorId, /^[0-9a-f-]{36}$/);
+      await until(() => p.queue().length === 0);
+    });
+
+    test('cartUpdated makes a new recycleStateId for every change and keeps it', async () => {
+      const p = open();
+      p.gw('cartUpdated', [{ productId: 'A', quantity: 2, price: 3 }], { currencyCode: 'EUR' });
+      const first = p.gw('recycleStateId');
+      p.gw('cartUpdated', []);
+      const second = p.gw('recycleStateId');
+      assert.match(first, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      assert.notEqual(first, second);
+      assert.equal(p.cookies.get('gw_rsid'), second);
+      await until(() => gateway.events().length === 3);
+      const carts = gateway.events().filter((e) => e.eventTypeKey === 'cartUpdated');
+      assert.deepEqual(params(carts[0]), {
+        products: '[{"productId":"A","quantity":2,"price":3}]',
+        recycleStateId: first,
+        currencyCode: 'EUR',
+      });
+      assert.deepEqual(params(carts[1]), { products: '[]', recycleStateId: second });
+      const reloaded = open({ storage: p.storage, cookies: p.cookies });
+      assert.equal(reloaded.gw('recycleStateId'), second);
+      await until(() => reloaded.queue().length === 0);
+    });
+
+    test('custom events, gw(fn) after load, and params that override identity', async () => {
+      const p = open({ dataset: { autoPageviews: 'false' } });
+      p.gw('identify', { email: 'a@b.example', pushToken: 'tok-1' });
+      let ran = 0;
+      p.gw(() => (ran = p.gw('recycleStateId') === undefined));
+      p.gw('track', 'wishlistAdded', { productId: 'WS01', EMAIL: 'other@b.example', n: 2 });
+      await until(() => gateway.events().length === 1);
+      const [event] = gateway.events();
+      assert.equal(ran, true);
+      assert.equal(event.eventTypeKey, 'wishlistAdded');
+      assert.deepEqual(event.params, [
+        { name: 'EMAIL', value: 'other@b.example' },
+        { name: 'pushToken', value: 'tok-1' },
+        { name: 'productId', value: 'WS01' },
+        { name: 'n', value: '2' },
+      ]);
+    });
+
+    test('the visitorId survives reloads; reset() starts a new anonymous visitor', async () => {
+      const p = open();
+      await until(() => gateway.events().length === 1);
+      const visitor = gateway.events()[0].visitorId;
+      const again = open({ storage: p.storage, cookies: p.cookies });
+      again.gw('identify', { email: 'a@b.example' });
+      again.gw('reset');
+      again.gw('pageViewed', 'https://shop.example/after-logout');
+      await until(() => gateway.events().length === 3);
+      const [, reloaded, afterReset] = gateway.events();
+      assert.equal(reloaded.visitorId, visitor);
+      assert.notEqual(afterReset.visitorId, visitor);
+      assert.equal(afterReset.keyValue, undefined);
+      assert.deepEqual(Object.keys(params(afterReset)), ['page']);
+    });
+
+    test('503 and 429 keep the events and retry them with backoff, same eventIds', async () => {
+      const answers = [503, 429, 200];
+      const p = open();
+      gateway.reply = () => [answers.shift(), { accepted: 1, duplicates: 0, failed: [] }];
+      await until(() => gateway.requests.length === 1);
+      assert.equal(p.queue().length, 1);
+      await until(() => gateway.requests.length === 3, 6000);
+      const ids = gateway.requests.map((r) => r.events[0].eventId);
+      assert.equal(new Set(ids).size, 1);
+      await until(() => p.queue().length === 0);
+      assert.deepEqual(p.warnings, []);
+    });
+
+    test('coming back online retries at once instead of waiting for the backoff', async () => {
+      const answers = [503, 200];
+      gateway.reply = () => [answers.shift(), { accepted: 1, duplicates: 0, failed: [] }];
+      const p = open();
+      await until(() => gateway.requests.length === 1);
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the failure is handled
+      p.dispatch('online');
+      await until(() => gateway.requests.length === 2, 500);
+      await until(() => p.queue().length === 0);
+    });
+
+    test('a gateway that is down: events are kept and sent by the next page', async () => {
+      const down = page({ script, endpoint: 'http://127.0.0.1:9', dataset: { key: gateway.key } });
+      down.gw('productViewed', PRODUCT);
+      await until(() => down.queue().length === 2);
+      down.dispatch('pagehide');
+      assert.equal(down.beacons.length, 1);
+      assert.equal(down.beacons[0].url, `http://127.0.0.1:9/v1/events?key=${gateway.key}`);
+      assert.deepEqual(JSON.parse(down.beacons[0].body), down.queue());
+      down.hide(); // mobile browsers may never fire pagehide
+      assert.equal(down.beacons.length, 2);
+      const queued = down.queue().map((e) => e.eventId);
+      open({ storage: down.storage, cookies: down.cookies });
+      await until(() => gateway.events().length === 3);
+      assert.deepEqual(gateway.events().slice(0, 2).map((e) => e.eventId), queued);
+    });
+
+    test('the queue is bounded: the newest 100 events are kept', async () => {
+      const p = page({ script, endpoint: 'http://127.0.0.1:9', dataset: { key: 'pk_test' } });
+      for (let i = 0; i < 120; i++) p.gw('track', 'tick', { i });
+      const queue = p.queue();
+      assert.equal(queue.length, 100);
+      assert.equal(params(queue[0]).i, '20');
+      assert.equal(params(queue[99]).i, '119');
+    });
+
+    test('other 4xx answers drop the events and are reported once', async () => {
+      const p = open();
+      gateway.reply = () => [400, { error: 'invalid_field', message: 'params.product is bad' }];
+      await until(() => gateway.requests.length === 1 && p.queue().length === 0);
+      gateway.reply = () => [200, { accepted: 0, duplicates: 0, failed: [{ index: 0 }] }];
+      p.gw('productViewed', { price: 1 });
+      await until(() => gateway.requests.length === 2 && p.queue().length === 0);
+      assert.equal(p.warnings.length, 1);
+      assert.match(p.warnings[0], /events refused \(400\) params\.product is bad/);
+    });
+
+    test('history navigations send page views; data-auto-pageviews="false" stops them', async () => {
+      const p = open();
+      p.context.history.pushState({}, '', '/cart');
+      p.context.history.pushState({}, '', '/cart');
+      p.location.href = 'https://shop.example/p/1';
+      p.dispatch('popstate');
+      await until(() => gateway.events().length === 3);
+      const locations = gateway.events().map((e) => JSON.parse(params(e).page).location);
+      assert.deepEqual(locations, [
+        'https://shop.example/p/1',
+        'https://shop.example/cart',
+        'https://shop.example/p/1',
+      ]);
+      gateway.requests = [];
+      const manual = open({ dataset: { autoPageviews: 'false' } });
+      manual.context.history.pushState({}, '', '/other');
+      manual.gw('pageViewed');
+      await until(() => gateway.events().length === 1);
+      assert.equal(params(gateway.events()[0]).page, '{"location":"https://shop.example/other"}');
+    });
+
+    test('never throws into the page', async () => {
+      const p = open({ dataset: { autoPageviews: 'false' } });
+      const loop = {};
+      loop.self = loop;
+      assert.equal(p.gw('noSuchMethod'), undefined);
+      assert.equal(p.gw('track', 'x', loop), undefined);
+      assert.equal(p.warnings.length, 2);
+      assert.deepEqual(p.queue(), []);
+      // Without fetch it does nothing: the stub keeps buffering, nothing is sent.
+      const old = open({ fetch: null, stubCalls: [['pageViewed']] });
+      assert.equal(old.context.gw.q.length, 1);
+      old.gw('pageViewed');
+      assert.equal(old.context.gw.q.length, 2);
+      // Without a key it says so and sends nothing.
+      const keyless = open({ dataset: { key: '' } });
+      assert.match(keyless.warnings[0], /data-key/);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(gateway.requests.length, 0);
+    });
+
+    test('a second copy of the script on the page does not double page views', async () => {
+      const p = open();
+      const { readFileSync } = require('node:fs');
+      require('node:vm').runInContext(readFileSync(script, 'utf8'), p.context);
+      await until(() => gateway.events().length >= 1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(gateway.events().length, 1);
+    });
+  });
+}
