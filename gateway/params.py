@@ -1,0 +1,115 @@
+"""Reading the `params` of an event: names, stringified JSON, and the typed values inside."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .decoding import NotJson, decode_param, looks_like_json
+from .errors import invalid
+
+MAX_PARAM_NAME = 100
+MAX_PARAMS = 200
+MAX_STRING = 65_536
+
+
+@dataclass(slots=True)
+class Params:
+    by_lower: dict[str, Any]  # lower-cased name -> decoded value
+    names: dict[str, str]  # lower-cased name -> name as sent
+    stored: dict[str, Any]  # name as sent -> decoded value
+    repaired: bool
+
+
+def number(value: Any, field: str, minimum: float | None = 0) -> float:
+    """A number, also from a numeric string (eSputnik params are often strings)."""
+    if isinstance(value, bool):
+        raise invalid(field, f"{field} must be a number.")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise invalid(field, f"{field} must be a number.") from None
+    if (
+        not isinstance(value, (int, float))
+        or value != value
+        or value in (float("inf"), float("-inf"))
+    ):
+        raise invalid(field, f"{field} must be a number.")
+    if minimum is not None and value < minimum:
+        raise invalid(field, f"{field} must be at least {minimum:g}.")
+    return value
+
+
+def text_id(value: Any, field: str, limit: int = 256) -> str:
+    """An id that may be sent as a string or a whole number."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise invalid(field, f"{field} must be a string.")
+    text = str(value).strip()
+    if not text:
+        raise invalid(field, f"{field} must not be empty.", code="missing_field")
+    if len(text) > limit:
+        raise invalid(field, f"{field} is longer than {limit} characters.")
+    return text
+
+
+def read_params(raw: Any) -> Params:
+    if raw is None:
+        items: list[tuple[Any, Any, str]] = []
+    elif isinstance(raw, list):
+        items = []
+        for i, entry in enumerate(raw):
+            if not isinstance(entry, dict) or "name" not in entry:
+                raise invalid(f"params[{i}]", f"params[{i}] must be an object with name and value.")
+            items.append((entry["name"], entry.get("value"), f"params[{i}].name"))
+    elif isinstance(raw, dict):
+        items = [(name, value, "params") for name, value in raw.items()]
+    else:
+        raise invalid("params", "params must be a list of {name, value} or an object.")
+    if len(items) > MAX_PARAMS:
+        raise invalid("params", f"params has more than {MAX_PARAMS} entries.")
+    params = Params({}, {}, {}, False)
+    for name, value, where in items:
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_PARAM_NAME:
+            raise invalid(where, f"{where} must be a string of 1-{MAX_PARAM_NAME} characters.")
+        lower = name.lower()
+        if lower in params.by_lower:
+            raise invalid(
+                f"params.{name}",
+                f"The param {name!r} is given more than once.",
+                code="duplicate_param",
+            )
+        if isinstance(value, str):
+            if len(value) > MAX_STRING:
+                raise invalid(f"params.{name}", f"params.{name} is over {MAX_STRING} characters.")
+            if looks_like_json(value):
+                try:
+                    value, repaired = decode_param(value)
+                except NotJson:
+                    raise invalid(
+                        f"params.{name}", f"params.{name} is not valid JSON.", code="invalid_json"
+                    ) from None
+                params.repaired |= repaired
+        params.by_lower[lower] = value
+        params.names[lower] = name
+        params.stored[name] = value
+    return params
+
+
+def require_object(params: Params, lower: str, what: str) -> tuple[dict[str, Any], str]:
+    field = f"params.{params.names.get(lower, lower)}"
+    if lower not in params.by_lower:
+        raise invalid(field, f"{what} events need the param {lower!r}.", code="missing_field")
+    value = params.by_lower[lower]
+    if not isinstance(value, dict):
+        raise invalid(field, f"{field} must be a JSON object.")
+    return value, field
+
+
+def currency_code(params: Params) -> str | None:
+    value = params.by_lower.get("currencycode")
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 16:
+        raise invalid("params.currencyCode", "params.currencyCode must be a code like 'USD'.")
+    return value

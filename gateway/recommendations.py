@@ -1,0 +1,124 @@
+"""The four recommendation events (seed 004): what each must carry and what it stores."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from .errors import invalid
+from .params import Params, currency_code, number, require_object, text_id
+
+URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+WEB_SCHEMES = frozenset({"http", "https"})
+
+
+def _page_viewed(params: Params, received: str, raw: dict[str, Any]) -> dict[str, Any]:
+    page, field = require_object(params, "page", "pageViewed")
+    location = page.get("location")
+    if not isinstance(location, str) or not location.strip():
+        raise invalid(
+            f"{field}.location",
+            f"{field}.location must be a URL or a deeplink.",
+            code="missing_field",
+        )
+    match = URI_SCHEME.match(location.strip())
+    if match is None or len(location) > 4096:
+        raise invalid(
+            f"{field}.location",
+            f"{field}.location must be an absolute URL or deeplink (scheme://...).",
+        )
+    scheme = match.group(1).lower()
+    raw["location"] = location.strip()
+    raw["scheme"] = scheme
+    raw["channel"] = "web" if scheme in WEB_SCHEMES else "app"
+    return {}
+
+
+def _product_viewed(params: Params, received: str, raw: dict[str, Any]) -> dict[str, Any]:
+    product, field = require_object(params, "product", "productViewed")
+    if "productId" not in product:
+        raise invalid(f"{field}.productId", f"{field}.productId is required.", code="missing_field")
+    product_id = text_id(product["productId"], f"{field}.productId")
+    view = dict(product)
+    view["productId"] = product_id
+    if "price" in product:
+        view["price"] = number(product["price"], f"{field}.price")
+    if "isInStock" in product:
+        stock = product["isInStock"]
+        if stock not in (0, 1, "0", "1") or isinstance(stock, bool):
+            raise invalid(f"{field}.isInStock", f"{field}.isInStock must be 0 or 1.")
+        view["isInStock"] = int(stock)
+    if "quantity" in product:
+        view["quantity"] = number(product["quantity"], f"{field}.quantity")
+    currency = currency_code(params)
+    if currency is not None:
+        view["currencyCode"] = currency
+    view["viewedAt"] = received
+    return {"pv": [product_id, orjson.dumps(view).decode()]}
+
+
+def _category_viewed(params: Params, received: str, raw: dict[str, Any]) -> dict[str, Any]:
+    category, field = require_object(params, "category", "productCategoryViewed")
+    if "productCategoryId" not in category:
+        raise invalid(
+            f"{field}.productCategoryId",
+            f"{field}.productCategoryId is required.",
+            code="missing_field",
+        )
+    return {"cv": text_id(category["productCategoryId"], f"{field}.productCategoryId")}
+
+
+def _cart_updated(params: Params, received: str, raw: dict[str, Any]) -> dict[str, Any]:
+    names = params.names
+    if "recyclestateid" not in params.by_lower:
+        raise invalid(
+            "params.recycleStateId",
+            "cartUpdated events need a recycleStateId.",
+            code="missing_field",
+        )
+    rsid = text_id(
+        params.by_lower["recyclestateid"], f"params.{names['recyclestateid']}", limit=128
+    )
+    products = params.by_lower.get("products")
+    field = f"params.{names.get('products', 'products')}"
+    if products is None or products == "":
+        products = []
+    if not isinstance(products, list):
+        raise invalid(field, f"{field} must be a JSON array of products.")
+    total = 0.0
+    cart_products = []
+    for i, item in enumerate(products):
+        where = f"{field}[{i}]"
+        if not isinstance(item, dict):
+            raise invalid(where, f"{where} must be an object.")
+        for required in ("productId", "quantity", "price"):
+            if required not in item:
+                raise invalid(
+                    f"{where}.{required}", f"{where}.{required} is required.", code="missing_field"
+                )
+        line = dict(item)
+        line["productId"] = text_id(item["productId"], f"{where}.productId")
+        line["quantity"] = number(item["quantity"], f"{where}.quantity")
+        line["price"] = number(item["price"], f"{where}.price")
+        total += line["price"] * line["quantity"]
+        cart_products.append(line)
+    cart = {
+        "recycleStateId": rsid,
+        "products": cart_products,
+        "currencyCode": currency_code(params),
+        "total": round(total, 6),
+        "updatedAt": received,
+    }
+    return {"cart": [rsid, orjson.dumps(cart).decode(), not cart_products]}
+
+
+TypeHandler = Callable[[Params, str, dict[str, Any]], dict[str, Any]]
+TYPE_HANDLERS: dict[str, TypeHandler] = {
+    "pageViewed": _page_viewed,
+    "productViewed": _product_viewed,
+    "productCategoryViewed": _category_viewed,
+    "cartUpdated": _cart_updated,
+}
