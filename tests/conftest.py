@@ -148,6 +148,18 @@ async def make_api(redis_url: str, tmp_path: Path) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
+async def no_redis(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    """A gateway whose Redis is a port nobody listens on: (client, server-key headers)."""
+    tenant = unique("down")
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_app(build_settings(dead, tmp_path, [tenant_config(tenant)]))
+    async with app.gateway.lifespan(None):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+            yield http, {"authorization": f"Bearer sk_{tenant}"}
+
+
+@pytest.fixture
 async def api(make_api: Any) -> Api:
     a, _ = await make_api()
     return a

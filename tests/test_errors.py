@@ -5,11 +5,7 @@ from __future__ import annotations
 import gzip
 from typing import Any
 
-import httpx
 import pytest
-from conftest import build_settings, free_port, tenant_config, unique
-
-from gateway.app import create_app
 
 PRODUCT = '{"productId":"P1","price":1}'
 
@@ -184,26 +180,19 @@ async def test_wrong_method_on_ingest(api):
     assert response.status_code == 405
 
 
-async def test_redis_down_answers_503_with_retry_after(tmp_path):
-    tenant = unique("down")
-    dead = f"redis://127.0.0.1:{free_port()}/0"
-    app = create_app(build_settings(dead, tmp_path, [tenant_config(tenant)]))
-    async with app.gateway.lifespan(None):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gw"
-        ) as http:
-            auth = {"authorization": f"Bearer sk_{tenant}"}
-            response = await http.post("/v1/event", headers=auth, json=ev(product=PRODUCT))
-            assert response.status_code == 503
-            assert response.headers["retry-after"] == "1"
-            assert response.json()["error"] == "redis_unavailable"
-            batch = await http.post("/v1/events", headers=auth, json=[ev(product=PRODUCT)])
-            assert batch.status_code == 503
-            assert (await http.get("/readyz")).status_code == 503
-            assert (await http.get("/healthz")).status_code == 200
-            contact = await http.get("/v1/contacts/ann@example.com", headers=auth)
-            assert contact.status_code == 503
-            assert "gateway_redis_unavailable_total 2.0" in (await http.get("/metrics")).text
+async def test_redis_down_answers_503_with_retry_after(no_redis):
+    http, auth = no_redis
+    response = await http.post("/v1/event", headers=auth, json=ev(product=PRODUCT))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"] == "redis_unavailable"
+    batch = await http.post("/v1/events", headers=auth, json=[ev(product=PRODUCT)])
+    assert batch.status_code == 503
+    assert (await http.get("/readyz")).status_code == 503
+    assert (await http.get("/healthz")).status_code == 200
+    contact = await http.get("/v1/contacts/ann@example.com", headers=auth)
+    assert contact.status_code == 503
+    assert "gateway_redis_unavailable_total 2.0" in (await http.get("/metrics")).text
 
 
 async def test_curl_without_content_type_is_told_how_to_fix_it(api):

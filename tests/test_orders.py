@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import orjson
 import pytest
-from conftest import build_settings, free_port, tenant_config, unique
 from order_helpers import order, post_orders, triggers
 from seeds import json_blocks, seed_text
-
-from gateway.app import create_app
 
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
@@ -199,20 +195,13 @@ async def test_orders_are_invisible_to_another_tenant(make_api, sync_redis):
     assert cross.status_code == 404
 
 
-async def test_redis_down_answers_503_and_never_a_2xx(tmp_path):
-    tenant = unique("down")
-    dead = f"redis://127.0.0.1:{free_port()}/0"
-    app = create_app(build_settings(dead, tmp_path, [tenant_config(tenant)]))
-    async with app.gateway.lifespan(None):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gw"
-        ) as http:
-            auth = {"authorization": f"Bearer sk_{tenant}"}
-            response = await http.post("/v1/orders", headers=auth, json={"orders": [order("o")]})
-            assert (response.status_code, response.headers["retry-after"]) == (503, "1")
-            assert response.json()["error"] == "redis_unavailable"
-            for path in ("/v1/orders/o", "/v1/carts/rs-1"):
-                assert (await http.get(path, headers=auth)).status_code == 503
+async def test_redis_down_answers_503_and_never_a_2xx(no_redis):
+    http, auth = no_redis
+    response = await http.post("/v1/orders", headers=auth, json={"orders": [order("o")]})
+    assert (response.status_code, response.headers["retry-after"]) == (503, "1")
+    assert response.json()["error"] == "redis_unavailable"
+    for path in ("/v1/orders/o", "/v1/carts/rs-1"):
+        assert (await http.get(path, headers=auth)).status_code == 503
 
 
 @pytest.mark.parametrize(

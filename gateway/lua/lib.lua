@@ -207,6 +207,21 @@ end
 
 -- Build and append the trigger of a visit by concatenating the stored JSON (cjson would round
 -- the shop's numbers to 14 digits).
+-- A trigger's `contact` object, from contact_identity's answer.
+local function contact_json(cid, who)
+  return '{"id":' .. cjson.encode(cid)
+    .. ',"email":' .. (who.email and cjson.encode(who.email) or 'null')
+    .. ',"phone":' .. (who.phone and cjson.encode(who.phone) or 'null')
+    .. ',"identifiers":' .. who.json .. '}'
+end
+
+-- Every trigger, visit or order, reaches the stream and the tally (read into /metrics) here.
+local function append_trigger(ty, body)
+  redis.call('XADD', P .. ':triggers', 'MAXLEN', '~', TRIGGERS_MAXLEN, '*',
+             'type', ty, 'trigger', body)
+  redis.call('HINCRBY', P .. ':tally', 'trigger:' .. ty, 1)
+end
+
 local function emit_trigger(cid, ty, v, who, cart, now)
   local ck = ckey(cid, '')
   local current = cart and cart[1] or redis.call('HGET', ck, 'cart')
@@ -224,17 +239,13 @@ local function emit_trigger(cid, ty, v, who, cart, now)
   local id = 'visit:' .. cid .. ':' .. string.format('%d', v.start)
   local body = '{"id":' .. cjson.encode(id) .. ',"type":"' .. ty .. '","tenant":'
     .. cjson.encode(string.sub(P, 4)) .. ',"createdAt":"' .. iso(now) .. '"'
-    .. ',"contact":{"id":' .. cjson.encode(cid)
-    .. ',"email":' .. (who.email and cjson.encode(who.email) or 'null')
-    .. ',"phone":' .. (who.phone and cjson.encode(who.phone) or 'null')
-    .. ',"identifiers":' .. who.json .. '}'
+    .. ',"contact":' .. contact_json(cid, who)
     .. ',"visit":{"startedAt":"' .. iso(v.start) .. '","endedAt":"' .. iso(v.last)
     .. '","events":' .. string.format('%d', v.n or 0) .. '}'
     .. ',"cart":' .. (current or 'null')
     .. ',"products":[' .. table.concat(products, ',') .. ']'
     .. ',"categories":[' .. table.concat(categories, ',') .. ']}'
-  redis.call('XADD', P .. ':triggers', 'MAXLEN', '~', TRIGGERS_MAXLEN, '*',
-             'type', ty, 'trigger', body)
+  append_trigger(ty, body)
   if ty == 'abandonedCart' then
     redis.call('HSET', ck, 'cartNotified', cart[2])
     local state = P .. ':cart:' .. cart[2]
@@ -262,7 +273,6 @@ local function close_visit(cid, now)
   local ty, cart = trigger_type(cid, v)
   if not ty then return nil end
   emit_trigger(cid, ty, v, who, cart, now)
-  redis.call('HINCRBY', tally, 'trigger:' .. ty, 1)
   return ty
 end
 

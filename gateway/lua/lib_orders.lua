@@ -3,9 +3,7 @@
 -- P:o:{eoid} (meta), P:o:{eoid}:f (field -> JSON text), P:o:{eoid}:h (status history). Field
 -- values are JSON made by Python and only concatenated here: cjson would re-encode numbers with
 -- 14 significant digits.
-local TRIGGERS_MAXLEN = '1000000'
 local HISTORY_CAP = 100
-local PUBLIC_KINDS = {customer = 'externalCustomerId', key = 'keyValue', visitor = 'visitorId'}
 
 local ORDER_IDS = {{'email', 'email'}, {'phone', 'phone'}, {'externalCustomerId', 'customer'}}
 
@@ -32,26 +30,6 @@ local function order_contact(fk, fallback, lim)
   return cid
 end
 
--- {id, email, phone, identifiers} of a contact, identifiers by public name, oldest first.
-local function contact_object(cid)
-  local raw = redis.call('HGETALL', ckey(cid, ':ids'))
-  local seen = {}
-  for j = 1, #raw, 2 do seen[#seen + 1] = {raw[j], tonumber(raw[j + 1])} end
-  table.sort(seen, function(a, b)
-    if a[2] ~= b[2] then return a[2] < b[2] end
-    return a[1] < b[1]
-  end)
-  local ids = {}
-  for _, entry in ipairs(seen) do
-    local kind, value = string.match(entry[1], '^([^:]+):(.*)$')
-    local name = PUBLIC_KINDS[kind] or kind
-    ids[name] = ids[name] or {}
-    table.insert(ids[name], value)
-  end
-  return {id = cid, email = ids.email and ids.email[1] or cjson.null,
-          phone = ids.phone and ids.phone[1] or cjson.null, identifiers = ids}
-end
-
 local function order_json(fk)
   local raw = redis.call('HGETALL', fk)
   local parts = {}
@@ -61,18 +39,16 @@ end
 
 -- Append the trigger `order<STATUS>` (format shared with the trigger feed and webhooks).
 local function order_trigger(o, cid, status, oid, fk)
-  local contact = contact_object(cid)
+  local who = contact_identity(cid)
   local email, phone = redis.call('HGET', fk, 'email'), redis.call('HGET', fk, 'phone')
   local kind = 'order' .. status
   local head = cjson.encode({
-    id = o.tid, type = kind, tenant = string.sub(P, 4), createdAt = o.at, contact = contact,
+    id = o.tid, type = kind, tenant = string.sub(P, 4), createdAt = o.at,
     externalOrderId = o.eoid, orderId = oid, contactId = cid,
-    email = email and cjson.decode(email) or contact.email,
-    phone = phone and cjson.decode(phone) or contact.phone})
-  local body = string.sub(head, 1, -2) .. ',"order":' .. order_json(fk) .. '}'
-  redis.call('XADD', P .. ':triggers', 'MAXLEN', '~', TRIGGERS_MAXLEN, '*',
-             'type', kind, 'trigger', body)
-  redis.call('HINCRBY', P .. ':tally', 'trigger:' .. kind, 1) -- counted by the detector
+    email = email and cjson.decode(email) or who.email or cjson.null,
+    phone = phone and cjson.decode(phone) or who.phone or cjson.null})
+  append_trigger(kind, string.sub(head, 1, -2) .. ',"contact":' .. contact_json(cid, who)
+    .. ',"order":' .. order_json(fk) .. '}')
 end
 
 local function clear_cart(cid, rsid)
