@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import contacts
+from . import contacts, openapi
 from .auth import KeyRing, Principal, check_origin, require_server
 from .clock import now_ms
 from .embedded import EmbeddedRedis
@@ -175,6 +175,7 @@ def create_app(settings: Settings | None = None) -> Any:
         Route("/healthz", gateway.healthz),
         Route("/readyz", gateway.readyz),
         Route("/metrics", gateway.metrics_endpoint),
+        Route("/openapi.json", openapi.endpoint),
         Route("/v1/contacts/{identifier:path}", gateway.get_contact),
         Route("/v1/events", gateway.list_events),
     ]
