@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -165,6 +166,15 @@ async def api_error(request: Request, exc: Exception) -> Response:
     return Response(exc.json(), exc.status, headers=exc.headers, media_type="application/json")
 
 
+async def http_error(request: Request, exc: Exception) -> Response:
+    # Starlette's own answers (no such route, e.g. a path with a newline; wrong method) in the
+    # API's one JSON error shape too.
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    error = ApiError(exc.status_code, code, exc.detail, None, headers=dict(exc.headers or {}))
+    return await api_error(request, error)
+
+
 async def store_unavailable(request: Request, exc: Exception) -> Response:
     return await api_error(request, unavailable())
 
@@ -179,7 +189,11 @@ def create_app(settings: Settings | None = None) -> Any:
         Route("/v1/contacts/{identifier:path}", gateway.get_contact),
         Route("/v1/events", gateway.list_events),
     ]
-    handlers: dict[Any, Any] = {ApiError: api_error, StoreUnavailable: store_unavailable}
+    handlers: dict[Any, Any] = {
+        ApiError: api_error,
+        StoreUnavailable: store_unavailable,
+        HTTPException: http_error,
+    }
     for error in UNAVAILABLE_ERRORS:
         handlers[error] = store_unavailable
     rest = Starlette(routes=routes, lifespan=gateway.lifespan, exception_handlers=handlers)

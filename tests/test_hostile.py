@@ -210,6 +210,8 @@ def test_random_requests_never_500_and_refusals_store_nothing(target: Target, da
     ANSWERS[f"{response.status_code}"] += 1
     ANSWERS[f"{request['method']} {template}"] += 1
     assert response.status_code < 500, (request, response.status_code, response.text)
+    if response.status_code >= 400 and request["method"] != "HEAD":
+        assert "error" in response.json(), response.text  # the one JSON error shape
     if response.status_code != 200:
         assert target.snapshot() == before, (request, response.status_code, response.text)
 
