@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint audit bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,10 +21,15 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) audit
 	$(BIN)/ruff check gateway tests
 	$(BIN)/ruff format --check gateway tests
 	$(BIN)/mypy
+
+# Known vulnerabilities in every installed dependency (PyPI's advisory data); the gateway itself
+# is not on PyPI, hence --skip-editable. --strict: a package it cannot check is a failure.
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 clean:
 	rm -rf $(VENV) .gateway-data .coverage
