@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -103,4 +105,59 @@ async def test_sigterm_answers_in_flight_requests_then_exits_0(tmp_path, redis_u
     assert statuses == [200] * in_flight
     assert all(a.json()["accepted"] == batch for a in answers)
     assert found == in_flight * batch
+    assert code == 0
+
+
+def embedded_servers(data: Path) -> list[str]:
+    """Pids of redis-server processes serving this data dir's socket."""
+    found = subprocess.run(
+        ["pgrep", "-f", str(data / "redis.sock")], capture_output=True, text=True
+    )
+    return found.stdout.split()
+
+
+async def test_sigkill_with_embedded_redis_restarts_on_one_server(tmp_path):
+    """The embedded Redis outlives a SIGKILLed gateway; the restarted gateway must not start a
+    second server on the same data dir (two servers appending one AOF), and loses nothing."""
+    tenant = unique("embedded")
+    config = write_config(tmp_path / "gateway.toml", [tenant])
+    data = tmp_path / "data"
+    env = {"REDIS_URL": "", "GATEWAY_DATA_DIR": str(data), "GATEWAY_CONFIG": str(config)}
+    port = free_port()
+    gateway = start_gateway(port, env)
+    tally = Tally()
+    stop = asyncio.Event()
+    try:
+        load = asyncio.create_task(
+            steady_load(f"http://127.0.0.1:{port}", f"sk_{tenant}", stop, tally, tenant)
+        )
+        await wait_for(lambda: len(tally.acknowledged) >= 500, 30, "load before the kill")
+        gateway.send_signal(signal.SIGKILL)
+        gateway.wait(10)
+        orphans = embedded_servers(data)
+        gateway = start_gateway(port, env)
+        servers = embedded_servers(data)
+        killed_at = len(tally.acknowledged)
+        await wait_for(lambda: len(tally.acknowledged) >= killed_at + 500, 30, "load after")
+        stop.set()
+        await asyncio.wait_for(load, 20)
+        client = redis.Redis.from_url(f"unix://{data / 'redis.sock'}")
+        try:
+            found = stored_event_ids(client, tenant)
+        finally:
+            client.close()
+    finally:
+        stop.set()
+        gateway.send_signal(signal.SIGTERM)
+        code = gateway.wait(20)
+        for pid in embedded_servers(data):  # only if the test failed half-way
+            subprocess.run(["kill", pid], check=False)
+    acknowledged = set(tally.acknowledged)
+    print(
+        f"\nembedded redis after gateway SIGKILL: orphaned servers {len(orphans)}, after restart "
+        f"{len(servers)}; {tally.figures(len(acknowledged & found))}"
+    )
+    assert len(orphans) == 1 and len(servers) == 1 and servers != orphans
+    assert acknowledged <= found
+    assert not tally.failures, tally.failures[:5]
     assert code == 0
