@@ -63,7 +63,7 @@ class Tally:
     statuses: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     slowest: float = 0.0
-    acked_at: list[float] = field(default_factory=list)  # monotonic time of each 200
+    acked_at: dict[str, float] = field(default_factory=dict)  # eventId -> monotonic time of its 200
 
     def figures(self, found: int) -> str:
         lost = len(self.acknowledged) - found
@@ -110,7 +110,7 @@ async def steady_load(
                 if len(ids) > 1 and (answer["accepted"] + answer["duplicates"] != len(ids)):
                     tally.failures.append(f"batch partly stored: {answer}")
                 tally.acknowledged.extend(ids)
-                tally.acked_at.append(time.monotonic())
+                tally.acked_at.update(dict.fromkeys(ids, time.monotonic()))
             elif status == 503:
                 if "retry-after" not in response.headers:
                     tally.failures.append("503 without Retry-After")
