@@ -1,4 +1,5 @@
-"""Tools for the fault tests: a config file, a steady load that keeps the books, and a recount.
+"""Tools for the fault tests: a config file, a steady load that keeps the books, a recount, and
+a small-limits gateway whose stored data can be snapshotted.
 
 The load sends events with client-chosen `eventId`s, so that afterwards every acknowledged event
 can be looked for in the tenant's Redis stream by its id. Each answer is filed by what it means:
@@ -9,14 +10,20 @@ gateway was killed), anything else or a timeout is a failure the test reports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import orjson
 import redis
+from conftest import free_port, start_gateway, unique
+
+from gateway.embedded import EmbeddedRedis
 
 # Documented but not on this branch yet: their engineers' branches add them (issues 4 and 5).
 # The lead removes each line when merging the branch that brings the endpoint; the tests that
@@ -152,3 +159,54 @@ async def wait_for(predicate: object, timeout: float, what: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+SMALL_LIMIT = 4096  # max_body_bytes of small_gateway, so bombs and floods are cheap
+
+
+@dataclass
+class Target:
+    base: str
+    tenant: str
+    http: httpx.Client
+    redis: redis.Redis
+    log: Path
+
+    def snapshot(self) -> dict[bytes, bytes | None]:
+        keys = sorted(self.redis.scan_iter(match=f"gw:{self.tenant}:*", count=1000))
+        dumps = self.redis.pipeline(transaction=False)
+        for key in keys:
+            dumps.dump(key)
+        return dict(zip(keys, dumps.execute(), strict=True))
+
+
+@contextlib.contextmanager
+def small_gateway(folder: Path) -> Iterator[Target]:
+    """A real gateway process with max_body_bytes = SMALL_LIMIT and max_batch = 5 on a Redis of
+    its own; on exit it must not have died nor logged a traceback or an error."""
+    # Its own Redis: the snapshot SCANs the whole keyspace twice per request, so keep it small.
+    server = EmbeddedRedis(folder / "redis", port=free_port())
+    server.start()
+    tenant = unique("hostile")
+    config = write_config(folder / "gateway.toml", [tenant])
+    limits = f"[gateway]\nmax_body_bytes = {SMALL_LIMIT}\nmax_batch = 5\n"
+    config.write_text(limits + config.read_text())
+    port = free_port()
+    log = folder / "gateway.log"
+    process = start_gateway(port, {"REDIS_URL": server.url}, "--config", str(config), log=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            client = redis.Redis.from_url(server.url)
+            try:
+                yield Target(base, tenant, http, client, log)
+            finally:
+                client.close()
+        assert process.poll() is None, "the gateway died"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(20)
+        server.stop()
+    assert code == 0
+    text = log.read_text()
+    assert "Traceback" not in text and '"level":"error"' not in text, text[-3000:]
