@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from .metrics import Metrics
 from .redis_keys import TenantKeys
 from .settings import Settings, Tenant, load_settings
 from .store import UNAVAILABLE_ERRORS, IngestBatcher, Store, StoreUnavailable, connect
+from .supervision import watch_supervisor
 
 log = logging.getLogger("gateway")
 
@@ -103,9 +105,11 @@ class Gateway:
         self._batcher = IngestBatcher(self._store)
         if not await self._store.ping():
             log.warning("redis is not answering yet; /readyz reports 503 until it does")
+        watchdog = asyncio.get_running_loop().create_task(watch_supervisor())
         try:
             yield
         finally:
+            watchdog.cancel()
             await self._batcher.drain()
             await self._store.close()
             if self.embedded is not None:

@@ -8,8 +8,10 @@ process exits 0.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -161,3 +163,58 @@ async def test_sigkill_with_embedded_redis_restarts_on_one_server(tmp_path):
     assert acknowledged <= found
     assert not tally.failures, tally.failures[:5]
     assert code == 0
+
+
+def children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True)
+    return bool(state.stdout.strip()) and not state.stdout.strip().startswith("Z")
+
+
+async def test_sigkill_of_the_supervisor_ends_its_workers(tmp_path, redis_url, sync_redis):
+    """`--workers 2`: SIGKILL of the supervisor leaves workers holding the port unless they notice
+    and stop; then a restarted gateway binds the same port, and nothing acknowledged is lost."""
+    tenant = unique("workers")
+    config = write_config(tmp_path / "gateway.toml", [tenant])
+    port = free_port()
+    env = {"REDIS_URL": redis_url}
+    gateway = start_gateway(port, env, "--config", str(config), "--workers", "2")
+    tally = Tally()
+    stop = asyncio.Event()
+    workers = children(gateway.pid)
+    try:
+        load = asyncio.create_task(
+            steady_load(f"http://127.0.0.1:{port}", f"sk_{tenant}", stop, tally, tenant)
+        )
+        await wait_for(lambda: len(tally.acknowledged) >= 500, 30, "load before the kill")
+        gateway.send_signal(signal.SIGKILL)
+        gateway.wait(10)
+        started = time.monotonic()
+        await wait_for(lambda: not any(alive(w) for w in workers), 10, "orphaned workers to end")
+        ended = time.monotonic() - started
+        gateway = start_gateway(port, env, "--config", str(config), "--workers", "2")
+        killed_at = len(tally.acknowledged)
+        await wait_for(lambda: len(tally.acknowledged) >= killed_at + 500, 30, "load after")
+        stop.set()
+        await asyncio.wait_for(load, 20)
+    finally:
+        stop.set()
+        gateway.send_signal(signal.SIGTERM)
+        code = gateway.wait(20)
+        for pid in workers:  # only if they outlived the test's wait: leave no orphans behind
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    found = stored_event_ids(sync_redis, tenant)
+    acknowledged = set(tally.acknowledged)
+    print(
+        f"\n--workers 2, supervisor SIGKILL: {len(workers)} children ended {ended:.1f}s later; "
+        f"{tally.figures(len(acknowledged & found))}"
+    )
+    assert code == 0
+    assert acknowledged <= found
+    assert not tally.failures, tally.failures[:5]
