@@ -44,6 +44,10 @@ async def test_redis_outage_under_load_loses_nothing_acknowledged(tmp_path):
         async with httpx.AsyncClient(base_url=base, timeout=3) as http:
             assert (await http.get("/readyz")).status_code == 503
             assert (await http.get("/healthz")).status_code == 200
+            auth = {"authorization": f"Bearer sk_{tenant}"}
+            for read in ("/v1/contacts/x@example.com", "/v1/events"):
+                refused = await http.get(read, headers=auth)
+                assert (refused.status_code, refused.headers["retry-after"]) == (503, "1")
             await wait_for(lambda: tally.statuses["503"] >= 50, 20, "503s during the outage")
             await asyncio.sleep(1.5)  # an outage of seconds, not a blip
             during = len(tally.acknowledged)
