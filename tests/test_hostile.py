@@ -127,6 +127,8 @@ def hostile_request(draw: st.DrawFn, tenant: str) -> dict[str, Any]:
     )
     if content_type is not None:
         headers["content-type"] = content_type
+    token = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyz-"), min_size=1, max_size=20)
+    headers.update(draw(st.dictionaries(token, header_text, max_size=3)))  # any other headers
     if draw(st.booleans()):
         headers["origin"] = draw(st.sampled_from(["https://shop.example", "null"]) | header_text)
     body = draw(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Api, free_port, start_gateway, unique
+from conftest import ROOT, Api, free_port, start_gateway, unique
 from faults import NOT_YET, write_config
 
 from gateway.events import ORDER_TYPES
@@ -179,3 +179,11 @@ def test_keys_are_never_logged(tmp_path: Path, redis_url: str) -> None:
     print(
         f"\nkeys never logged: {len(keys)} keys x 16 requests, {len(text.splitlines())} log lines"
     )
+
+
+def test_docker_image_runs_unprivileged_with_a_healthcheck() -> None:
+    # No Docker daemon in the test environment: check the Dockerfile says so, at least.
+    text = (ROOT / "Dockerfile").read_text()
+    users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    assert "\nHEALTHCHECK " in text and "/healthz" in text
