@@ -70,7 +70,7 @@ class Tally:
     statuses: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     slowest: float = 0.0
-    acked_at: dict[str, float] = field(default_factory=dict)  # eventId -> monotonic time of its 200
+    sent_at: dict[str, float] = field(default_factory=dict)  # acknowledged eventId -> time sent
 
     def figures(self, found: int) -> str:
         lost = len(self.acknowledged) - found
@@ -117,7 +117,7 @@ async def steady_load(
                 if len(ids) > 1 and (answer["accepted"] + answer["duplicates"] != len(ids)):
                     tally.failures.append(f"batch partly stored: {answer}")
                 tally.acknowledged.extend(ids)
-                tally.acked_at.update(dict.fromkeys(ids, time.monotonic()))
+                tally.sent_at.update(dict.fromkeys(ids, started))
             elif status == 503:
                 if "retry-after" not in response.headers:
                     tally.failures.append("503 without Retry-After")
