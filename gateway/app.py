@@ -14,13 +14,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import contacts, openapi
+from . import contacts, openapi, triggers
 from .auth import KeyRing, Principal, check_origin, require_server
 from .clock import now_ms
 from .embedded import EmbeddedRedis
 from .errors import ApiError, unavailable
 from .ingest import PATHS, IngestApp, Receive, Scope, Send
 from .metrics import Metrics
+from .orders_api import OrdersApi, rfm
 from .redis_keys import TenantKeys
 from .settings import Settings, Tenant, load_settings
 from .store import UNAVAILABLE_ERRORS, IngestBatcher, Store, StoreUnavailable, connect
@@ -51,6 +52,7 @@ class Gateway:
                 settings.recent_views,
                 settings.contact_events,
                 settings.cart_ttl_seconds,
+                int(t.cart_purchase_window_seconds * 1000),
             ]
             for t in settings.tenants
         }
@@ -105,11 +107,13 @@ class Gateway:
         self._batcher = IngestBatcher(self._store)
         if not await self._store.ping():
             log.warning("redis is not answering yet; /readyz reports 503 until it does")
+        background = await triggers.start_background(self)
         watchdog = asyncio.get_running_loop().create_task(watch_supervisor())
         try:
             yield
         finally:
             watchdog.cancel()
+            await triggers.stop_background(background)
             await self._batcher.drain()
             await self._store.close()
             if self.embedded is not None:
@@ -146,7 +150,7 @@ class Gateway:
         if contact_id is None:
             raise contacts.not_found("contact")
         body = await contacts.read_contact(self.store, keys, contact_id)
-        body["orders"] = {"count": 0, "revenue": 0, "averageCheck": 0, "lastOrderDate": None}
+        body["orders"] = await rfm(self.store, keys, contact_id)
         return contacts.json_response(body)
 
     async def list_events(self, request: Request) -> Response:
@@ -163,6 +167,12 @@ class Gateway:
                 raise contacts.not_found("contact")
             found = await contacts.contact_events(self.store, keys, contact_id, event_type, limit)
         return contacts.json_response({"events": found})
+
+    async def list_triggers(self, request: Request) -> Response:
+        return await triggers.list_triggers(self, request)
+
+    async def dead_letters(self, request: Request) -> Response:
+        return await triggers.dead_letters(self, request)
 
 
 async def api_error(request: Request, exc: Exception) -> Response:
@@ -185,6 +195,7 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None) -> Any:
     gateway = Gateway(settings or load_settings())
+    orders = OrdersApi(gateway)
     routes = [
         Route("/healthz", gateway.healthz),
         Route("/readyz", gateway.readyz),
@@ -192,6 +203,11 @@ def create_app(settings: Settings | None = None) -> Any:
         Route("/openapi.json", openapi.endpoint),
         Route("/v1/contacts/{identifier:path}", gateway.get_contact),
         Route("/v1/events", gateway.list_events),
+        Route("/v1/triggers", gateway.list_triggers),
+        Route("/v1/webhooks/dead", gateway.dead_letters),
+        Route("/v1/orders", orders.post_orders, methods=["POST"]),
+        Route("/v1/orders/{externalOrderId:path}", orders.get_order),
+        Route("/v1/carts/{recycleStateId:path}", orders.get_cart),
     ]
     handlers: dict[Any, Any] = {
         ApiError: api_error,

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from . import identity
+from . import identity, order_events
 from .decoding import NotJson, decode_param, looks_like_json
 from .errors import ApiError, invalid
 
@@ -292,6 +292,11 @@ def prepare(body: Any, site_key: bool, received: str) -> Prepared:
     idents = identity.collect(
         params.by_lower, params.names, body.get("keyValue"), body.get("visitorId")
     )
+    order: dict[str, Any] = {}
+    if event_type in ORDER_TYPES:  # the order's externalCustomerId names the contact too
+        order, idents = order_events.prepare(
+            event_type, params.by_lower, params.names, idents, received
+        )
     if not idents:
         raise invalid(
             "keyValue",
@@ -306,7 +311,7 @@ def prepare(body: Any, site_key: bool, received: str) -> Prepared:
         if body.get(name) is not None:
             raw[name] = body[name]
     handler = TYPE_HANDLERS.get(event_type)
-    extra = handler(params, received, raw) if handler is not None else {}
+    extra = handler(params, received, raw) if handler is not None else order
     raw["params"] = params.stored
     if params.repaired:
         raw["repaired"] = True

@@ -31,6 +31,12 @@ Send = Callable[[Message], Awaitable[None]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 ACCEPTED_TYPES = frozenset({b"application/json", b"text/plain", b""})
+# `curl -d` without -H sends a form content type: say how to fix it rather than only refuse.
+FORM_HINT = {
+    b"application/x-www-form-urlencoded": (
+        " (curl -d sends a form content type: add -H 'Content-Type: application/json')."
+    )
+}
 PATHS = frozenset({"/v1/event", "/v1/events"})
 
 
@@ -87,6 +93,13 @@ def media_type(headers: dict[bytes, bytes]) -> bytes:
     return headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
 
 
+def require_json_body(headers: dict[bytes, bytes]) -> None:
+    kind = media_type(headers)
+    if kind not in ACCEPTED_TYPES:
+        message = "Content-Type must be application/json or text/plain" + FORM_HINT.get(kind, ".")
+        raise ApiError(415, "unsupported_media_type", message, "content-type")
+
+
 class IngestApp:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -115,13 +128,7 @@ class IngestApp:
             origin = _text(headers.get(b"origin"))
             extra = check_origin(principal, origin)
             await self.gateway.check_rate(principal)
-            if media_type(headers) not in ACCEPTED_TYPES:
-                raise ApiError(
-                    415,
-                    "unsupported_media_type",
-                    "Content-Type must be application/json or text/plain.",
-                    "content-type",
-                )
+            require_json_body(headers)
             body = await read_body(receive, headers, self.limit)
             try:
                 document = orjson.loads(body)
@@ -166,6 +173,10 @@ class IngestApp:
     async def one(self, principal: Principal, document: Any, now: int) -> tuple[int, bytes]:
         prepared = events.prepare(document, principal.is_site, iso(now))
         (result,) = await self.store(principal, [prepared], now)
+        if result.startswith(b"i"):  # an order event whose order part changed nothing
+            reason = result.split(b"|", 2)[2].decode()
+            answer = {"status": "ignored", "eventId": prepared.event_id, "reason": reason}
+            return 200, orjson.dumps(answer)
         status = "duplicate" if result.startswith(b"d") else "accepted"
         return 200, orjson.dumps({"status": status, "eventId": prepared.event_id})
 
@@ -180,19 +191,31 @@ class IngestApp:
             )
         received = iso(now)
         good: list[events.Prepared] = []
+        indices: list[int] = []
         failed: list[dict[str, Any]] = []
         tenant = principal.tenant.id
         for index, item in enumerate(document):
             try:
                 good.append(events.prepare(item, principal.is_site, received))
+                indices.append(index)
             except ApiError as error:
                 self.metrics.events_rejected.inc(tenant, error.code)
                 failed.append({"index": index, **error.body()})
         results = await self.store(principal, good, now) if good else []
         duplicates = sum(1 for r in results if r.startswith(b"d"))
-        return 200, orjson.dumps(
-            {"accepted": len(good) - duplicates, "duplicates": duplicates, "failed": failed}
-        )
+        ignored = [
+            {"index": index, "eventId": p.event_id, "reason": r.split(b"|", 2)[2].decode()}
+            for index, p, r in zip(indices, good, results, strict=True)
+            if r.startswith(b"i")
+        ]
+        answer: dict[str, Any] = {
+            "accepted": len(good) - duplicates - len(ignored),
+            "duplicates": duplicates,
+            "failed": failed,
+        }
+        if ignored:  # only order events can be ignored; other clients never see the key
+            answer["ignored"] = ignored
+        return 200, orjson.dumps(answer)
 
     async def store(
         self,
@@ -217,6 +240,11 @@ class IngestApp:
                 )
                 if p.repaired:
                     self.metrics.events_repaired.inc(tenant.id)
+                if result.startswith(b"i"):
+                    self.metrics.orders_failed.inc(tenant.id, "ignored")
+                elif p.event_type in events.ORDER_TYPES:
+                    status = result.rsplit(b"|", 1)[1].decode()
+                    self.metrics.orders_stored.inc(tenant.id, status, "event")
         return results
 
 

@@ -112,6 +112,16 @@ class Metrics:
             "Time from request to response, by route.",
             ("route",),
         )
+        self.orders_stored = Counter(
+            "gateway_orders_stored_total",
+            "Order writes stored, by tenant, status and source (orders API or event type).",
+            ("tenant", "status", "source"),
+        )
+        self.orders_failed = Counter(
+            "gateway_orders_failed_total",
+            "Orders refused (orders API) or order events ignored, by tenant and reason.",
+            ("tenant", "reason"),
+        )
         self.families: list[Counter | Histogram] = [
             self.events_accepted,
             self.events_duplicate,
@@ -119,6 +129,47 @@ class Metrics:
             self.events_repaired,
             self.redis_unavailable,
             self.request_latency,
+            self.orders_stored,
+            self.orders_failed,
+        ]
+        # visits, triggers and webhooks (gateway/detector.py, gateway/webhooks.py)
+        self.triggers_emitted = Counter(
+            "gateway_triggers_emitted_total", "Triggers appended to the stream.", ("tenant", "type")
+        )
+        self.visits_closed = Counter(
+            "gateway_visits_closed_total", "Visits closed (with or without a trigger).", ("tenant",)
+        )
+        self.visits_anonymous = Counter(
+            "gateway_visits_anonymous_total",
+            "Visits closed without a trigger: the contact had no email, phone, push token or id.",
+            ("tenant",),
+        )
+        self.detector_lag = Gauge(
+            "gateway_detector_lag_seconds",
+            "Largest delay between a visit's deadline and its closing, in the last detector pass.",
+            ("tenant",),
+        )
+        self.webhook_deliveries = Counter(
+            "gateway_webhook_deliveries_total", "Webhook POSTs answered 2xx.", ("tenant",)
+        )
+        self.webhook_failures = Counter(
+            "gateway_webhook_failures_total",
+            "Webhook attempts that failed (non-2xx, timeout, connection error).",
+            ("tenant",),
+        )
+        self.webhook_dead = Counter(
+            "gateway_webhook_dead_letters_total",
+            "Triggers moved to the dead-letter list after the retry budget.",
+            ("tenant",),
+        )
+        self.families += [
+            self.triggers_emitted,
+            self.visits_closed,
+            self.visits_anonymous,
+            self.detector_lag,
+            self.webhook_deliveries,
+            self.webhook_failures,
+            self.webhook_dead,
         ]
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)

@@ -14,9 +14,15 @@ change together share a slot):
 | P:c:{cid}:cv                 | zset   | contact_ttl_seconds, capped recent_views    |
 | P:c:{cid}:ev                 | list   | contact_ttl_seconds, capped contact_events  |
 | P:c:{cid}:visit              | hash   | contact_ttl_seconds (the open visit)        |
+| P:c:{cid}:rfm                | hash   | contact_ttl_seconds (DELIVERED order RFM)   |
 | P:visits                     | zset   | one member per open visit, removed on close |
 | P:cart:<recycleStateId>      | hash   | cart_ttl_seconds (cart state, its order)    |
-| P:triggers                   | stream | capped, MAXLEN ~ triggers_stream_maxlen     |
+| P:o:{eoid}                   | hash   | contact_ttl_seconds (order meta: status...) |
+| P:o:{eoid}:f / :h            | hash/list | contact_ttl_seconds (fields, history)    |
+| P:triggers                   | stream | capped, MAXLEN ~ 1000000 (lib.lua)          |
+| P:tally                      | hash   | visit/trigger counts, drained by detect.lua |
+| P:wh:<hook>:due / :jobs / :tries | zset/hash | until delivered or dead-lettered     |
+| P:wh:dead                    | list   | capped, newest 10000 dead letters           |
 
 The Lua scripts receive the prefix and build the same names; `CONTACT_SUFFIXES` is the list they
 share with this module (passed in, never repeated by hand).
@@ -27,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Suffixes of every per-contact key; the stitching merge and TTL refresh walk this list.
-CONTACT_SUFFIXES = ("", ":ids", ":pv", ":pvd", ":cv", ":ev", ":visit")
+CONTACT_SUFFIXES = ("", ":ids", ":pv", ":pvd", ":cv", ":ev", ":visit", ":rfm")
 
 # Identifier kinds, in the order they decide which contact an event belongs to.
 KIND_ORDER = (
@@ -62,6 +68,11 @@ class TenantKeys:
         return f"{self.prefix}:triggers"
 
     @property
+    def dead_letters(self) -> str:
+        """Webhook deliveries that used up their retry budget (gateway/lua/webhook.lua)."""
+        return f"{self.prefix}:wh:dead"
+
+    @property
     def visits(self) -> str:
         return f"{self.prefix}:visits"
 
@@ -76,3 +87,7 @@ class TenantKeys:
 
     def cart(self, recycle_state_id: str) -> str:
         return f"{self.prefix}:cart:{recycle_state_id}"
+
+    def order(self, external_order_id: str, suffix: str = "") -> str:
+        """An order: "" meta, ":f" fields (JSON texts), ":h" status history."""
+        return f"{self.prefix}:o:{{{external_order_id}}}{suffix}"

@@ -28,6 +28,9 @@ class Webhook:
     url: str
     secret: str
     types: frozenset[str] | None  # None: every trigger type
+    timeout_seconds: float = 10.0  # one delivery attempt; longer counts as a failure
+    retry_initial_seconds: float = 5.0  # first retry delay, doubled per attempt (with jitter)
+    retry_budget_seconds: float = 86_400.0  # age of a trigger after which it is dead-lettered
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,12 @@ TENANT_KEYS = {
     "webhooks",
 }
 WEBHOOK_KEYS = {"url", "secret", "types"}
+# name -> lower bound of the webhook's retry settings (defaults in Webhook)
+WEBHOOK_RETRY_KEYS = {
+    "timeout_seconds": 0.05,
+    "retry_initial_seconds": 0.01,
+    "retry_budget_seconds": 0.1,
+}
 
 
 def _number(where: str, value: Any, kind: type, minimum: float) -> Any:
@@ -111,14 +120,19 @@ def _unknown(where: str, table: dict[str, Any], known: set[str] | dict[str, Any]
 def _webhook(where: str, raw: Any) -> Webhook:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a table")
-    _unknown(where, raw, WEBHOOK_KEYS)
+    _unknown(where, raw, WEBHOOK_KEYS | WEBHOOK_RETRY_KEYS.keys())
     url, secret = raw.get("url"), raw.get("secret")
     if not isinstance(url, str) or not re.match(r"^https?://", url):
         raise ConfigError(f"{where}.url: expected an http(s) URL")
     if not isinstance(secret, str) or len(secret) < 8:
         raise ConfigError(f"{where}.secret: expected a string of at least 8 characters")
     types = frozenset(_strings(f"{where}.types", raw["types"])) if "types" in raw else None
-    return Webhook(url=url, secret=secret, types=types)
+    retry = {
+        name: _number(f"{where}.{name}", raw[name], float, minimum)
+        for name, minimum in WEBHOOK_RETRY_KEYS.items()
+        if name in raw
+    }
+    return Webhook(url=url, secret=secret, types=types, **retry)
 
 
 def _tenant(where: str, raw: Any) -> Tenant:

@@ -20,7 +20,8 @@ from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .redis_keys import CONTACT_SUFFIXES
+from .identity import PUBLIC_NAMES
+from .redis_keys import CONTACT_SUFFIXES, REACHABLE_KINDS
 
 # Errors that mean "Redis is not there right now", as opposed to a bug in a command.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -47,8 +48,20 @@ class Script:
         folder = resources.files("gateway") / "lua"
         lua_suffixes = "{" + ", ".join(f"'{s}'" for s in CONTACT_SUFFIXES) + "}"
         library = (folder / "lib.lua").read_text().replace("{{CONTACT_SUFFIXES}}", lua_suffixes)
+        for constant, value in lua_tables().items():
+            library = library.replace("{{" + constant + "}}", value)
+        # Further libraries (lib_<topic>.lua) follow lib.lua, in name order.
+        extra = sorted(f.name for f in folder.iterdir() if f.name.startswith("lib_"))
+        library += "".join("\n" + (folder / name).read_text() for name in extra)
         text = library + "\n" + (folder / f"{name}.lua").read_text()
         return cls(name, text, hashlib.sha1(text.encode()).hexdigest())
+
+
+def lua_tables() -> dict[str, str]:
+    """Python constants lib.lua needs as Lua tables (kept in one place, never copied by hand)."""
+    reachable = ", ".join(f"{kind} = true" for kind in sorted(REACHABLE_KINDS))
+    names = ", ".join(f"{kind} = '{name}'" for kind, name in PUBLIC_NAMES.items())
+    return {"REACHABLE_KINDS": "{" + reachable + "}", "PUBLIC_NAMES": "{" + names + "}"}
 
 
 def connect(url: str, max_connections: int = 64) -> aioredis.Redis:

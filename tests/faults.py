@@ -25,16 +25,6 @@ from conftest import free_port, start_gateway, unique
 
 from gateway.embedded import EmbeddedRedis
 
-# Documented but not on this branch yet: their engineers' branches add them (issues 4 and 5).
-# The lead removes each line when merging the branch that brings the endpoint; the tests that
-# iterate over the documented endpoints (schemathesis, isolation, site keys) then include it.
-NOT_YET = {
-    "/v1/orders",  # issue 4
-    "/v1/orders/{externalOrderId}",  # issue 4
-    "/v1/carts/{recycleStateId}",  # issue 4
-    "/v1/triggers",  # issue 5
-    "/v1/webhooks/dead",  # issue 5
-}
 CLIENT_TIMEOUT = 6.0  # "no hang past a few seconds": slower than this fails the test
 
 

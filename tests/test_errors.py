@@ -204,3 +204,13 @@ async def test_redis_down_answers_503_with_retry_after(tmp_path):
             contact = await http.get("/v1/contacts/ann@example.com", headers=auth)
             assert contact.status_code == 503
             assert "gateway_redis_unavailable_total 2.0" in (await http.get("/metrics")).text
+
+
+async def test_curl_without_content_type_is_told_how_to_fix_it(api):
+    response = await api.http.post(
+        "/v1/event",
+        content=b'{"eventTypeKey": "c", "keyValue": "a@b.c"}',
+        headers={**api.server(), "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 415
+    assert "add -H 'Content-Type: application/json'" in response.json()["message"]

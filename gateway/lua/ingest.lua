@@ -1,9 +1,11 @@
 -- Store a batch of validated events of one tenant, atomically, in one round trip.
 -- ARGV: prefix, now_ms, contact_ttl_s, visit_timeout_ms, dedup_ttl_s, stream_maxlen,
---       recent_views, contact_events, cart_ttl_s, then one JSON envelope per event
+--       recent_views, contact_events, cart_ttl_s, cart_window_ms, then one JSON envelope per event
 --       {id, d (client eventId: dedup), ty, ids ["kind:value"...], nc (fresh contact id), raw,
---        pv [productId, json]?, cv categoryId?, cart [recycleStateId, json, empty]?}.
--- Returns one "a|<contactId>" (accepted) or "d|<contactId>" (duplicate) per event.
+--        pv [productId, json]?, cv categoryId?, cart [recycleStateId, json, empty]?,
+--        order (lib_orders.lua apply_order)?, ig (why the order part is ignored)?}.
+-- Returns one "a|<contactId>" (accepted) or "d|<contactId>" (duplicate) per event; order events
+-- "a|<contactId>|<STATUS>" or "i|<contactId>|<reason>" (stored, its order part ignored).
 -- Python has validated every envelope: a Lua error would leave a batch half-written.
 local now = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
@@ -13,13 +15,15 @@ local maxlen = ARGV[6]
 local cap_views = tonumber(ARGV[7])
 local cap_events = tonumber(ARGV[8])
 local cart_ttl = tonumber(ARGV[9])
+local window = tonumber(ARGV[10])
 
-local limits = {ttl = ttl, views = cap_views, events = cap_events, timeout = timeout, now = now}
+local limits = {ttl = ttl, views = cap_views, events = cap_events, timeout = timeout, now = now,
+                cart_ttl = cart_ttl, window = window}
 local COUNTER = {pageViewed = 'pg', productViewed = 'pv', productCategoryViewed = 'cv',
                  cartUpdated = 'cu'}
 
 local results = {}
-for i = 10, #ARGV do
+for i = 11, #ARGV do
   local ev = cjson.decode(ARGV[i])
   local dk = P .. ':dedup:' .. ev.id
   local seen = ev.d and redis.call('GET', dk)
@@ -27,6 +31,7 @@ for i = 10, #ARGV do
     results[#results + 1] = 'd|' .. seen
   else
     local cid = resolve_contact(ev.ids, ev.nc, limits)
+    close_idle_visit(cid, now, timeout)
 
     local ck = ckey(cid, '')
     local touched = {ck, ckey(cid, ':ids'), ckey(cid, ':ev'), ckey(cid, ':visit')}
@@ -55,7 +60,8 @@ for i = 10, #ARGV do
       local state = P .. ':cart:' .. rsid
       redis.call('HSET', state, 'cart', cart, 'contact', cid, 'at', now)
       redis.call('EXPIRE', state, cart_ttl)
-      if empty then
+      -- a state already bought (a re-sent last cart) is no current cart: it would look abandoned
+      if empty or redis.call('HEXISTS', state, 'order') == 1 then
         redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
       else
         redis.call('HSET', ck, 'cart', cart, 'cartAt', now, 'cartId', rsid)
@@ -63,9 +69,15 @@ for i = 10, #ARGV do
     end
 
     open_visit(cid, COUNTER[ev.ty] or 'x', now, timeout)
+    local tag, note = 'a', nil
+    if ev.ig then
+      tag, note = 'i', ev.ig
+    elseif ev.order then -- after open_visit: the visit this event is part of counts the order
+      tag, note = apply_order(ev.order, cid, limits) -- the order's own contact may differ
+    end
     for _, key in ipairs(touched) do redis.call('EXPIRE', key, ttl) end
     if ev.d then redis.call('SET', dk, cid, 'EX', dedup_ttl) end
-    results[#results + 1] = 'a|' .. cid
+    results[#results + 1] = tag .. '|' .. cid .. (note and '|' .. note or '')
   end
 end
 return results

@@ -50,6 +50,19 @@ local function merge_visit(from, into, timeout)
   redis.call('ZADD', P .. ':visits', tonumber(redis.call('HGET', vk, 'last')) + timeout, into)
 end
 
+-- Stitching moves RFM figures with the rest of the contact (order figures: lib_orders.lua).
+local function merge_rfm(from, into)
+  local f = redis.call('HMGET', ckey(from, ':rfm'), 'count', 'revenue', 'lastMs', 'last')
+  if not f[1] then return end
+  local rk = ckey(into, ':rfm')
+  redis.call('HINCRBY', rk, 'count', f[1])
+  redis.call('HINCRBYFLOAT', rk, 'revenue', f[2])
+  local mine = tonumber(redis.call('HGET', rk, 'lastMs'))
+  if f[3] and (not mine or tonumber(f[3]) > mine) then
+    redis.call('HSET', rk, 'lastMs', f[3], 'last', f[4])
+  end
+end
+
 -- Stitch contact `from` into `into`: identifiers, views, cart (the newer), events, open visit.
 local function merge_contact(from, into, limits)
   local ids = redis.call('HGETALL', ckey(from, ':ids'))
@@ -82,6 +95,7 @@ local function merge_contact(from, into, limits)
   end
   merge_events(from, into, limits.events)
   merge_visit(from, into, limits.timeout)
+  merge_rfm(from, into)
   for _, suffix in ipairs(SUFFIXES) do
     redis.call('DEL', ckey(from, suffix))
     if redis.call('EXISTS', ckey(into, suffix)) == 1 then
@@ -111,14 +125,157 @@ local function resolve_contact(ids, fresh, limits)
   return cid
 end
 
+-- Visits and their triggers (SPEC §8). A visit is closed exactly once: by the detector when its
+-- deadline in P:visits has passed, or by the contact's next event if that comes first. Closing,
+-- deciding and XADDing the trigger happen inside one script, so no crash can split them.
+local REACHABLE = {{REACHABLE_KINDS}}
+local PUBLIC_NAMES = {{PUBLIC_NAMES}}
+local TRIGGERS_MAXLEN = '1000000'
+
+-- ISO-8601 UTC with milliseconds; Redis' Lua has no os.date (civil-from-days, H. Hinnant).
+local function iso(ms)
+  ms = math.floor(ms)
+  local secs = math.floor(ms / 1000)
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+                          - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', year, month, day,
+                       math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, ms % 1000)
+end
+
+-- The contact's identifiers as JSON {publicName: [values, oldest first]}, whether one of them
+-- reaches a person, and the first email and phone. Values are strings: cjson encodes them safely.
+local function contact_identity(cid)
+  local raw = redis.call('HGETALL', ckey(cid, ':ids'))
+  local list = {}
+  for j = 1, #raw, 2 do list[#list + 1] = {raw[j], tonumber(raw[j + 1])} end
+  table.sort(list, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[1] < b[1]
+  end)
+  local groups, order, found = {}, {}, {reachable = false}
+  for _, item in ipairs(list) do
+    local kind, value = string.match(item[1], '^([^:]+):(.*)$')
+    if REACHABLE[kind] then found.reachable = true end
+    if (kind == 'email' or kind == 'phone') and not found[kind] then found[kind] = value end
+    local name = PUBLIC_NAMES[kind] or kind
+    if not groups[name] then
+      groups[name] = {}
+      order[#order + 1] = name
+    end
+    table.insert(groups[name], cjson.encode(value))
+  end
+  local parts = {}
+  for _, name in ipairs(order) do
+    parts[#parts + 1] = cjson.encode(name) .. ':[' .. table.concat(groups[name], ',') .. ']'
+  end
+  found.json = '{' .. table.concat(parts, ',') .. '}'
+  return found
+end
+
+-- The first trigger type of SPEC §8 that applies to a closed visit `v`, and the cart state key
+-- to mark when it is abandonedCart (at most once per recycleStateId).
+local function trigger_type(cid, v)
+  local cart = redis.call('HMGET', ckey(cid, ''), 'cart', 'cartId', 'cartNotified')
+  if cart[1] and cart[2] and cart[3] ~= cart[2] then
+    local state = P .. ':cart:' .. cart[2]
+    local mark = redis.call('HMGET', state, 'order', 'notified')
+    if not mark[1] and not mark[2] then return 'abandonedCart', cart end
+  end
+  if (v.o or 0) > 0 then return nil end
+  local pv, cv, pg = v.pv or 0, v.cv or 0, v.pg or 0
+  if pv > 0 then return 'abandonedBrowse' end
+  if cv > 0 then return 'abandonedCategory' end
+  if pg > 0 and pg == v.n then return 'abandonedVisit' end
+  return nil
+end
+
+-- Build and append the trigger of a visit by concatenating the stored JSON (cjson would round
+-- the shop's numbers to 14 digits).
+local function emit_trigger(cid, ty, v, who, cart, now)
+  local ck = ckey(cid, '')
+  local current = cart and cart[1] or redis.call('HGET', ck, 'cart')
+  local products = {}
+  for _, pid in ipairs(redis.call('ZREVRANGEBYSCORE', ckey(cid, ':pv'), v.last, v.start)) do
+    local view = redis.call('HGET', ckey(cid, ':pvd'), pid)
+    if view then products[#products + 1] = view end
+  end
+  local categories = {}
+  local cv = redis.call('ZREVRANGEBYSCORE', ckey(cid, ':cv'), v.last, v.start, 'WITHSCORES')
+  for j = 1, #cv, 2 do
+    categories[#categories + 1] = '{"productCategoryId":' .. cjson.encode(cv[j])
+      .. ',"viewedAt":"' .. iso(tonumber(cv[j + 1])) .. '"}'
+  end
+  local id = 'visit:' .. cid .. ':' .. string.format('%d', v.start)
+  local body = '{"id":' .. cjson.encode(id) .. ',"type":"' .. ty .. '","tenant":'
+    .. cjson.encode(string.sub(P, 4)) .. ',"createdAt":"' .. iso(now) .. '"'
+    .. ',"contact":{"id":' .. cjson.encode(cid)
+    .. ',"email":' .. (who.email and cjson.encode(who.email) or 'null')
+    .. ',"phone":' .. (who.phone and cjson.encode(who.phone) or 'null')
+    .. ',"identifiers":' .. who.json .. '}'
+    .. ',"visit":{"startedAt":"' .. iso(v.start) .. '","endedAt":"' .. iso(v.last)
+    .. '","events":' .. string.format('%d', v.n or 0) .. '}'
+    .. ',"cart":' .. (current or 'null')
+    .. ',"products":[' .. table.concat(products, ',') .. ']'
+    .. ',"categories":[' .. table.concat(categories, ',') .. ']}'
+  redis.call('XADD', P .. ':triggers', 'MAXLEN', '~', TRIGGERS_MAXLEN, '*',
+             'type', ty, 'trigger', body)
+  if ty == 'abandonedCart' then
+    redis.call('HSET', ck, 'cartNotified', cart[2])
+    local state = P .. ':cart:' .. cart[2]
+    if redis.call('EXISTS', state) == 1 then redis.call('HSET', state, 'notified', id) end
+  end
+end
+
+-- Close the contact's visit (if open): at most one trigger, tallied in P:tally for /metrics.
+-- Returns the trigger type, or nil.
+local function close_visit(cid, now)
+  redis.call('ZREM', P .. ':visits', cid)
+  local vk = ckey(cid, ':visit')
+  local raw = redis.call('HGETALL', vk)
+  if #raw == 0 then return nil end
+  redis.call('DEL', vk)
+  local v = {}
+  for j = 1, #raw, 2 do v[raw[j]] = tonumber(raw[j + 1]) end
+  local tally = P .. ':tally'
+  redis.call('HINCRBY', tally, 'closed', 1)
+  local who = contact_identity(cid)
+  if not who.reachable then
+    redis.call('HINCRBY', tally, 'anonymous', 1)
+    return nil
+  end
+  local ty, cart = trigger_type(cid, v)
+  if not ty then return nil end
+  emit_trigger(cid, ty, v, who, cart, now)
+  redis.call('HINCRBY', tally, 'trigger:' .. ty, 1)
+  return ty
+end
+
+-- Close the contact's visit when it has been idle `timeout` ms but the detector has not yet got
+-- to it, so its trigger reflects the visit as it was, before this event changes the contact.
+local function close_idle_visit(cid, now, timeout)
+  local last = tonumber(redis.call('HGET', ckey(cid, ':visit'), 'last'))
+  if last and now - last >= timeout then close_visit(cid, now) end
+end
+
 -- Count an event into the contact's open visit, opening one after `timeout` ms of silence.
 local function open_visit(cid, counter, now, timeout)
   local vk = ckey(cid, ':visit')
   local last = tonumber(redis.call('HGET', vk, 'last'))
-  if not last or now - last >= timeout then
-    redis.call('DEL', vk)
-    redis.call('HSET', vk, 'start', now)
+  if last and now - last >= timeout then
+    close_visit(cid, now)
+    last = nil
   end
+  if not last then redis.call('HSET', vk, 'start', now) end
   redis.call('HSET', vk, 'last', now)
   redis.call('HINCRBY', vk, 'n', 1)
   redis.call('HINCRBY', vk, counter, 1)

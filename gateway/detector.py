@@ -1,0 +1,86 @@
+"""The visit detector: closes idle visits and emits their triggers, in every gateway process.
+
+Each pass runs `detect.lua` once per tenant. The script claims, decides and appends the trigger
+in one atomic step, so any number of processes can run it side by side with no coordination:
+a visit leaves the deadline set in the same step that writes its trigger, and a process killed
+while waiting for the answer has either done the whole step (Redis finishes a script it started)
+or none of it (the next pass, here or elsewhere, does it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .clock import now_ms
+from .redis_keys import TenantKeys
+from .store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+log = logging.getLogger("gateway.detector")
+
+BATCH = 500  # visits closed per script call: bounds how long one call holds Redis
+MAX_BACKOFF = 5.0
+
+
+def poll_interval(timeouts: list[float]) -> float:
+    """A fifth of the shortest visit timeout, within [50 ms, 1 s]: triggers stay prompt."""
+    return min(1.0, max(0.05, min(timeouts) / 5))
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, but wake at once when the process is stopping."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+class Detector:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.tenants = [(t.id, TenantKeys.for_tenant(t.id)) for t in gateway.settings.tenants]
+        self.interval = poll_interval([t.visit_timeout_seconds for t in gateway.settings.tenants])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = self.interval
+        while not stop.is_set():
+            try:
+                more = False
+                for tenant, keys in self.tenants:
+                    more = await self.detect(tenant, keys) or more
+                backoff = self.interval
+                if not more:
+                    await pause(stop, self.interval)
+            except StoreUnavailable as exc:
+                log.warning("detector: redis unavailable, retrying", extra={"error": str(exc)})
+                await pause(stop, backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+            except Exception:
+                # A script error must not end detection for good; it is logged and retried.
+                log.exception("detector pass failed")
+                await pause(stop, backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+
+    async def detect(self, tenant: str, keys: TenantKeys) -> bool:
+        """One pass for a tenant; True when it hit the batch size (more may be due)."""
+        closed, lag_ms, tally = await self.gateway.store.run(
+            "detect", [keys.prefix, now_ms(), BATCH]
+        )
+        metrics = self.gateway.metrics
+        metrics.detector_lag.set(tenant, value=int(lag_ms) / 1000)
+        self.count(tenant, tally)
+        return int(closed) >= BATCH
+
+    def count(self, tenant: str, tally: list[Any]) -> None:
+        metrics = self.gateway.metrics
+        for name, value in zip(tally[::2], tally[1::2], strict=True):
+            field, amount = name.decode(), int(value)
+            if field == "closed":
+                metrics.visits_closed.inc(tenant, amount=amount)
+            elif field == "anonymous":
+                metrics.visits_anonymous.inc(tenant, amount=amount)
+            elif field.startswith("trigger:"):
+                metrics.triggers_emitted.inc(tenant, field.partition(":")[2], amount=amount)

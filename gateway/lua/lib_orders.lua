@@ -1,0 +1,161 @@
+-- Orders (SPEC §6, §7), shared by orders.lua (POST /v1/orders) and ingest.lua (order events), so
+-- both paths store an order the same way, atomically. An order is three keys with one hash tag:
+-- P:o:{eoid} (meta), P:o:{eoid}:f (field -> JSON text), P:o:{eoid}:h (status history). Field
+-- values are JSON made by Python and only concatenated here: cjson would re-encode numbers with
+-- 14 significant digits.
+local TRIGGERS_MAXLEN = '1000000'
+local HISTORY_CAP = 100
+local PUBLIC_KINDS = {customer = 'externalCustomerId', key = 'keyValue', visitor = 'visitorId'}
+
+local ORDER_IDS = {{'email', 'email'}, {'phone', 'phone'}, {'externalCustomerId', 'customer'}}
+
+local function okey(eoid, suffix) return P .. ':o:{' .. eoid .. '}' .. suffix end
+
+-- The order's contact: its own email, phone and externalCustomerId decide (linked together like
+-- an event's identifiers, in KIND_ORDER order); `fallback` when none of them is known yet.
+local function order_contact(fk, fallback, lim)
+  local ids = {}
+  for _, pair in ipairs(ORDER_IDS) do
+    local value = redis.call('HGET', fk, pair[1])
+    if value then ids[#ids + 1] = pair[2] .. ':' .. cjson.decode(value) end
+  end
+  if #ids == 0 then return fallback end
+  local cid = resolve_contact(ids, fallback, lim)
+  local ck = ckey(cid, '')
+  redis.call('HSETNX', ck, 'created', lim.now)
+  redis.call('HSET', ck, 'updated', lim.now)
+  redis.call('EXPIRE', ck, lim.ttl)
+  redis.call('EXPIRE', ckey(cid, ':ids'), lim.ttl)
+  return cid
+end
+
+-- {id, email, phone, identifiers} of a contact, identifiers by public name, oldest first.
+local function contact_object(cid)
+  local raw = redis.call('HGETALL', ckey(cid, ':ids'))
+  local seen = {}
+  for j = 1, #raw, 2 do seen[#seen + 1] = {raw[j], tonumber(raw[j + 1])} end
+  table.sort(seen, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[1] < b[1]
+  end)
+  local ids = {}
+  for _, entry in ipairs(seen) do
+    local kind, value = string.match(entry[1], '^([^:]+):(.*)$')
+    local name = PUBLIC_KINDS[kind] or kind
+    ids[name] = ids[name] or {}
+    table.insert(ids[name], value)
+  end
+  return {id = cid, email = ids.email and ids.email[1] or cjson.null,
+          phone = ids.phone and ids.phone[1] or cjson.null, identifiers = ids}
+end
+
+local function order_json(fk)
+  local raw = redis.call('HGETALL', fk)
+  local parts = {}
+  for j = 1, #raw, 2 do parts[#parts + 1] = cjson.encode(raw[j]) .. ':' .. raw[j + 1] end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- Append the trigger `order<STATUS>` (format shared with the trigger feed and webhooks).
+local function order_trigger(o, cid, status, oid, fk)
+  local contact = contact_object(cid)
+  local email, phone = redis.call('HGET', fk, 'email'), redis.call('HGET', fk, 'phone')
+  local kind = 'order' .. status
+  local head = cjson.encode({
+    id = o.tid, type = kind, tenant = string.sub(P, 4), createdAt = o.at, contact = contact,
+    externalOrderId = o.eoid, orderId = oid, contactId = cid,
+    email = email and cjson.decode(email) or contact.email,
+    phone = phone and cjson.decode(phone) or contact.phone})
+  local body = string.sub(head, 1, -2) .. ',"order":' .. order_json(fk) .. '}'
+  redis.call('XADD', P .. ':triggers', 'MAXLEN', '~', TRIGGERS_MAXLEN, '*',
+             'type', kind, 'trigger', body)
+  redis.call('HINCRBY', P .. ':tally', 'trigger:' .. kind, 1) -- counted by the detector
+end
+
+local function clear_cart(cid, rsid)
+  if cid and redis.call('HGET', ckey(cid, ''), 'cartId') == rsid then
+    redis.call('HDEL', ckey(cid, ''), 'cart', 'cartAt', 'cartId')
+  end
+end
+
+-- The cart state `rsid` was bought by order `eoid`: remember it, clear it from its contact.
+-- A state already bought by another order keeps that order.
+local function convert_cart(rsid, eoid, cid, lim)
+  local sk = P .. ':cart:' .. rsid
+  if redis.call('EXISTS', sk) == 1 and redis.call('HEXISTS', sk, 'order') == 0 then
+    redis.call('HSET', sk, 'order', eoid, 'orderAt', lim.now)
+    redis.call('EXPIRE', sk, lim.cart_ttl)
+    clear_cart(redis.call('HGET', sk, 'contact'), rsid)
+  end
+  clear_cart(cid, rsid)
+  redis.call('HSET', okey(eoid, ''), 'cart', rsid)
+end
+
+-- RFM counts an order once, when it first becomes DELIVERED (a later CANCELLED leaves it).
+local function count_delivered(cid, mk, fk, lim)
+  local rk = ckey(cid, ':rfm')
+  redis.call('HINCRBY', rk, 'count', 1)
+  redis.call('HINCRBYFLOAT', rk, 'revenue', redis.call('HGET', fk, 'totalCost'))
+  local dms = redis.call('HGET', mk, 'dms')
+  local last = tonumber(redis.call('HGET', rk, 'lastMs'))
+  if dms and (not last or tonumber(dms) > last) then
+    redis.call('HSET', rk, 'lastMs', dms, 'last', redis.call('HGET', fk, 'date'))
+  end
+  redis.call('EXPIRE', rk, lim.ttl)
+  redis.call('HSET', mk, 'counted', cid)
+end
+
+-- Store the order change `o` (orders.envelope in Python). `fallback` is the contact when the order
+-- names none known (the event's contact, or a fresh id). Returns 'a', status, contact (stored, or
+-- identical to what is stored) or 'i', reason, fallback (an order event that changes nothing).
+-- lim: now, ttl, views, events, timeout (visit, ms), cart_ttl, window (cart purchase window, ms).
+local function apply_order(o, fallback, lim)
+  local mk, fk, hk = okey(o.eoid, ''), okey(o.eoid, ':f'), okey(o.eoid, ':h')
+  local meta = redis.call('HMGET', mk, 'status', 'oid', 'cart', 'counted', 'contact')
+  local old = meta[1]
+  if not old then
+    if o.op == 'status' then return 'i', 'The order does not exist.', fallback end
+    if o.miss then return 'i', o.miss, fallback end
+  end
+  local status = o.st or old
+  local changed = status ~= old
+  for name, value in pairs(o.f) do
+    if redis.call('HGET', fk, name) ~= value then
+      changed = true
+      redis.call('HSET', fk, name, value)
+    end
+  end
+  if not changed then -- a retried request: no second trigger
+    return 'a', status, meta[5]
+  end
+  local cid = order_contact(fk, meta[5] or fallback, lim) -- an order keeps its contact
+  local oid = meta[2] or o.oid
+  redis.call('HSET', mk, 'status', status, 'oid', oid, 'contact', cid, 'updated', lim.now)
+  redis.call('HSETNX', mk, 'created', lim.now)
+  if o.dms then redis.call('HSET', mk, 'dms', o.dms) end
+  if status ~= old then
+    redis.call('RPUSH', hk, cjson.encode({status = status, at = o.at, source = o.src}))
+    redis.call('LTRIM', hk, -HISTORY_CAP, -1)
+  end
+  if status == 'DELIVERED' and not meta[4] then count_delivered(cid, mk, fk, lim) end
+  if status ~= 'CANCELLED' and not meta[3] then
+    local rsid = redis.call('HGET', fk, 'recycleStateId')
+    if rsid then
+      convert_cart(cjson.decode(rsid), o.eoid, cid, lim)
+    elseif not old then -- the time rule only for a new order: an update is no new purchase
+      local cart = redis.call('HMGET', ckey(cid, ''), 'cartId', 'cartAt')
+      if cart[1] and lim.now - tonumber(cart[2]) <= lim.window then
+        convert_cart(cart[1], o.eoid, cid, lim)
+      end
+    end
+  end
+  -- The open visit (if any) learns of the order: abandonedBrowse needs "no order". An order from
+  -- a back-end is no site activity, so it neither opens nor extends a visit.
+  local last = tonumber(redis.call('HGET', ckey(cid, ':visit'), 'last'))
+  if last and lim.now - last < lim.timeout then
+    redis.call('HINCRBY', ckey(cid, ':visit'), 'o', 1)
+  end
+  for _, key in ipairs({mk, fk, hk}) do redis.call('EXPIRE', key, lim.ttl) end
+  order_trigger(o, cid, status, oid, fk)
+  return 'a', status, cid
+end

@@ -1,0 +1,172 @@
+"""Server-key routes for orders and carts: `POST /v1/orders`, `GET /v1/orders/{externalOrderId}`,
+`GET /v1/carts/{recycleStateId}`, and the RFM block of `GET /v1/contacts/{id}`."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import orders
+from .clock import iso, now_ms
+from .contacts import json_response, not_found
+from .errors import ApiError, invalid
+from .ingest import read_body, require_json_body
+from .redis_keys import TenantKeys
+from .store import Store
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+# Orders per script call: a call blocks Redis while it runs, so a 1000-order request is cut up.
+# Each order is atomic on its own; a retry after a failure mid-way re-sends identical orders,
+# which store nothing twice and emit no second trigger.
+CHUNK = 100
+KINDS = (("email", "email"), ("phone", "phone"), ("externalCustomerId", "customer"))
+
+
+async def rfm(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]:
+    """Order count, revenue, average check and last order date of DELIVERED orders."""
+    raw: Any = await store.redis.hgetall(keys.contact(contact_id, ":rfm"))
+    count = int(raw.get(b"count", 0))
+    revenue = round(float(raw.get(b"revenue", 0)), 6)
+    return {
+        "count": count,
+        "revenue": revenue,
+        "averageCheck": round(revenue / count, 2) if count else 0,
+        "lastOrderDate": orjson.loads(raw[b"last"]) if b"last" in raw else None,
+    }
+
+
+def _when(value: bytes | None) -> str | None:
+    return iso(int(value)) if value else None
+
+
+class OrdersApi:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def post_orders(self, request: Request) -> Response:
+        gateway = self.gateway
+        principal = gateway.principal(request)
+        await gateway.check_rate(principal)
+        headers = dict(request.scope["headers"])
+        require_json_body(headers)
+        body = await read_body(request.receive, headers, gateway.settings.max_body_bytes)
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise invalid("body", "The body is not valid JSON.", code="invalid_json") from None
+        batch = document.get("orders") if isinstance(document, dict) else None
+        if not isinstance(batch, list):
+            raise invalid("orders", 'The body must be {"orders": [...]}.')
+        limit = gateway.settings.max_batch
+        if len(batch) > limit:
+            raise ApiError(413, "batch_too_large", f"At most {limit} orders per request.", "orders")
+        tenant = principal.tenant
+        now = now_ms()
+        received = iso(now)
+        failed: list[dict[str, Any]] = []
+        calls: list[bytes] = []
+        for index, raw in enumerate(batch):
+            errors, call = self._prepare(raw, received)
+            if call is None:
+                given = raw.get("externalOrderId") if isinstance(raw, dict) else None
+                failed.append({"index": index, "externalOrderId": given, "errors": errors})
+                gateway.metrics.orders_failed.inc(tenant.id, "invalid")
+            else:
+                calls.append(call)
+        keys = gateway.tenant_keys(tenant)
+        settings = gateway.settings
+        args: list[Any] = [
+            keys.prefix,
+            now,
+            settings.contact_ttl_seconds,
+            int(tenant.visit_timeout_seconds * 1000),
+            settings.recent_views,
+            settings.contact_events,
+            settings.cart_ttl_seconds,
+            int(tenant.cart_purchase_window_seconds * 1000),
+        ]
+        for start in range(0, len(calls), CHUNK):
+            results = await gateway.store.run("orders", args + calls[start : start + CHUNK])
+            for result in results:
+                status = result.rsplit(b"|", 1)[1].decode()
+                gateway.metrics.orders_stored.inc(tenant.id, status, "orders")
+        return json_response({"failedOrders": failed})
+
+    @staticmethod
+    def _prepare(raw: Any, received: str) -> tuple[list[str], bytes | None]:
+        """(every reason the order fails, or the script's JSON for it)."""
+        if not isinstance(raw, dict):
+            return ["The order must be a JSON object."], None
+        checked = orders.check(raw)
+        errors = [message for _, message in checked.errors]
+        errors += [f"{name} is required." for name in checked.missing]
+        named = any(checked.value(name) is not None for name in orders.CONTACT_FIELDS)
+        if not named and not any(e[0] in orders.CONTACT_FIELDS for e in checked.errors):
+            errors.append("One of externalCustomerId, email, phone is required.")
+        if errors:
+            return errors, None
+        call = {
+            "nc": secrets.token_hex(8),
+            "order": orders.envelope(checked, "put", "orders", received),
+        }
+        return [], orjson.dumps(call)
+
+    async def get_order(self, request: Request) -> Response:
+        keys = self.gateway.tenant_keys(self.gateway.principal(request).tenant)
+        order_id = request.path_params["externalOrderId"]
+        async with self.gateway.store.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.order(order_id))
+            pipe.hgetall(keys.order(order_id, ":f"))
+            pipe.lrange(keys.order(order_id, ":h"), 0, -1)
+            meta, fields, history = await pipe.execute()
+        if not meta:
+            raise not_found("order")
+        order = {name.decode(): orjson.loads(value) for name, value in fields.items()}
+        cart = meta.get(b"cart")
+        return json_response(
+            {
+                "externalOrderId": order_id,
+                "orderId": meta[b"oid"].decode(),
+                "status": meta[b"status"].decode(),
+                "contactId": await self._contact(keys, order, meta[b"contact"].decode()),
+                "convertedCart": cart.decode() if cart else None,
+                "createdAt": _when(meta.get(b"created")),
+                "updatedAt": _when(meta.get(b"updated")),
+                "order": order,
+                "history": [orjson.loads(entry) for entry in history],
+            }
+        )
+
+    async def _contact(self, keys: TenantKeys, order: dict[str, Any], stored: str) -> str:
+        """The order's contact now: stitching may have merged the one it was stored with."""
+        wanted = [keys.identifier(kind, str(order[name])) for name, kind in KINDS if name in order]
+        found: Any = await self.gateway.store.redis.mget(wanted) if wanted else []
+        for contact_id in found:
+            if contact_id is not None:
+                return str(contact_id.decode())
+        return stored
+
+    async def get_cart(self, request: Request) -> Response:
+        keys = self.gateway.tenant_keys(self.gateway.principal(request).tenant)
+        rsid = request.path_params["recycleStateId"]
+        state: Any = await self.gateway.store.redis.hgetall(keys.cart(rsid))
+        if not state:
+            raise not_found("cart state")
+        order = state.get(b"order")
+        return json_response(
+            {
+                "recycleStateId": rsid,
+                "contactId": state[b"contact"].decode(),
+                "cart": orjson.loads(state[b"cart"]),
+                "updatedAt": _when(state.get(b"at")),
+                "converted": order is not None,
+                "externalOrderId": order.decode() if order else None,
+                "convertedAt": _when(state.get(b"orderAt")),
+            }
+        )

@@ -1,0 +1,109 @@
+"""Reading triggers over HTTP (`GET /v1/triggers`, `GET /v1/webhooks/dead`) and running the
+background tasks that produce and deliver them (the detector, the webhook deliverer)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .contacts import limit_param
+from .detector import Detector
+from .errors import invalid
+from .store import UNAVAILABLE_ERRORS, StoreUnavailable
+from .webhooks import Deliverer
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+log = logging.getLogger("gateway")
+
+STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+TRIGGER_TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+PAGE = 500  # stream entries read per round trip while filtering by type
+MAX_SCAN = 10_000  # entries one request reads at most: a rare type answers short, with `next`
+
+
+@dataclass
+class Background:
+    stop: asyncio.Event
+    tasks: list[asyncio.Task[None]]
+
+
+async def start_background(gateway: Gateway) -> Background:
+    deliverer = Deliverer(gateway)
+    with contextlib.suppress(StoreUnavailable):
+        await deliverer.prepare()  # before any trigger can exist; else retried by run()
+    stop = asyncio.Event()
+    return Background(
+        stop,
+        [
+            asyncio.create_task(Detector(gateway).run(stop), name="detector"),
+            asyncio.create_task(deliverer.run(stop), name="webhooks"),
+        ],
+    )
+
+
+async def stop_background(background: Background) -> None:
+    """Let the loops finish their current step (no Redis call is cut in half), then end."""
+    background.stop.set()
+    for result in await asyncio.gather(*background.tasks, return_exceptions=True):
+        if isinstance(result, BaseException):
+            log.error("background task failed", extra={"error": repr(result)})
+
+
+def json_bytes(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+async def list_triggers(gateway: Gateway, request: Request) -> Response:
+    """Triggers after the cursor, oldest first; `next` is the cursor to pass on (a stream id)."""
+    principal = gateway.principal(request)
+    keys = gateway.tenant_keys(principal.tenant)
+    limit = limit_param(request, default=100)
+    after = request.query_params.get("after") or "0-0"
+    if not STREAM_ID.match(after):
+        raise invalid("after", "after must be a cursor from a previous 'next' (like 1700000-0).")
+    wanted = request.query_params.get("type") or None
+    if wanted is not None and not TRIGGER_TYPE.match(wanted):
+        raise invalid("type", "type must be a trigger type such as abandonedCart.")
+    found: list[orjson.Fragment] = []
+    cursor = after
+    scanned = 0
+    while len(found) < limit and scanned < MAX_SCAN:
+        count = limit if wanted is None else PAGE
+        try:
+            rows: Any = await gateway.store.redis.xrange(
+                keys.triggers, "(" + cursor, "+", count=count
+            )
+        except UNAVAILABLE_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        scanned += len(rows)
+        for stream_id, fields in rows:
+            cursor = stream_id.decode()
+            if wanted is None or fields.get(b"type") == wanted.encode():
+                found.append(orjson.Fragment(fields[b"trigger"]))
+                if len(found) == limit:
+                    break
+        if len(rows) < count:
+            break
+    return json_bytes(orjson.dumps({"triggers": found, "next": cursor}))
+
+
+async def dead_letters(gateway: Gateway, request: Request) -> Response:
+    """Webhook deliveries that used up their retry budget, newest first."""
+    principal = gateway.principal(request)
+    keys = gateway.tenant_keys(principal.tenant)
+    limit = limit_param(request, default=100)
+    try:
+        rows: Any = await gateway.store.redis.lrange(keys.dead_letters, 0, limit - 1)
+    except UNAVAILABLE_ERRORS as exc:
+        raise StoreUnavailable(str(exc)) from exc
+    return json_bytes(orjson.dumps({"dead": [orjson.Fragment(row) for row in rows]}))

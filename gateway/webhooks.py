@@ -1,0 +1,217 @@
+"""Signed webhook delivery of the trigger stream, with retries scheduled in Redis.
+
+Each configured webhook reads the tenant's trigger stream through its own consumer group;
+`webhook.lua` moves what it reads into the webhook's schedule (a sorted set of due times) in
+the same step as the XACK, so nothing read is lost. Due jobs are claimed with a lease: a process
+that dies mid-POST leaves the job to come due again, so delivery is at least once and receivers
+dedupe on `X-Gateway-Id` (the trigger id). Failures are retried with exponential backoff and
+jitter until the trigger is `retry_budget_seconds` old, then go to the dead-letter list. All of
+it runs in a background task with its own HTTP client: a slow endpoint never slows ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+from redis import exceptions as redis_errors
+
+from .clock import iso, now_ms
+from .detector import pause
+from .redis_keys import TenantKeys
+from .settings import Webhook
+from .store import UNAVAILABLE_ERRORS, StoreUnavailable
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+log = logging.getLogger("gateway.webhooks")
+
+POLL_SECONDS = 0.1
+READ_BATCH = 100
+MAX_IN_FLIGHT = 32  # concurrent POSTs per process, over all webhooks
+MAX_RETRY_DELAY = 600.0  # backoff cap, seconds
+LEASE_MARGIN_MS = 1000  # a claimed job comes due again this long after twice its timeout
+MAX_DEAD = 10_000  # dead letters kept per tenant
+STOP_GRACE = 2.0  # seconds in-flight POSTs get at shutdown
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def retry_delay(initial: float, attempt: int) -> float:
+    """Exponential backoff with jitter: spreads retries of many triggers over time."""
+    return float(min(MAX_RETRY_DELAY, initial * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    tenant: str
+    keys: TenantKeys
+    webhook: Webhook
+
+    @property
+    def id(self) -> str:
+        """Stable across restarts and config reordering: derived from what the hook is."""
+        types = ",".join(sorted(self.webhook.types or ()))
+        return hashlib.sha256(f"{self.webhook.url}|{types}".encode()).hexdigest()[:16]
+
+    @property
+    def group(self) -> str:
+        return f"webhook:{self.id}"
+
+
+class Deliverer:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.hooks = [
+            Hook(t.id, TenantKeys.for_tenant(t.id), w)
+            for t in gateway.settings.tenants
+            for w in t.webhooks
+        ]
+        self.ready = False
+        self.sending: set[asyncio.Task[None]] = set()
+
+    async def prepare(self) -> None:
+        """Create each webhook's consumer group; new groups start at the stream's end."""
+        for hook in self.hooks:
+            try:
+                await self.gateway.store.redis.xgroup_create(
+                    hook.keys.triggers, hook.group, id="$", mkstream=True
+                )
+            except redis_errors.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            except UNAVAILABLE_ERRORS as exc:
+                raise StoreUnavailable(str(exc)) from exc
+        self.ready = True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self.hooks:
+            return
+        backoff = POLL_SECONDS
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            try:
+                while not stop.is_set():
+                    try:
+                        if not self.ready:
+                            await self.prepare()
+                        for hook in self.hooks:
+                            await self.poll(client, hook)
+                        backoff = POLL_SECONDS
+                        await pause(stop, POLL_SECONDS)
+                    except Exception as exc:
+                        if "NOGROUP" in str(exc):
+                            self.ready = False  # Redis lost its data: groups are recreated
+                        log.warning("webhooks: pass failed", extra={"error": str(exc)})
+                        await pause(stop, backoff)
+                        backoff = min(5.0, backoff * 2)
+            finally:
+                # POSTs under way get a moment to finish and be recorded; the rest are left to
+                # their lease, which brings them back (here or in another process).
+                if self.sending:
+                    await asyncio.wait(self.sending, timeout=STOP_GRACE)
+                for task in self.sending:
+                    task.cancel()
+                await asyncio.gather(*self.sending, return_exceptions=True)
+
+    async def poll(self, client: httpx.AsyncClient, hook: Hook) -> None:
+        store, prefix = self.gateway.store, hook.keys.prefix
+        types = ",".join(sorted(hook.webhook.types or ()))
+        await store.run(
+            "webhook", [prefix, "enqueue", hook.id, hook.group, types, now_ms(), READ_BATCH]
+        )
+        free = MAX_IN_FLIGHT - len(self.sending)
+        if free <= 0:
+            return
+        lease = int(hook.webhook.timeout_seconds * 2000) + LEASE_MARGIN_MS
+        jobs: list[Any] = await store.run(
+            "webhook", [prefix, "claim", hook.id, now_ms(), lease, free]
+        )
+        for j in range(0, len(jobs), 3):
+            stream_id, body, attempt = jobs[j].decode(), jobs[j + 1], int(jobs[j + 2])
+            task = asyncio.create_task(self.attempt(client, hook, stream_id, body, attempt))
+            self.sending.add(task)
+            task.add_done_callback(self.sending.discard)
+
+    async def attempt(
+        self, client: httpx.AsyncClient, hook: Hook, stream_id: str, body: bytes, attempt: int
+    ) -> None:
+        store, prefix, metrics = self.gateway.store, hook.keys.prefix, self.gateway.metrics
+        error = await self.post(client, hook.webhook, stream_id, body)
+        try:
+            if error is None:
+                metrics.webhook_deliveries.inc(hook.tenant)
+                await store.run("webhook", [prefix, "done", hook.id, stream_id])
+                return
+            metrics.webhook_failures.inc(hook.tenant)
+            now = now_ms()
+            delay_ms = int(retry_delay(hook.webhook.retry_initial_seconds, attempt) * 1000)
+            born = int(stream_id.partition("-")[0])  # stream ids start with the append time
+            if now + delay_ms <= born + hook.webhook.retry_budget_seconds * 1000:
+                await store.run("webhook", [prefix, "retry", hook.id, stream_id, now + delay_ms])
+                return
+            entry = dead_letter(hook.webhook, stream_id, body, attempt, error, now)
+            if await store.run("webhook", [prefix, "dead", hook.id, stream_id, entry, MAX_DEAD]):
+                metrics.webhook_dead.inc(hook.tenant)
+                log.warning("webhook dead-lettered", extra={"url": hook.webhook.url})
+        except StoreUnavailable as exc:
+            # The lease brings the job back once Redis answers again.
+            log.warning("webhooks: could not record an attempt", extra={"error": str(exc)})
+
+    async def post(
+        self, client: httpx.AsyncClient, webhook: Webhook, stream_id: str, body: bytes
+    ) -> str | None:
+        """One POST; None when answered 2xx, else why it failed."""
+        timestamp = str(int(time.time()))
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "gateway-webhooks/1",
+            "x-gateway-id": trigger_id(body, stream_id),
+            "x-gateway-timestamp": timestamp,
+            "x-gateway-signature": sign(webhook.secret, timestamp, body),
+        }
+        try:
+            async with asyncio.timeout(webhook.timeout_seconds):
+                response = await client.post(webhook.url, content=body, headers=headers)
+        except TimeoutError:
+            return f"timed out after {webhook.timeout_seconds:g} s"
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if 200 <= response.status_code < 300:
+            return None
+        return f"HTTP {response.status_code}"
+
+
+def trigger_id(body: bytes, fallback: str) -> str:
+    try:
+        found = orjson.loads(body).get("id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return fallback
+    return found if isinstance(found, str) else fallback
+
+
+def dead_letter(
+    webhook: Webhook, stream_id: str, body: bytes, attempts: int, error: str, now: int
+) -> bytes:
+    return orjson.dumps(
+        {
+            "webhook": webhook.url,
+            "triggerId": trigger_id(body, stream_id),
+            "streamId": stream_id,
+            "attempts": attempts,
+            "lastError": error,
+            "deadAt": iso(now),
+            "trigger": orjson.Fragment(body),
+        }
+    )

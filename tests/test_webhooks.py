@@ -1,0 +1,141 @@
+"""Webhooks: a real local HTTP receiver checks signatures, retries, dead letters and timing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+from conftest import free_port
+from triggering import TIMEOUT, Receiver, cart, page, product, send, triggers, wait_for
+
+from gateway.settings import ConfigError, parse_config
+
+SECRET = "whsec_test_secret"
+MUG = {"productId": "MUG-1", "quantity": 1, "price": 9.5}
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """What the README tells a consumer to do."""
+    signed = headers["x-gateway-timestamp"].encode() + b"." + body
+    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, headers["x-gateway-signature"])
+
+
+def hook(url: str, **extra: object) -> dict[str, object]:
+    return {"url": url, "secret": SECRET, **extra}
+
+
+@pytest.fixture
+async def receiver():
+    server = Receiver()
+    server.url = await server.start()  # type: ignore[attr-defined]
+    yield server
+    await server.stop()
+
+
+async def received(server: Receiver, count: int, timeout: float = 3.0) -> None:
+    await wait_for(lambda: len(server.requests) >= count, timeout)
+
+
+async def test_signed_delivery_within_two_seconds_of_the_timeout(make_api, receiver):
+    api, _ = await make_api(visit_timeout_seconds=1.0, webhooks=[hook(receiver.url)])
+    await send(api, product("wh@x.io", "P1"), cart("wh@x.io", "rs-wh", [MUG]))
+    sent = time.time()
+    await received(receiver, 1)
+    headers, body, at = receiver.requests[0]
+    assert at - (sent + 1.0) < 2.0
+    assert verify(SECRET, headers, body)
+    assert not verify("whsec_wrong_secret", headers, body)
+    trigger = json.loads(body)
+    assert headers["x-gateway-id"] == trigger["id"]
+    assert headers["content-type"] == "application/json"
+    assert abs(int(headers["x-gateway-timestamp"]) - time.time()) < 5
+    assert trigger == (await triggers(api))[0]
+    assert trigger["type"] == "abandonedCart"
+    assert api.gateway.metrics.webhook_deliveries.get(api.tenant_id) == 1
+    text = (await api.http.get("/metrics")).text
+    assert f'gateway_detector_lag_seconds{{tenant="{api.tenant_id}"}}' in text
+    print(f"webhook received {at - sent - 1.0:.3f} s after the visit timeout")
+
+
+async def test_types_filter_what_a_webhook_gets(make_api, receiver):
+    api, _ = await make_api(
+        visit_timeout_seconds=TIMEOUT, webhooks=[hook(receiver.url, types=["abandonedBrowse"])]
+    )
+    await send(api, page("v@x.io"), product("b@x.io", "P1"))
+    await received(receiver, 1)
+    assert len(await triggers(api)) == 2
+    assert [json.loads(b)["type"] for _, b, _ in receiver.requests] == ["abandonedBrowse"]
+
+
+async def test_failed_deliveries_are_retried_with_backoff(make_api, receiver):
+    receiver.statuses = [500, 503]
+    api, _ = await make_api(
+        visit_timeout_seconds=TIMEOUT,
+        webhooks=[hook(receiver.url, retry_initial_seconds=0.1, retry_budget_seconds=30)],
+    )
+    await send(api, page("retry@x.io"))
+    await received(receiver, 3)
+    bodies = {body for _, body, _ in receiver.requests}
+    assert len(bodies) == 1  # the same trigger each time ...
+    ids = {headers["x-gateway-id"] for headers, _, _ in receiver.requests}
+    assert len(ids) == 1  # ... recognisable by its id
+    gaps = [b[2] - a[2] for a, b in zip(receiver.requests, receiver.requests[1:], strict=False)]
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # 0.1 s, then 0.2 s, each jittered down to half
+    metrics = api.gateway.metrics
+    assert metrics.webhook_failures.get(api.tenant_id) == 2
+    await wait_for(lambda: metrics.webhook_deliveries.get(api.tenant_id) == 1)
+    assert (await api.get("/v1/webhooks/dead")).json() == {"dead": []}
+
+
+async def test_dead_letter_after_the_retry_budget(make_api, receiver):
+    receiver.default = 500
+    api, _ = await make_api(
+        visit_timeout_seconds=TIMEOUT,
+        webhooks=[hook(receiver.url, retry_initial_seconds=0.05, retry_budget_seconds=0.5)],
+    )
+    await send(api, page("dead@x.io"))
+    metrics = api.gateway.metrics
+    await wait_for(lambda: metrics.webhook_dead.get(api.tenant_id) == 1)
+    attempts = len(receiver.requests)
+    assert attempts >= 2
+    (dead,) = (await api.get("/v1/webhooks/dead")).json()["dead"]
+    assert dead["webhook"] == receiver.url
+    assert dead["attempts"] == attempts and dead["lastError"] == "HTTP 500"
+    assert dead["trigger"] == (await triggers(api))[0]
+    assert dead["triggerId"] == dead["trigger"]["id"]
+    text = (await api.http.get("/metrics")).text
+    assert f'gateway_webhook_dead_letters_total{{tenant="{api.tenant_id}"}} 1.0' in text
+    assert f'gateway_webhook_failures_total{{tenant="{api.tenant_id}"}} {attempts}.0' in text
+
+
+async def test_a_dead_endpoint_does_not_slow_ingest(make_api):
+    nobody = f"http://127.0.0.1:{free_port()}/hook"  # connection refused
+    api, _ = await make_api(
+        visit_timeout_seconds=0.1,
+        webhooks=[hook(nobody, retry_initial_seconds=0.01, timeout_seconds=0.2)],
+    )
+    started = time.perf_counter()
+    for n in range(20):
+        await send(api, page(f"slow{n}@x.io"))
+    assert time.perf_counter() - started < 2.0
+    await wait_for(lambda: api.gateway.metrics.webhook_failures.get(api.tenant_id) > 5)
+
+
+def test_webhook_retry_settings_are_validated(tmp_path):
+    raw = {
+        "tenants": [
+            {"id": "t", "server_keys": ["k"], "webhooks": [hook("https://x", retry_budget=1)]}
+        ]
+    }
+    with pytest.raises(ConfigError, match=r"webhooks\[0\]\.retry_budget: unknown config key"):
+        parse_config(raw, tmp_path, None)
+    raw["tenants"][0]["webhooks"] = [hook("https://x", retry_budget_seconds=0)]
+    with pytest.raises(ConfigError, match="retry_budget_seconds: must be at least"):
+        parse_config(raw, tmp_path, None)
+    raw["tenants"][0]["webhooks"] = [hook("https://x", retry_budget_seconds=60)]
+    (webhook,) = parse_config(raw, tmp_path, None).tenants[0].webhooks
+    assert webhook.retry_budget_seconds == 60.0 and webhook.timeout_seconds == 10.0

@@ -1,0 +1,115 @@
+"""Helpers for the visit and trigger tests: event builders, waiting for triggers, a receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from conftest import Api
+
+TIMEOUT = 0.5  # visit_timeout_seconds of most trigger tests
+
+
+def page(who: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "eventTypeKey": "pageViewed",
+        "keyValue": who,
+        "params": [{"name": "page", "value": '{"location":"https://shop.example/"}'}],
+        **extra,
+    }
+
+
+def product(who: str, product_id: str, price: float = 45.5, **extra: Any) -> dict[str, Any]:
+    value = json.dumps({"productId": product_id, "price": price, "isInStock": 1})
+    return {
+        "eventTypeKey": "productViewed",
+        "keyValue": who,
+        "params": [{"name": "product", "value": value}, {"name": "currencyCode", "value": "USD"}],
+        **extra,
+    }
+
+
+def category(who: str, category_id: str) -> dict[str, Any]:
+    value = json.dumps({"productCategoryId": category_id})
+    return {"eventTypeKey": "productCategoryViewed", "keyValue": who, "params": {"category": value}}
+
+
+def cart(who: str, rsid: str, products: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "eventTypeKey": "cartUpdated",
+        "keyValue": who,
+        "params": {"products": json.dumps(products), "recycleStateId": rsid, "currencyCode": "USD"},
+        **extra,
+    }
+
+
+async def send(api: Api, *bodies: dict[str, Any]) -> None:
+    response = await api.events(list(bodies))
+    assert response.status_code == 200 and not response.json()["failed"], response.text
+
+
+async def triggers(api: Api, **params: Any) -> list[dict[str, Any]]:
+    response = await api.get("/v1/triggers", params={"limit": 1000, **params})
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()["triggers"]
+    return found
+
+
+async def wait_for(condition: Any, timeout: float = 3.0) -> None:
+    """Poll `condition()` (a bool, or an awaitable of one) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not await _value(condition()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def _value(result: Any) -> bool:
+    return bool(await result) if inspect.isawaitable(result) else bool(result)
+
+
+async def closed(api: Api, visits: int, timeout: float = 3.0) -> list[dict[str, Any]]:
+    """Wait until `visits` visits of the tenant are closed; then its triggers."""
+
+    await wait_for(lambda: api.gateway.metrics.visits_closed.get(api.tenant_id) >= visits, timeout)
+    return await triggers(api)
+
+
+@dataclass
+class Receiver:
+    """A real local HTTP server that records requests and answers with scripted statuses."""
+
+    statuses: list[int] = field(default_factory=list)
+    default: int = 200
+    requests: list[tuple[dict[str, str], bytes, float]] = field(default_factory=list)
+    server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/hook"
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readline()
+            headers: dict[str, str] = {}
+            while (line := (await reader.readline()).decode().strip()) != "":
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.requests.append((headers, body, time.time()))
+            status = self.statuses.pop(0) if self.statuses else self.default
+            writer.write(
+                f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode()
+            )
+            await writer.drain()
+        finally:
+            writer.close()
