@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import re
 import signal
 import time
 import zlib
@@ -22,12 +23,16 @@ import pytest
 from conftest import free_port, start_gateway, unique
 from faults import SMALL_LIMIT, Target, page_view, small_gateway, write_config
 
-# Tenant-wide keys without a TTL, and what keeps each one bounded.
+# Tenant-wide keys without a TTL (names after `gw:<tenant>:`), and what keeps each one bounded.
 BOUNDED = {
-    "events": "stream, XADD MAXLEN ~ events_stream_maxlen",
-    "triggers": "stream, XADD MAXLEN ~ (issue 5)",
-    "visits": "zset, one member per open visit; the visit detector removes closed ones (issue 5)",
+    r"events": "stream, XADD MAXLEN ~ events_stream_maxlen",
+    r"triggers": "stream, XADD MAXLEN ~ 1000000",
+    r"visits": "zset, one member per open visit; the detector removes closed ones",
+    r"tally": "hash of a few counters, drained by the detector",
+    r"wh:[^:]+:(due|jobs|tries)": "pending webhook deliveries, until delivered or dead-lettered",
+    r"wh:dead": "list, capped at the newest 10000 dead letters",
 }
+BOUNDED_NAME = re.compile("|".join(f"(?:{pattern})" for pattern in BOUNDED) + "$")
 STREAM_SLACK = 200  # MAXLEN ~ trims whole radix-tree nodes (100 entries each), so a little over
 LIMITS = {"events_stream_maxlen": 1000, "recent_views": 3, "contact_events": 5}
 
@@ -62,30 +67,52 @@ def mixed_events(n: int, who: str) -> list[dict[str, object]]:
 
 
 async def test_every_key_expires_or_is_a_listed_bounded_structure(make_api, sync_redis):
-    a, _ = await make_api(gateway=LIMITS, rate_limit_per_second=100_000)
+    hook = {"url": f"http://127.0.0.1:{free_port()}/nobody-listens", "secret": "whsec_12345678"}
+    a, _ = await make_api(
+        gateway=LIMITS,
+        rate_limit_per_second=100_000,
+        visit_timeout_seconds=0.2,  # the detector closes visits and emits triggers meanwhile
+        webhooks=[hook],  # deliveries that fail and wait for their retry
+    )
     sent = 0
     for start in range(0, 1500, 100):
         batch = mixed_events(100, f"m{start}")
         response = await a.events(batch)
         assert response.status_code == 200 and response.json()["failed"] == [], response.text
         sent += len(batch)
+        orders = [
+            {
+                "externalOrderId": f"o{start}-{i}",
+                "status": status,
+                "totalCost": 5,
+                "date": "2026-01-01T10:00:00",
+                "email": f"m{start}{i}@x.io",
+                "recycleStateId": f"m{start}-rs{i * 6 + 2}",
+            }
+            for i, status in enumerate(["INITIALIZED", "DELIVERED", "CANCELLED"])
+        ]
+        response = await a.http.post("/v1/orders", json={"orders": orders}, headers=a.server())
+        assert response.status_code == 200 and response.json()["failedOrders"] == []
+    await asyncio.sleep(1)  # idle visits close: triggers, webhook jobs
     assert (await a.http.get(f"/v1/events?key={a.site_key}")).status_code == 403
     prefix = f"gw:{a.tenant_id}:"
     keys = [k.decode() for k in sync_redis.scan_iter(match=prefix + "*", count=1000)]
-    unbounded, kinds = [], set()
+    unbounded, untimed, kinds = [], [], set()
     for key in keys:
         name = key[len(prefix) :]
         kind = name.split(":", 1)[0]
         kinds.add(kind)
         if sync_redis.ttl(key) > 0:
             continue
-        if name not in BOUNDED:
+        untimed.append(name)
+        if not BOUNDED_NAME.match(name):
             unbounded.append(key)
     print(
-        f"\nbounded keyspace: sent={sent} keys={len(keys)} kinds={sorted(kinds)} no-TTL={unbounded}"
+        f"\nbounded keyspace: sent={sent} events + 45 orders, keys={len(keys)} "
+        f"kinds={sorted(kinds)} without TTL: {sorted(untimed)}, none of them unlisted: {unbounded}"
     )
     assert not unbounded
-    assert {"c", "id", "dedup", "cart", "rate", "events", "visits"} <= kinds
+    assert {"c", "id", "dedup", "cart", "rate", "events", "o", "triggers", "wh"} <= kinds
     assert sync_redis.xlen(prefix + "events") <= LIMITS["events_stream_maxlen"] + STREAM_SLACK
     for key in keys:
         if key.endswith(":ev"):
