@@ -68,25 +68,36 @@ VALID = {
 }
 
 
+VALID_ORDER = {
+    "externalOrderId": "o-1",
+    "status": "INITIALIZED",
+    "totalCost": 3,
+    "date": "2026-01-01T10:00:00",
+    "email": "h@example.com",
+    "items": [{"externalItemId": "i-1", "quantity": 1, "cost": 3}],
+}
+
+
 @st.composite
-def mutated_event(draw: st.DrawFn) -> Any:
-    event: dict[str, Any] = orjson.loads(orjson.dumps(VALID))
+def mutated(draw: st.DrawFn) -> Any:
+    """A valid event or order with one to three fields replaced, dropped or added."""
+    document: dict[str, Any] = orjson.loads(
+        orjson.dumps(draw(st.sampled_from([VALID, VALID_ORDER])))
+    )
+    nested = "params" if "params" in document else "items"
     for _ in range(draw(st.integers(1, 3))):
-        field = draw(st.sampled_from([*event, "params.0", "params.0.value", "extra"]))
+        field = draw(st.sampled_from([*document, f"{nested}.0.name", f"{nested}.0.value", "extra"]))
         value = draw(json_values | st.text(max_size=300))
-        if (
-            field.startswith("params.")
-            and isinstance(event.get("params"), list)
-            and event["params"]
-        ):
-            entry = event["params"][0]
-            if isinstance(entry, dict):
-                entry["value" if field.endswith("value") else "name"] = value
+        entries = document.get(nested)
+        if field.startswith(nested + ".") and isinstance(entries, list) and entries:
+            if isinstance(entries[0], dict):
+                entries[0][field.rsplit(".", 1)[1]] = value
         elif draw(st.booleans()):
-            event.pop(field, None)
+            document.pop(field, None)
         else:
-            event[field] = value
-    return draw(st.sampled_from([event, [event, VALID], {"events": [event]}, {"orders": [event]}]))
+            document[field] = value
+    wrappers = [document, [document, VALID], {"events": [document]}, {"orders": [document]}]
+    return draw(st.sampled_from(wrappers))
 
 
 def fill(template: str, filler: str) -> str:
@@ -132,8 +143,8 @@ def hostile_request(draw: st.DrawFn, tenant: str) -> dict[str, Any]:
     if draw(st.booleans()):
         headers["origin"] = draw(st.sampled_from(["https://shop.example", "null"]) | header_text)
     body = draw(
-        mutated_event().map(orjson.dumps)
-        | mutated_event().map(orjson.dumps)
+        mutated().map(orjson.dumps)
+        | mutated().map(orjson.dumps)
         | json_values.map(lambda v: orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS))
         | st.binary(max_size=200)
     )
