@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -9,11 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import contacts, snippet, triggers
+from . import contacts, openapi, snippet, triggers
 from .auth import KeyRing, Principal, check_origin, require_server
 from .clock import now_ms
 from .embedded import EmbeddedRedis
@@ -24,6 +26,7 @@ from .orders_api import OrdersApi, rfm
 from .redis_keys import TenantKeys
 from .settings import Settings, Tenant, load_settings
 from .store import UNAVAILABLE_ERRORS, IngestBatcher, Store, StoreUnavailable, connect
+from .supervision import watch_supervisor
 
 log = logging.getLogger("gateway")
 
@@ -110,9 +113,11 @@ class Gateway:
         # time spent validating a batch went to those scans).
         gc.freeze()
         background = await triggers.start_background(self)
+        watchdog = asyncio.get_running_loop().create_task(watch_supervisor())
         try:
             yield
         finally:
+            watchdog.cancel()
             await triggers.stop_background(background)
             await self._batcher.drain()
             await self._store.close()
@@ -180,6 +185,15 @@ async def api_error(request: Request, exc: Exception) -> Response:
     return Response(exc.json(), exc.status, headers=exc.headers, media_type="application/json")
 
 
+async def http_error(request: Request, exc: Exception) -> Response:
+    # Starlette's own answers (no such route, e.g. a path with a newline; wrong method) in the
+    # API's one JSON error shape too.
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    error = ApiError(exc.status_code, code, exc.detail, None, headers=dict(exc.headers or {}))
+    return await api_error(request, error)
+
+
 async def store_unavailable(request: Request, exc: Exception) -> Response:
     return await api_error(request, unavailable())
 
@@ -191,6 +205,7 @@ def create_app(settings: Settings | None = None) -> Any:
         Route("/healthz", gateway.healthz),
         Route("/readyz", gateway.readyz),
         Route("/metrics", gateway.metrics_endpoint),
+        Route("/openapi.json", openapi.endpoint),
         Route("/v1/contacts/{identifier:path}", gateway.get_contact),
         Route("/v1/events", gateway.list_events),
         Route("/v1/triggers", gateway.list_triggers),
@@ -200,7 +215,11 @@ def create_app(settings: Settings | None = None) -> Any:
         Route("/v1/carts/{recycleStateId:path}", orders.get_cart),
         Route("/js/tracker.js", snippet.tracker_js),
     ]
-    handlers: dict[Any, Any] = {ApiError: api_error, StoreUnavailable: store_unavailable}
+    handlers: dict[Any, Any] = {
+        ApiError: api_error,
+        StoreUnavailable: store_unavailable,
+        HTTPException: http_error,
+    }
     for error in UNAVAILABLE_ERRORS:
         handlers[error] = store_unavailable
     rest = Starlette(routes=routes, lifespan=gateway.lifespan, exception_handlers=handlers)

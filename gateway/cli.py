@@ -15,6 +15,7 @@ import orjson
 from . import __version__
 from .embedded import EmbeddedRedis
 from .settings import ConfigError, Settings, load_settings
+from .supervision import SUPERVISOR_ENV
 
 log = logging.getLogger("gateway")
 # uvicorn adds `color_message`, a copy of the message with terminal colours.
@@ -122,6 +123,8 @@ def serve(args: argparse.Namespace) -> int:
     # embedded Redis below be stopped (and saved) and the process end with status 0.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_cleanly)
+    if args.workers > 1:
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())  # workers end if this process is killed
     try:
         uvicorn.run(
             "gateway.app:create_app",

@@ -14,13 +14,40 @@ from typing import Any
 
 import orjson
 
-_raw_decoder = json.JSONDecoder()
 _TRAILING_JUNK = frozenset("]} \t\r\n")
 MAX_DEPTH = 2
 
 
 class NotJson(ValueError):
     pass
+
+
+def _bounded_int(text: str) -> int:
+    # What orjson (and the Lua side's cjson) can carry: a 64-bit integer. Bigger ones, and
+    # Python's own 4300-digit conversion limit, are the caller's 400, not a 500 on storing.
+    if len(text.lstrip("-")) > 20:
+        raise NotJson("integer out of range")
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        raise NotJson("integer out of range")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise NotJson("number out of range")
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise NotJson(f"{text} is not JSON")
+
+
+# Only for repairs: the same number rules as orjson, which refuses NaN, Infinity and overflow.
+_raw_decoder = json.JSONDecoder(
+    parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
+)
 
 
 def _flatten(value: Any, depth: int) -> Any:
@@ -55,7 +82,7 @@ def _repair(text: str) -> Any:
     stripped = text.lstrip()
     try:
         value, end = _raw_decoder.raw_decode(stripped)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError and NotJson are ValueErrors
         raise NotJson("not valid JSON") from None
     rest = stripped[end:]
     if not rest or not set(rest) <= _TRAILING_JUNK or not isinstance(value, (dict, list)):

@@ -48,6 +48,8 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.ping():
+            self._stop_orphan(timeout)
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         args = [
@@ -100,6 +102,23 @@ class EmbeddedRedis:
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"embedded redis-server did not answer within {timeout:.0f}s")
+
+    def _stop_orphan(self, timeout: float) -> None:
+        """A server still answering here outlived a gateway that was killed (it runs in its own
+        session, so SIGKILL of the gateway does not reach it). A second server on the same data
+        dir would write the same AOF, so ask the old one to save and exit first."""
+        client = redis.Redis.from_url(self.url, socket_timeout=timeout)
+        try:
+            client.shutdown(save=True)
+        except (redis.ConnectionError, OSError):
+            pass  # the server closes the connection as it exits
+        finally:
+            client.close()
+        deadline = time.monotonic() + timeout
+        while self.ping():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"a redis-server still runs on {self.url} and will not stop")
+            time.sleep(0.05)
 
     def ping(self) -> bool:
         try:
