@@ -125,6 +125,23 @@ async def steady_load(
         await asyncio.gather(*(worker(http, w) for w in range(workers)))
 
 
+class Load:
+    """`steady_load` running in the background. `finish()` stops it and waits for the clients;
+    `abandon()` only tells them to stop (for a `finally` after a failed assertion)."""
+
+    def __init__(self, base_url: str, key: str, prefix: str) -> None:
+        self.tally = Tally()
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(steady_load(base_url, key, self._stop, self.tally, prefix))
+
+    async def finish(self) -> None:
+        self._stop.set()
+        await asyncio.wait_for(self._task, 20)
+
+    def abandon(self) -> None:
+        self._stop.set()
+
+
 def stored_event_ids(client: redis.Redis, tenant: str) -> set[str]:
     """Every eventId in the tenant's raw event stream."""
     found: set[str] = set()

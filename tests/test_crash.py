@@ -20,7 +20,7 @@ import orjson
 import pytest
 import redis
 from conftest import free_port, start_gateway, unique
-from faults import Tally, page_view, steady_load, stored_event_ids, wait_for, write_config
+from faults import Load, page_view, stored_event_ids, wait_for, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -31,11 +31,9 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path, redis_ur
     port = free_port()
     env = {"REDIS_URL": redis_url}
     gateway = start_gateway(port, env, "--config", str(config))
-    tally = Tally()
-    stop = asyncio.Event()
-    base = f"http://127.0.0.1:{port}"
+    load = Load(f"http://127.0.0.1:{port}", f"sk_{tenant}", tenant)
+    tally = load.tally
     try:
-        load = asyncio.create_task(steady_load(base, f"sk_{tenant}", stop, tally, tenant))
         await wait_for(lambda: len(tally.acknowledged) >= 1000, 30, "load before the kill")
         # One process (no --workers) serves everything, so this kills it mid-request.
         gateway.send_signal(signal.SIGKILL)
@@ -44,10 +42,9 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path, redis_ur
         await wait_for(lambda: tally.statuses["no answer"] >= 5, 10, "refused connections")
         gateway = start_gateway(port, env, "--config", str(config))
         await wait_for(lambda: len(tally.acknowledged) >= killed_at + 1000, 30, "load after")
-        stop.set()
-        await asyncio.wait_for(load, 20)
+        await load.finish()
     finally:
-        stop.set()
+        load.abandon()
         gateway.send_signal(signal.SIGTERM)
         code = gateway.wait(20)
     found = stored_event_ids(sync_redis, tenant)
@@ -127,12 +124,9 @@ async def test_sigkill_with_embedded_redis_restarts_on_one_server(tmp_path):
     env = {"REDIS_URL": "", "GATEWAY_DATA_DIR": str(data), "GATEWAY_CONFIG": str(config)}
     port = free_port()
     gateway = start_gateway(port, env)
-    tally = Tally()
-    stop = asyncio.Event()
+    load = Load(f"http://127.0.0.1:{port}", f"sk_{tenant}", tenant)
+    tally = load.tally
     try:
-        load = asyncio.create_task(
-            steady_load(f"http://127.0.0.1:{port}", f"sk_{tenant}", stop, tally, tenant)
-        )
         await wait_for(lambda: len(tally.acknowledged) >= 500, 30, "load before the kill")
         gateway.send_signal(signal.SIGKILL)
         gateway.wait(10)
@@ -141,15 +135,14 @@ async def test_sigkill_with_embedded_redis_restarts_on_one_server(tmp_path):
         servers = embedded_servers(data)
         killed_at = len(tally.acknowledged)
         await wait_for(lambda: len(tally.acknowledged) >= killed_at + 500, 30, "load after")
-        stop.set()
-        await asyncio.wait_for(load, 20)
+        await load.finish()
         client = redis.Redis.from_url(f"unix://{data / 'redis.sock'}")
         try:
             found = stored_event_ids(client, tenant)
         finally:
             client.close()
     finally:
-        stop.set()
+        load.abandon()
         gateway.send_signal(signal.SIGTERM)
         code = gateway.wait(20)
         for pid in embedded_servers(data):  # only if the test failed half-way
@@ -184,13 +177,10 @@ async def test_sigkill_of_the_supervisor_ends_its_workers(tmp_path, redis_url, s
     port = free_port()
     env = {"REDIS_URL": redis_url}
     gateway = start_gateway(port, env, "--config", str(config), "--workers", "2")
-    tally = Tally()
-    stop = asyncio.Event()
+    load = Load(f"http://127.0.0.1:{port}", f"sk_{tenant}", tenant)
+    tally = load.tally
     workers = children(gateway.pid)
     try:
-        load = asyncio.create_task(
-            steady_load(f"http://127.0.0.1:{port}", f"sk_{tenant}", stop, tally, tenant)
-        )
         await wait_for(lambda: len(tally.acknowledged) >= 500, 30, "load before the kill")
         gateway.send_signal(signal.SIGKILL)
         gateway.wait(10)
@@ -200,10 +190,9 @@ async def test_sigkill_of_the_supervisor_ends_its_workers(tmp_path, redis_url, s
         gateway = start_gateway(port, env, "--config", str(config), "--workers", "2")
         killed_at = len(tally.acknowledged)
         await wait_for(lambda: len(tally.acknowledged) >= killed_at + 500, 30, "load after")
-        stop.set()
-        await asyncio.wait_for(load, 20)
+        await load.finish()
     finally:
-        stop.set()
+        load.abandon()
         gateway.send_signal(signal.SIGTERM)
         code = gateway.wait(20)
         for pid in workers:  # only if they outlived the test's wait: leave no orphans behind

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 from conftest import free_port, start_gateway, unique
-from faults import Tally, steady_load, stored_event_ids, wait_for, write_config
+from faults import Load, stored_event_ids, wait_for, write_config
 
 from gateway.embedded import EmbeddedRedis
 
@@ -32,10 +32,9 @@ async def test_redis_outage_under_load_loses_nothing_acknowledged(tmp_path):
     gateway = start_gateway(
         port, {"REDIS_URL": server.url}, "--config", str(config), log=tmp_path / "gateway.log"
     )
-    tally = Tally()
-    stop = asyncio.Event()
+    load = Load(base, f"sk_{tenant}", tenant)
+    tally = load.tally
     try:
-        load = asyncio.create_task(steady_load(base, f"sk_{tenant}", stop, tally, tenant))
         await wait_for(lambda: len(tally.acknowledged) >= 1000, 30, "load before the outage")
         before = len(tally.acknowledged)
 
@@ -59,10 +58,9 @@ async def test_redis_outage_under_load_loses_nothing_acknowledged(tmp_path):
                 lambda: len(tally.acknowledged) >= during + 1000, 30, "recovery after the outage"
             )
             assert (await http.get("/readyz")).status_code == 200
-        stop.set()
-        await asyncio.wait_for(load, 20)
+        await load.finish()
     finally:
-        stop.set()
+        load.abandon()
         gateway.send_signal(signal.SIGTERM)
         code = gateway.wait(20)
         client = redis.Redis.from_url(server.url)
@@ -94,12 +92,9 @@ async def test_redis_crash_loses_at_most_the_last_second(tmp_path):
     config = write_config(tmp_path / "gateway.toml", [tenant])
     port = free_port()
     gateway = start_gateway(port, {"REDIS_URL": server.url}, "--config", str(config))
-    tally = Tally()
-    stop = asyncio.Event()
+    load = Load(f"http://127.0.0.1:{port}", f"sk_{tenant}", tenant)
+    tally = load.tally
     try:
-        load = asyncio.create_task(
-            steady_load(f"http://127.0.0.1:{port}", f"sk_{tenant}", stop, tally, tenant)
-        )
         await wait_for(lambda: len(tally.acknowledged) >= 1500, 30, "load before the crash")
         server.kill()
         crashed = time.monotonic()
@@ -107,15 +102,14 @@ async def test_redis_crash_loses_at_most_the_last_second(tmp_path):
         await asyncio.to_thread(server.start)  # replays the AOF
         restarted = len(tally.acknowledged)
         await wait_for(lambda: len(tally.acknowledged) >= restarted + 500, 30, "recovery")
-        stop.set()
-        await asyncio.wait_for(load, 20)
+        await load.finish()
         client = redis.Redis.from_url(server.url)
         try:
             found = stored_event_ids(client, tenant)
         finally:
             client.close()
     finally:
-        stop.set()
+        load.abandon()
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(20)
         server.stop()
