@@ -93,11 +93,17 @@ def media_type(headers: dict[bytes, bytes]) -> bytes:
     return headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
 
 
-def require_json_body(headers: dict[bytes, bytes]) -> None:
+async def read_json(receive: Receive, headers: dict[bytes, bytes], limit: int) -> Any:
+    """The parsed body of a JSON request: content type, size (after gunzip) and syntax checked."""
     kind = media_type(headers)
     if kind not in ACCEPTED_TYPES:
         message = "Content-Type must be application/json or text/plain" + FORM_HINT.get(kind, ".")
         raise ApiError(415, "unsupported_media_type", message, "content-type")
+    body = await read_body(receive, headers, limit)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise invalid("body", "The body is not valid JSON.", code="invalid_json") from None
 
 
 class IngestApp:
@@ -128,12 +134,7 @@ class IngestApp:
             origin = _text(headers.get(b"origin"))
             extra = check_origin(principal, origin)
             await self.gateway.check_rate(principal)
-            require_json_body(headers)
-            body = await read_body(receive, headers, self.limit)
-            try:
-                document = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise invalid("body", "The body is not valid JSON.", code="invalid_json") from None
+            document = await read_json(receive, headers, self.limit)
             now = now_ms()
             if path == "/v1/event":
                 status, answer = await self.one(principal, document, now)
@@ -174,8 +175,7 @@ class IngestApp:
         prepared = events.prepare(document, principal.is_site, iso(now))
         (result,) = await self.store(principal, [prepared], now)
         if result.startswith(b"i"):  # an order event whose order part changed nothing
-            reason = result.split(b"|", 2)[2].decode()
-            answer = {"status": "ignored", "eventId": prepared.event_id, "reason": reason}
+            answer = {"status": "ignored", "eventId": prepared.event_id, "reason": _reason(result)}
             return 200, orjson.dumps(answer)
         status = "duplicate" if result.startswith(b"d") else "accepted"
         return 200, orjson.dumps({"status": status, "eventId": prepared.event_id})
@@ -204,7 +204,7 @@ class IngestApp:
         results = await self.store(principal, good, now) if good else []
         duplicates = sum(1 for r in results if r.startswith(b"d"))
         ignored = [
-            {"index": index, "eventId": p.event_id, "reason": r.split(b"|", 2)[2].decode()}
+            {"index": index, "eventId": p.event_id, "reason": _reason(r)}
             for index, p, r in zip(indices, good, results, strict=True)
             if r.startswith(b"i")
         ]
@@ -246,6 +246,11 @@ class IngestApp:
                     status = result.rsplit(b"|", 1)[1].decode()
                     self.metrics.orders_stored.inc(tenant.id, status, "event")
         return results
+
+
+def _reason(result: bytes) -> str:
+    """Why the order part of an event was ignored: the script answers `i|<contact>|<reason>`."""
+    return result.split(b"|", 2)[2].decode()
 
 
 def _text(value: bytes | None) -> str | None:

@@ -14,7 +14,7 @@ from . import orders
 from .clock import iso, now_ms
 from .contacts import json_response, not_found
 from .errors import ApiError, invalid
-from .ingest import read_body, require_json_body
+from .ingest import read_json
 from .redis_keys import TenantKeys
 from .store import Store
 
@@ -54,12 +54,7 @@ class OrdersApi:
         principal = gateway.principal(request)
         await gateway.check_rate(principal)
         headers = dict(request.scope["headers"])
-        require_json_body(headers)
-        body = await read_body(request.receive, headers, gateway.settings.max_body_bytes)
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise invalid("body", "The body is not valid JSON.", code="invalid_json") from None
+        document = await read_json(request.receive, headers, gateway.settings.max_body_bytes)
         batch = document.get("orders") if isinstance(document, dict) else None
         if not isinstance(batch, list):
             raise invalid("orders", 'The body must be {"orders": [...]}.')

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from .contacts import limit_param
 from .detector import Detector
 from .errors import invalid
-from .store import UNAVAILABLE_ERRORS, StoreUnavailable
+from .store import StoreUnavailable
 from .webhooks import Deliverer
 
 if TYPE_CHECKING:
@@ -79,12 +79,7 @@ async def list_triggers(gateway: Gateway, request: Request) -> Response:
     scanned = 0
     while len(found) < limit and scanned < MAX_SCAN:
         count = limit if wanted is None else PAGE
-        try:
-            rows: Any = await gateway.store.redis.xrange(
-                keys.triggers, "(" + cursor, "+", count=count
-            )
-        except UNAVAILABLE_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        rows: Any = await gateway.store.redis.xrange(keys.triggers, "(" + cursor, "+", count=count)
         scanned += len(rows)
         for stream_id, fields in rows:
             cursor = stream_id.decode()
@@ -102,8 +97,5 @@ async def dead_letters(gateway: Gateway, request: Request) -> Response:
     principal = gateway.principal(request)
     keys = gateway.tenant_keys(principal.tenant)
     limit = limit_param(request, default=100)
-    try:
-        rows: Any = await gateway.store.redis.lrange(keys.dead_letters, 0, limit - 1)
-    except UNAVAILABLE_ERRORS as exc:
-        raise StoreUnavailable(str(exc)) from exc
+    rows: Any = await gateway.store.redis.lrange(keys.dead_letters, 0, limit - 1)
     return json_bytes(orjson.dumps({"dead": [orjson.Fragment(row) for row in rows]}))

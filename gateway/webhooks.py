@@ -25,7 +25,7 @@ import orjson
 from redis import exceptions as redis_errors
 
 from .clock import iso, now_ms
-from .detector import pause
+from .detector import MAX_BACKOFF, pause
 from .redis_keys import TenantKeys
 from .settings import Webhook
 from .store import UNAVAILABLE_ERRORS, StoreUnavailable
@@ -115,7 +115,7 @@ class Deliverer:
                             self.ready = False  # Redis lost its data: groups are recreated
                         log.warning("webhooks: pass failed", extra={"error": str(exc)})
                         await pause(stop, backoff)
-                        backoff = min(5.0, backoff * 2)
+                        backoff = min(MAX_BACKOFF, backoff * 2)
             finally:
                 # POSTs under way get a moment to finish and be recorded; the rest are left to
                 # their lease, which brings them back (here or in another process).

@@ -190,8 +190,9 @@ async def test_redis_down_answers_503_with_retry_after(no_redis):
     assert batch.status_code == 503
     assert (await http.get("/readyz")).status_code == 503
     assert (await http.get("/healthz")).status_code == 200
-    contact = await http.get("/v1/contacts/ann@example.com", headers=auth)
-    assert contact.status_code == 503
+    for read in ("/v1/contacts/ann@example.com", "/v1/triggers", "/v1/webhooks/dead"):
+        refused = await http.get(read, headers=auth)
+        assert (refused.status_code, refused.headers["retry-after"]) == (503, "1"), read
     assert "gateway_redis_unavailable_total 2.0" in (await http.get("/metrics")).text
 
 
