@@ -16,3 +16,8 @@ def now_ms() -> int:
 def iso(ms: int | float) -> str:
     moment = datetime.fromtimestamp(ms / 1000, UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stored_iso(ms: bytes | None) -> str | None:
+    """A millisecond timestamp read from Redis, as ISO-8601; None when it was never written."""
+    return iso(int(ms)) if ms else None

@@ -8,7 +8,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .clock import iso
+from .clock import iso, stored_iso
 from .errors import ApiError, invalid
 from .identity import PUBLIC_NAMES, lookup_candidates
 from .redis_keys import TenantKeys
@@ -69,8 +69,8 @@ async def read_contact(store: Store, keys: TenantKeys, contact_id: str) -> dict[
         "recentCategories": [
             {"productCategoryId": cat.decode(), "viewedAt": iso(score)} for cat, score in categories
         ],
-        "createdAt": iso(int(profile[b"created"])) if b"created" in profile else None,
-        "updatedAt": iso(int(profile[b"updated"])) if b"updated" in profile else None,
+        "createdAt": stored_iso(profile.get(b"created")),
+        "updatedAt": stored_iso(profile.get(b"updated")),
     }
 
 

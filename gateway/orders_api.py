@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import orders
-from .clock import iso, now_ms
+from .clock import iso, now_ms, stored_iso
 from .contacts import json_response, not_found
 from .errors import ApiError, invalid
 from .ingest import read_json
@@ -39,10 +39,6 @@ async def rfm(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]
         "averageCheck": round(revenue / count, 2) if count else 0,
         "lastOrderDate": orjson.loads(raw[b"last"]) if b"last" in raw else None,
     }
-
-
-def _when(value: bytes | None) -> str | None:
-    return iso(int(value)) if value else None
 
 
 class OrdersApi:
@@ -131,8 +127,8 @@ class OrdersApi:
                 "status": meta[b"status"].decode(),
                 "contactId": await self._contact(keys, order, meta[b"contact"].decode()),
                 "convertedCart": cart.decode() if cart else None,
-                "createdAt": _when(meta.get(b"created")),
-                "updatedAt": _when(meta.get(b"updated")),
+                "createdAt": stored_iso(meta.get(b"created")),
+                "updatedAt": stored_iso(meta.get(b"updated")),
                 "order": order,
                 "history": [orjson.loads(entry) for entry in history],
             }
@@ -159,9 +155,9 @@ class OrdersApi:
                 "recycleStateId": rsid,
                 "contactId": state[b"contact"].decode(),
                 "cart": orjson.loads(state[b"cart"]),
-                "updatedAt": _when(state.get(b"at")),
+                "updatedAt": stored_iso(state.get(b"at")),
                 "converted": order is not None,
                 "externalOrderId": order.decode() if order else None,
-                "convertedAt": _when(state.get(b"orderAt")),
+                "convertedAt": stored_iso(state.get(b"orderAt")),
             }
         )
