@@ -116,3 +116,60 @@ async def test_a_visit_opened_after_a_timeout_has_a_ttl(make_api, sync_redis):
     visit = f"gw:{api.tenant_id}:c:{{{cid}}}:visit"
     assert sync_redis.hget(visit, "n") == b"1"  # a new visit
     assert sync_redis.ttl(visit) > 0
+
+
+def history(email: str, tag: str) -> list[dict[str, Any]]:
+    """One visitor's queued events: views (one product twice), a custom event, a repeated
+    eventId, and a cart in the middle, which ends a run of history-only events in ingest.lua."""
+
+    def event(kind: str, n: int, *params: tuple[str, Any]) -> dict[str, Any]:
+        named = [{"name": "email", "value": email}, *({"name": k, "value": v} for k, v in params)]
+        return {"eventTypeKey": kind, "eventId": f"{tag}-{n}", "params": named}
+
+    def product(sku: str) -> tuple[str, str]:
+        return ("product", orjson.dumps({"productId": sku, "price": 10}).decode())
+
+    cart = orjson.dumps([{"productId": "B", "quantity": 1, "price": 10}]).decode()
+    return [
+        event("pageViewed", 0, ("page", '{"location": "https://shop.example/"}')),
+        event("productViewed", 1, product("A")),
+        event("productViewed", 2, product("B")),
+        event("productViewed", 1, product("A")),  # a re-sent event: a duplicate
+        event("productCategoryViewed", 3, ("category", '{"productCategoryId": "C1"}')),
+        event("wishlistOpened", 4),
+        event("cartUpdated", 5, ("products", cart), ("recycleStateId", f"{tag}-rs")),
+        event("productViewed", 6, product("A")),
+        event("productViewed", 7, product("C")),
+    ]
+
+
+async def test_one_batch_of_a_contacts_events_stores_what_one_by_one_does(api, sync_redis):
+    one_by_one = [await api.event(body) for body in history("solo@example.com", "solo")]
+    assert [r.json()["status"] for r in one_by_one].count("duplicate") == 1
+    answer = await api.events(history("batch@example.com", "batch"))
+    assert answer.json() == {"accepted": 8, "duplicates": 1, "failed": []}
+
+    async def stored(email: str) -> dict[str, Any]:
+        contact = await api.contact(email)
+        listed = await api.get(f"/v1/events?contact={email}&limit=50")
+        assert listed.status_code == 200, listed.text
+        cid = contact["id"]
+        visit = sync_redis.hgetall(f"gw:{api.tenant_id}:c:{{{cid}}}:visit")
+        return {
+            # one batch shares one receive time: its views tie, and ties have no recency order
+            "products": sorted(p["productId"] for p in contact["recentProducts"]),
+            "categories": [c["productCategoryId"] for c in contact["recentCategories"]],
+            "cart": [p["productId"] for p in contact["cart"]["products"]],
+            "events": [e["eventTypeKey"] for e in listed.json()["events"]],
+            "visit": {k: v for k, v in visit.items() if k not in (b"start", b"last")},
+            "ttls": sorted(
+                sync_redis.ttl(key) > 0
+                for key in sync_redis.scan_iter(f"gw:{api.tenant_id}:c:{{{cid}}}*")
+            ),
+        }
+
+    solo, batch = await stored("solo@example.com"), await stored("batch@example.com")
+    assert batch == solo
+    assert batch["products"] == ["A", "B", "C"]
+    assert batch["visit"][b"n"] == b"8"
+    assert all(batch["ttls"])
