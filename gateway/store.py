@@ -235,7 +235,7 @@ class IngestBatcher:
         state, so it is dropped rather than returned to the pool.
         """
         pool = self.store.redis.connection_pool
-        connection = await pool.get_connection()
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             await connection.send_packed_command(connection.pack_commands(commands))
             replies: list[Any] = []
