@@ -36,7 +36,7 @@ from gateway.app import Gateway
 from gateway.clock import iso, now_ms
 from gateway.embedded import EmbeddedRedis
 from gateway.settings import load_settings
-from gateway.store import Script
+from gateway.store import Script, script_args
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -419,7 +419,7 @@ def store_visits(bench: Bench) -> tuple[int, int]:
     bench.redis.script_load(script.text)
     product = json.dumps({"productId": "WS01-L-Green", "price": 45.5})
     received = iso(now_ms())
-    envelopes = [
+    prepared = [
         events.prepare(
             {
                 "eventTypeKey": "productViewed",
@@ -428,14 +428,14 @@ def store_visits(bench: Bench) -> tuple[int, int]:
             },
             True,
             received,
-        ).envelope
+        )
         for n in range(VISITS)
     ]
     first = now_ms()
     for start in range(0, VISITS, 500):
         now = now_ms()
-        chunk = envelopes[start : start + 500]
-        bench.redis.evalsha(script.sha, 0, *gateway.ingest_args(tenant, now), *chunk)
+        chunk = [(p.envelope, p.raw) for p in prepared[start : start + 500]]
+        bench.redis.evalsha(script.sha, 0, *script_args(gateway.ingest_args(tenant, now), chunk))
     return first + VISIT_TIMEOUT * 1000, now + VISIT_TIMEOUT * 1000
 
 

@@ -52,11 +52,13 @@ new_id = _Ids().new
 
 @dataclass(slots=True)
 class Prepared:
-    """An event ready for the ingest script: `envelope` is the JSON the script decodes."""
+    """An event ready for the ingest script: `envelope` is the JSON the script decodes, `raw` the
+    event as the stream keeps it (apart, so that Lua never decodes and re-encodes it)."""
 
     event_id: str
     event_type: str
     envelope: bytes
+    raw: bytes
     repaired: bool
 
 
@@ -127,7 +129,8 @@ def prepare(body: Any, site_key: bool, received: str) -> Prepared:
         "ty": event_type,
         "ids": idents,
         "nc": new_id(),
-        "raw": orjson.dumps(raw).decode(),
         **extra,
     }
-    return Prepared(event_id, event_type, orjson.dumps(envelope), params.repaired)
+    return Prepared(
+        event_id, event_type, orjson.dumps(envelope), orjson.dumps(raw), params.repaired
+    )

@@ -226,7 +226,7 @@ class IngestApp:
         tenant = principal.tenant
         try:
             results: list[bytes] = await self.gateway.batcher.submit(
-                self.gateway.ingest_args(tenant, now), [p.envelope for p in prepared]
+                self.gateway.ingest_args(tenant, now), [(p.envelope, p.raw) for p in prepared]
             )
         except StoreUnavailable:
             raise unavailable() from None

@@ -1,9 +1,10 @@
 -- Store a batch of validated events of one tenant, atomically, in one round trip.
 -- ARGV: prefix, now_ms, contact_ttl_s, visit_timeout_ms, dedup_ttl_s, stream_maxlen,
---       recent_views, contact_events, cart_ttl_s, cart_window_ms, then one JSON envelope per event
---       {id, d (client eventId: dedup), ty, ids ["kind:value"...], nc (fresh contact id), raw,
+--       recent_views, contact_events, cart_ttl_s, cart_window_ms, then a JSON array of envelopes
+--       {id, d (client eventId: dedup), ty, ids ["kind:value"...], nc (fresh contact id),
 --        pv [productId, json]?, cv categoryId?, cart [recycleStateId, json, empty]?,
---        order (lib_orders.lua apply_order)?, ig (why the order part is ignored)?}.
+--        order (lib_orders.lua apply_order)?, ig (why the order part is ignored)?}, then the
+--       events as the stream keeps them (JSON), one per line, in the same order.
 -- Returns one "a|<contactId>" (accepted) or "d|<contactId>" (duplicate) per event; order events
 -- "a|<contactId>|<STATUS>" or "i|<contactId>|<reason>" (stored, its order part ignored).
 -- Python has validated every envelope: a Lua error would leave a batch half-written.
@@ -172,9 +173,12 @@ local function store_event(ev, dk)
   return cid, tag .. '|' .. cid .. (note and '|' .. note or '')
 end
 
+local events = cjson.decode(ARGV[11])
+local raws = {}
+for raw in string.gmatch(ARGV[12], '[^\n]+') do raws[#raws + 1] = raw end
 local results = {}
-for i = 11, #ARGV do
-  local ev = cjson.decode(ARGV[i])
+for i, ev in ipairs(events) do
+  ev.raw = raws[i]
   local dk = P .. ':dedup:' .. ev.id
   local seen = ev.d and redis.call('GET', dk)
   if seen then
