@@ -69,15 +69,20 @@ def collect(
 ) -> list[str]:
     """`kind:value` strings of an event, most decisive first, without repeats.
 
-    `names` maps lower-cased param names to the names as sent (for error messages).
+    `names` maps lower-cased param names to the names as sent (for error messages). Identifier
+    params are checked, and ties of rank kept, in the order of IDENTIFIER_PARAMS.
     """
-    found: list[tuple[int, str]] = []
-    order = _ORDER
-    for lower, kind in IDENTIFIER_PARAMS.items():
-        if lower in params:
-            text = normalise(kind, params[lower], f"params.{names[lower]}")
-            if text is not None:
-                found.append((order[kind], f"{kind}:{text}"))
+    hits: list[tuple[tuple[int, str], str]] = []
+    for lower in params:  # an event has a few params; IDENTIFIER_PARAMS has a dozen names
+        spec = _SLOTS.get(lower)
+        if spec is not None:
+            hits.append((spec, lower))
+    hits.sort()  # slots are unique: names are never compared
+    found: list[tuple[int, int, str]] = []  # (rank, slot, identifier): sorted without a key
+    for (slot, kind), lower in hits:
+        text = normalise(kind, params[lower], f"params.{names[lower]}")
+        if text is not None:
+            found.append((_RANK[kind], slot, f"{kind}:{text}"))
     if key_value is not None:
         if isinstance(key_value, bool) or not isinstance(key_value, (str, int)):
             raise invalid("keyValue", "keyValue must be a string.")
@@ -86,18 +91,26 @@ def collect(
             kind = classify_key_value(raw)
             text = normalise(kind, raw, "keyValue")
             if text is not None:
-                found.append((order[kind], f"{kind}:{text}"))
+                found.append((_RANK[kind], _LAST, f"{kind}:{text}"))
     if visitor_id is not None:
         if not isinstance(visitor_id, str):
             raise invalid("visitorId", "visitorId must be a string.")
         text = normalise("visitor", visitor_id, "visitorId")
         if text is not None:
-            found.append((order["visitor"], f"visitor:{text}"))
-    found.sort(key=lambda pair: pair[0])
-    return list(dict.fromkeys(ident for _, ident in found))
+            found.append((_RANK["visitor"], _LAST, f"visitor:{text}"))
+    found.sort()
+    idents: list[str] = []
+    for _, _, ident in found:
+        if ident not in idents:
+            idents.append(ident)
+    return idents
 
 
-_ORDER = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+# lower-cased param name -> (its place in IDENTIFIER_PARAMS, its kind); keyValue and visitorId
+# come after every param of the same rank.
+_SLOTS = {lower: (slot, kind) for slot, (lower, kind) in enumerate(IDENTIFIER_PARAMS.items())}
+_LAST = len(IDENTIFIER_PARAMS)
 
 # kind -> the name a reader sees in `identifiers`
 PUBLIC_NAMES = {
