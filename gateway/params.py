@@ -12,6 +12,7 @@ MAX_PARAM_NAME = 100
 MAX_PARAMS = 200
 MAX_STRING = 65_536
 _OPENERS = frozenset("{[")
+_INFINITIES = (float("inf"), float("-inf"))
 
 
 @dataclass(slots=True)
@@ -31,11 +32,7 @@ def number(value: Any, field: str, minimum: float | None = 0) -> float:
             value = float(value)
         except ValueError:
             raise invalid(field, f"{field} must be a number.") from None
-    if (
-        not isinstance(value, (int, float))
-        or value != value
-        or value in (float("inf"), float("-inf"))
-    ):
+    if not isinstance(value, (int, float)) or value != value or value in _INFINITIES:
         raise invalid(field, f"{field} must be a number.")
     if minimum is not None and value < minimum:
         raise invalid(field, f"{field} must be at least {minimum:g}.")
@@ -92,7 +89,8 @@ def read_params(raw: Any) -> Params:
                         f"params.{name}", f"params.{name} is over {MAX_STRING} characters."
                     )
                 # The first character settles it, unless it is white space.
-                if value[:1] in _OPENERS or (value[:1].isspace() and looks_like_json(value)):
+                head = value[:1]
+                if head in _OPENERS or (head.isspace() and looks_like_json(value)):
                     try:
                         value, repaired = decode_param(value)
                     except NotJson:
