@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-_TRAILING_JUNK = frozenset("]} \t\r\n")
+_TRAILING_JUNK = "]} \t\r\n"
 _CONTAINERS = frozenset({dict, list})
 
 
@@ -101,6 +101,6 @@ def _first_value(text: str) -> tuple[dict[str, Any] | list[Any], str]:
     except (StopIteration, ValueError, RecursionError):  # NotJson is a ValueError
         raise NotJson("not valid JSON") from None
     rest = stripped[end:]
-    if not set(rest) <= _TRAILING_JUNK or not isinstance(value, (dict, list)):
+    if rest.strip(_TRAILING_JUNK) or not isinstance(value, (dict, list)):
         raise NotJson("not valid JSON: unexpected text after the value")
     return value, rest

@@ -41,9 +41,12 @@ def number(value: Any, field: str, minimum: float | None = 0) -> float:
 
 def text_id(value: Any, field: str, limit: int = 256) -> str:
     """An id that may be sent as a string or a whole number."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if type(value) is str:
+        text = value.strip()
+    elif isinstance(value, bool) or not isinstance(value, (str, int)):
         raise invalid(field, f"{field} must be a string.")
-    text = str(value).strip()
+    else:
+        text = str(value).strip()
     if not text:
         raise invalid(field, f"{field} must not be empty.", code="missing_field")
     if len(text) > limit:
