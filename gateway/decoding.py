@@ -10,12 +10,13 @@ event is marked repaired. Anything else that does not parse is the caller's 400.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-_TRAILING_JUNK = frozenset("]} \t\r\n")
-MAX_DEPTH = 2
+_TRAILING_JUNK = "]} \t\r\n"
+_CONTAINERS = frozenset({dict, list})
 
 
 class NotJson(ValueError):
@@ -45,21 +46,22 @@ def _no_constant(text: str) -> Any:
 
 
 # Only for repairs: the same number rules as orjson, which refuses NaN, Infinity and overflow.
-_raw_decoder = json.JSONDecoder(
+# Its C scanner, called directly: raw_decode only wraps it in a Python frame (typeshed omits it).
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(
     parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
-)
+).scan_once  # type: ignore[attr-defined]
 
 
-def _flatten(value: Any, depth: int) -> Any:
-    """Keep containers down to MAX_DEPTH; serialize deeper ones back to strings."""
-    if isinstance(value, dict):
-        if depth > MAX_DEPTH:
-            return orjson.dumps(value).decode()
-        return {k: _flatten(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        if depth > MAX_DEPTH:
-            return orjson.dumps(value).decode()
-        return [_flatten(v, depth + 1) for v in value]
+def _flatten(value: Any) -> Any:
+    """Keep the top-level container and the ones in it; serialize deeper ones back to strings.
+
+    In place, and only where a container holds a container: most values are flat.
+    """
+    for child in value.values() if type(value) is dict else value:
+        if type(child) in _CONTAINERS:  # parsers make exact dicts and lists
+            for key, grandchild in child.items() if type(child) is dict else enumerate(child):
+                if type(grandchild) in _CONTAINERS:
+                    child[key] = orjson.dumps(grandchild).decode()
     return value
 
 
@@ -70,21 +72,35 @@ def looks_like_json(text: str) -> bool:
 
 def decode_param(text: str) -> tuple[Any, bool]:
     """Decode a stringified JSON object or array: (value, repaired). Raises NotJson."""
+    # More closing than opening braces (the seed's own example): try the repair first, which
+    # saves orjson's failure (its JSONDecodeError works out line and column in Python). Only a
+    # value followed by a stray bracket is taken, and orjson would have refused that text.
+    if text.count("}") > text.count("{"):
+        try:
+            value, rest = _first_value(text)
+        except NotJson:
+            pass
+        else:
+            if rest.strip():
+                return _flatten(value), True
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        value = _repair(text)
-        return _flatten(value, 1), True
-    return _flatten(value, 1), False
+        value, rest = _first_value(text)
+        if not rest:
+            raise NotJson("not valid JSON") from None
+        return _flatten(value), True
+    return _flatten(value), False
 
 
-def _repair(text: str) -> Any:
+def _first_value(text: str) -> tuple[dict[str, Any] | list[Any], str]:
+    """The object or array at the start, and what follows it: only closing brackets and space."""
     stripped = text.lstrip()
     try:
-        value, end = _raw_decoder.raw_decode(stripped)
-    except (ValueError, RecursionError):  # JSONDecodeError and NotJson are ValueErrors
+        value, end = _scan(stripped, 0)
+    except (StopIteration, ValueError, RecursionError):  # NotJson is a ValueError
         raise NotJson("not valid JSON") from None
     rest = stripped[end:]
-    if not rest or not set(rest) <= _TRAILING_JUNK or not isinstance(value, (dict, list)):
+    if rest.strip(_TRAILING_JUNK) or not isinstance(value, (dict, list)):
         raise NotJson("not valid JSON: unexpected text after the value")
-    return value
+    return value, rest

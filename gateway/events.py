@@ -62,10 +62,7 @@ class Prepared:
     repaired: bool
 
 
-def _optional_timestamp(body: dict[str, Any]) -> str | None:
-    occurred = body.get("occurredAt")
-    if occurred is None:
-        return None
+def _timestamp(occurred: Any) -> str:
     if not isinstance(occurred, str) or len(occurred) > 64:
         raise invalid("occurredAt", "occurredAt must be an ISO-8601 timestamp.")
     try:
@@ -79,29 +76,34 @@ def prepare(body: Any, site_key: bool, received: str) -> Prepared:
     """Validate one event; `received` is the gateway's ISO receive time."""
     if not isinstance(body, dict):
         raise invalid("body", "The body must be a JSON event object.")
-    event_type = body.get("eventTypeKey")
-    if not isinstance(event_type, str) or not EVENT_TYPE.match(event_type):
+    get = body.get
+    event_type = get("eventTypeKey")
+    # Known types match EVENT_TYPE: only others need the regular expression.
+    if not isinstance(event_type, str) or (
+        event_type not in KNOWN_TYPES and not EVENT_TYPE.match(event_type)
+    ):
         raise invalid(
             "eventTypeKey",
             "eventTypeKey must be 1-100 characters of A-Z a-z 0-9 _ . -",
             code="missing_field" if event_type is None else "invalid_field",
         )
-    if site_key and event_type in ORDER_TYPES:
+    is_order = event_type in ORDER_TYPES
+    if site_key and is_order:
         raise ApiError(
             403, "forbidden", f"A site key may not send {event_type} events.", "eventTypeKey"
         )
-    given_id = body.get("eventId")
+    given_id = get("eventId")
     if given_id is not None and (
         not isinstance(given_id, str) or not 0 < len(given_id) <= MAX_EVENT_ID
     ):
         raise invalid("eventId", f"eventId must be a string of 1-{MAX_EVENT_ID} characters.")
     event_id = given_id or new_id()
-    params = read_params(body.get("params"))
-    idents = identity.collect(
-        params.by_lower, params.names, body.get("keyValue"), body.get("visitorId")
-    )
+    params = read_params(get("params"))
+    key_value = get("keyValue")
+    visitor_id = get("visitorId")
+    idents = identity.collect(params.by_lower, params.names, key_value, visitor_id)
     order: dict[str, Any] = {}
-    if event_type in ORDER_TYPES:  # the order's externalCustomerId names the contact too
+    if is_order:  # the order's externalCustomerId names the contact too
         order, idents = order_events.prepare(
             event_type, params.by_lower, params.names, idents, received
         )
@@ -112,12 +114,13 @@ def prepare(body: Any, site_key: bool, received: str) -> Prepared:
             code="missing_identifier",
         )
     raw: dict[str, Any] = {"eventId": event_id, "eventTypeKey": event_type, "receivedAt": received}
-    occurred = _optional_timestamp(body)
+    occurred = get("occurredAt")
     if occurred is not None:
-        raw["occurredAt"] = occurred
-    for name in ("keyValue", "visitorId"):
-        if body.get(name) is not None:
-            raw[name] = body[name]
+        raw["occurredAt"] = _timestamp(occurred)
+    if key_value is not None:
+        raw["keyValue"] = key_value
+    if visitor_id is not None:
+        raw["visitorId"] = visitor_id
     handler = TYPE_HANDLERS.get(event_type)
     extra = handler(params, received, raw) if handler is not None else order
     raw["params"] = params.stored

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import invalid
+from .errors import ApiError, invalid
 from .redis_keys import KIND_ORDER
 
 # lower-cased param name -> identifier kind
@@ -33,21 +33,27 @@ PHONE = re.compile(r"^\+?[0-9]{3,20}$")
 MAX_IDENTIFIER = 256
 
 
-def normalise(kind: str, value: Any, field: str) -> str | None:
-    """The stored form of an identifier value, None for an empty one; 400 for a bad one."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise invalid(field, f"{field} must be a string.")
-    text = str(value)
+def normalise(kind: str, value: Any, prefix: str, name: str) -> str | None:
+    """The stored form of an identifier value, None for an empty one; 400 for a bad one.
+
+    The field an error names is `prefix + name`, joined only for an error.
+    """
+    if type(value) is str:
+        text = value
+    elif isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise invalid(prefix + name, f"{prefix}{name} must be a string.")
+    else:
+        text = str(value)
     if kind == "email":
         text = text.strip().lower()
     if not text:
         return None
     if len(text) > MAX_IDENTIFIER:
-        raise invalid(field, f"{field} is longer than {MAX_IDENTIFIER} characters.")
+        raise invalid(prefix + name, f"{prefix}{name} is longer than {MAX_IDENTIFIER} characters.")
     if kind == "phone" and not PHONE.match(text):
         raise invalid(
-            field,
-            f"{field} must be a phone number: digits with an optional leading '+'.",
+            prefix + name,
+            f"{prefix}{name} must be a phone number: digits with an optional leading '+'.",
             code="invalid_phone",
         )
     return text
@@ -69,35 +75,54 @@ def collect(
 ) -> list[str]:
     """`kind:value` strings of an event, most decisive first, without repeats.
 
-    `names` maps lower-cased param names to the names as sent (for error messages).
+    `names` maps lower-cased param names to the names as sent (for error messages). Ties of rank
+    keep the order of IDENTIFIER_PARAMS.
     """
-    found: list[tuple[int, str]] = []
-    order = _ORDER
-    for lower, kind in IDENTIFIER_PARAMS.items():
-        if lower in params:
-            text = normalise(kind, params[lower], f"params.{names[lower]}")
-            if text is not None:
-                found.append((order[kind], f"{kind}:{text}"))
+    found: list[tuple[int, int, str]] = []  # (rank, slot, identifier): sorted without a key
+    try:
+        for lower in params:  # an event has a few params; IDENTIFIER_PARAMS has a dozen names
+            spec = _SLOTS.get(lower)
+            if spec is not None:
+                rank, slot, kind = spec
+                text = normalise(kind, params[lower], "params.", names[lower])
+                if text is not None:
+                    found.append((rank, slot, f"{kind}:{text}"))
+    except ApiError:
+        # Of several bad identifier params, the first in IDENTIFIER_PARAMS order is reported.
+        for lower, kind in IDENTIFIER_PARAMS.items():
+            if lower in params:
+                normalise(kind, params[lower], "params.", names[lower])
+        raise
     if key_value is not None:
         if isinstance(key_value, bool) or not isinstance(key_value, (str, int)):
             raise invalid("keyValue", "keyValue must be a string.")
         raw = str(key_value).strip()
         if raw:
             kind = classify_key_value(raw)
-            text = normalise(kind, raw, "keyValue")
+            text = normalise(kind, raw, "", "keyValue")
             if text is not None:
-                found.append((order[kind], f"{kind}:{text}"))
+                found.append((_RANK[kind], _LAST, f"{kind}:{text}"))
     if visitor_id is not None:
         if not isinstance(visitor_id, str):
             raise invalid("visitorId", "visitorId must be a string.")
-        text = normalise("visitor", visitor_id, "visitorId")
+        text = normalise("visitor", visitor_id, "", "visitorId")
         if text is not None:
-            found.append((order["visitor"], f"visitor:{text}"))
-    found.sort(key=lambda pair: pair[0])
-    return list(dict.fromkeys(ident for _, ident in found))
+            found.append((_RANK["visitor"], _LAST, f"visitor:{text}"))
+    found.sort()
+    idents: list[str] = []
+    for _, _, ident in found:
+        if ident not in idents:
+            idents.append(ident)
+    return idents
 
 
-_ORDER = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+# lower-cased param name -> (rank of its kind, its place in IDENTIFIER_PARAMS, its kind); keyValue
+# and visitorId come after every param of the same rank.
+_SLOTS = {
+    lower: (_RANK[kind], slot, kind) for slot, (lower, kind) in enumerate(IDENTIFIER_PARAMS.items())
+}
+_LAST = len(IDENTIFIER_PARAMS)
 
 # kind -> the name a reader sees in `identifiers`
 PUBLIC_NAMES = {

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .decoding import NotJson, decode_param, looks_like_json
-from .errors import invalid
+from .errors import ApiError, invalid
 
 MAX_PARAM_NAME = 100
 MAX_PARAMS = 200
 MAX_STRING = 65_536
+_OPENERS = frozenset("{[")
+_INFINITIES = (float("inf"), float("-inf"))
 
 
 @dataclass(slots=True)
@@ -30,11 +32,7 @@ def number(value: Any, field: str, minimum: float | None = 0) -> float:
             value = float(value)
         except ValueError:
             raise invalid(field, f"{field} must be a number.") from None
-    if (
-        not isinstance(value, (int, float))
-        or value != value
-        or value in (float("inf"), float("-inf"))
-    ):
+    if not isinstance(value, (int, float)) or value != value or value in _INFINITIES:
         raise invalid(field, f"{field} must be a number.")
     if minimum is not None and value < minimum:
         raise invalid(field, f"{field} must be at least {minimum:g}.")
@@ -43,9 +41,12 @@ def number(value: Any, field: str, minimum: float | None = 0) -> float:
 
 def text_id(value: Any, field: str, limit: int = 256) -> str:
     """An id that may be sent as a string or a whole number."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if type(value) is str:
+        text = value.strip()
+    elif isinstance(value, bool) or not isinstance(value, (str, int)):
         raise invalid(field, f"{field} must be a string.")
-    text = str(value).strip()
+    else:
+        text = str(value).strip()
     if not text:
         raise invalid(field, f"{field} must not be empty.", code="missing_field")
     if len(text) > limit:
@@ -54,46 +55,73 @@ def text_id(value: Any, field: str, limit: int = 256) -> str:
 
 
 def read_params(raw: Any) -> Params:
-    if raw is None:
-        items: list[tuple[Any, Any, str]] = []
-    elif isinstance(raw, list):
-        items = []
-        for i, entry in enumerate(raw):
-            if not isinstance(entry, dict) or "name" not in entry:
-                raise invalid(f"params[{i}]", f"params[{i}] must be an object with name and value.")
-            items.append((entry["name"], entry.get("value"), f"params[{i}].name"))
-    elif isinstance(raw, dict):
-        items = [(name, value, "params") for name, value in raw.items()]
-    else:
-        raise invalid("params", "params must be a list of {name, value} or an object.")
-    if len(items) > MAX_PARAMS:
-        raise invalid("params", f"params has more than {MAX_PARAMS} entries.")
+    """One pass over the params, reporting errors as if entries' shapes and count came first."""
     params = Params({}, {}, {}, False)
-    for name, value, where in items:
-        if not isinstance(name, str) or not 0 < len(name) <= MAX_PARAM_NAME:
-            raise invalid(where, f"{where} must be a string of 1-{MAX_PARAM_NAME} characters.")
-        lower = name.lower()
-        if lower in params.by_lower:
-            raise invalid(
-                f"params.{name}",
-                f"The param {name!r} is given more than once.",
-                code="duplicate_param",
-            )
-        if isinstance(value, str):
-            if len(value) > MAX_STRING:
-                raise invalid(f"params.{name}", f"params.{name} is over {MAX_STRING} characters.")
-            if looks_like_json(value):
-                try:
-                    value, repaired = decode_param(value)
-                except NotJson:
+    if raw is None:
+        return params
+    listed = isinstance(raw, list)
+    if not listed and not isinstance(raw, dict):
+        raise invalid("params", "params must be a list of {name, value} or an object.")
+    if len(raw) > MAX_PARAMS:
+        raise (_malformed(raw) if listed else None) or invalid(
+            "params", f"params has more than {MAX_PARAMS} entries."
+        )
+    by_lower, names, stored = params.by_lower, params.names, params.stored
+    try:
+        for i, entry in enumerate(raw if listed else raw.items()):
+            if listed:
+                if not isinstance(entry, dict) or "name" not in entry:
+                    raise _entry_error(i)
+                name = entry["name"]
+                value = entry.get("value")
+            else:
+                name, value = entry
+            if not isinstance(name, str) or not 0 < len(name) <= MAX_PARAM_NAME:
+                where = f"params[{i}].name" if listed else "params"
+                raise invalid(where, f"{where} must be a string of 1-{MAX_PARAM_NAME} characters.")
+            lower = name.lower()
+            if lower in by_lower:
+                raise invalid(
+                    f"params.{name}",
+                    f"The param {name!r} is given more than once.",
+                    code="duplicate_param",
+                )
+            if isinstance(value, str):
+                if len(value) > MAX_STRING:
                     raise invalid(
-                        f"params.{name}", f"params.{name} is not valid JSON.", code="invalid_json"
-                    ) from None
-                params.repaired |= repaired
-        params.by_lower[lower] = value
-        params.names[lower] = name
-        params.stored[name] = value
+                        f"params.{name}", f"params.{name} is over {MAX_STRING} characters."
+                    )
+                # The first character settles it, unless it is white space.
+                head = value[:1]
+                if head in _OPENERS or (head.isspace() and looks_like_json(value)):
+                    try:
+                        value, repaired = decode_param(value)
+                    except NotJson:
+                        raise invalid(
+                            f"params.{name}",
+                            f"params.{name} is not valid JSON.",
+                            code="invalid_json",
+                        ) from None
+                    if repaired:
+                        params.repaired = True
+            by_lower[lower] = value
+            names[lower] = name
+            stored[name] = value
+    except ApiError as error:
+        # A malformed entry anywhere in the list is reported before a name's or value's error.
+        raise (_malformed(raw) if listed else None) or error from None
     return params
+
+
+def _entry_error(index: int) -> ApiError:
+    return invalid(f"params[{index}]", f"params[{index}] must be an object with name and value.")
+
+
+def _malformed(entries: list[Any]) -> ApiError | None:
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "name" not in entry:
+            return _entry_error(i)
+    return None
 
 
 def require_object(params: Params, lower: str, what: str) -> tuple[dict[str, Any], str]:
