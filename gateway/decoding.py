@@ -103,4 +103,11 @@ def _first_value(text: str) -> tuple[dict[str, Any] | list[Any], str]:
     rest = stripped[end:]
     if rest.strip(_TRAILING_JUNK) or not isinstance(value, (dict, list)):
         raise NotJson("not valid JSON: unexpected text after the value")
+    if "\\u" in stripped[:end]:
+        # Python's scanner takes a lone surrogate escape (\ud800), which orjson, like the rest
+        # of the pipeline, refuses: such text is no more valid here than unrepaired.
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            raise NotJson("not valid JSON: a lone surrogate") from None
     return value, rest

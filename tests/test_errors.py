@@ -58,6 +58,8 @@ BAD_EVENTS = [
     (ev(), 400, "missing_field", "params.product"),
     (ev(product='["P1"]'), 400, "invalid_field", "params.product"),
     (ev(product='{"price": 3}'), 400, "missing_field", "params.product.productId"),
+    # a lone surrogate inside a value that needs the seed's `]}` repair (was a 500)
+    (ev(product='{"productId": "P1", "note": "\\ud800"}]}'), 400, "invalid_json", "params.product"),
     (
         ev(product='{"productId": "P1", "price": "cheap"}'),
         400,
