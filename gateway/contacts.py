@@ -11,7 +11,7 @@ from starlette.responses import Response
 from .clock import iso, stored_iso
 from .errors import ApiError, invalid
 from .identity import PUBLIC_NAMES, lookup_candidates
-from .redis_keys import TenantKeys
+from .redis_keys import EVENT_TYPES, TenantKeys
 from .store import Store
 
 MAX_LIMIT = 1000
@@ -90,7 +90,8 @@ async def contact_events(
     entries: Any = await store.redis.lrange(keys.contact(contact_id, ":ev"), 0, -1)
     wanted = []
     for entry in entries:
-        kind, _, stream_id = entry.decode().rpartition("|")
+        code, _, stream_id = entry.decode().rpartition("|")
+        kind = EVENT_TYPES.get(code, code)
         if event_type is None or kind == event_type:
             wanted.append(stream_id)
             if len(wanted) == limit:

@@ -35,6 +35,17 @@ from dataclasses import dataclass
 # Suffixes of every per-contact key; the stitching merge and TTL refresh walk this list.
 CONTACT_SUFFIXES = ("", ":ids", ":pv", ":pvd", ":cv", ":ev", ":visit", ":rfm")
 
+# Short codes a contact's :ev list stores for the common event types ("<code>|<stream id>"); the
+# "*" keeps them apart from every eventTypeKey (those are A-Z a-z 0-9 _ . -), which other types
+# store in full.
+EVENT_CODES = {
+    "pageViewed": "*pg",
+    "productViewed": "*pv",
+    "productCategoryViewed": "*cv",
+    "cartUpdated": "*cu",
+}
+EVENT_TYPES = {code: event_type for event_type, code in EVENT_CODES.items()}
+
 # Identifier kinds, in the order they decide which contact an event belongs to.
 KIND_ORDER = (
     "contactId",

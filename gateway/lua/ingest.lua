@@ -53,7 +53,8 @@ for i = 11, #ARGV do
 
     local sid = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*',
                            'c', cid, 'e', ev.raw)
-    local listed = redis.call('LPUSH', ckey(cid, ':ev'), ev.ty .. '|' .. sid)
+    local listed = redis.call('LPUSH', ckey(cid, ':ev'),
+                              (EVENT_CODES[ev.ty] or ev.ty) .. '|' .. sid)
     if listed == 1 and not renew then redis.call('EXPIRE', ckey(cid, ':ev'), ttl) end
     if listed > cap_events then redis.call('LTRIM', ckey(cid, ':ev'), 0, cap_events - 1) end
 

@@ -1,6 +1,8 @@
 -- Shared by every script (store.py prepends it). ARGV[1] is always the tenant prefix `gw:<tenant>`.
 local P = ARGV[1]
 local SUFFIXES = {{CONTACT_SUFFIXES}}
+-- eventTypeKey -> the short code a contact's :ev list stores instead (redis_keys.EVENT_CODES).
+local EVENT_CODES = {{EVENT_CODES}}
 
 local function ckey(cid, suffix) return P .. ':c:{' .. cid .. '}' .. suffix end
 
@@ -12,7 +14,7 @@ local function trim_views(cid, cap)
   end
 end
 
--- "type|<ms>-<seq>" entries of a contact's event list, newest first.
+-- "type-or-code|<ms>-<seq>" entries of a contact's event list, newest first.
 local function newer(a, b)
   local ams, aseq = string.match(a, '|(%d+)-(%d+)$')
   local bms, bseq = string.match(b, '|(%d+)-(%d+)$')
