@@ -2,7 +2,8 @@
 -- ARGV: prefix, now_ms, contact_ttl_s, visit_timeout_ms, dedup_ttl_s, stream_maxlen,
 --       recent_views, contact_events, cart_ttl_s, cart_window_ms, then one JSON envelope per event
 --       {id, d (client eventId: dedup), ty, ids ["kind:value"...], nc (fresh contact id), raw,
---        pv [productId, json]?, cv categoryId?, cart [recycleStateId, json, empty]?,
+--        pv [productId, value, receive ms (compact value)]?, cv categoryId?,
+--        cart [recycleStateId, json, empty]?,
 --        order (lib_orders.lua apply_order)?, ig (why the order part is ignored)?}.
 -- Returns one "a|<contactId>" (accepted) or "d|<contactId>" (duplicate) per event; order events
 -- "a|<contactId>|<STATUS>" or "i|<contactId>|<reason>" (stored, its order part ignored).
@@ -62,7 +63,8 @@ for i = 11, #ARGV do
       local pv, pvd = ckey(cid, ':pv'), ckey(cid, ':pvd')
       -- Only a product new to the list can make it grow or be its first (keys without a TTL yet).
       local added = redis.call('ZADD', pv, now, ev.pv[1]) == 1
-      redis.call('HSET', pvd, ev.pv[1], ev.pv[2])
+      -- a compact view (recommendations.py) is stored with its receive time's lag behind `now`
+      redis.call('HSET', pvd, ev.pv[1], ev.pv[3] and (now - ev.pv[3]) .. ev.pv[2] or ev.pv[2])
       if added then
         trim_views(cid, cap_views)
         if not renew then
