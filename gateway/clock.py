@@ -18,6 +18,13 @@ def iso(ms: int | float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@lru_cache(maxsize=64)
+def iso_ms(text: str) -> int:
+    """The milliseconds an `iso` text stands for (its inverse)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return round(moment.timestamp() * 1000)
+
+
 def stored_iso(ms: bytes | None) -> str | None:
     """A millisecond timestamp read from Redis, as ISO-8601; None when it was never written."""
     return iso(int(ms)) if ms else None

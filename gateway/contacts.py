@@ -11,7 +11,7 @@ from starlette.responses import Response
 from .clock import iso, stored_iso
 from .errors import ApiError, invalid
 from .identity import PUBLIC_NAMES, lookup_candidates
-from .redis_keys import TenantKeys
+from .redis_keys import EVENT_TYPES, TenantKeys
 from .store import Store
 
 MAX_LIMIT = 1000
@@ -50,7 +50,7 @@ async def read_contact(store: Store, keys: TenantKeys, contact_id: str) -> dict[
     async with store.redis.pipeline(transaction=True) as pipe:
         pipe.hgetall(keys.contact(contact_id))
         pipe.hgetall(keys.contact(contact_id, ":ids"))
-        pipe.zrevrange(keys.contact(contact_id, ":pv"), 0, -1)
+        pipe.zrevrange(keys.contact(contact_id, ":pv"), 0, -1, withscores=True)
         pipe.hgetall(keys.contact(contact_id, ":pvd"))
         pipe.zrevrange(keys.contact(contact_id, ":cv"), 0, -1, withscores=True)
         profile, ids, product_order, product_views, categories = await pipe.execute()
@@ -64,7 +64,9 @@ async def read_contact(store: Store, keys: TenantKeys, contact_id: str) -> dict[
         "identifiers": identifiers,
         "cart": orjson.loads(cart) if cart else None,
         "recentProducts": [
-            orjson.loads(product_views[pid]) for pid in product_order if pid in product_views
+            _view(pid, score, product_views[pid])
+            for pid, score in product_order
+            if pid in product_views
         ],
         "recentCategories": [
             {"productCategoryId": cat.decode(), "viewedAt": iso(score)} for cat, score in categories
@@ -72,6 +74,20 @@ async def read_contact(store: Store, keys: TenantKeys, contact_id: str) -> dict[
         "createdAt": stored_iso(profile.get(b"created")),
         "updatedAt": stored_iso(profile.get(b"updated")),
     }
+
+
+def _view(product_id: bytes, score: float, stored: bytes) -> dict[str, Any]:
+    """A recent product view from its :pvd value: whole JSON, or recommendations.py's compact
+    `<lag>|<currency>|<other fields>`, rebuilt in the same order (view_json in lib.lua)."""
+    if stored.startswith(b"{"):
+        view: dict[str, Any] = orjson.loads(stored)
+        return view
+    lag, currency, rest = stored.split(b"|", 2)
+    view = {"productId": product_id.decode(), **orjson.loads(b"{" + rest + b"}")}
+    if currency:
+        view["currencyCode"] = currency.decode()
+    view["viewedAt"] = iso(int(score) - int(lag))
+    return view
 
 
 def _event(contact_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
@@ -90,7 +106,8 @@ async def contact_events(
     entries: Any = await store.redis.lrange(keys.contact(contact_id, ":ev"), 0, -1)
     wanted = []
     for entry in entries:
-        kind, _, stream_id = entry.decode().rpartition("|")
+        code, _, stream_id = entry.decode().rpartition("|")
+        kind = EVENT_TYPES.get(code, code)
         if event_type is None or kind == event_type:
             wanted.append(stream_id)
             if len(wanted) == limit:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from .clock import iso_ms
 from .errors import invalid
 from .params import Params, currency_code, number, require_object, text_id
 
@@ -54,10 +55,39 @@ def _product_viewed(params: Params, received: str, raw: dict[str, Any]) -> dict[
     if "quantity" in product:
         view["quantity"] = number(product["quantity"], f"{field}.quantity")
     currency = currency_code(params)
+    return {"pv": _stored_view(view, product_id, currency, received)}
+
+
+def _bare(text: str) -> bool:
+    """True when JSON writes `text` as it is between quotes, so readers can rebuild it by hand."""
+    return orjson.dumps(text)[1:-1] == text.encode()
+
+
+def _stored_view(
+    view: dict[str, Any], product_id: str, currency: str | None, received: str
+) -> list[Any]:
+    """The `pv` envelope part: [productId, stored value, receive ms (compact form only)].
+
+    A contact keeps recent_views of these, so the usual view (productId first, plain ids) is
+    stored compact, `<lag>|<currency>|<the other fields' JSON without braces>`: productId is the
+    hash field, viewedAt the :pv score less <lag> (ingest.lua fills it in: a merged script call
+    stores at its latest time), currencyCode the text between the bars. Readers rebuild the
+    same JSON (view_json in lib.lua, contacts.py). Any other view is stored whole, as JSON.
+    """
+    if (
+        next(iter(view)) == "productId"
+        and "currencyCode" not in view
+        and "viewedAt" not in view
+        and _bare(product_id)
+        and (currency is None or (currency != "" and "|" not in currency and _bare(currency)))
+    ):
+        del view["productId"]
+        rest = orjson.dumps(view)[1:-1].decode()
+        return [product_id, f"|{currency or ''}|{rest}", iso_ms(received)]
     if currency is not None:
         view["currencyCode"] = currency
     view["viewedAt"] = received
-    return {"pv": [product_id, orjson.dumps(view).decode()]}
+    return [product_id, orjson.dumps(view).decode()]
 
 
 def _category_viewed(params: Params, received: str, raw: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,12 @@ change together share a slot):
 | P:wh:<hook>:due / :jobs / :tries | zset/hash | until delivered or dead-lettered     |
 | P:wh:dead                    | list   | capped, newest 10000 dead letters           |
 
+Per-contact values kept small, since every active contact holds them: `:pv` scores are view
+times (ms); `:pvd` maps productId to `<lag>|<currencyCode>|<the view's other fields as JSON,
+without braces>` (viewedAt = score - lag; recommendations.py), or, for a view that does not fit
+that form, its whole JSON; `:ev` entries are `<type>|<stream id>`, the type as an EVENT_CODES
+code where it has one.
+
 The Lua scripts receive the prefix and build the same names; `CONTACT_SUFFIXES` is the list they
 share with this module (passed in, never repeated by hand).
 """
@@ -34,6 +40,17 @@ from dataclasses import dataclass
 
 # Suffixes of every per-contact key; the stitching merge and TTL refresh walk this list.
 CONTACT_SUFFIXES = ("", ":ids", ":pv", ":pvd", ":cv", ":ev", ":visit", ":rfm")
+
+# Short codes a contact's :ev list stores for the common event types ("<code>|<stream id>"); the
+# "*" keeps them apart from every eventTypeKey (those are A-Z a-z 0-9 _ . -), which other types
+# store in full.
+EVENT_CODES = {
+    "pageViewed": "*pg",
+    "productViewed": "*pv",
+    "productCategoryViewed": "*cv",
+    "cartUpdated": "*cu",
+}
+EVENT_TYPES = {code: event_type for event_type, code in EVENT_CODES.items()}
 
 # Identifier kinds, in the order they decide which contact an event belongs to.
 KIND_ORDER = (

@@ -21,7 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from .identity import PUBLIC_NAMES
-from .redis_keys import CONTACT_SUFFIXES, REACHABLE_KINDS
+from .redis_keys import CONTACT_SUFFIXES, EVENT_CODES, REACHABLE_KINDS
 
 # Errors that mean "Redis is not there right now", as opposed to a bug in a command.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -61,7 +61,12 @@ def lua_tables() -> dict[str, str]:
     """Python constants lib.lua needs as Lua tables (kept in one place, never copied by hand)."""
     reachable = ", ".join(f"{kind} = true" for kind in sorted(REACHABLE_KINDS))
     names = ", ".join(f"{kind} = '{name}'" for kind, name in PUBLIC_NAMES.items())
-    return {"REACHABLE_KINDS": "{" + reachable + "}", "PUBLIC_NAMES": "{" + names + "}"}
+    codes = ", ".join(f"{ty} = '{code}'" for ty, code in EVENT_CODES.items())
+    return {
+        "REACHABLE_KINDS": "{" + reachable + "}",
+        "PUBLIC_NAMES": "{" + names + "}",
+        "EVENT_CODES": "{" + codes + "}",
+    }
 
 
 def connect(url: str, max_connections: int = 64) -> aioredis.Redis:

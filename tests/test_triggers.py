@@ -6,6 +6,7 @@ import asyncio
 import re
 
 import httpx
+import orjson
 from conftest import Api, build_settings, free_port, tenant_config, unique
 from triggering import TIMEOUT, cart, category, closed, page, product, send, triggers
 
@@ -197,3 +198,41 @@ async def test_a_rare_type_is_paged_through_a_long_stream(api, sync_redis):
     assert first["triggers"] == [] and first["next"] != "0-0"
     second = await api.get("/v1/triggers", params={**rare, "after": first["next"]})
     assert second.json()["triggers"] == [{"id": "rare"}]
+
+
+async def test_product_views_read_back_as_sent_in_both_stored_forms(make_api, sync_redis):
+    # recommendations.py stores the usual view compact (productId first, plain ids) and any
+    # other whole; the contact and the trigger rebuild both with the same keys, order and values.
+    api, _ = await make_api(visit_timeout_seconds=TIMEOUT)
+    who = "forms@x.io"
+    views = [
+        {"productId": "P1", "price": 1.5, "name": 'a|b "c"', "tags": ["x|y"]},  # compact
+        {"price": 2, "productId": "P2"},  # productId not first: whole
+        {"productId": 'P"3'},  # an id JSON escapes: whole
+    ]
+    await send(
+        api,
+        *[
+            {
+                "eventTypeKey": "productViewed",
+                "keyValue": who,
+                "params": {"product": orjson.dumps(view).decode(), "currencyCode": "EUR"},
+            }
+            for view in views
+        ],
+    )
+    (stored,) = (await api.get("/v1/events", params={"contact": who, "limit": 1})).json()["events"]
+    expected = [{**view, "currencyCode": "EUR", "viewedAt": stored["receivedAt"]} for view in views]
+    contact = await api.contact(who)
+    raw = sync_redis.hgetall(f"gw:{api.tenant_id}:c:{{{contact['id']}}}:pvd")
+    assert raw[b"P1"] == b'0|EUR|"price":1.5,"name":"a|b \\"c\\"","tags":["x|y"]'
+    assert raw[b"P2"].startswith(b"{")
+    by_id = {p["productId"]: p for p in contact["recentProducts"]}
+    assert [list(by_id[v["productId"]].items()) for v in expected] == [
+        list(v.items()) for v in expected
+    ]
+    (trigger,) = await closed(api, 1)
+    by_id = {p["productId"]: p for p in trigger["products"]}
+    assert [list(by_id[v["productId"]].items()) for v in expected] == [
+        list(v.items()) for v in expected
+    ]

@@ -2,7 +2,8 @@
 -- ARGV: prefix, now_ms, contact_ttl_s, visit_timeout_ms, dedup_ttl_s, stream_maxlen,
 --       recent_views, contact_events, cart_ttl_s, cart_window_ms, then a JSON array of envelopes
 --       {id, d (client eventId: dedup), ty, ids ["kind:value"...], nc (fresh contact id),
---        pv [productId, json]?, cv categoryId?, cart [recycleStateId, json, empty]?,
+--        pv [productId, value, receive ms (compact value)]?, cv categoryId?,
+--        cart [recycleStateId, json, empty]?,
 --        order (lib_orders.lua apply_order)?, ig (why the order part is ignored)?}, then the
 --       events as the stream keeps them (JSON), one per line, in the same order.
 -- Returns one "a|<contactId>" (accepted) or "d|<contactId>" (duplicate) per event; order events
@@ -29,6 +30,11 @@ local limits = {ttl = ttl, views = cap_views, events = cap_events, timeout = tim
                 cart_ttl = cart_ttl, window = window}
 local COUNTER = {pageViewed = 'pg', productViewed = 'pv', productCategoryViewed = 'cv',
                  cartUpdated = 'cu'}
+
+local function list_entry(ty, sid) return (EVENT_CODES[ty] or ty) .. '|' .. sid end
+
+-- A compact view (recommendations.py) is stored with its receive time's lag behind `now`.
+local function view_value(pv) return pv[3] and (now - pv[3]) .. pv[2] or pv[2] end
 
 -- A run: consecutive events of one contact (the same identifiers) that only add to its history
 -- (page, product and category views, custom events; no cart, no order). The snippet and apps send
@@ -85,13 +91,13 @@ end
 local function add_to_run(ev, dk)
   local cid = run.cid
   local sid = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'c', cid, 'e', ev.raw)
-  run.ev[#run.ev + 1] = ev.ty .. '|' .. sid
+  run.ev[#run.ev + 1] = list_entry(ev.ty, sid)
   local counter = COUNTER[ev.ty] or 'x'
   run.counts[counter] = (run.counts[counter] or 0) + 1
   if ev.pv then
     local id = ev.pv[1]
     if not run.views[id] then run.products[#run.products + 1] = id end
-    run.views[id] = ev.pv[2]
+    run.views[id] = view_value(ev.pv)
   elseif ev.cv then
     run.categories[#run.categories + 1] = ev.cv
   end
@@ -117,7 +123,7 @@ local function store_event(ev, dk)
 
   local sid = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*',
                          'c', cid, 'e', ev.raw)
-  local listed = redis.call('LPUSH', ckey(cid, ':ev'), ev.ty .. '|' .. sid)
+  local listed = redis.call('LPUSH', ckey(cid, ':ev'), list_entry(ev.ty, sid))
   if listed == 1 and not renew then redis.call('EXPIRE', ckey(cid, ':ev'), ttl) end
   if listed > cap_events then redis.call('LTRIM', ckey(cid, ':ev'), 0, cap_events - 1) end
 
@@ -125,7 +131,7 @@ local function store_event(ev, dk)
     local pv, pvd = ckey(cid, ':pv'), ckey(cid, ':pvd')
     -- Only a product new to the list can make it grow or be its first (keys without a TTL yet).
     local added = redis.call('ZADD', pv, now, ev.pv[1]) == 1
-    redis.call('HSET', pvd, ev.pv[1], ev.pv[2])
+    redis.call('HSET', pvd, ev.pv[1], view_value(ev.pv))
     if added then
       trim_views(cid, cap_views)
       if not renew then

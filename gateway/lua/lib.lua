@@ -1,6 +1,8 @@
 -- Shared by every script (store.py prepends it). ARGV[1] is always the tenant prefix `gw:<tenant>`.
 local P = ARGV[1]
 local SUFFIXES = {{CONTACT_SUFFIXES}}
+-- eventTypeKey -> the short code a contact's :ev list stores instead (redis_keys.EVENT_CODES).
+local EVENT_CODES = {{EVENT_CODES}}
 
 local function ckey(cid, suffix) return P .. ':c:{' .. cid .. '}' .. suffix end
 
@@ -12,7 +14,7 @@ local function trim_views(cid, cap)
   end
 end
 
--- "type|<ms>-<seq>" entries of a contact's event list, newest first.
+-- "type-or-code|<ms>-<seq>" entries of a contact's event list, newest first.
 local function newer(a, b)
   local ams, aseq = string.match(a, '|(%d+)-(%d+)$')
   local bms, bseq = string.match(b, '|(%d+)-(%d+)$')
@@ -222,13 +224,24 @@ local function append_trigger(ty, body)
   redis.call('HINCRBY', P .. ':tally', 'trigger:' .. ty, 1)
 end
 
+-- A product view as JSON from its :pvd value: whole JSON, or the compact
+-- `<lag>|<currency>|<other fields>` of recommendations.py (ids there need no JSON escaping).
+local function view_json(pid, score, stored)
+  if string.sub(stored, 1, 1) == '{' then return stored end
+  local lag, currency, rest = string.match(stored, '^(-?%d+)|([^|]*)|(.*)$')
+  return '{"productId":"' .. pid .. '"' .. (rest ~= '' and ',' .. rest or '')
+    .. (currency ~= '' and ',"currencyCode":"' .. currency .. '"' or '')
+    .. ',"viewedAt":"' .. iso(score - tonumber(lag)) .. '"}'
+end
+
 local function emit_trigger(cid, ty, v, who, cart, now)
   local ck = ckey(cid, '')
   local current = cart and cart[1] or redis.call('HGET', ck, 'cart')
   local products = {}
-  for _, pid in ipairs(redis.call('ZREVRANGEBYSCORE', ckey(cid, ':pv'), v.last, v.start)) do
-    local view = redis.call('HGET', ckey(cid, ':pvd'), pid)
-    if view then products[#products + 1] = view end
+  local pv = redis.call('ZREVRANGEBYSCORE', ckey(cid, ':pv'), v.last, v.start, 'WITHSCORES')
+  for j = 1, #pv, 2 do
+    local view = redis.call('HGET', ckey(cid, ':pvd'), pv[j])
+    if view then products[#products + 1] = view_json(pv[j], tonumber(pv[j + 1]), view) end
   end
   local categories = {}
   local cv = redis.call('ZREVRANGEBYSCORE', ckey(cid, ':cv'), v.last, v.start, 'WITHSCORES')
