@@ -108,7 +108,7 @@ end
 -- Store one event in full (the first of a run, or a cart or order event): its contact, result.
 local function store_event(ev, dk)
   local cid = resolve_contact(ev.ids, ev.nc, limits)
-  close_idle_visit(cid, now, timeout)
+  local last = close_idle_visit(cid, now, timeout)
 
   local ck = ckey(cid, '')
   local touched = {ck, ckey(cid, ':ids'), ckey(cid, ':ev'), ckey(cid, ':visit')}
@@ -160,7 +160,7 @@ local function store_event(ev, dk)
     end
   end
 
-  local opened = open_visit(cid, COUNTER[ev.ty] or 'x', now, timeout)
+  local opened = open_visit(cid, COUNTER[ev.ty] or 'x', now, timeout, last)
   local tag, note = 'a', nil
   if ev.ig then
     tag, note = 'i', ev.ig
@@ -169,8 +169,11 @@ local function store_event(ev, dk)
   end
   if renew then
     for _, key in ipairs(touched) do redis.call('EXPIRE', key, ttl) end
-    for _, ident in ipairs(redis.call('HKEYS', ckey(cid, ':ids'))) do
-      redis.call('EXPIRE', P .. ':id:' .. ident, ttl)
+    -- a new contact's identifier keys were all created just now, with their TTL
+    if cid ~= ev.nc then
+      for _, ident in ipairs(redis.call('HKEYS', ckey(cid, ':ids'))) do
+        redis.call('EXPIRE', P .. ':id:' .. ident, ttl)
+      end
     end
   elseif opened then
     redis.call('EXPIRE', ckey(cid, ':visit'), ttl)

@@ -291,24 +291,28 @@ end
 
 -- Close the contact's visit when it has been idle `timeout` ms but the detector has not yet got
 -- to it, so its trigger reflects the visit as it was, before this event changes the contact.
+-- Returns the open visit's last event time (nil: none open now), for open_visit.
 local function close_idle_visit(cid, now, timeout)
   local last = tonumber(redis.call('HGET', ckey(cid, ':visit'), 'last'))
-  if last and now - last >= timeout then close_visit(cid, now) end
-end
-
--- Count an event into the contact's open visit, opening one after `timeout` ms of silence.
--- True when it opened one (a new hash: the caller gives it its TTL).
-local function open_visit(cid, counter, now, timeout)
-  local vk = ckey(cid, ':visit')
-  local last = tonumber(redis.call('HGET', vk, 'last'))
   if last and now - last >= timeout then
     close_visit(cid, now)
-    last = nil
+    return nil
   end
-  if not last then redis.call('HSET', vk, 'start', now) end
-  redis.call('HSET', vk, 'last', now)
-  redis.call('HINCRBY', vk, 'n', 1)
-  redis.call('HINCRBY', vk, counter, 1)
+  return last
+end
+
+-- Count an event into the contact's visit: the open one (its last event at `last`, from
+-- close_idle_visit), or a new one. True when it opened one (a new hash: the caller gives it
+-- its TTL).
+local function open_visit(cid, counter, now, timeout, last)
+  local vk = ckey(cid, ':visit')
+  if last then
+    redis.call('HSET', vk, 'last', now)
+    redis.call('HINCRBY', vk, 'n', 1)
+    redis.call('HINCRBY', vk, counter, 1)
+  else
+    redis.call('HSET', vk, 'start', now, 'last', now, 'n', 1, counter, 1)
+  end
   redis.call('ZADD', P .. ':visits', now + timeout, cid)
   return last == nil
 end
