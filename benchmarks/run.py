@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from seeds import json_blocks, seed_text  # noqa: E402 - the seed extraction the tests use
 
 ORIGIN = "https://shop.example"
-TENANTS = ("single", "batch", "workers", "memory", "detector")
+TENANTS = ("single", "visitors", "batch", "workers", "memory", "detector")
 BATCH = 100
 MEMORY_CONTACTS = 50
 MEMORY_LIMIT = 4096
@@ -616,6 +616,14 @@ def main() -> int:
         event = seed_event()
         single_body, batch_body = work / "single.json", work / "batch.json"
         single_body.write_bytes(orjson.dumps(event))
+        # The same event naming a new contact per request (post.lua fills in @@ID@@): the merged
+        # script calls then hold no run of one contact's events to write once (ingest.lua).
+        visitor_body = work / "visitor.json"
+        visitor_body.write_bytes(
+            orjson.dumps(event)
+            .replace(b"example@email.com", b"v@@ID@@@example.com")
+            .replace(b"411786452", b"3805@@ID@@")
+        )
         batch_body.write_bytes(orjson.dumps([event] * BATCH))
         bench = Bench(args, client, work)
         print(f"benchmark: one Redis on port {store.port}, wrk -c{args.connections}", flush=True)
@@ -642,6 +650,15 @@ def main() -> int:
                 single_body,
                 1,
                 "gw:single:events",
+            )
+            bench.measure(
+                "visitors",
+                "gateway, 1 worker, a new visitor per request",
+                gateway,
+                "/v1/event?key=pk_bench_visitors",
+                visitor_body,
+                1,
+                "gw:visitors:events",
             )
         gateway2 = gateway_server("gateway-2w", work, store.url, 2)
         with running(gateway2):
