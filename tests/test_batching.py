@@ -173,3 +173,14 @@ async def test_one_batch_of_a_contacts_events_stores_what_one_by_one_does(api, s
     assert batch["products"] == ["A", "B", "C"]
     assert batch["visit"][b"n"] == b"8"
     assert all(batch["ttls"])
+
+
+async def test_events_are_stored_after_redis_lost_its_script_cache(api, sync_redis):
+    # what a Redis restart without persistence of scripts looks like to the batcher: NOSCRIPT
+    assert (await api.event(good(200))).status_code == 200
+    sync_redis.script_flush()
+    answers = await asyncio.gather(api.event(good(201)), api.events([good(202), good(203)]))
+    assert answers[0].json() == {"status": "accepted", "eventId": "good-201"}
+    assert answers[1].json() == {"accepted": 2, "duplicates": 0, "failed": []}
+    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 4
+    assert (await api.event(good(204))).status_code == 200  # the script is cached again
