@@ -110,8 +110,12 @@ class Gateway:
             log.warning("redis is not answering yet; /readyz reports 503 until it does")
         # What is allocated by now (modules, settings, clients) lives as long as the process: the
         # cyclic collector need not re-scan it in every full collection (measured: ~30% of the
-        # time spent validating a batch went to those scans).
+        # time spent validating a batch went to those scans). Requests allocate thousands of
+        # containers that live until Redis answers, and hardly ever a cycle (refcounting frees
+        # them): collecting after 100,000 allocations rather than 700 cut ~9% of the CPU per batch
+        # request under wrk (1,654 -> 1,497 µs, 3 runs each).
         gc.freeze()
+        gc.set_threshold(100_000, 50, 1000)
         background = await triggers.start_background(self)
         watchdog = asyncio.get_running_loop().create_task(watch_supervisor())
         try:
