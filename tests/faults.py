@@ -142,17 +142,18 @@ class Load:
         self._stop.set()
 
 
-def stored_event_ids(client: redis.Redis, tenant: str) -> set[str]:
-    """Every eventId in the tenant's raw event stream."""
+def stored_event_ids(redis_url: str, tenant: str) -> set[str]:
+    """Every eventId in the tenant's raw event stream, read over a client of its own."""
     found: set[str] = set()
     last = "-"
-    while True:
-        rows = client.xrange(f"gw:{tenant}:events", last, "+", count=5000)
-        for _, fields in rows:
-            found.add(orjson.loads(fields[b"e"])["eventId"])
-        if len(rows) < 5000:
-            return found
-        last = "(" + rows[-1][0].decode()
+    with redis.Redis.from_url(redis_url) as client:
+        while True:
+            rows = client.xrange(f"gw:{tenant}:events", last, "+", count=5000)
+            for _, fields in rows:
+                found.add(orjson.loads(fields[b"e"])["eventId"])
+            if len(rows) < 5000:
+                return found
+            last = "(" + rows[-1][0].decode()
 
 
 async def wait_for(predicate: object, timeout: float, what: str) -> None:

@@ -18,14 +18,13 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-import redis
 from conftest import free_port, start_gateway, unique
 from faults import Load, page_view, stored_event_ids, wait_for, write_config
 
 pytestmark = pytest.mark.slow
 
 
-async def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path, redis_url, sync_redis):
+async def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path, redis_url):
     tenant = unique("kill")
     config = write_config(tmp_path / "gateway.toml", [tenant])
     port = free_port()
@@ -47,7 +46,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path, redis_ur
         load.abandon()
         gateway.send_signal(signal.SIGTERM)
         code = gateway.wait(20)
-    found = stored_event_ids(sync_redis, tenant)
+    found = stored_event_ids(redis_url, tenant)
     acknowledged = set(tally.acknowledged)
     print(f"\ngateway SIGKILL: {tally.figures(len(acknowledged & found))}")
     assert code == 0
@@ -91,11 +90,7 @@ async def test_sigterm_answers_in_flight_requests_then_exits_0(tmp_path, redis_u
         if not signalled.is_set():  # a second SIGTERM would cut the orderly shutdown short
             gateway.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(gateway.wait, 20)
-    client = redis.Redis.from_url(redis_url)
-    try:
-        found = len(stored_event_ids(client, tenant))
-    finally:
-        client.close()
+    found = len(stored_event_ids(redis_url, tenant))
     statuses = [a.status_code for a in answers]
     print(
         f"\ngateway SIGTERM with {in_flight} requests in flight: sent={in_flight * batch} "
@@ -136,11 +131,7 @@ async def test_sigkill_with_embedded_redis_restarts_on_one_server(tmp_path):
         killed_at = len(tally.acknowledged)
         await wait_for(lambda: len(tally.acknowledged) >= killed_at + 500, 30, "load after")
         await load.finish()
-        client = redis.Redis.from_url(f"unix://{data / 'redis.sock'}")
-        try:
-            found = stored_event_ids(client, tenant)
-        finally:
-            client.close()
+        found = stored_event_ids(f"unix://{data / 'redis.sock'}", tenant)
     finally:
         load.abandon()
         gateway.send_signal(signal.SIGTERM)
@@ -169,7 +160,7 @@ def alive(pid: int) -> bool:
     return bool(state.stdout.strip()) and not state.stdout.strip().startswith("Z")
 
 
-async def test_sigkill_of_the_supervisor_ends_its_workers(tmp_path, redis_url, sync_redis):
+async def test_sigkill_of_the_supervisor_ends_its_workers(tmp_path, redis_url):
     """`--workers 2`: SIGKILL of the supervisor leaves workers holding the port unless they notice
     and stop; then a restarted gateway binds the same port, and nothing acknowledged is lost."""
     tenant = unique("workers")
@@ -198,7 +189,7 @@ async def test_sigkill_of_the_supervisor_ends_its_workers(tmp_path, redis_url, s
         for pid in workers:  # only if they outlived the test's wait: leave no orphans behind
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
-    found = stored_event_ids(sync_redis, tenant)
+    found = stored_event_ids(redis_url, tenant)
     acknowledged = set(tally.acknowledged)
     print(
         f"\n--workers 2, supervisor SIGKILL: {len(workers)} children ended {ended:.1f}s later; "
