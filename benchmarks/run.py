@@ -168,7 +168,7 @@ def cpu_seconds(root: int) -> float:
     return total
 
 
-def quiet(client: redis.Redis, timeout: float = 120.0) -> None:
+def fresh_redis(client: redis.Redis, timeout: float = 120.0) -> None:
     """An empty Redis with no background AOF rewrite or RDB save (a forked child busy on a core).
 
     Every row starts alike: none competes with a rewrite of the rows before it (a million stored
@@ -257,6 +257,27 @@ class Bench:
     rows: dict[str, Row] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
+    def gateway_row(
+        self,
+        name: str,
+        what: str,
+        server: Server,
+        tenant: str,
+        body: Path,
+        events_per_request: int = 1,
+    ) -> Row:
+        """A gateway row: the tenant's site key, and its event stream for the stored check."""
+        path = "/v1/event" if events_per_request == 1 else "/v1/events"
+        return self.measure(
+            name,
+            what,
+            server,
+            f"{path}?key=pk_bench_{tenant}",
+            body,
+            events_per_request,
+            f"gw:{tenant}:events",
+        )
+
     def measure(
         self,
         name: str,
@@ -269,7 +290,7 @@ class Bench:
     ) -> Row:
         assert server.process is not None
         url = f"http://127.0.0.1:{server.port}{path}"
-        quiet(self.redis)
+        fresh_redis(self.redis)
         before = self.redis.xlen(stream) if stream else 0
         warm = wrk(url, body, self.args.warmup, self.args)
         cpu, redis_before = cpu_seconds(server.process.pid), redis_cpu(self.redis)
@@ -654,49 +675,32 @@ def main() -> int:
             )
         gateway = gateway_server("gateway", work, store.url, 1)
         with running(gateway):
-            bench.measure(
-                "gateway",
-                "(c) gateway, 1 worker",
-                gateway,
-                "/v1/event?key=pk_bench_single",
-                single_body,
-                1,
-                "gw:single:events",
-            )
-            bench.measure(
+            bench.gateway_row("gateway", "(c) gateway, 1 worker", gateway, "single", single_body)
+            bench.gateway_row(
                 "visitors",
                 "gateway, 1 worker, a new visitor per request",
                 gateway,
-                "/v1/event?key=pk_bench_visitors",
+                "visitors",
                 visitor_body,
-                1,
-                "gw:visitors:events",
             )
         gateway2 = gateway_server("gateway-2w", work, store.url, 2)
         with running(gateway2):
-            bench.measure(
-                "gateway-2w",
-                "gateway, --workers 2",
-                gateway2,
-                "/v1/event?key=pk_bench_workers",
-                single_body,
-                1,
-                "gw:workers:events",
+            bench.gateway_row(
+                "gateway-2w", "gateway, --workers 2", gateway2, "workers", single_body
             )
         gateway = gateway_server("gateway-batch", work, store.url, 1)
         with running(gateway):
-            bench.measure(
+            bench.gateway_row(
                 "gateway-batch",
                 f"gateway, 1 worker, batches of {BATCH}",
                 gateway,
-                "/v1/events?key=pk_bench_batch",
+                "batch",
                 batch_body,
                 BATCH,
-                "gw:batch:events",
             )
-            quiet(bench.redis)
+            fresh_redis(bench.redis)
             memory = memory_per_contact(bench, f"http://127.0.0.1:{gateway.port}")
-            quiet(bench.redis)
+            fresh_redis(bench.redis)
             visits = detector(bench)
         checks = targets(bench, memory, visits)
         text = markdown(bench, memory, visits, checks, meta)
