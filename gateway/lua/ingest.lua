@@ -33,6 +33,23 @@ local COUNTER = {pageViewed = 'pg', productViewed = 'pv', productCategoryViewed 
 
 local function list_entry(ty, sid) return (EVENT_CODES[ty] or ty) .. '|' .. sid end
 
+-- The event on the tenant's stream, and its eventId marked seen: its stream id.
+local function append_event(cid, ev, dk)
+  local sid = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'c', cid, 'e', ev.raw)
+  if ev.d then redis.call('SET', dk, cid, 'EX', dedup_ttl) end
+  return sid
+end
+
+-- ZADD arguments scoring each of `ids` at `now`.
+local function scored_now(ids)
+  local scored = {}
+  for _, id in ipairs(ids) do
+    scored[#scored + 1] = now
+    scored[#scored + 1] = id
+  end
+  return scored
+end
+
 -- A compact view (recommendations.py) is stored with its receive time's lag behind `now`.
 local function view_value(pv) return pv[3] and (now - pv[3]) .. pv[2] or pv[2] end
 
@@ -59,15 +76,13 @@ local function flush_run()
     for counter, count in pairs(run.counts) do redis.call('HINCRBY', vk, counter, count) end
   end
   if #run.products > 0 then
-    local scored, details = {}, {}
+    local details = {}
     for _, id in ipairs(run.products) do
-      scored[#scored + 1] = now
-      scored[#scored + 1] = id
       details[#details + 1] = id
       details[#details + 1] = run.views[id]
     end
     local pv, pvd = ckey(cid, ':pv'), ckey(cid, ':pvd')
-    local added = redis.call('ZADD', pv, unpack(scored))
+    local added = redis.call('ZADD', pv, unpack(scored_now(run.products)))
     redis.call('HSET', pvd, unpack(details))
     if added > 0 then
       trim_views(cid, cap_views)
@@ -76,12 +91,8 @@ local function flush_run()
     end
   end
   if #run.categories > 0 then
-    local cv, scored = ckey(cid, ':cv'), {}
-    for _, id in ipairs(run.categories) do
-      scored[#scored + 1] = now
-      scored[#scored + 1] = id
-    end
-    redis.call('ZADD', cv, unpack(scored))
+    local cv = ckey(cid, ':cv')
+    redis.call('ZADD', cv, unpack(scored_now(run.categories)))
     redis.call('ZREMRANGEBYRANK', cv, 0, -(cap_views + 1))
     redis.call('EXPIRE', cv, ttl)
   end
@@ -90,8 +101,7 @@ end
 
 local function add_to_run(ev, dk)
   local cid = run.cid
-  local sid = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'c', cid, 'e', ev.raw)
-  run.ev[#run.ev + 1] = list_entry(ev.ty, sid)
+  run.ev[#run.ev + 1] = list_entry(ev.ty, append_event(cid, ev, dk))
   local counter = COUNTER[ev.ty] or 'x'
   run.counts[counter] = (run.counts[counter] or 0) + 1
   if ev.pv then
@@ -101,7 +111,6 @@ local function add_to_run(ev, dk)
   elseif ev.cv then
     run.categories[#run.categories + 1] = ev.cv
   end
-  if ev.d then redis.call('SET', dk, cid, 'EX', dedup_ttl) end
   return 'a|' .. cid
 end
 
@@ -121,9 +130,7 @@ local function store_event(ev, dk)
     redis.call('HSET', ck, 'updated', now)
   end
 
-  local sid = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*',
-                         'c', cid, 'e', ev.raw)
-  local listed = redis.call('LPUSH', ckey(cid, ':ev'), list_entry(ev.ty, sid))
+  local listed = redis.call('LPUSH', ckey(cid, ':ev'), list_entry(ev.ty, append_event(cid, ev, dk)))
   if listed == 1 and not renew then redis.call('EXPIRE', ckey(cid, ':ev'), ttl) end
   if listed > cap_events then redis.call('LTRIM', ckey(cid, ':ev'), 0, cap_events - 1) end
 
@@ -178,7 +185,6 @@ local function store_event(ev, dk)
   elseif opened then
     redis.call('EXPIRE', ckey(cid, ':visit'), ttl)
   end
-  if ev.d then redis.call('SET', dk, cid, 'EX', dedup_ttl) end
   return cid, tag .. '|' .. cid .. (note and '|' .. note or '')
 end
 
