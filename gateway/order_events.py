@@ -41,8 +41,8 @@ def prepare(
     names: dict[str, str],
     idents: list[str],
     received: str,
-) -> tuple[dict[str, Any], list[str]]:
-    """(what the envelope gets, the event's identifiers with the order's externalCustomerId).
+) -> tuple[tuple[str, Any], list[str]]:
+    """(the envelope's part, `order` or `ig`; the identifiers with the order's externalCustomerId).
 
     A malformed value is the caller's 400, naming the param as sent.
     """
@@ -57,21 +57,21 @@ def prepare(
         idents = sorted([*idents, f"customer:{customer}"], key=lambda i: _RANK[i.split(":")[0]])
     order_id = checked.value("externalOrderId")
     if order_id is None:
-        return {"ig": f"{event_type} needs the param externalOrderId."}, idents
+        return ("ig", f"{event_type} needs the param externalOrderId."), idents
     if event_type in STATUS_EVENTS:
         status_only = orders.Checked(
             fields={"externalOrderId": order_id, "status": STATUS_EVENTS[event_type]}
         )
-        return {"order": orders.envelope(status_only, "status", event_type, received)}, idents
+        return ("order", orders.envelope(status_only, "status", event_type, received)), idents
     missing = list(checked.missing)
     if not any(ident.split(":")[0] in CONTACT_KINDS for ident in idents):
         missing.append("externalCustomerId, email or phone")
     reason = f"{event_type} needs the params {', '.join(missing)}." if missing else None
     if event_type == "orderCreated":
         if reason is not None:
-            return {"ig": reason}, idents
-        return {"order": orders.envelope(checked, "put", event_type, received)}, idents
+            return ("ig", reason), idents
+        return ("order", orders.envelope(checked, "put", event_type, received)), idents
     update = orders.envelope(checked, "update", event_type, received)
     if reason is not None:
         update["miss"] = f"The order does not exist and {reason}"  # only used if it is new
-    return {"order": update}, idents
+    return ("order", update), idents

@@ -16,7 +16,7 @@ URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 WEB_SCHEMES = frozenset({"http", "https"})
 
 
-def _page_viewed(params: Params, received: str, raw: dict[str, Any]) -> dict[str, Any]:
+def _page_viewed(params: Params, received: str, raw: dict[str, Any]) -> None:
     page, field = require_object(params, "page", "pageViewed")
     location = page.get("location")
     if not isinstance(location, str) or not location.strip():
@@ -35,10 +35,10 @@ def _page_viewed(params: Params, received: str, raw: dict[str, Any]) -> dict[str
     raw["location"] = location.strip()
     raw["scheme"] = scheme
     raw["channel"] = "web" if scheme in WEB_SCHEMES else "app"
-    return {}
+    return None
 
 
-def _product_viewed(params: Params, received: str, raw: dict[str, Any]) -> dict[str, Any]:
+def _product_viewed(params: Params, received: str, raw: dict[str, Any]) -> tuple[str, Any]:
     product, field = require_object(params, "product", "productViewed")
     if "productId" not in product:
         raise invalid(f"{field}.productId", f"{field}.productId is required.", code="missing_field")
@@ -55,7 +55,7 @@ def _product_viewed(params: Params, received: str, raw: dict[str, Any]) -> dict[
     if "quantity" in product:
         view["quantity"] = number(product["quantity"], f"{field}.quantity")
     currency = currency_code(params)
-    return {"pv": _stored_view(view, product_id, currency, received)}
+    return "pv", _stored_view(view, product_id, currency, received)
 
 
 def _bare(text: str) -> bool:
@@ -90,7 +90,7 @@ def _stored_view(
     return [product_id, orjson.dumps(view).decode()]
 
 
-def _category_viewed(params: Params, received: str, raw: dict[str, Any]) -> dict[str, Any]:
+def _category_viewed(params: Params, received: str, raw: dict[str, Any]) -> tuple[str, Any]:
     category, field = require_object(params, "category", "productCategoryViewed")
     if "productCategoryId" not in category:
         raise invalid(
@@ -98,10 +98,10 @@ def _category_viewed(params: Params, received: str, raw: dict[str, Any]) -> dict
             f"{field}.productCategoryId is required.",
             code="missing_field",
         )
-    return {"cv": text_id(category["productCategoryId"], f"{field}.productCategoryId")}
+    return "cv", text_id(category["productCategoryId"], f"{field}.productCategoryId")
 
 
-def _cart_updated(params: Params, received: str, raw: dict[str, Any]) -> dict[str, Any]:
+def _cart_updated(params: Params, received: str, raw: dict[str, Any]) -> tuple[str, Any]:
     names = params.names
     if "recyclestateid" not in params.by_lower:
         raise invalid(
@@ -142,10 +142,11 @@ def _cart_updated(params: Params, received: str, raw: dict[str, Any]) -> dict[st
         "total": round(total, 6),
         "updatedAt": received,
     }
-    return {"cart": [rsid, orjson.dumps(cart).decode(), not cart_products]}
+    return "cart", [rsid, orjson.dumps(cart).decode(), not cart_products]
 
 
-TypeHandler = Callable[[Params, str, dict[str, Any]], dict[str, Any]]
+# A handler adds to the stored event (`raw`) and returns its envelope part (events.PARTS), if any.
+TypeHandler = Callable[[Params, str, dict[str, Any]], tuple[str, Any] | None]
 TYPE_HANDLERS: dict[str, TypeHandler] = {
     "pageViewed": _page_viewed,
     "productViewed": _product_viewed,

@@ -175,6 +175,24 @@ async def test_one_batch_of_a_contacts_events_stores_what_one_by_one_does(api, s
     assert all(batch["ttls"])
 
 
+async def test_events_whose_identifiers_join_alike_are_two_contacts(api):
+    # ingest.lua keeps a run of one contact's events: ["email:x", "email:b"] (a param and the
+    # keyValue) and the one identifier "email:x\nemail:b" (a keyValue with a line break) join to
+    # the same text, yet they name two contacts.
+    two = {"eventTypeKey": "pageViewed", "keyValue": "b@example.com"}
+    two["params"] = [
+        {"name": "email", "value": "x@example.com"},
+        {"name": "page", "value": '{"location": "https://shop.example/"}'},
+    ]
+    one = {**two, "keyValue": "x@example.com\nemail:b@example.com"}
+    one["params"] = two["params"][1:]
+    answer = await api.events([two, one])
+    assert answer.json() == {"accepted": 2, "duplicates": 0, "failed": []}
+    listed = (await api.get("/v1/events?limit=10")).json()["events"]
+    assert [e["keyValue"] for e in listed] == [one["keyValue"], two["keyValue"]]
+    assert listed[0]["contactId"] != listed[1]["contactId"]
+
+
 async def test_events_are_stored_after_redis_lost_its_script_cache(api, sync_redis):
     # what a Redis restart without persistence of scripts looks like to the batcher: NOSCRIPT
     assert (await api.event(good(200))).status_code == 200

@@ -1,11 +1,12 @@
 -- Store a batch of validated events of one tenant, atomically, in one round trip.
 -- ARGV: prefix, now_ms, contact_ttl_s, visit_timeout_ms, dedup_ttl_s, stream_maxlen,
 --       recent_views, contact_events, cart_ttl_s, cart_window_ms, then a JSON array of envelopes
---       {id, d (client eventId: dedup), ty, ids ["kind:value"...], nc (fresh contact id),
---        pv [productId, value, receive ms (compact value)]?, cv categoryId?,
---        cart [recycleStateId, json, empty]?,
---        order (lib_orders.lua apply_order)?, ig (why the order part is ignored)?}, then the
---       events as the stream keeps them (JSON), one per line, in the same order.
+--       (events.py), arrays read by position: [eventId, dedup (a client's eventId), type,
+--        identifiers ["kind:value"...], fresh contact id, then at most one part at its place:
+--        pv [productId, value, receive ms (compact value)], cv categoryId,
+--        cart [recycleStateId, json, empty], order (lib_orders.lua apply_order),
+--        ig (why the order part is ignored); parts before it are false], then the events as the
+--       stream keeps them (JSON), one per line, in the same order.
 -- Returns one "a|<contactId>" (accepted) or "d|<contactId>" (duplicate) per event; order events
 -- "a|<contactId>|<STATUS>" or "i|<contactId>|<reason>" (stored, its order part ignored).
 -- Python has validated every envelope: a Lua error would leave a batch half-written.
@@ -28,15 +29,16 @@ ttl = ttl + slack
 
 local limits = {ttl = ttl, views = cap_views, events = cap_events, timeout = timeout, now = now,
                 cart_ttl = cart_ttl, window = window}
+local ID, DEDUP, TYPE, IDS, FRESH, PV, CV, CART, ORDER, IGNORED = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 local COUNTER = {pageViewed = 'pg', productViewed = 'pv', productCategoryViewed = 'cv',
                  cartUpdated = 'cu'}
 
 local function list_entry(ty, sid) return (EVENT_CODES[ty] or ty) .. '|' .. sid end
 
--- The event on the tenant's stream, and its eventId marked seen: its stream id.
-local function append_event(cid, ev, dk)
-  local sid = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'c', cid, 'e', ev.raw)
-  if ev.d then redis.call('SET', dk, cid, 'EX', dedup_ttl) end
+-- The event on the tenant's stream, and a client's eventId marked seen (at `dk`): its stream id.
+local function append_event(cid, ev, raw, dk)
+  local sid = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'c', cid, 'e', raw)
+  if ev[DEDUP] then redis.call('SET', dk, cid, 'EX', dedup_ttl) end
   return sid
 end
 
@@ -99,24 +101,25 @@ local function flush_run()
   run = nil
 end
 
-local function add_to_run(ev, dk)
-  local cid = run.cid
-  run.ev[#run.ev + 1] = list_entry(ev.ty, append_event(cid, ev, dk))
-  local counter = COUNTER[ev.ty] or 'x'
+local function add_to_run(ev, raw, dk)
+  local cid, ty, pv = run.cid, ev[TYPE], ev[PV]
+  run.ev[#run.ev + 1] = list_entry(ty, append_event(cid, ev, raw, dk))
+  local counter = COUNTER[ty] or 'x'
   run.counts[counter] = (run.counts[counter] or 0) + 1
-  if ev.pv then
-    local id = ev.pv[1]
+  if pv then
+    local id = pv[1]
     if not run.views[id] then run.products[#run.products + 1] = id end
-    run.views[id] = view_value(ev.pv)
-  elseif ev.cv then
-    run.categories[#run.categories + 1] = ev.cv
+    run.views[id] = view_value(pv)
+  elseif ev[CV] then
+    run.categories[#run.categories + 1] = ev[CV]
   end
   return 'a|' .. cid
 end
 
 -- Store one event in full (the first of a run, or a cart or order event): its contact, result.
-local function store_event(ev, dk)
-  local cid = resolve_contact(ev.ids, ev.nc, limits)
+local function store_event(ev, raw, dk)
+  local cid = resolve_contact(ev[IDS], ev[FRESH], limits)
+  local ty, pv, cv, cart = ev[TYPE], ev[PV], ev[CV], ev[CART]
   local last = close_idle_visit(cid, now, timeout)
 
   local ck = ckey(cid, '')
@@ -130,32 +133,33 @@ local function store_event(ev, dk)
     redis.call('HSET', ck, 'updated', now)
   end
 
-  local listed = redis.call('LPUSH', ckey(cid, ':ev'), list_entry(ev.ty, append_event(cid, ev, dk)))
+  local listed = redis.call('LPUSH', ckey(cid, ':ev'), list_entry(ty, append_event(cid, ev, raw, dk)))
   if listed == 1 and not renew then redis.call('EXPIRE', ckey(cid, ':ev'), ttl) end
   if listed > cap_events then redis.call('LTRIM', ckey(cid, ':ev'), 0, cap_events - 1) end
 
-  if ev.pv then
-    local pv, pvd = ckey(cid, ':pv'), ckey(cid, ':pvd')
+  if pv then
+    local pvk, pvd = ckey(cid, ':pv'), ckey(cid, ':pvd')
     -- Only a product new to the list can make it grow or be its first (keys without a TTL yet).
-    local added = redis.call('ZADD', pv, now, ev.pv[1]) == 1
-    redis.call('HSET', pvd, ev.pv[1], view_value(ev.pv))
+    local added = redis.call('ZADD', pvk, now, pv[1]) == 1
+    redis.call('HSET', pvd, pv[1], view_value(pv))
     if added then
       trim_views(cid, cap_views)
       if not renew then
-        redis.call('EXPIRE', pv, ttl)
+        redis.call('EXPIRE', pvk, ttl)
         redis.call('EXPIRE', pvd, ttl)
       end
     end
-    touched[#touched + 1] = pv
+    touched[#touched + 1] = pvk
     touched[#touched + 1] = pvd
-  elseif ev.cv then
-    local cv = ckey(cid, ':cv')
-    redis.call('ZADD', cv, now, ev.cv)
-    redis.call('ZREMRANGEBYRANK', cv, 0, -(cap_views + 1))
-    if not renew then redis.call('EXPIRE', cv, ttl) end
-    touched[#touched + 1] = cv
-  elseif ev.cart then
-    local rsid, cart, empty = ev.cart[1], ev.cart[2], ev.cart[3]
+  elseif cv then
+    local cvk = ckey(cid, ':cv')
+    redis.call('ZADD', cvk, now, cv)
+    redis.call('ZREMRANGEBYRANK', cvk, 0, -(cap_views + 1))
+    if not renew then redis.call('EXPIRE', cvk, ttl) end
+    touched[#touched + 1] = cvk
+  elseif cart then
+    local rsid, empty = cart[1], cart[3]
+    cart = cart[2]
     local state = P .. ':cart:' .. rsid
     redis.call('HSET', state, 'cart', cart, 'contact', cid, 'at', now)
     redis.call('EXPIRE', state, cart_ttl)
@@ -167,17 +171,17 @@ local function store_event(ev, dk)
     end
   end
 
-  local opened = open_visit(cid, COUNTER[ev.ty] or 'x', now, timeout, last)
+  local opened = open_visit(cid, COUNTER[ty] or 'x', now, timeout, last)
   local tag, note = 'a', nil
-  if ev.ig then
-    tag, note = 'i', ev.ig
-  elseif ev.order then -- after open_visit: the visit this event is part of counts the order
-    tag, note = apply_order(ev.order, cid, limits) -- the order's own contact may differ
+  if ev[IGNORED] then
+    tag, note = 'i', ev[IGNORED]
+  elseif ev[ORDER] then -- after open_visit: the visit this event is part of counts the order
+    tag, note = apply_order(ev[ORDER], cid, limits) -- the order's own contact may differ
   end
   if renew then
     for _, key in ipairs(touched) do redis.call('EXPIRE', key, ttl) end
     -- a new contact's identifier keys were all created just now, with their TTL
-    if cid ~= ev.nc then
+    if cid ~= ev[FRESH] then
       for _, ident in ipairs(redis.call('HKEYS', ckey(cid, ':ids'))) do
         redis.call('EXPIRE', P .. ':id:' .. ident, ttl)
       end
@@ -188,27 +192,39 @@ local function store_event(ev, dk)
   return cid, tag .. '|' .. cid .. (note and '|' .. note or '')
 end
 
+-- Whether two events name the same identifiers (a run is one contact's).
+local function same_ids(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do
+    if a[i] ~= b[i] then return false end
+  end
+  return true
+end
+
 local events = cjson.decode(ARGV[11])
-local raws = {}
-for raw in string.gmatch(ARGV[12], '[^\n]+') do raws[#raws + 1] = raw end
+local raws, lines, from = {}, ARGV[12], 1
+for i = 1, #events do -- string.find, not gmatch: a third of the cost (measured)
+  local newline = string.find(lines, '\n', from, true)
+  raws[i] = string.sub(lines, from, (newline or 0) - 1)
+  from = newline and newline + 1
+end
 local results = {}
 for i, ev in ipairs(events) do
-  ev.raw = raws[i]
-  local dk = P .. ':dedup:' .. ev.id
-  local seen = ev.d and redis.call('GET', dk)
+  local dk = ev[DEDUP] and P .. ':dedup:' .. ev[ID]
+  local seen = dk and redis.call('GET', dk)
   if seen then
-    results[#results + 1] = 'd|' .. seen
+    results[i] = 'd|' .. seen
   else
-    local history_only = not (ev.cart or ev.order or ev.ig)
-    local who = history_only and table.concat(ev.ids, '\n')
-    if run and who == run.who then
-      results[#results + 1] = add_to_run(ev, dk)
+    local ids = ev[IDS]
+    local history_only = not (ev[CART] or ev[ORDER] or ev[IGNORED])
+    if history_only and run and same_ids(ids, run.ids) then
+      results[i] = add_to_run(ev, raws[i], dk)
     else
       flush_run()
-      local cid, result = store_event(ev, dk)
-      results[#results + 1] = result
+      local cid, result = store_event(ev, raws[i], dk)
+      results[i] = result
       if history_only then
-        run = {who = who, cid = cid, ev = {}, counts = {}, products = {}, views = {},
+        run = {ids = ids, cid = cid, ev = {}, counts = {}, products = {}, views = {},
                categories = {}}
       end
     end
