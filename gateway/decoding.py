@@ -75,22 +75,29 @@ def decode_param(text: str) -> tuple[Any, bool]:
     # More closing than opening braces (the seed's own example): try the repair first, which
     # saves orjson's failure (its JSONDecodeError works out line and column in Python). Only a
     # value followed by a stray bracket is taken, and orjson would have refused that text.
-    if text.count("}") > text.count("{"):
+    braces = text.count("{")
+    # A container to flatten is a third level: its text has at least three opening brackets.
+    flatten = _flatten if braces + text.count("[") > 2 else _as_is
+    if text.count("}") > braces:
         try:
             value, rest = _first_value(text)
         except NotJson:
             pass
         else:
             if rest.strip():
-                return _flatten(value), True
+                return flatten(value), True
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         value, rest = _first_value(text)
         if not rest:
             raise NotJson("not valid JSON") from None
-        return _flatten(value), True
-    return _flatten(value), False
+        return flatten(value), True
+    return flatten(value), False
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def _first_value(text: str) -> tuple[dict[str, Any] | list[Any], str]:

@@ -14,6 +14,7 @@ from .params import Params, currency_code, number, require_object, text_id
 
 URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 WEB_SCHEMES = frozenset({"http", "https"})
+_ESCAPED = re.compile(r'["\\\x00-\x1f]')  # what JSON must escape in a string
 
 
 def _page_viewed(params: Params, received: str, raw: dict[str, Any]) -> None:
@@ -59,8 +60,9 @@ def _product_viewed(params: Params, received: str, raw: dict[str, Any]) -> tuple
 
 
 def _bare(text: str) -> bool:
-    """True when JSON writes `text` as it is between quotes, so readers can rebuild it by hand."""
-    return orjson.dumps(text)[1:-1] == text.encode()
+    """True when JSON writes `text` as it is between quotes, so readers can rebuild it by hand:
+    no quote, backslash or control character (the values come from orjson, so no lone surrogate)."""
+    return _ESCAPED.search(text) is None
 
 
 def _stored_view(
