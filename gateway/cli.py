@@ -140,6 +140,8 @@ def serve(args: argparse.Namespace) -> int:
             # Nothing here reads the client's address or scheme, so uvicorn's X-Forwarded-*
             # middleware would only add a layer and a header scan to every request.
             proxy_headers=False,
+            # No "server: uvicorn" on every answer: it tells only an attacker what runs here.
+            server_header=False,
             log_config=None,
             timeout_graceful_shutdown=10,
         )

@@ -38,6 +38,7 @@ def test_serves_on_embedded_redis_and_keeps_data_across_restarts(tmp_path):
         assert httpx.get(f"{base}/readyz").status_code == 200
         response = httpx.post(f"{base}/v1/event", json=PAGE, headers=auth)
         assert response.status_code == 200, response.text
+        assert "server" not in response.headers and response.headers["date"]
         site = httpx.post(
             f"{base}/v1/event?key={keys['site_key']}",
             json=PAGE,
