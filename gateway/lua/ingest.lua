@@ -158,16 +158,15 @@ local function store_event(ev, raw, dk)
     if not renew then redis.call('EXPIRE', cvk, ttl) end
     touched[#touched + 1] = cvk
   elseif cart then
-    local rsid, empty = cart[1], cart[3]
-    cart = cart[2]
+    local rsid, cart_json, empty = cart[1], cart[2], cart[3]
     local state = P .. ':cart:' .. rsid
-    redis.call('HSET', state, 'cart', cart, 'contact', cid, 'at', now)
+    redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
     redis.call('EXPIRE', state, cart_ttl)
     -- a state already bought (a re-sent last cart) is no current cart: it would look abandoned
     if empty or redis.call('HEXISTS', state, 'order') == 1 then
       redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
     else
-      redis.call('HSET', ck, 'cart', cart, 'cartAt', now, 'cartId', rsid)
+      redis.call('HSET', ck, 'cart', cart_json, 'cartAt', now, 'cartId', rsid)
     end
   end
 
