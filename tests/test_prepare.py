@@ -87,6 +87,10 @@ def test_identifiers_are_ranked_and_ties_keep_the_known_names_order():
         ('[{"a": {"b": 1}}]]', [{"a": '{"b":1}'}], True),
         ('{"n": 18446744073709551615}}', {"n": 18446744073709551615}, True),
         ('\u00a0{"a": 1}}', {"a": 1}, True),
+        # where counting brackets misplaces the value's end, the scanner finds it
+        ('{"a": [1]} ]}', {"a": [1]}, True),  # white space among the junk
+        ('{"a": "]"}}', {"a": "]"}, True),  # a bracket inside a string
+        ('{"a": ["}"]}]', {"a": ["}"]}, True),
     ],
 )
 def test_repairs(text: str, value: Any, repaired: bool):
