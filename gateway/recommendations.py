@@ -15,6 +15,8 @@ from .params import Params, currency_code, number, require_object, text_id
 URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 WEB_SCHEMES = frozenset({"http", "https"})
 _ESCAPED = re.compile(r'["\\\x00-\x1f]')  # what JSON must escape in a string
+_ESCAPED_OR_BAR = re.compile(r'["\\\x00-\x1f|]')
+_INFINITY = float("inf")
 
 
 def _page_viewed(params: Params, received: str, raw: dict[str, Any]) -> None:
@@ -46,23 +48,22 @@ def _product_viewed(params: Params, received: str, raw: dict[str, Any]) -> tuple
     product_id = text_id(product["productId"], f"{field}.productId")
     view = dict(product)
     view["productId"] = product_id
+    # Prices and stock flags usually arrive as plain numbers, kept as they are: those are tested
+    # here, and the rest are number()'s and int()'s to convert or refuse.
     if "price" in product:
-        view["price"] = number(product["price"], f"{field}.price")
+        price = product["price"]
+        if not ((type(price) is float or type(price) is int) and 0 <= price < _INFINITY):
+            view["price"] = number(price, f"{field}.price")
     if "isInStock" in product:
         stock = product["isInStock"]
-        if stock not in (0, 1, "0", "1") or isinstance(stock, bool):
-            raise invalid(f"{field}.isInStock", f"{field}.isInStock must be 0 or 1.")
-        view["isInStock"] = int(stock)
+        if not (type(stock) is int and (stock == 1 or stock == 0)):
+            if stock not in (0, 1, "0", "1") or isinstance(stock, bool):
+                raise invalid(f"{field}.isInStock", f"{field}.isInStock must be 0 or 1.")
+            view["isInStock"] = int(stock)
     if "quantity" in product:
         view["quantity"] = number(product["quantity"], f"{field}.quantity")
     currency = currency_code(params)
     return "pv", _stored_view(view, product_id, currency, received)
-
-
-def _bare(text: str) -> bool:
-    """True when JSON writes `text` as it is between quotes, so readers can rebuild it by hand:
-    no quote, backslash or control character (the values come from orjson, so no lone surrogate)."""
-    return _ESCAPED.search(text) is None
 
 
 def _stored_view(
@@ -76,12 +77,14 @@ def _stored_view(
     stores at its latest time), currencyCode the text between the bars. Readers rebuild the
     same JSON (view_json in lib.lua, contacts.py). Any other view is stored whole, as JSON.
     """
+    # Plain ids are what JSON writes as they are between quotes, so readers can rebuild the JSON
+    # by hand (the values come from orjson, so no lone surrogate); a currency has no bar either.
     if (
         next(iter(view)) == "productId"
         and "currencyCode" not in view
         and "viewedAt" not in view
-        and _bare(product_id)
-        and (currency is None or (currency != "" and "|" not in currency and _bare(currency)))
+        and _ESCAPED.search(product_id) is None
+        and (currency is None or (currency != "" and _ESCAPED_OR_BAR.search(currency) is None))
     ):
         del view["productId"]
         rest = orjson.dumps(view)[1:-1].decode()
