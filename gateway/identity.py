@@ -29,7 +29,7 @@ IDENTIFIER_PARAMS: dict[str, str] = {
     "contactkey": "contactKey",
     "contact_key": "contactKey",
 }
-PHONE = re.compile(r"^\+?[0-9]{3,20}$")
+PHONE = re.compile(r"\+?[0-9]{3,20}")  # fullmatch: `$` would let a final "\n" through
 MAX_IDENTIFIER = 256
 
 
@@ -50,7 +50,7 @@ def normalise(kind: str, value: Any, prefix: str, name: str) -> str | None:
         return None
     if len(text) > MAX_IDENTIFIER:
         raise invalid(prefix + name, f"{prefix}{name} is longer than {MAX_IDENTIFIER} characters.")
-    if kind == "phone" and not PHONE.match(text):
+    if kind == "phone" and not PHONE.fullmatch(text):
         raise invalid(
             prefix + name,
             f"{prefix}{name} must be a phone number: digits with an optional leading '+'.",
@@ -62,7 +62,7 @@ def normalise(kind: str, value: Any, prefix: str, name: str) -> str | None:
 def classify_key_value(value: str) -> str:
     if "@" in value:
         return "email"
-    if PHONE.match(value):
+    if PHONE.fullmatch(value):
         return "phone"
     return "key"
 
@@ -143,7 +143,7 @@ def lookup_candidates(identifier: str) -> list[tuple[str, str]]:
     candidates: list[tuple[str, str]] = []
     if "@" in text:
         candidates.append(("email", text.lower()))
-    if PHONE.match(text):
+    if PHONE.fullmatch(text):
         candidates.append(("phone", text))
     for kind in ("contactId", "contactKey", "pushToken", "customer", "key", "visitor"):
         candidates.append((kind, identifier))

@@ -143,7 +143,7 @@ def check(raw: dict[str, Any]) -> Checked:
     email = _text(raw.get("email"), "email", MAX_ID, checked)
     fields["email"] = email.lower() if email else None
     phone = _text(raw.get("phone"), "phone", MAX_ID, checked)
-    if phone is not None and not PHONE.match(phone):
+    if phone is not None and not PHONE.fullmatch(phone):
         checked.errors.append(("phone", "phone must be digits with an optional leading '+'."))
         phone = None
     fields["phone"] = phone

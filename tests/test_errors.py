@@ -74,6 +74,8 @@ BAD_EVENTS = [
     ),
     (ev(phone="+38 050 123", product=PRODUCT), 400, "invalid_phone", "params.phone"),
     (ev(SMS="call-me", product=PRODUCT), 400, "invalid_phone", "params.SMS"),
+    # a line break after the digits (a regular expression's `$` lets one through)
+    (ev(phone="411786452\n", product=PRODUCT), 400, "invalid_phone", "params.phone"),
     (ev("pageViewed", page='{"url": "https://a"}'), 400, "missing_field", "params.page.location"),
     (
         ev("pageViewed", page='{"location": "/relative/path"}'),
