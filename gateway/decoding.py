@@ -23,15 +23,14 @@ class NotJson(ValueError):
     pass
 
 
-def _bounded_int(text: str) -> int:
-    # What orjson (and the Lua side's cjson) can carry: a 64-bit integer. Bigger ones, and
-    # Python's own 4300-digit conversion limit, are the caller's 400, not a 500 on storing.
-    if len(text.lstrip("-")) > 20:
-        raise NotJson("integer out of range")
-    value = int(text)
-    if not -(2**63) <= value < 2**64:
-        raise NotJson("integer out of range")
-    return value
+def _int_as_orjson(text: str) -> int | float:
+    # As orjson reads an unrepaired text: an integer within 64 bits, a float beyond (also past
+    # Python's own 4300-digit conversion limit), the caller's 400 beyond a float's range.
+    if len(text.lstrip("-")) <= 20:
+        value = int(text)
+        if -(2**63) <= value < 2**64:
+            return value
+    return _finite_float(text)
 
 
 def _finite_float(text: str) -> float:
@@ -45,10 +44,11 @@ def _no_constant(text: str) -> Any:
     raise NotJson(f"{text} is not JSON")
 
 
-# Only for repairs: the same number rules as orjson, which refuses NaN, Infinity and overflow.
+# Only for repairs: the number rules of orjson, which reads integers beyond 64 bits as floats
+# and refuses NaN, Infinity and overflow.
 # Its C scanner, called directly: raw_decode only wraps it in a Python frame (typeshed omits it).
 _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(
-    parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
+    parse_int=_int_as_orjson, parse_float=_finite_float, parse_constant=_no_constant
 ).scan_once  # type: ignore[attr-defined]
 
 
