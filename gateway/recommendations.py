@@ -15,8 +15,6 @@ from .params import Params, currency_code, number, require_object, text_id
 URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 WEB_SCHEMES = frozenset({"http", "https"})
 _ESCAPED = re.compile(r'["\\\x00-\x1f]')  # what JSON must escape in a string
-_ESCAPED_OR_BAR = re.compile(r'["\\\x00-\x1f|]')
-_INFINITY = float("inf")
 
 
 def _page_viewed(params: Params, received: str, raw: dict[str, Any]) -> None:
@@ -48,18 +46,13 @@ def _product_viewed(params: Params, received: str, raw: dict[str, Any]) -> tuple
     product_id = text_id(product["productId"], f"{field}.productId")
     view = dict(product)
     view["productId"] = product_id
-    # Prices and stock flags usually arrive as plain numbers, kept as they are: those are tested
-    # here, and the rest are number()'s and int()'s to convert or refuse.
     if "price" in product:
-        price = product["price"]
-        if not ((type(price) is float or type(price) is int) and 0 <= price < _INFINITY):
-            view["price"] = number(price, f"{field}.price")
+        view["price"] = number(product["price"], f"{field}.price")
     if "isInStock" in product:
         stock = product["isInStock"]
-        if not (type(stock) is int and (stock == 1 or stock == 0)):
-            if stock not in (0, 1, "0", "1") or isinstance(stock, bool):
-                raise invalid(f"{field}.isInStock", f"{field}.isInStock must be 0 or 1.")
-            view["isInStock"] = int(stock)
+        if stock not in (0, 1, "0", "1") or isinstance(stock, bool):
+            raise invalid(f"{field}.isInStock", f"{field}.isInStock must be 0 or 1.")
+        view["isInStock"] = int(stock)
     if "quantity" in product:
         view["quantity"] = number(product["quantity"], f"{field}.quantity")
     currency = currency_code(params)
@@ -84,7 +77,10 @@ def _stored_view(
         and "currencyCode" not in view
         and "viewedAt" not in view
         and _ESCAPED.search(product_id) is None
-        and (currency is None or (currency != "" and _ESCAPED_OR_BAR.search(currency) is None))
+        and (
+            currency is None
+            or (currency != "" and "|" not in currency and _ESCAPED.search(currency) is None)
+        )
     ):
         del view["productId"]
         rest = orjson.dumps(view)[1:-1].decode()
