@@ -133,7 +133,8 @@ local function store_event(ev, raw, dk)
     redis.call('HSET', ck, 'updated', now)
   end
 
-  local listed = redis.call('LPUSH', ckey(cid, ':ev'), list_entry(ty, append_event(cid, ev, raw, dk)))
+  local entry = list_entry(ty, append_event(cid, ev, raw, dk))
+  local listed = redis.call('LPUSH', ckey(cid, ':ev'), entry)
   if listed == 1 and not renew then redis.call('EXPIRE', ckey(cid, ':ev'), ttl) end
   if listed > cap_events then redis.call('LTRIM', ckey(cid, ':ev'), 0, cap_events - 1) end
 
