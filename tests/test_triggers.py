@@ -227,12 +227,9 @@ async def test_product_views_read_back_as_sent_in_both_stored_forms(make_api, sy
     raw = sync_redis.hgetall(f"gw:{api.tenant_id}:c:{{{contact['id']}}}:pvd")
     assert raw[b"P1"] == b'0|EUR|"price":1.5,"name":"a|b \\"c\\"","tags":["x|y"]'
     assert raw[b"P2"].startswith(b"{")
-    by_id = {p["productId"]: p for p in contact["recentProducts"]}
-    assert [list(by_id[v["productId"]].items()) for v in expected] == [
-        list(v.items()) for v in expected
-    ]
     (trigger,) = await closed(api, 1)
-    by_id = {p["productId"]: p for p in trigger["products"]}
-    assert [list(by_id[v["productId"]].items()) for v in expected] == [
-        list(v.items()) for v in expected
-    ]
+    for read_back in (contact["recentProducts"], trigger["products"]):
+        by_id = {p["productId"]: p for p in read_back}
+        assert [list(by_id[v["productId"]].items()) for v in expected] == [
+            list(v.items()) for v in expected
+        ]
