@@ -240,4 +240,5 @@ def create_app(settings: Settings | None = None) -> Any:
             await rest(scope, receive, send)
 
     app.gateway = gateway  # type: ignore[attr-defined]
+    app.ingest = ingest  # type: ignore[attr-defined]
     return app

@@ -133,7 +133,8 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             loop="uvloop",
-            http="httptools",
+            # httptools, with the ingest paths answered without the ASGI round (protocol.py).
+            http="gateway.protocol:IngestProtocol",
             lifespan="on",
             # uvicorn's access log would print query strings, and site keys travel in ?key=.
             access_log=False,

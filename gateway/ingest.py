@@ -115,21 +115,32 @@ class IngestApp:
         self.metrics = gateway.metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status, headers, answer = await self.respond(
+            scope["method"], scope["path"], scope["query_string"], dict(scope["headers"]), receive
+        )
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    async def respond(
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: dict[bytes, bytes],
+        receive: Receive,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Status, headers and body of the answer to one request (the body read by `receive`).
+
+        Shared by the ASGI entry above and `protocol.IngestProtocol`, which calls it directly."""
         started = time.perf_counter()
-        headers = dict(scope["headers"])
-        path = scope["path"]
-        method = scope["method"]
         extra: list[tuple[bytes, bytes]] = []
         tenant = "-"
         try:
             if method == "OPTIONS":
-                await self.preflight(scope, headers, send)
-                return
+                return 204, self.preflight(query, headers), b""
             if method != "POST":
                 raise ApiError(405, "method_not_allowed", f"{path} accepts POST.", "method")
-            principal = self.gateway.keys.authenticate(
-                _text(headers.get(b"authorization")), scope["query_string"]
-            )
+            principal = self.gateway.keys.authenticate(_text(headers.get(b"authorization")), query)
             tenant = principal.tenant.id
             origin = _text(headers.get(b"origin"))
             extra = check_origin(principal, origin)
@@ -148,28 +159,18 @@ class IngestApp:
             status, answer = error.status, error.json()
             extra = extra + [(k.encode(), v.encode()) for k, v in error.headers.items()]
         extra.append((b"content-length", str(len(answer)).encode()))
-        await send(
-            {"type": "http.response.start", "status": status, "headers": JSON_HEADERS + extra}
-        )
-        await send({"type": "http.response.body", "body": answer})
         self.metrics.request_latency.observe(time.perf_counter() - started, path)
+        return status, JSON_HEADERS + extra, answer
 
-    async def preflight(self, scope: Scope, headers: dict[bytes, bytes], send: Send) -> None:
+    def preflight(self, query: bytes, headers: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
         origin = _text(headers.get(b"origin"))
-        if origin is None or not self.gateway.keys.preflight_allows(origin, scope["query_string"]):
+        if origin is None or not self.gateway.keys.preflight_allows(origin, query):
             raise ApiError(403, "origin_not_allowed", "This origin is not allowed.", "origin")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 204,
-                "headers": [
-                    (b"access-control-allow-origin", origin.encode("latin-1")),
-                    (b"vary", b"origin"),
-                    *PREFLIGHT_HEADERS,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
+        return [
+            (b"access-control-allow-origin", origin.encode("latin-1")),
+            (b"vary", b"origin"),
+            *PREFLIGHT_HEADERS,
+        ]
 
     async def one(self, principal: Principal, document: Any, now: int) -> tuple[int, bytes]:
         prepared = events.prepare(document, principal.is_site, iso(now))

@@ -1,0 +1,255 @@
+"""The ingest paths' short way through uvicorn (gateway/protocol.py), over raw sockets.
+
+A real `gateway serve` process: keep-alive, pipelining (answers in order, across the short path
+and uvicorn's), HTTP/1.0, `Expect: 100-continue`, chunked bodies, a body over the limit, a client
+that leaves before its answer.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import free_port, start_gateway, unique
+
+pytestmark = pytest.mark.slow
+
+LIMIT = 4096
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[tuple[int, str]]:
+    folder = tmp_path_factory.mktemp("protocol")
+    key = f"sk_{unique('protocol')}"
+    config = folder / "gateway.toml"
+    config.write_text(
+        f"[gateway]\nmax_body_bytes = {LIMIT}\n\n"
+        f'[[tenants]]\nid = "{unique("protocol")}"\nserver_keys = ["{key}"]\n'
+    )
+    port = free_port()
+    log = folder / "gateway.log"
+    process = start_gateway(port, {"REDIS_URL": redis_url}, "--config", str(config), log=log)
+    try:
+        yield port, key
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        assert "Traceback" not in log.read_text()
+
+
+def event(email: str, **extra: object) -> bytes:
+    body = {"eventTypeKey": "buttonClicked", "keyValue": email, "params": [], **extra}
+    return json.dumps(body).encode()
+
+
+def request(
+    key: str,
+    path: str,
+    body: bytes = b"",
+    *headers: str,
+    method: str = "POST",
+    version: str = "1.1",
+) -> bytes:
+    lines = [f"{method} {path} HTTP/{version}", "Host: gateway", f"Authorization: Bearer {key}"]
+    lines += headers
+    if method == "POST" and not any(h.lower().startswith("transfer-encoding") for h in headers):
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+def read_answers(sock: socket.socket, count: int) -> list[Answer]:
+    buffer = b""
+    answers: list[Answer] = []
+
+    def more() -> bytes:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {len(answers)} answers")
+        return chunk
+
+    while len(answers) < count:
+        while b"\r\n\r\n" not in buffer:
+            buffer += more()
+        head, buffer = buffer.split(b"\r\n\r\n", 1)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+        length = int(headers.get("content-length", "0"))
+        while len(buffer) < length:
+            buffer += more()
+        answers.append((int(status_line.split()[1]), headers, buffer[:length]))
+        buffer = buffer[length:]
+    assert buffer == b"", "more bytes than the answers announced"
+    return answers
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def stored_events(port: int, key: str, email: str) -> list[dict[str, object]]:
+    response = httpx.get(
+        f"http://127.0.0.1:{port}/v1/events",
+        params={"contact": email, "limit": 100},
+        headers={"authorization": f"Bearer {key}"},
+    )
+    return response.json()["events"] if response.status_code == 200 else []
+
+
+def test_keep_alive_connection_answers_each_request_and_stores_it(server):
+    port, key = server
+    email = f"{unique('ka')}@example.com"
+    with connect(port) as sock:
+        for n in range(3):
+            sock.sendall(request(key, "/v1/event", event(email, eventId=f"ka-{n}")))
+            ((status, headers, body),) = read_answers(sock, 1)
+            assert status == 200, body
+            assert json.loads(body) == {"status": "accepted", "eventId": f"ka-{n}"}
+            assert headers["content-type"] == "application/json" and headers["date"]
+            assert "connection" not in headers and "server" not in headers
+    assert sorted(e["eventId"] for e in stored_events(port, key, email)) == [
+        "ka-0",
+        "ka-1",
+        "ka-2",
+    ]
+
+
+def test_pipelined_requests_are_answered_in_order(server):
+    port, key = server
+    email = f"{unique('pipe')}@example.com"
+    batch = json.dumps([json.loads(event(email, eventId="p-2")), {"eventTypeKey": "x"}]).encode()
+    with connect(port) as sock:
+        sock.sendall(
+            request(key, "/v1/event", event(email, eventId="p-1"))
+            + request(key, "/healthz", method="GET")
+            + request(key, "/v1/events", batch)
+            + request(key, "/v1/event", event(email, eventId="p-3"))
+            + request(key, "/v1/event", b"{not json")
+        )
+        answers = read_answers(sock, 5)
+    assert [status for status, _, _ in answers] == [200, 200, 200, 200, 400]
+    assert json.loads(answers[0][2])["eventId"] == "p-1"
+    assert json.loads(answers[1][2]) == {"status": "ok"}
+    many = json.loads(answers[2][2])
+    assert many["accepted"] == 1 and many["failed"][0]["index"] == 1
+    assert json.loads(answers[3][2])["eventId"] == "p-3"
+    assert json.loads(answers[4][2])["field"] == "body"
+    assert len(stored_events(port, key, email)) == 3
+
+
+def test_http_1_0_and_connection_close_are_answered_then_closed(server):
+    port, key = server
+    email = f"{unique('close')}@example.com"
+    for version, extra in (("1.0", ()), ("1.1", ("Connection: close",))):
+        with connect(port) as sock:
+            sock.sendall(request(key, "/v1/event", event(email), *extra, version=version))
+            ((status, headers, _),) = read_answers(sock, 1)
+            assert status == 200 and headers["connection"] == "close"
+            assert sock.recv(10) == b""  # closed by the server
+    assert len(stored_events(port, key, email)) == 2
+
+
+def test_expect_100_continue_and_chunked_bodies(server):
+    port, key = server
+    email = f"{unique('chunk')}@example.com"
+    body = event(email, eventId="continued")
+    second = event(email, eventId="chunked")
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (second[:10], second[10:]))
+    with connect(port) as sock:
+        sock.sendall(request(key, "/v1/event", body, "Expect: 100-continue")[: -len(body)])
+        ((status, _, _),) = read_answers(sock, 1)
+        assert status == 100
+        sock.sendall(body)
+        ((status, _, answer),) = read_answers(sock, 1)
+        assert status == 200, answer
+        sock.sendall(
+            request(key, "/v1/event", b"", "Transfer-Encoding: chunked", "Content-Type: text/plain")
+            + chunked
+            + b"0\r\n\r\n"
+        )
+        ((status, _, answer),) = read_answers(sock, 1)
+        assert status == 200 and json.loads(answer)["eventId"] == "chunked"
+    assert len(stored_events(port, key, email)) == 2
+
+
+def test_body_over_the_limit_gets_413_and_the_connection_goes_on(server):
+    port, key = server
+    email = f"{unique('big')}@example.com"
+    big = event(email, padding="x" * LIMIT)
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(big[i : i + 1000]), big[i : i + 1000])
+        for i in range(0, len(big), 1000)
+    )
+    with connect(port) as sock:
+        for sent in (
+            request(key, "/v1/event", big),
+            request(key, "/v1/event", b"", "Transfer-Encoding: chunked") + chunks + b"0\r\n\r\n",
+        ):
+            sock.sendall(sent)
+            ((status, _, answer),) = read_answers(sock, 1)
+            assert status == 413 and json.loads(answer)["error"] == "body_too_large"
+        sock.sendall(request(key, "/v1/event", event(email)))
+        ((status, _, _),) = read_answers(sock, 1)
+        assert status == 200
+    assert len(stored_events(port, key, email)) == 1
+
+
+def test_a_client_that_leaves_before_its_answer_has_its_event_stored(server):
+    port, key = server
+    email = f"{unique('gone')}@example.com"
+    for n in range(5):
+        with connect(port) as sock:
+            sock.sendall(request(key, "/v1/event", event(email, eventId=f"gone-{n}")))
+    deadline = time.monotonic() + 10
+    while len(stored_events(port, key, email)) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(stored_events(port, key, email)) == 5
+    # and the server is still answering
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+
+
+def test_a_request_in_flight_at_shutdown_is_answered(tmp_path: Path, redis_url: str):
+    key = f"sk_{unique('stop')}"
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[[tenants]]\nid = "{unique("stop")}"\nserver_keys = ["{key}"]\n')
+    port = free_port()
+    process = start_gateway(port, {"REDIS_URL": redis_url}, "--config", str(config))
+    email = f"{unique('stop')}@example.com"
+    try:
+        with connect(port) as sock:
+            body = event(email)
+            sock.sendall(request(key, "/v1/event", body)[:-1])  # all but the body's last byte
+            time.sleep(0.2)
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            sock.sendall(body[-1:])
+            ((status, headers, _),) = read_answers(sock, 1)
+            assert status == 200 and headers["connection"] == "close"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    # the event was stored before its 200: read it back from a new server
+    process = start_gateway(port, {"REDIS_URL": redis_url}, "--config", str(config))
+    try:
+        assert len(stored_events(port, key, email)) == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+
+
+def test_slow_path_stays_for_other_methods(server):
+    port, key = server
+    with connect(port) as sock:
+        sock.sendall(
+            request(key, "/v1/event", method="GET") + request(key, "/v1/event", method="PUT")
+        )
+        (first, second) = read_answers(sock, 2)
+    assert first[0] == 405 and second[0] == 405
