@@ -229,7 +229,14 @@ def test_a_request_in_flight_at_shutdown_is_answered(tmp_path: Path, redis_url: 
             sock.sendall(request(key, "/v1/event", body)[:-1])  # all but the body's last byte
             time.sleep(0.2)
             process.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
+            # uvicorn closes its listening socket, then tells each connection to finish up
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                except ConnectionRefusedError:
+                    break
+                time.sleep(0.02)
             sock.sendall(body[-1:])
             ((status, headers, _),) = read_answers(sock, 1)
             assert status == 200 and headers["connection"] == "close"
