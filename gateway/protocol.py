@@ -62,7 +62,8 @@ class IngestCycle:
         self.dispatched = False
 
     async def receive(self) -> dict[str, Any]:
-        return {"type": "http.request", "body": b"".join(self.body), "more_body": False}
+        body, self.body = b"".join(self.body), []  # not kept while Redis stores the events
+        return {"type": "http.request", "body": body, "more_body": False}
 
 
 class IngestProtocol(HttpToolsProtocol):
