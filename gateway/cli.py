@@ -126,31 +126,36 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         os.environ[SUPERVISOR_ENV] = str(os.getpid())  # workers end if this process is killed
     try:
-        uvicorn.run(
-            "gateway.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            loop="uvloop",
-            # httptools, with the ingest paths answered without the ASGI round (protocol.py).
-            http="gateway.protocol:IngestProtocol",
-            lifespan="on",
-            # uvicorn's access log would print query strings, and site keys travel in ?key=.
-            access_log=False,
-            # Nothing here reads the client's address or scheme, so uvicorn's X-Forwarded-*
-            # middleware would only add a layer and a header scan to every request.
-            proxy_headers=False,
-            # No "server: uvicorn" on every answer: it tells only an attacker what runs here.
-            server_header=False,
-            log_config=None,
-            timeout_graceful_shutdown=10,
-        )
+        uvicorn.run(**uvicorn_options(args))
     finally:
         if embedded is not None:
             embedded.stop()
             log.info("embedded redis stopped")
     return 0
+
+
+def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What `serve` hands to uvicorn.run (uvicorn.Config's arguments)."""
+    return {
+        "app": "gateway.app:create_app",
+        "factory": True,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "loop": "uvloop",
+        # httptools, with the ingest paths answered past uvicorn's ASGI layer (protocol.py).
+        "http": "gateway.protocol:IngestProtocol",
+        "lifespan": "on",
+        # uvicorn's access log would print query strings, and site keys travel in ?key=.
+        "access_log": False,
+        # Nothing here reads the client's address or scheme, so uvicorn's X-Forwarded-*
+        # middleware would only add a layer and a header scan to every request.
+        "proxy_headers": False,
+        # No "server: uvicorn" on every answer: it tells only an attacker what runs here.
+        "server_header": False,
+        "log_config": None,
+        "timeout_graceful_shutdown": 10,
+    }
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from conftest import free_port, start_gateway, unique
+from uvicorn.server import ServerState
+
+from gateway.cli import parser, uvicorn_options
 
 pytestmark = pytest.mark.slow
 
@@ -260,3 +264,15 @@ def test_slow_path_stays_for_other_methods(server):
         )
         (first, second) = read_answers(sock, 2)
     assert first[0] == 405 and second[0] == 405
+
+
+async def test_gateway_serve_answers_the_ingest_paths_itself(tmp_path, monkeypatch):
+    # The short way turns itself off when uvicorn wraps the app (e.g. proxy headers, trace logs):
+    # every test above would still pass, only slower. This checks what `serve` configures.
+    config_file = tmp_path / "gateway.toml"
+    config_file.write_text('[[tenants]]\nid = "short"\nserver_keys = ["sk_short_test"]\n')
+    monkeypatch.setenv("GATEWAY_CONFIG", str(config_file))
+    config = uvicorn.Config(**uvicorn_options(parser().parse_args(["serve"])))
+    config.load()
+    protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
+    assert protocol.ingest is not None and protocol.ingest is config.loaded_app.ingest
