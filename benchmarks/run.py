@@ -665,6 +665,13 @@ def main() -> int:
         bare = python_server("bare", work, port, {}, *uvicorn_args("bare:app", port))
         with running(bare):
             bench.measure("bare", "(a) bare ASGI + orjson", bare, "/v1/event", single_body, 1, None)
+        # Not one of the rows: the same work without uvicorn, to show where the floor is.
+        port = free_port()
+        floor = python_server("floor", work, port, {}, str(HERE / "bare_protocol.py"), str(port))
+        with running(floor):
+            bench.measure(
+                "floor", "bare, plain httptools protocol", floor, "/v1/event", single_body, 1, None
+            )
         port = free_port()
         naive = python_server(
             "naive", work, port, {"REDIS_URL": store.url}, *uvicorn_args("naive:app", port)
