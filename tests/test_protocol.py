@@ -2,7 +2,8 @@
 
 A real `gateway serve` process: keep-alive, pipelining (answers in order, across the short path
 and uvicorn's), HTTP/1.0, `Expect: 100-continue`, chunked bodies, a body over the limit, a client
-that leaves before its answer.
+that leaves before its answer, a request in flight at shutdown; and that the options `serve`
+gives uvicorn leave the short way on.
 """
 
 from __future__ import annotations
