@@ -20,6 +20,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from .events import ENVELOPE
 from .identity import PUBLIC_NAMES
 from .redis_keys import CONTACT_SUFFIXES, EVENT_CODES, REACHABLE_KINDS
 
@@ -46,26 +47,29 @@ class Script:
     @classmethod
     def load(cls, name: str) -> Script:
         folder = resources.files("gateway") / "lua"
-        lua_suffixes = "{" + ", ".join(f"'{s}'" for s in CONTACT_SUFFIXES) + "}"
-        library = (folder / "lib.lua").read_text().replace("{{CONTACT_SUFFIXES}}", lua_suffixes)
-        for constant, value in lua_tables().items():
-            library = library.replace("{{" + constant + "}}", value)
         # Further libraries (lib_<topic>.lua) follow lib.lua, in name order.
         extra = sorted(f.name for f in folder.iterdir() if f.name.startswith("lib_"))
-        library += "".join("\n" + (folder / name).read_text() for name in extra)
-        text = library + "\n" + (folder / f"{name}.lua").read_text()
+        parts = ["lib.lua", *extra, f"{name}.lua"]
+        text = "\n".join((folder / part).read_text() for part in parts)
+        for constant, value in lua_tables().items():
+            text = text.replace("{{" + constant + "}}", value)
         return cls(name, text, hashlib.sha1(text.encode()).hexdigest())
 
 
 def lua_tables() -> dict[str, str]:
-    """Python constants lib.lua needs as Lua tables (kept in one place, never copied by hand)."""
+    """Python constants the scripts need as Lua text (kept in one place, never copied by hand)."""
+    suffixes = ", ".join(f"'{suffix}'" for suffix in CONTACT_SUFFIXES)
     reachable = ", ".join(f"{kind} = true" for kind in sorted(REACHABLE_KINDS))
     names = ", ".join(f"{kind} = '{name}'" for kind, name in PUBLIC_NAMES.items())
     codes = ", ".join(f"{ty} = '{code}'" for ty, code in EVENT_CODES.items())
     return {
+        "CONTACT_SUFFIXES": "{" + suffixes + "}",
         "REACHABLE_KINDS": "{" + reachable + "}",
         "PUBLIC_NAMES": "{" + names + "}",
         "EVENT_CODES": "{" + codes + "}",
+        # The ingest envelope's places (events.ENVELOPE): `local ID, DEDUP, ... = 1, 2, ...`.
+        "ENVELOPE_NAMES": ", ".join(place.upper() for place in ENVELOPE),
+        "ENVELOPE_PLACES": ", ".join(str(n) for n in range(1, len(ENVELOPE) + 1)),
     }
 
 

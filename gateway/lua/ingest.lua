@@ -29,7 +29,9 @@ ttl = ttl + slack
 
 local limits = {ttl = ttl, views = cap_views, events = cap_events, timeout = timeout, now = now,
                 cart_ttl = cart_ttl, window = window}
-local ID, DEDUP, TYPE, IDS, FRESH, PV, CV, CART, ORDER, IGNORED = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+-- The envelope's places, named after events.ENVELOPE: ID, DEDUP, TYPE, IDS, FRESH, PV, CV, CART,
+-- ORDER, IG = 1, 2, ...
+local {{ENVELOPE_NAMES}} = {{ENVELOPE_PLACES}}
 local COUNTER = {pageViewed = 'pg', productViewed = 'pv', productCategoryViewed = 'cv',
                  cartUpdated = 'cu'}
 
@@ -173,8 +175,8 @@ local function store_event(ev, raw, dk)
 
   local opened = open_visit(cid, COUNTER[ty] or 'x', now, timeout, last)
   local tag, note = 'a', nil
-  if ev[IGNORED] then
-    tag, note = 'i', ev[IGNORED]
+  if ev[IG] then
+    tag, note = 'i', ev[IG]
   elseif ev[ORDER] then -- after open_visit: the visit this event is part of counts the order
     tag, note = apply_order(ev[ORDER], cid, limits) -- the order's own contact may differ
   end
@@ -216,7 +218,7 @@ for i, ev in ipairs(events) do
     results[i] = 'd|' .. seen
   else
     local ids = ev[IDS]
-    local history_only = not (ev[CART] or ev[ORDER] or ev[IGNORED])
+    local history_only = not (ev[CART] or ev[ORDER] or ev[IG])
     if history_only and run and same_ids(ids, run.ids) then
       results[i] = add_to_run(ev, raws[i], dk)
     else
