@@ -77,19 +77,17 @@ class IngestProtocol(HttpToolsProtocol):
         self.ingest = ingest
 
     def on_headers_complete(self) -> None:
-        cycle = self.cycle
-        ingest = self.ingest
+        cycle, ingest, parser = self.cycle, self.ingest, self.parser
         if (
             ingest is not None
             and (cycle is None or cycle.response_complete)
             and not self.expect_100_continue
-            and self.parser.get_method() == b"POST"
-            and not self.parser.should_upgrade()
+            and parser.get_method() == b"POST"
+            and not parser.should_upgrade()
         ):
             url = httptools.parse_url(self.url)
             path = INGEST_PATHS.get(url.path)
             if path is not None:
-                parser = self.parser
                 keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
                 self.cycle = IngestCycle(  # type: ignore[assignment]
                     ingest, path, url.query or b"", keep_alive

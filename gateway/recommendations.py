@@ -36,7 +36,6 @@ def _page_viewed(params: Params, received: str, raw: dict[str, Any]) -> None:
     raw["location"] = location.strip()
     raw["scheme"] = scheme
     raw["channel"] = "web" if scheme in WEB_SCHEMES else "app"
-    return None
 
 
 def _product_viewed(params: Params, received: str, raw: dict[str, Any]) -> tuple[str, Any]:
