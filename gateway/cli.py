@@ -136,6 +136,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
     """What `serve` hands to uvicorn.run (uvicorn.Config's arguments)."""
+    from .protocol import IngestProtocol  # imports uvicorn, as serve does: not for --help
+
     return {
         "app": "gateway.app:create_app",
         "factory": True,
@@ -143,8 +145,9 @@ def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
         "port": args.port,
         "workers": args.workers,
         "loop": "uvloop",
-        # httptools, with the ingest paths answered past uvicorn's ASGI layer (protocol.py).
-        "http": "gateway.protocol:IngestProtocol",
+        # httptools, with the ingest paths answered past uvicorn's ASGI layer (protocol.py). The
+        # class, not its import string: older uvicorn (0.29 among them) takes only its own names.
+        "http": IngestProtocol,
         "lifespan": "on",
         # uvicorn's access log would print query strings, and site keys travel in ?key=.
         "access_log": False,
