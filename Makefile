@@ -4,14 +4,23 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The runtime dependencies at the lowest versions pyproject.toml admits (.ci/lower_bounds.py).
+OLDEST := .venv-oldest
+OLDEST_STAMP := $(OLDEST)/.installed-stamp
 
-.PHONY: run test lint audit bench clean
+.PHONY: run test test-oldest lint audit bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
+
+$(OLDEST_STAMP): pyproject.toml
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST)/bin/python -m pip install --quiet -e '.[test]' $$($(PYTHON) .ci/lower_bounds.py)
+	touch $(OLDEST_STAMP)
 
 run: $(STAMP)
 	$(BIN)/gateway serve $(ARGS)
@@ -20,6 +29,12 @@ test: $(STAMP) browser snippet-check
 	$(BIN)/ruff check gateway tests
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) test-oldest
+
+# The suite again on the lowest versions of the runtime dependencies that pyproject.toml admits
+# (no coverage: the run above holds the floor).
+test-oldest: $(OLDEST_STAMP)
+	$(OLDEST)/bin/pytest --no-cov $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests
@@ -58,4 +73,4 @@ audit: $(STAMP)
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 clean:
-	rm -rf $(VENV) .gateway-data .coverage
+	rm -rf $(VENV) $(OLDEST) .gateway-data .coverage

@@ -148,6 +148,9 @@ def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
         # httptools, with the ingest paths answered past uvicorn's ASGI layer (protocol.py). The
         # class, not its import string: older uvicorn (0.29 among them) takes only its own names.
         "http": IngestProtocol,
+        # Nothing here speaks WebSocket: uvicorn then never imports its websockets protocols,
+        # and an upgrade request gets an ordinary HTTP answer.
+        "ws": "none",
         "lifespan": "on",
         # uvicorn's access log would print query strings, and site keys travel in ?key=.
         "access_log": False,

@@ -261,6 +261,25 @@ def test_slow_path_stays_for_other_methods(server):
     assert first[0] == 405 and second[0] == 405
 
 
+def test_websocket_handshake_gets_an_ordinary_answer(server):
+    # No WebSocket endpoint exists: the handshake is not taken up (no 101), the request is
+    # answered as plain HTTP, and the connection stays usable for the next request.
+    port, key = server
+    handshake = (
+        "Connection: Upgrade",
+        "Upgrade: websocket",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    )
+    with connect(port) as sock:
+        sock.sendall(request(key, "/healthz", b"", *handshake, method="GET"))
+        ((status, headers, body),) = read_answers(sock, 1)
+        assert status == 200 and "upgrade" not in headers, body
+        sock.sendall(request(key, "/v1/event", event(f"{unique('ws')}@example.com")))
+        ((status, _, body),) = read_answers(sock, 1)
+        assert status == 200, body
+
+
 async def test_gateway_serve_answers_the_ingest_paths_itself(tmp_path, monkeypatch):
     # The short way turns itself off when uvicorn wraps the app (e.g. proxy headers, trace logs):
     # every test above would still pass, only slower. This checks what `serve` configures.
