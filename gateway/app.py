@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +30,23 @@ from .store import UNAVAILABLE_ERRORS, IngestBatcher, Store, StoreUnavailable, c
 from .supervision import watch_supervisor
 
 log = logging.getLogger("gateway")
+
+
+class AnyText(Convertor[str]):
+    """A path parameter of any characters. Starlette's `path` is `.*`, whose `.` stops at a line
+    break, and the route's `$` lets a trailing one go unmatched: `/v1/contacts/trail%0A` read the
+    contact `trail`, and an identifier with a line break inside it was not found at all."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("text", AnyText())
 
 
 class Gateway:
@@ -210,13 +228,13 @@ def create_app(settings: Settings | None = None) -> Any:
         Route("/readyz", gateway.readyz),
         Route("/metrics", gateway.metrics_endpoint),
         Route("/openapi.json", openapi.endpoint),
-        Route("/v1/contacts/{identifier:path}", gateway.get_contact),
+        Route("/v1/contacts/{identifier:text}", gateway.get_contact),
         Route("/v1/events", gateway.list_events),
         Route("/v1/triggers", gateway.list_triggers),
         Route("/v1/webhooks/dead", gateway.dead_letters),
         Route("/v1/orders", orders.post_orders, methods=["POST"]),
-        Route("/v1/orders/{externalOrderId:path}", orders.get_order),
-        Route("/v1/carts/{recycleStateId:path}", orders.get_cart),
+        Route("/v1/orders/{externalOrderId:text}", orders.get_order),
+        Route("/v1/carts/{recycleStateId:text}", orders.get_cart),
         Route("/js/tracker.js", snippet.tracker_js),
     ]
     handlers: dict[Any, Any] = {

@@ -147,6 +147,8 @@ def lookup_candidates(identifier: str) -> list[tuple[str, str]]:
         candidates.append(("phone", text))
     for kind in ("contactId", "contactKey", "pushToken", "customer", "key", "visitor"):
         candidates.append((kind, identifier))
+    if text != identifier:  # keyValue is stored without surrounding space, params as sent
+        candidates.append(("key", text))
     if "@" not in text:  # emails are not validated (seed 003's is "[email protected]")
         candidates.append(("email", text.lower()))
     return candidates

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -121,3 +122,19 @@ async def test_recent_views_are_capped(make_api):
         await api.event(ev("productViewed", key_value="cap@example.com", product=product(f"P{n}")))
     contact = await api.contact("cap@example.com")
     assert [p["productId"] for p in contact["recentProducts"]] == ["P4", "P3", "P2"]
+
+
+async def test_identifiers_with_line_breaks_are_read_back_as_stored(api):
+    # A path parameter once stopped at a line break, and `$` let a trailing one go unmatched:
+    # "trail\n" read the contact "trail", and "line\nbreak" got the router's 404.
+    await api.event(ev("login", key_value="trail"))
+    for value in ("trail\n", "line\nbreak"):  # params keep what they are sent
+        assert (await api.event(ev("login", ContactKey=value))).status_code == 200
+    assert (await api.contact("trail"))["identifiers"] == {"keyValue": ["trail"]}
+    for value in ("trail\n", "line\nbreak"):
+        contact = await api.contact(quote(value, safe=""))
+        assert contact["identifiers"] == {"contactKey": [value]}
+    # keyValue is stored stripped: " key-9\n" is read back with or without the space around it
+    await api.event(ev("login", key_value=" key-9\n"))
+    for value in ("key-9", " key-9\n"):
+        assert (await api.contact(quote(value, safe="")))["identifiers"] == {"keyValue": ["key-9"]}

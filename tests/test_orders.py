@@ -133,6 +133,13 @@ async def test_the_same_external_order_id_updates_the_order(api, sync_redis):
     assert len({t["id"] for t in triggers(sync_redis, api)}) == 3
 
 
+async def test_an_order_id_with_a_line_break_is_read_back(api):
+    # the route's parameter takes any character (app.AnyText); "a\nb" once got the router's 404
+    await post_orders(api, order("a\nb"), order("a"))
+    answer = await api.get("/v1/orders/a%0Ab")
+    assert answer.status_code == 200 and answer.json()["order"]["externalOrderId"] == "a\nb"
+
+
 async def test_a_retried_identical_order_changes_nothing_and_emits_no_trigger(api, sync_redis):
     await post_orders(api, order("o-1"))
     await post_orders(api, order("o-1"))
