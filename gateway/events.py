@@ -29,22 +29,31 @@ KNOWN_TYPES = RECOMMENDATION_TYPES | ORDER_TYPES
 
 
 class _Ids:
-    """Event and contact ids: a random per-process prefix and a counter.
+    """Event and contact ids: 24 hex digits from a counter and a random per-process key.
 
     They must be unique (across processes and restarts), not secret, and two `secrets.token_hex`
-    calls per event (a system call each) showed up in the ingest profile; a counter does not.
+    calls per event (a system call each) showed up in the ingest profile; a counter does not. The
+    count is mixed so that every digit changes from one id to the next: Redis' Lua hashes a long
+    string from one character in `len / 32 + 1`, and raw events differing only in a counter's
+    last digits (as a prefix and a plain counter made them) fell into one chain of its string
+    table, which Lua then compared on every new string: about 40 % of Redis' time on the
+    benchmark's batches (measured). In a raw event under 768 bytes, the generated eventId (its
+    characters 12-35) now always has a hashed character, and it changes from one id to the next.
     """
+
+    MODULUS = 1 << 96
+    MULTIPLIER = 0x9E3779B97F4A7C15F39CC061  # odd: no two counts give the same id
 
     def __init__(self) -> None:
         self.reseed()
         os.register_at_fork(after_in_child=self.reseed)
 
     def reseed(self) -> None:
-        self.prefix = secrets.token_hex(8)
+        self.key = secrets.randbits(96)
         self.counter = itertools.count()
 
     def new(self) -> str:
-        return f"{self.prefix}{next(self.counter):08x}"
+        return f"{(next(self.counter) * self.MULTIPLIER + self.key) % self.MODULUS:024x}"
 
 
 new_id = _Ids().new
