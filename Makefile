@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 $(OLDEST_STAMP): pyproject.toml
 	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
-	$(OLDEST)/bin/python -m pip install --quiet -e '.[test]' $$($(PYTHON) .ci/lower_bounds.py)
+	pins=$$($(PYTHON) .ci/lower_bounds.py) && \
+		$(OLDEST)/bin/python -m pip install --quiet -e '.[test]' $$pins
 	touch $(OLDEST_STAMP)
 
 run: $(STAMP)
