@@ -13,12 +13,21 @@ Everything else (other paths and methods, `Expect: 100-continue`, upgrades, a re
 behind another one) takes uvicorn's own way, and uvicorn still owns the connection: parsing
 (llhttp), keep-alive and its timeout, flow control, graceful shutdown. What this relies on of
 uvicorn's protocol: its `cycle` (what is in flight: `response_complete`, `keep_alive`), `url`,
-`headers`, `parser`, `expect_100_continue`, `on_response_complete()`. tests/test_protocol.py drives
-each case through a real server.
+`headers`, `parser`, `expect_100_continue`, `on_response_complete()`, and for the mend below
+`ws_protocol_class`, `logger`, `_unset_keepalive_if_required()`, `send_400_response()`.
+tests/test_protocol.py drives each case through a real server, on the newest uvicorn and on the
+oldest that pyproject.toml admits (`make test-oldest`).
+
+It also mends uvicorn's handling of a request that offers an upgrade the server does not take
+(`Upgrade: h2c`, which Java's HttpClient, Spring's RestClient on it, and Ktor send by default):
+llhttp stops at the end of such a request's head and skips its body, so the app saw an empty body
+(a 400 for valid JSON). RFC 9110 §7.8 lets a server ignore the offer; here the body is read by a
+fresh parser into the same request, and the connection goes on in HTTP/1.1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.protocol")
 
 INGEST_PATHS = {b"/v1/event": "/v1/event", b"/v1/events": "/v1/events"}
+# What a request body's length is read from; a refused upgrade's body is read again by them.
+FRAMING = (b"content-length", b"transfer-encoding")
+INVALID_REQUEST = "Invalid HTTP request received."  # uvicorn's words, for the same case
 CRASH_ANSWER = (
     STATUS_LINE[500] + b"content-type: text/plain; charset=utf-8\r\ncontent-length: 21\r\n"
     b"connection: close\r\n\r\nInternal Server Error"
@@ -75,8 +87,40 @@ class IngestProtocol(HttpToolsProtocol):
         if self.limit_concurrency is not None or self.root_path:
             ingest = None
         self.ingest = ingest
+        self.replaying = False  # a refused upgrade's body is being read (refuse_upgrade)
+
+    def data_received(self, data: bytes) -> None:
+        if self.ws_protocol_class is not None:  # uvicorn may upgrade to WebSocket: its own way
+            super().data_received(data)
+            return
+        self._unset_keepalive_if_required()
+        while True:
+            try:
+                self.parser.feed_data(data)
+                return
+            except httptools.HttpParserError:
+                self.logger.warning(INVALID_REQUEST)
+                self.send_400_response(INVALID_REQUEST)
+                return
+            except httptools.HttpParserUpgrade as upgrade:
+                data = self.refuse_upgrade(data[upgrade.args[0] :])
+
+    def refuse_upgrade(self, rest: bytes) -> bytes:
+        """Go on in HTTP/1.1 after a request offering an upgrade: what to feed the new parser.
+
+        Its head is parsed and its request under way, without a body (on_message_complete held
+        it back). A fresh parser reads the body behind a head that gives only its framing, into
+        that request (`replaying` keeps the head from starting another), then what follows."""
+        self.parser = httptools.HttpRequestParser(self)
+        with contextlib.suppress(AttributeError):  # as uvicorn sets its own (httptools >= 0.6.3)
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        framing = [name + b": " + value for name, value in self.headers if name in FRAMING]
+        self.replaying = True
+        return b"\r\n".join([b"POST / HTTP/1.1", *(framing or [b"content-length: 0"]), b"", rest])
 
     def on_headers_complete(self) -> None:
+        if self.replaying:
+            return
         cycle, ingest, parser = self.cycle, self.ingest, self.parser
         if (
             ingest is not None
@@ -112,6 +156,10 @@ class IngestProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         cycle = self.ingest_cycle()
         if cycle is None:
+            if self.replaying:  # the refused upgrade's body is all read
+                self.replaying = False
+            elif self.parser.should_upgrade() and self.ws_protocol_class is None:
+                return  # the body is still to come: refuse_upgrade
             super().on_message_complete()
         elif not cycle.dispatched:
             self.dispatch(cycle)

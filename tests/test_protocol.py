@@ -280,6 +280,54 @@ def test_websocket_handshake_gets_an_ordinary_answer(server):
         assert status == 200, body
 
 
+H2C = ("Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAAQAoAAA")
+
+
+def test_a_refused_h2c_upgrade_keeps_the_body(server):
+    # Java's HttpClient and Spring's RestClient offer h2c on every POST; uvicorn with httptools
+    # handed the app an empty body (a 400 for valid JSON). Bodies of either framing, the head
+    # and the body in separate packets, a request pipelined behind, the connection kept.
+    port, key = server
+    email = f"{unique('h2c')}@example.com"
+    chunked_head = request(key, "/v1/event", b"", *H2C, "Transfer-Encoding: chunked")
+    with connect(port) as sock:
+        sock.sendall(request(key, "/v1/event", event(email, eventId="h-1"), *H2C))
+        sock.sendall(chunked_head)
+        time.sleep(0.1)  # the head alone first, as Ktor writes it
+        sock.sendall(chunked(event(email, eventId="h-2"), 16))
+        sock.sendall(
+            request(key, "/v1/event", event(email, eventId="h-3"), *H2C)
+            + request(key, "/v1/event", event(email, eventId="h-4"))
+        )
+        answers = read_answers(sock, 4)
+        order = {"externalOrderId": unique("h2c"), "status": "INITIALIZED", "totalCost": 1}
+        orders = json.dumps({"orders": [{**order, "date": "2024-05-14T10:11:00", "email": email}]})
+        sock.sendall(
+            request(key, "/healthz", b"", *H2C, method="GET")
+            + request(key, "/v1/orders", orders.encode(), *H2C)
+        )
+        (health, ordered) = read_answers(sock, 2)
+    assert health[0] == 200
+    assert (ordered[0], json.loads(ordered[2])) == (200, {"failedOrders": []})
+    assert [(s, json.loads(body)["eventId"]) for s, _, body in answers] == [
+        (200, "h-1"),
+        (200, "h-2"),
+        (200, "h-3"),
+        (200, "h-4"),
+    ]
+    stored = sorted(e["eventId"] for e in stored_events(port, key, email))
+    assert stored == ["h-1", "h-2", "h-3", "h-4"]
+
+
+def test_a_refused_upgrade_with_a_malformed_body_gets_a_400(server):
+    port, key = server
+    with connect(port) as sock:
+        head = request(key, "/v1/event", b"", *H2C, "Transfer-Encoding: chunked")
+        sock.sendall(head + b"zz\r\nnot a chunk\r\n")
+        ((status, _, _),) = read_answers(sock, 1)
+    assert status == 400
+
+
 async def test_gateway_serve_answers_the_ingest_paths_itself(tmp_path, monkeypatch):
     # The short way turns itself off when uvicorn wraps the app (e.g. proxy headers, trace logs):
     # every test above would still pass, only slower. This checks what `serve` configures.
