@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 from conftest import free_port, start_gateway, unique
 from faults import stored_event_ids, write_config
+from order_helpers import order
 from uvicorn.server import ServerState
 
 from gateway.cli import parser, uvicorn_options
@@ -300,8 +301,7 @@ def test_a_refused_h2c_upgrade_keeps_the_body(server):
             + request(key, "/v1/event", event(email, eventId="h-4"))
         )
         answers = read_answers(sock, 4)
-        order = {"externalOrderId": unique("h2c"), "status": "INITIALIZED", "totalCost": 1}
-        orders = json.dumps({"orders": [{**order, "date": "2024-05-14T10:11:00", "email": email}]})
+        orders = json.dumps({"orders": [order(unique("h2c"), email=email)]})
         sock.sendall(
             request(key, "/healthz", b"", *H2C, method="GET")
             + request(key, "/v1/orders", orders.encode(), *H2C)
