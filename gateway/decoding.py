@@ -10,6 +10,7 @@ event is marked repaired. Anything else that does not parse is the caller's 400.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,10 +18,46 @@ import orjson
 
 _TRAILING_JUNK = "]} \t\r\n"
 _CONTAINERS = frozenset({dict, list})
+# How deep a param's value (or an order's field) may nest. orjson reads 1024 levels but writes only
+# 254, and what is stored is written again inside the stored event and inside read answers: well
+# below that, a value can be stored and read back (deeper was a 500, losing a whole batch).
+MAX_DEPTH = 100
+# A number sent as text, as JSON writes one (surrounding space allowed): Python's float() also
+# takes "1_000", "inf" and other scripts' digits, which no client means as a number.
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
 
 
 class NotJson(ValueError):
     pass
+
+
+class TooDeep(NotJson):
+    pass
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than `limit` levels in `value` (itself one, if one)."""
+    if type(value) not in _CONTAINERS:
+        return False
+    level = [value]
+    for _ in range(limit):
+        deeper = [
+            child
+            for container in level
+            for child in (container.values() if type(container) is dict else container)
+            if type(child) in _CONTAINERS
+        ]
+        if not deeper:
+            return False
+        level = deeper
+    return True
+
+
+def number_text(text: str) -> float:
+    """The number a JSON-like numeric text stands for; ValueError for anything else."""
+    if _NUMBER_TEXT.fullmatch(text) is None:
+        raise ValueError(f"not a number: {text!r}")
+    return float(text)
 
 
 def _int_as_orjson(text: str) -> int | float:
@@ -61,6 +98,8 @@ def _flatten(value: Any) -> Any:
         if type(child) in _CONTAINERS:  # parsers make exact dicts and lists
             for key, grandchild in child.items() if type(child) is dict else enumerate(child):
                 if type(grandchild) in _CONTAINERS:
+                    if nested_deeper_than(grandchild, MAX_DEPTH - 2):
+                        raise TooDeep(f"nested deeper than {MAX_DEPTH} levels")
                     child[key] = orjson.dumps(grandchild).decode()
     return value
 
@@ -118,3 +157,51 @@ def _first_value(text: str) -> tuple[dict[str, Any] | list[Any], str]:
         except orjson.JSONEncodeError:
             raise NotJson("not valid JSON: a lone surrogate") from None
     return value, rest
+
+
+class RepeatedParams(dict[str, Any]):
+    """Params sent as a JSON object that gives a name more than once (`repeated`). orjson reads
+    such an object without a word, keeping the last value; a repeated name is refused instead, as
+    in the list form."""
+
+    repeated = ""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    marked = RepeatedParams(found)
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            marked.repeated = name
+            break
+        seen.add(name)
+    return marked
+
+
+def _events(document: Any, batch: bool) -> list[Any]:
+    if not batch:
+        return [document]
+    if type(document) is dict:
+        document = document.get("events")
+    return document if type(document) is list else []
+
+
+def mark_repeated_params(document: Any, body: bytes, batch: bool) -> None:
+    """Swap in a RepeatedParams for the object-form params of each event that repeat a name.
+
+    Only a body with object-form params is read again, by the json module (which shows every
+    key), so the usual list form costs one type check per event."""
+    events = _events(document, batch)
+    if not any(type(event) is dict and type(event.get("params")) is dict for event in events):
+        return
+    try:
+        again = _events(json.loads(body, object_pairs_hook=_pairs), batch)
+    except (ValueError, RecursionError):  # orjson reads deeper and longer numbers than json
+        return
+    for event, twin in zip(events, again, strict=True):
+        params = twin.get("params") if isinstance(twin, dict) else None
+        if type(params) is RepeatedParams:
+            event["params"] = params

@@ -21,7 +21,7 @@ from .errors import ApiError, invalid
 from .params import read_params
 from .recommendations import TYPE_HANDLERS
 
-EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+EVENT_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # fullmatch: `$` lets a final "\n" through
 MAX_EVENT_ID = 128
 RECOMMENDATION_TYPES = frozenset(TYPE_HANDLERS)
 ORDER_TYPES = frozenset({"orderCreated", "orderUpdated", "orderDelivered", "orderCancelled"})
@@ -98,7 +98,7 @@ def prepare(body: Any, site_key: bool, received: str) -> Prepared:
     event_type = get("eventTypeKey")
     # Known types match EVENT_TYPE: only others need the regular expression.
     if not isinstance(event_type, str) or (
-        event_type not in KNOWN_TYPES and not EVENT_TYPE.match(event_type)
+        event_type not in KNOWN_TYPES and not EVENT_TYPE.fullmatch(event_type)
     ):
         raise invalid(
             "eventTypeKey",

@@ -18,6 +18,7 @@ import orjson
 from . import events
 from .auth import PREFLIGHT_HEADERS, Principal, check_origin
 from .clock import iso, now_ms
+from .decoding import mark_repeated_params
 from .errors import ApiError, invalid, unavailable
 from .store import StoreUnavailable
 
@@ -76,34 +77,53 @@ async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -
 
 
 def gunzip(body: bytes, limit: int) -> bytes:
-    """Decompress at most `limit` bytes: a gzip bomb is refused by its decompressed size."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error:
-        raise invalid("body", "The body is not valid gzip.", code="invalid_gzip") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise too_large(limit)
-    if not inflater.eof:
-        raise invalid("body", "The gzip body is truncated.", code="invalid_gzip")
-    return out
+    """Decompress at most `limit` bytes: a gzip bomb is refused by its decompressed size.
+
+    Every member of the body (RFC 1952 lets one follow another, as `gzip -c a b` writes them), as
+    Python's gzip module reads it: NUL padding after a member is skipped, anything else is not
+    gzip."""
+    out: list[bytes] = []
+    room = limit
+    rest = body
+    while rest:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            member = inflater.decompress(rest, room + 1)
+        except zlib.error:
+            raise invalid("body", "The body is not valid gzip.", code="invalid_gzip") from None
+        room -= len(member)
+        if room < 0 or inflater.unconsumed_tail:
+            raise too_large(limit)
+        if not inflater.eof:
+            raise invalid("body", "The gzip body is truncated.", code="invalid_gzip")
+        out.append(member)
+        rest = inflater.unused_data.lstrip(b"\0")
+    return b"".join(out)
 
 
 def media_type(headers: dict[bytes, bytes]) -> bytes:
     return headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
 
 
-async def read_json(receive: Receive, headers: dict[bytes, bytes], limit: int) -> Any:
-    """The parsed body of a JSON request: content type, size (after gunzip) and syntax checked."""
+async def read_json(
+    receive: Receive, headers: dict[bytes, bytes], limit: int, batch: bool | None = None
+) -> Any:
+    """The parsed body of a JSON request: content type, size (after gunzip) and syntax checked.
+
+    For an event body, `batch` tells its form, and object-form params that repeat a name are
+    marked (decoding.RepeatedParams)."""
     kind = media_type(headers)
     if kind not in ACCEPTED_TYPES:
         message = "Content-Type must be application/json or text/plain" + FORM_HINT.get(kind, ".")
         raise ApiError(415, "unsupported_media_type", message, "content-type")
     body = await read_body(receive, headers, limit)
     try:
-        return orjson.loads(body)
+        document = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise invalid("body", "The body is not valid JSON.", code="invalid_json") from None
+    if batch is not None:
+        mark_repeated_params(document, body, batch)
+    return document
 
 
 class IngestApp:
@@ -146,9 +166,10 @@ class IngestApp:
             extra = check_origin(principal, origin)
             await self.gateway.check_rate(principal)
             # The parsed body is passed on, not kept in this frame while Redis stores the events.
-            handle = self.one if path == "/v1/event" else self.many
+            batch = path == "/v1/events"
+            handle = self.many if batch else self.one
             status, answer = await handle(
-                principal, await read_json(receive, headers, self.limit), now_ms()
+                principal, await read_json(receive, headers, self.limit, batch), now_ms()
             )
         except ApiError as error:
             if error.status == 503:

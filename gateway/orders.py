@@ -16,13 +16,23 @@ from typing import Any
 
 import orjson
 
-from .decoding import NotJson, decode_param, looks_like_json
+from .decoding import (
+    MAX_DEPTH,
+    NotJson,
+    TooDeep,
+    decode_param,
+    looks_like_json,
+    nested_deeper_than,
+    number_text,
+)
 from .identity import PHONE
 
 STATUSES = ("INITIALIZED", "IN_PROGRESS", "DELIVERED", "CANCELLED", "ABANDONED_SHOPPING_CART")
 REQUIRED = ("externalOrderId", "status", "totalCost", "date")
 CONTACT_FIELDS = ("externalCustomerId", "email", "phone")
-DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?$")
+DATE = re.compile(  # ASCII digits only: `\d` would take any script's digits
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?"
+)
 MAX_ID = 256
 MAX_RSID = 128
 NUMBERS = ("totalCost", "shipping", "discount")
@@ -62,7 +72,7 @@ def _number(value: Any, name: str, checked: Checked) -> float | int | None:
     number: Any = value
     if isinstance(value, str):
         try:
-            number = float(value)
+            number = number_text(value)
         except ValueError:
             number = None
     if (
@@ -80,7 +90,7 @@ def _number(value: Any, name: str, checked: Checked) -> float | int | None:
 def _date(value: Any, checked: Checked) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not DATE.match(value.strip()):
+    if not isinstance(value, str) or not DATE.fullmatch(value.strip()):
         checked.errors.append(("date", "date must look like YYYY-MM-ddTHH:mm:ss (+offset)."))
         return None
     try:
@@ -108,6 +118,9 @@ def _items(value: Any, checked: Checked) -> list[Any] | None:
             return None
         try:
             value, _ = decode_param(value)
+        except TooDeep:
+            checked.errors.append(("items", f"items nests deeper than {MAX_DEPTH} levels."))
+            return None
         except NotJson:
             checked.errors.append(("items", "items is not valid JSON."))
             return None
@@ -122,7 +135,9 @@ def check(raw: dict[str, Any]) -> Checked:
     checked = Checked()
     fields = checked.fields
     for name, value in raw.items():
-        if name not in fields:
+        if nested_deeper_than(value, MAX_DEPTH):  # it could not be stored and read back
+            checked.errors.append((name, f"{name} nests deeper than {MAX_DEPTH} levels."))
+        elif name not in fields:
             fields[name] = value  # extra fields are kept as sent
     order_id = _text(raw.get("externalOrderId"), "externalOrderId", MAX_ID, checked)
     fields["externalOrderId"] = order_id

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .decoding import NotJson, decode_param, looks_like_json
+from .decoding import (
+    MAX_DEPTH,
+    NotJson,
+    RepeatedParams,
+    TooDeep,
+    decode_param,
+    looks_like_json,
+    nested_deeper_than,
+    number_text,
+)
 from .errors import ApiError, invalid
 
 MAX_PARAM_NAME = 100
@@ -29,7 +38,7 @@ def number(value: Any, field: str, minimum: float | None = 0) -> float:
         raise invalid(field, f"{field} must be a number.")
     if isinstance(value, str):
         try:
-            value = float(value)
+            value = number_text(value)
         except ValueError:
             raise invalid(field, f"{field} must be a number.") from None
     if not isinstance(value, (int, float)) or value != value or value in _INFINITIES:
@@ -62,6 +71,12 @@ def read_params(raw: Any) -> Params:
     listed = isinstance(raw, list)
     if not listed and not isinstance(raw, dict):
         raise invalid("params", "params must be a list of {name, value} or an object.")
+    if type(raw) is RepeatedParams:
+        raise invalid(
+            f"params.{raw.repeated}",
+            f"The param {raw.repeated!r} is given more than once.",
+            code="duplicate_param",
+        )
     if len(raw) > MAX_PARAMS:
         raise (_malformed(raw) if listed else None) or invalid(
             "params", f"params has more than {MAX_PARAMS} entries."
@@ -77,8 +92,13 @@ def read_params(raw: Any) -> Params:
             else:
                 name, value = entry
             if not isinstance(name, str) or not 0 < len(name) <= MAX_PARAM_NAME:
-                where = f"params[{i}].name" if listed else "params"
-                raise invalid(where, f"{where} must be a string of 1-{MAX_PARAM_NAME} characters.")
+                if listed:
+                    where = f"params[{i}].name"
+                    message = f"{where} must be a string of 1-{MAX_PARAM_NAME} characters."
+                else:  # the name is the field: a JSON object's keys are strings
+                    where = f"params.{name}" if name else "params"
+                    message = f"Param names must be 1-{MAX_PARAM_NAME} characters, not {len(name)}."
+                raise invalid(where, message)
             lower = name.lower()
             if lower in by_lower:
                 raise invalid(
@@ -96,6 +116,8 @@ def read_params(raw: Any) -> Params:
                 if head in _OPENERS or (head.isspace() and looks_like_json(value)):
                     try:
                         value, repaired = decode_param(value)
+                    except TooDeep:
+                        raise too_deep(f"params.{name}") from None
                     except NotJson:
                         raise invalid(
                             f"params.{name}",
@@ -104,6 +126,8 @@ def read_params(raw: Any) -> Params:
                         ) from None
                     if repaired:
                         params.repaired = True
+            elif nested_deeper_than(value, MAX_DEPTH):
+                raise too_deep(f"params.{name}")
             by_lower[lower] = value
             names[lower] = name
             stored[name] = value
@@ -111,6 +135,10 @@ def read_params(raw: Any) -> Params:
         # A malformed entry anywhere in the list is reported before a name's or value's error.
         raise (_malformed(raw) if listed else None) or error from None
     return params
+
+
+def too_deep(field: str) -> ApiError:
+    return invalid(field, f"{field} nests deeper than {MAX_DEPTH} levels.", code="invalid_json")
 
 
 def _entry_error(index: int) -> ApiError:

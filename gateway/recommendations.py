@@ -15,6 +15,7 @@ from .params import Params, currency_code, number, require_object, text_id
 URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 WEB_SCHEMES = frozenset({"http", "https"})
 _ESCAPED = re.compile(r'["\\\x00-\x1f]')  # what JSON must escape in a string
+_INFINITY = float("inf")
 
 
 def _page_viewed(params: Params, received: str, raw: dict[str, Any]) -> None:
@@ -135,6 +136,8 @@ def _cart_updated(params: Params, received: str, raw: dict[str, Any]) -> tuple[s
         line["price"] = number(item["price"], f"{where}.price")
         total += line["price"] * line["quantity"]
         cart_products.append(line)
+    if total == _INFINITY:  # finite prices and quantities, but too large a sum to store
+        raise invalid(field, f"{field}: the cart's total is too large.")
     cart = {
         "recycleStateId": rsid,
         "products": cart_products,

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-TENANT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class ConfigError(ValueError):
@@ -140,7 +140,7 @@ def _tenant(where: str, raw: Any) -> Tenant:
         raise ConfigError(f"{where}: expected a table")
     _unknown(where, raw, TENANT_KEYS)
     tenant_id = raw.get("id")
-    if not isinstance(tenant_id, str) or not TENANT_ID.match(tenant_id):
+    if not isinstance(tenant_id, str) or not TENANT_ID.fullmatch(tenant_id):
         raise ConfigError(f"{where}.id: expected 1-64 characters of A-Z a-z 0-9 _ -")
     server_keys = _strings(f"{where}.server_keys", raw.get("server_keys", []))
     site_keys = _strings(f"{where}.site_keys", raw.get("site_keys", []))

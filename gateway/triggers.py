@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway")
 
-STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
-TRIGGER_TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+# A stream id as Redis reads one: milliseconds and sequence, each a 64-bit unsigned integer.
+STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
+MAX_ID_PART = 2**64 - 1
+TRIGGER_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 PAGE = 500  # stream entries read per round trip while filtering by type
 MAX_SCAN = 10_000  # entries one request reads at most: a rare type answers short, with `next`
 
@@ -69,15 +71,18 @@ async def list_triggers(gateway: Gateway, request: Request) -> Response:
     keys = gateway.tenant_keys(principal.tenant)
     limit = limit_param(request, default=100)
     after = request.query_params.get("after") or "0-0"
-    if not STREAM_ID.match(after):
+    cursor_id = STREAM_ID.fullmatch(after)
+    last = tuple(int(part or 0) for part in cursor_id.groups()) if cursor_id else (-1,)
+    if not 0 <= max(last) <= MAX_ID_PART:
         raise invalid("after", "after must be a cursor from a previous 'next' (like 1700000-0).")
     wanted = request.query_params.get("type") or None
-    if wanted is not None and not TRIGGER_TYPE.match(wanted):
+    if wanted is not None and not TRIGGER_TYPE.fullmatch(wanted):
         raise invalid("type", "type must be a trigger type such as abandonedCart.")
     found: list[orjson.Fragment] = []
     cursor = after
     scanned = 0
-    while len(found) < limit and scanned < MAX_SCAN:
+    # Nothing follows the largest id (for which XRANGE refuses an exclusive start).
+    while len(found) < limit and scanned < MAX_SCAN and last != (MAX_ID_PART, MAX_ID_PART):
         count = limit if wanted is None else PAGE
         rows: Any = await gateway.store.redis.xrange(keys.triggers, "(" + cursor, "+", count=count)
         scanned += len(rows)

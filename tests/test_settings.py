@@ -30,6 +30,7 @@ TENANT = {"id": "shop-a", "server_keys": ["sk_1"], "site_keys": ["pk_1"]}
         ({"tenants": [TENANT], "gateway": {"maxbatch": 1}}, "gateway.maxbatch: unknown config key"),
         ({"tenants": []}, "tenants: at least one"),
         ({"tenants": [{**TENANT, "id": "bad id"}]}, "tenants[0].id"),
+        ({"tenants": [{**TENANT, "id": "a\n"}]}, "tenants[0].id"),
         ({"tenants": [{**TENANT, "server_keys": "sk"}]}, "tenants[0].server_keys: expected a list"),
         ({"tenants": [{"id": "x"}]}, "tenants[0].server_keys: a tenant needs at least one key"),
         ({"tenants": [TENANT, TENANT]}, "tenants[1].id: duplicate tenant id"),

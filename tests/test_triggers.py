@@ -135,10 +135,17 @@ async def test_feed_pages_with_a_cursor_and_filters_by_type(make_api):
 
 
 async def test_feed_refuses_bad_input_and_site_keys(api):
-    bad = await api.get("/v1/triggers", params={"after": "yesterday"})
-    assert bad.status_code == 400 and bad.json()["field"] == "after"
-    bad = await api.get("/v1/triggers", params={"type": "no spaces"})
-    assert bad.status_code == 400 and bad.json()["field"] == "type"
+    # each once a 500: Redis refused the cursor that the pattern had let through
+    beyond = str(2**64)
+    for after in ("yesterday", "1\n", "\u0661", beyond, f"1-{beyond}", "1-2-3", "-1"):
+        bad = await api.get("/v1/triggers", params={"after": after})
+        assert (bad.status_code, bad.json()["field"]) == (400, "after"), after
+    for wanted in ("no spaces", "abandonedCart\n"):
+        bad = await api.get("/v1/triggers", params={"type": wanted})
+        assert (bad.status_code, bad.json()["field"]) == (400, "type"), wanted
+    largest = f"{2**64 - 1}-{2**64 - 1}"  # nothing can follow it: XRANGE refuses "(" + it
+    last = await api.get("/v1/triggers", params={"after": largest})
+    assert (last.status_code, last.json()) == (200, {"triggers": [], "next": largest})
     bad = await api.get("/v1/triggers", params={"limit": "0"})
     assert bad.status_code == 400 and bad.json()["field"] == "limit"
     site = await api.http.get(f"/v1/triggers?key={api.site_key}")
