@@ -65,8 +65,8 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument("--port", type=_port, default=8080, help="port to listen on")
+    serve.add_argument("--workers", type=_positive, default=1, help="worker processes")
     serve.add_argument("--config", default=None, help="TOML config file (or GATEWAY_CONFIG)")
     serve.add_argument(
         "--log-level",
@@ -115,7 +115,7 @@ def serve(args: argparse.Namespace) -> int:
         os.environ["REDIS_URL"] = embedded.url
         log.info("embedded redis ready", extra={"url": embedded.url})
     else:
-        log.info("using external redis", extra={"url": _without_password(settings.redis_url)})
+        log.info("using external redis", extra={"url": redacted(settings.redis_url)})
     if settings.generated_keys:
         announce_keys(settings)
     log.info("listening", extra={"url": f"http://{args.host}:{args.port}", "workers": args.workers})
@@ -168,11 +168,31 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def _without_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
+def _port(text: str) -> int:
+    # argparse's int alone took 99999, which the socket layer wrapped to 34463 (99999 mod 65536)
+    port = _positive(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (1-65535)")
+    return port
+
+
+def _positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def redacted(url: str) -> str:
+    """A Redis URL fit for the log: its password hidden, given before `@` or as `?password=`."""
+    base, mark, query = url.partition("?")
+    scheme, sep, rest = base.partition("://")
     if "@" in rest:
         rest = "***@" + rest.rpartition("@")[2]
-    return scheme + sep + rest
+    query = "&".join(
+        "password=***" if pair.partition("=")[0].lower() == "password" else pair
+        for pair in query.split("&")
+    )
+    return scheme + sep + rest + mark + query
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,7 +41,8 @@ def limit_param(request: Request, default: int = 50) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # isdigit() alone takes "²" and other scripts' digits, which int() then refuses (a 500)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= MAX_LIMIT):
         raise invalid("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}.")
     return int(raw)
 

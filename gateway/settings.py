@@ -95,6 +95,11 @@ WEBHOOK_RETRY_KEYS = {
 }
 
 
+# Every number's upper bound: TOML takes inf, nan and 64-bit integers, which crashed start-up or
+# overflowed Redis' integers (a TTL plus its slack) on every request. 10^9 s is over 31 years.
+MAXIMUM = 1_000_000_000
+
+
 def _number(where: str, value: Any, kind: type, minimum: float) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where}: expected a number, got {value!r}")
@@ -102,6 +107,8 @@ def _number(where: str, value: Any, kind: type, minimum: float) -> Any:
         raise ConfigError(f"{where}: expected a whole number, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{where}: must be at least {minimum:g}, got {value!r}")
+    if not value <= MAXIMUM:  # nan too
+        raise ConfigError(f"{where}: must be at most {MAXIMUM:,}, got {value!r}")
     return kind(value)
 
 
@@ -201,22 +208,30 @@ def parse_config(raw: dict[str, Any], data_dir: Path, redis_url: str | None) -> 
 def _default_tenant(data_dir: Path) -> Tenant:
     """One tenant `default` whose keys are generated once and kept in the data dir."""
     path = data_dir / "keys.json"
-    if path.exists():
-        keys = orjson.loads(path.read_bytes())
-    else:
-        keys = {
-            "server_key": "sk_" + secrets.token_urlsafe(24),
-            "site_key": "pk_" + secrets.token_urlsafe(18),
-        }
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(keys))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+    try:
+        if path.exists():
+            keys = orjson.loads(path.read_bytes())
+            server_key, site_key = keys["server_key"], keys["site_key"]
+            if not (isinstance(server_key, str) and isinstance(site_key, str)):
+                raise TypeError("keys are not strings")
+        else:
+            server_key = "sk_" + secrets.token_urlsafe(24)
+            site_key = "pk_" + secrets.token_urlsafe(18)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(orjson.dumps({"server_key": server_key, "site_key": site_key}))
+            tmp.chmod(0o600)
+            tmp.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read or write the generated keys: {exc}") from None
+    except (ValueError, TypeError, KeyError):  # orjson's JSONDecodeError is a ValueError
+        raise ConfigError(
+            f"{path}: not the gateway's generated keys (delete it to generate new ones)"
+        ) from None
     return Tenant(
         id="default",
-        server_keys=(keys["server_key"],),
-        site_keys=(keys["site_key"],),
+        server_keys=(server_key,),
+        site_keys=(site_key,),
         allowed_origins=("*",),
     )
 
@@ -235,9 +250,13 @@ def load_settings(config_path: str | None = None, env: dict[str, str] | None = N
         )
     path = Path(config_path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:  # a directory, no permission, ...
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid TOML: the file is not UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return replace(parse_config(raw, data_dir, redis_url), config_path=path.resolve())

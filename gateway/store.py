@@ -34,8 +34,23 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# Errors with which Redis refuses a write it would take later: memory full (maxmemory with
+# noeviction; inside a script only its first write can be refused, so nothing is half-written) and
+# a failing disk (MISCONF). Like an outage, they are a 503 to retry, not a bug.
+REFUSED_WRITES = ("OOM command not allowed", "MISCONF ")
+
+
 class StoreUnavailable(Exception):
     pass
+
+
+def is_unavailable(error: BaseException) -> bool:
+    if isinstance(error, UNAVAILABLE_ERRORS):
+        return True
+    message = str(error)
+    return isinstance(error, redis_errors.ResponseError) and any(
+        refused in message for refused in REFUSED_WRITES
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +124,11 @@ class Store:
                 return await self.redis.execute_command(  # type: ignore[no-untyped-call]
                     "EVAL", script.text, 0, *args
                 )
-        except UNAVAILABLE_ERRORS as exc:
+        except redis_errors.RedisError as exc:
+            if is_unavailable(exc):
+                raise StoreUnavailable(str(exc)) from exc
+            raise
+        except OSError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
     async def ping(self) -> bool:
@@ -221,7 +240,7 @@ class IngestBatcher:
                         else:
                             future.set_result(result[first:end])
         except BaseException as exc:  # noqa: B036 - every waiter must hear of the failure
-            error = StoreUnavailable(str(exc)) if isinstance(exc, UNAVAILABLE_ERRORS) else exc
+            error = StoreUnavailable(str(exc)) if is_unavailable(exc) else exc
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(error)
@@ -244,7 +263,8 @@ class IngestBatcher:
             for i, result in zip(missing, retried, strict=True):
                 results[i] = result
         for i, result in enumerate(results):
-            if isinstance(result, UNAVAILABLE_ERRORS):  # e.g. LOADING while Redis replays its AOF
+            # e.g. LOADING while Redis replays its AOF, or OOM while its memory is full
+            if isinstance(result, BaseException) and is_unavailable(result):
                 results[i] = StoreUnavailable(str(result))
         return results
 

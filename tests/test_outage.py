@@ -13,6 +13,7 @@ import time
 
 import httpx
 import pytest
+import redis
 from conftest import free_port, start_gateway, unique
 from faults import Load, stored_event_ids, wait_for, write_config
 
@@ -151,6 +152,49 @@ async def test_readyz_reports_a_frozen_redis_within_seconds(tmp_path):
     finally:
         if server.process is not None:
             server.process.send_signal(signal.SIGCONT)
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(20)
+        server.stop()
+
+
+async def test_a_full_redis_is_a_503_to_retry_and_stores_nothing(tmp_path):
+    """maxmemory reached (noeviction) used to be a plain-text 500 without Retry-After."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port())
+    server.start()
+    tenant = unique("full")
+    config = write_config(tmp_path / "gateway.toml", [tenant])
+    port = free_port()
+    gateway = start_gateway(port, {"REDIS_URL": server.url}, "--config", str(config))
+    auth = {"authorization": f"Bearer sk_{tenant}"}
+    event = {"eventTypeKey": "custom", "keyValue": "full@example.com", "eventId": "full-1"}
+    order = {
+        "externalOrderId": "full-order",
+        "status": "INITIALIZED",
+        "totalCost": 1,
+        "date": "2026-01-01T10:00:00",
+        "email": "full@example.com",
+    }
+    admin = redis.Redis.from_url(server.url)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
+            admin.config_set("maxmemory", "1")
+            refused = [
+                await http.post("/v1/event", json=event, headers=auth),
+                await http.post("/v1/events", json=[event], headers=auth),
+                await http.post("/v1/orders", json={"orders": [order]}, headers=auth),
+            ]
+            admin.config_set("maxmemory", "0")
+            assert [r.status_code for r in refused] == [503, 503, 503]
+            assert all(r.json()["error"] == "redis_unavailable" for r in refused)
+            assert all(r.headers["retry-after"] for r in refused)
+            missing = await http.get("/v1/contacts/full@example.com", headers=auth)
+            assert missing.status_code == 404
+            stored = await http.post("/v1/event", json=event, headers=auth)
+            assert stored.json() == {"status": "accepted", "eventId": "full-1"}
+            accepted = await http.post("/v1/orders", json={"orders": [order]}, headers=auth)
+            assert accepted.json() == {"failedOrders": []}
+    finally:
+        admin.close()
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(20)
         server.stop()

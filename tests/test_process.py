@@ -112,3 +112,36 @@ def test_help_names_every_option():
     assert result.returncode == 0
     for option in ("--host", "--port", "--workers", "--config", "REDIS_URL", "GATEWAY_DATA_DIR"):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("--port", "99999", "99999 is not a port (1-65535)"),  # was served on 34463, logged 99999
+        ("--port", "0", "'0' is not a whole number of at least 1"),
+        ("--workers", "0", "'0' is not a whole number of at least 1"),
+    ],
+)
+def test_impossible_options_stop_start_up_naming_them(option, value, error):
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", option, value],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert f"argument {option}: {error}" in result.stderr
+
+
+def test_the_redis_password_is_not_logged(tmp_path):
+    """Given in the URL's query (redis-py reads `?password=`), it was logged in clear."""
+    config = tmp_path / "gateway.toml"
+    config.write_text('[[tenants]]\nid = "t"\nserver_keys = ["sk_password_test"]\n')
+    port = free_port()
+    url = f"redis://:userinfo-secret@127.0.0.1:{free_port()}/0?password=query-secret"
+    process = start_gateway(port, {"REDIS_URL": url}, "--config", str(config), log=tmp_path / "log")
+    stop(process)  # started: it answered /healthz, after logging where Redis is
+    logged = (tmp_path / "log").read_text()
+    assert "secret" not in logged
+    assert "password=***" in logged and "***@127.0.0.1" in logged

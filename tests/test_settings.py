@@ -28,6 +28,19 @@ TENANT = {"id": "shop-a", "server_keys": ["sk_1"], "site_keys": ["pk_1"]}
             "gateway.max_batch: expected a whole",
         ),
         ({"tenants": [TENANT], "gateway": {"maxbatch": 1}}, "gateway.maxbatch: unknown config key"),
+        # each once a crash at start-up or a 500 on every request (Redis' integers overflowed)
+        (
+            {"tenants": [TENANT], "gateway": {"dedup_window_seconds": 2**63 - 1}},
+            "gateway.dedup_window_seconds: must be at most 1,000,000,000",
+        ),
+        (
+            {"tenants": [{**TENANT, "visit_timeout_seconds": float("inf")}]},
+            "tenants[0].visit_timeout_seconds: must be at most",
+        ),
+        (
+            {"tenants": [{**TENANT, "rate_limit_per_second": float("nan")}]},
+            "tenants[0].rate_limit_per_second: must be at most",
+        ),
         ({"tenants": []}, "tenants: at least one"),
         ({"tenants": [{**TENANT, "id": "bad id"}]}, "tenants[0].id"),
         ({"tenants": [{**TENANT, "id": "a\n"}]}, "tenants[0].id"),
@@ -106,6 +119,23 @@ def test_missing_or_broken_config_file(tmp_path):
     broken.write_text("[[tenants]\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(str(broken), env={})
+    # each once a traceback at start-up instead of a message naming the file
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(b'[[tenants]]\nid = "caf\xe9"\n')
+    with pytest.raises(ConfigError, match="not valid TOML: the file is not UTF-8"):
+        load_settings(str(latin1), env={})
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_settings(str(tmp_path), env={})
+
+
+def test_damaged_generated_keys_or_data_dir_are_named(tmp_path):
+    (tmp_path / "keys.json").write_text('{"server_key": "sk_1"}')
+    with pytest.raises(ConfigError, match="keys.json: not the gateway's generated keys"):
+        load_settings(env={"GATEWAY_DATA_DIR": str(tmp_path)})
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    with pytest.raises(ConfigError, match="cannot read or write the generated keys"):
+        load_settings(env={"GATEWAY_DATA_DIR": str(a_file)})
 
 
 def test_default_tenant_keys_are_generated_once(tmp_path):

@@ -146,8 +146,10 @@ async def test_feed_refuses_bad_input_and_site_keys(api):
     largest = f"{2**64 - 1}-{2**64 - 1}"  # nothing can follow it: XRANGE refuses "(" + it
     last = await api.get("/v1/triggers", params={"after": largest})
     assert (last.status_code, last.json()) == (200, {"triggers": [], "next": largest})
-    bad = await api.get("/v1/triggers", params={"limit": "0"})
-    assert bad.status_code == 400 and bad.json()["field"] == "limit"
+    for path in ("/v1/triggers", "/v1/events", "/v1/webhooks/dead"):
+        for limit in ("0", "1001", "\u00b2", "\u0663", "1" * 5000):  # "²" and "٣" were a 500
+            bad = await api.get(path, params={"limit": limit})
+            assert (bad.status_code, bad.json()["field"]) == (400, "limit"), (path, limit)
     site = await api.http.get(f"/v1/triggers?key={api.site_key}")
     assert site.status_code == 403
     assert (await api.http.get("/v1/webhooks/dead")).status_code == 401
