@@ -213,3 +213,42 @@ async def test_an_order_event_counts_in_the_visit_it_is_part_of(api, sync_redis)
     assert (await api.event(body)).json()["status"] == "accepted"
     contact = (await api.contact("buyer@example.com"))["id"]
     assert sync_redis.hget(keys.contact(contact, ":visit"), "o") == b"1"
+
+
+async def test_an_order_before_its_cart_still_converts_it(api):
+    # the order's back-end call can beat the cart's beacon: the state remembers the order first
+    await post_orders(api, order("o-1", recycleStateId="rs-1"))
+    early = await api.get("/v1/carts/rs-1")
+    assert early.status_code == 200, early.text
+    assert early.json() == {
+        "recycleStateId": "rs-1",
+        "contactId": None,
+        "cart": None,
+        "updatedAt": None,
+        "converted": True,
+        "externalOrderId": "o-1",
+        "convertedAt": early.json()["convertedAt"],
+    }
+    assert early.json()["convertedAt"] is not None
+    await api.event(cart_event("rs-1"))  # the late cartUpdated of the state just bought
+    cart = (await api.get("/v1/carts/rs-1")).json()
+    assert (cart["converted"], cart["externalOrderId"]) == (True, "o-1")
+    assert cart["cart"]["products"][0]["productId"] == "WS01"
+    assert cart["contactId"] == (await api.contact("buyer@example.com"))["id"]
+    assert (await api.contact("buyer@example.com"))["cart"] is None
+    assert (await api.get("/v1/orders/o-1")).json()["convertedCart"] == "rs-1"
+
+
+async def test_a_second_order_with_a_bought_recycle_state_id_converts_nothing(api):
+    await api.event(cart_event("rs-1"))
+    await post_orders(api, order("o-1", recycleStateId="rs-1"))
+    await post_orders(api, order("o-2", recycleStateId="rs-1"))
+    await post_orders(api, order("o-2", status="DELIVERED", recycleStateId="rs-1"))
+    assert (await api.get("/v1/carts/rs-1")).json()["externalOrderId"] == "o-1"
+    assert (await api.get("/v1/orders/o-1")).json()["convertedCart"] == "rs-1"
+    assert (await api.get("/v1/orders/o-2")).json()["convertedCart"] is None
+    # the same holds when both orders come before the cart
+    await post_orders(api, order("o-3", recycleStateId="rs-2"), order("o-4", recycleStateId="rs-2"))
+    await api.event(cart_event("rs-2"))
+    assert (await api.get("/v1/carts/rs-2")).json()["externalOrderId"] == "o-3"
+    assert (await api.get("/v1/orders/o-4")).json()["convertedCart"] is None

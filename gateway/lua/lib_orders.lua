@@ -57,16 +57,21 @@ local function clear_cart(cid, rsid)
   end
 end
 
--- The cart state `rsid` was bought by order `eoid`: remember it, clear it from its contact.
--- A state already bought by another order keeps that order.
+-- The cart state `rsid` was bought by order `eoid`: remember it, clear it from its contact, name
+-- it on the order. An order can beat its cart's beacon (a back-end call against a page's
+-- request), so a state not seen yet is made with only its order: the late cartUpdated then finds
+-- it bought (ingest.lua) instead of a current cart. A state already bought by another order keeps
+-- that order, and this one converts nothing.
 local function convert_cart(rsid, eoid, cid, lim)
+  clear_cart(cid, rsid)
   local sk = P .. ':cart:' .. rsid
-  if redis.call('EXISTS', sk) == 1 and redis.call('HEXISTS', sk, 'order') == 0 then
+  local bought = redis.call('HGET', sk, 'order')
+  if bought and bought ~= eoid then return end
+  if not bought then
     redis.call('HSET', sk, 'order', eoid, 'orderAt', lim.now)
     redis.call('EXPIRE', sk, lim.cart_ttl)
     clear_cart(redis.call('HGET', sk, 'contact'), rsid)
   end
-  clear_cart(cid, rsid)
   redis.call('HSET', okey(eoid, ''), 'cart', rsid)
 end
 
