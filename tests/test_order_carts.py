@@ -35,12 +35,54 @@ async def test_rfm_counts_delivered_orders_only(api):
     )
 
 
-async def test_delivered_then_cancelled_leaves_the_figures(api):
-    await post_orders(api, order("o-1", status="DELIVERED", totalCost=80))
+async def figures(api, who="buyer@example.com"):
+    rfm = (await api.contact(who))["orders"]
+    return rfm["count"], rfm["revenue"], rfm["lastOrderDate"]
+
+
+async def test_figures_follow_the_current_status_total_and_date(api):
+    await post_orders(
+        api, order("o-1", status="DELIVERED", totalCost=80, date="2024-01-01T10:00:00")
+    )
+    await post_orders(
+        api, order("o-2", status="DELIVERED", totalCost=20, date="2024-02-01T10:00:00")
+    )
+    assert await figures(api) == (2, 100.0, "2024-02-01T10:00:00")
+    # a corrected total and date of a DELIVERED order replace what it counted with
+    await post_orders(
+        api, order("o-2", status="DELIVERED", totalCost=50, date="2023-12-01T10:00:00")
+    )
+    assert await figures(api) == (2, 130.0, "2024-01-01T10:00:00")
+    await api.event(event("orderUpdated", externalOrderId="o-2", totalCost="60.5"))
+    assert await figures(api) == (2, 140.5, "2024-01-01T10:00:00")
+    # a CANCELLED (or any status but DELIVERED) takes the order out, DELIVERED again brings it back
     await post_orders(api, order("o-1", status="CANCELLED", totalCost=80))
+    assert await figures(api) == (1, 60.5, "2023-12-01T10:00:00")
     await post_orders(api, order("o-1", status="DELIVERED", totalCost=80))
-    rfm = (await api.contact("buyer@example.com"))["orders"]
-    assert (rfm["count"], rfm["revenue"]) == (1, 80.0)
+    assert await figures(api) == (2, 140.5, "2024-05-14T10:11:00")
+    await post_orders(api, order("o-1", status="IN_PROGRESS"))
+    cancelled = await api.event(event("orderCancelled", externalOrderId="o-2"))
+    assert cancelled.json()["status"] == "accepted"
+    assert await figures(api) == (0, 0.0, None)
+    assert (await api.contact("buyer@example.com"))["orders"]["averageCheck"] == 0
+
+
+async def test_a_retried_delivery_counts_once(api):
+    delivered = order("o-1", status="DELIVERED", totalCost=80)
+    await post_orders(api, delivered)
+    await post_orders(api, delivered)
+    await asyncio.gather(*[post_orders(api, {**delivered, "totalCost": 90}) for _ in range(10)])
+    assert await figures(api) == (1, 90.0, "2024-05-14T10:11:00")
+
+
+async def test_an_order_moved_to_another_contact_takes_its_figures_along(api):
+    await api.event(event("login", key_value="other@example.com"))  # a contact of its own
+    await post_orders(api, order("o-1", status="DELIVERED", totalCost=80))
+    await post_orders(
+        api, order("o-1", status="DELIVERED", totalCost=80, email="other@example.com")
+    )
+    assert await figures(api) == (0, 0.0, None)
+    assert await figures(api, "other@example.com") == (1, 80.0, "2024-05-14T10:11:00")
 
 
 async def test_a_contact_without_orders_has_zero_figures(api):
@@ -59,6 +101,12 @@ async def test_stitching_keeps_the_orders_of_both_contacts(api):
     assert contact["orders"]["count"] == 2
     assert contact["orders"]["revenue"] == 30.0
     assert (await api.get("/v1/orders/o-2")).json()["contactId"] == contact["id"]
+    # the stitched contact's orders are its own now: cancelling one takes it out of its figures
+    await post_orders(api, order("o-1", status="CANCELLED", totalCost=10))
+    await post_orders(
+        api, order("o-2", status="DELIVERED", totalCost=25, email=None, phone="+380501234567")
+    )
+    assert await figures(api, "+380501234567") == (1, 25.0, "2024-05-14T10:11:00")
 
 
 async def test_an_order_with_the_recycle_state_id_converts_that_cart(api):
@@ -155,6 +203,7 @@ async def test_everything_has_a_ttl(api, sync_redis):
         keys.order("o-1", ":h"),
         keys.cart("rs-1"),
         keys.contact(contact, ":rfm"),
+        keys.contact(contact, ":rfmo"),
         keys.contact(contact),
         keys.identifier("email", "buyer@example.com"),
     ):
