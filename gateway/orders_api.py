@@ -150,11 +150,14 @@ class OrdersApi:
         if not state:
             raise not_found("cart state")
         order = state.get(b"order")
+        # An order that came before its cart's cartUpdated leaves a state with only the order.
+        contact = state.get(b"contact")
+        cart = state.get(b"cart")
         return json_response(
             {
                 "recycleStateId": rsid,
-                "contactId": state[b"contact"].decode(),
-                "cart": orjson.loads(state[b"cart"]),
+                "contactId": contact.decode() if contact else None,
+                "cart": orjson.loads(cart) if cart else None,
                 "updatedAt": stored_iso(state.get(b"at")),
                 "converted": order is not None,
                 "externalOrderId": order.decode() if order else None,

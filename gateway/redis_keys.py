@@ -15,6 +15,7 @@ change together share a slot):
 | P:c:{cid}:ev                 | list   | contact_ttl_seconds, capped contact_events  |
 | P:c:{cid}:visit              | hash   | contact_ttl_seconds (the open visit)        |
 | P:c:{cid}:rfm                | hash   | contact_ttl_seconds (DELIVERED order RFM)   |
+| P:c:{cid}:rfmo               | hash   | contact_ttl_seconds (each counted order's share) |
 | P:visits                     | zset   | one member per open visit, removed on close |
 | P:cart:<recycleStateId>      | hash   | cart_ttl_seconds (cart state, its order)    |
 | P:o:{eoid}                   | hash   | contact_ttl_seconds (order meta: status...) |
@@ -39,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Suffixes of every per-contact key; the stitching merge and TTL refresh walk this list.
-CONTACT_SUFFIXES = ("", ":ids", ":pv", ":pvd", ":cv", ":ev", ":visit", ":rfm")
+CONTACT_SUFFIXES = ("", ":ids", ":pv", ":pvd", ":cv", ":ev", ":visit", ":rfm", ":rfmo")
 
 # Short codes a contact's :ev list stores for the common event types ("<code>|<stream id>"); the
 # "*" keeps them apart from every eventTypeKey (those are A-Z a-z 0-9 _ . -), which other types

@@ -35,12 +35,54 @@ async def test_rfm_counts_delivered_orders_only(api):
     )
 
 
-async def test_delivered_then_cancelled_leaves_the_figures(api):
-    await post_orders(api, order("o-1", status="DELIVERED", totalCost=80))
+async def figures(api, who="buyer@example.com"):
+    rfm = (await api.contact(who))["orders"]
+    return rfm["count"], rfm["revenue"], rfm["lastOrderDate"]
+
+
+async def test_figures_follow_the_current_status_total_and_date(api):
+    await post_orders(
+        api, order("o-1", status="DELIVERED", totalCost=80, date="2024-01-01T10:00:00")
+    )
+    await post_orders(
+        api, order("o-2", status="DELIVERED", totalCost=20, date="2024-02-01T10:00:00")
+    )
+    assert await figures(api) == (2, 100.0, "2024-02-01T10:00:00")
+    # a corrected total and date of a DELIVERED order replace what it counted with
+    await post_orders(
+        api, order("o-2", status="DELIVERED", totalCost=50, date="2023-12-01T10:00:00")
+    )
+    assert await figures(api) == (2, 130.0, "2024-01-01T10:00:00")
+    await api.event(event("orderUpdated", externalOrderId="o-2", totalCost="60.5"))
+    assert await figures(api) == (2, 140.5, "2024-01-01T10:00:00")
+    # a CANCELLED (or any status but DELIVERED) takes the order out, DELIVERED again brings it back
     await post_orders(api, order("o-1", status="CANCELLED", totalCost=80))
+    assert await figures(api) == (1, 60.5, "2023-12-01T10:00:00")
     await post_orders(api, order("o-1", status="DELIVERED", totalCost=80))
-    rfm = (await api.contact("buyer@example.com"))["orders"]
-    assert (rfm["count"], rfm["revenue"]) == (1, 80.0)
+    assert await figures(api) == (2, 140.5, "2024-05-14T10:11:00")
+    await post_orders(api, order("o-1", status="IN_PROGRESS"))
+    cancelled = await api.event(event("orderCancelled", externalOrderId="o-2"))
+    assert cancelled.json()["status"] == "accepted"
+    assert await figures(api) == (0, 0.0, None)
+    assert (await api.contact("buyer@example.com"))["orders"]["averageCheck"] == 0
+
+
+async def test_a_retried_delivery_counts_once(api):
+    delivered = order("o-1", status="DELIVERED", totalCost=80)
+    await post_orders(api, delivered)
+    await post_orders(api, delivered)
+    await asyncio.gather(*[post_orders(api, {**delivered, "totalCost": 90}) for _ in range(10)])
+    assert await figures(api) == (1, 90.0, "2024-05-14T10:11:00")
+
+
+async def test_an_order_moved_to_another_contact_takes_its_figures_along(api):
+    await api.event(event("login", key_value="other@example.com"))  # a contact of its own
+    await post_orders(api, order("o-1", status="DELIVERED", totalCost=80))
+    await post_orders(
+        api, order("o-1", status="DELIVERED", totalCost=80, email="other@example.com")
+    )
+    assert await figures(api) == (0, 0.0, None)
+    assert await figures(api, "other@example.com") == (1, 80.0, "2024-05-14T10:11:00")
 
 
 async def test_a_contact_without_orders_has_zero_figures(api):
@@ -59,6 +101,12 @@ async def test_stitching_keeps_the_orders_of_both_contacts(api):
     assert contact["orders"]["count"] == 2
     assert contact["orders"]["revenue"] == 30.0
     assert (await api.get("/v1/orders/o-2")).json()["contactId"] == contact["id"]
+    # the stitched contact's orders are its own now: cancelling one takes it out of its figures
+    await post_orders(api, order("o-1", status="CANCELLED", totalCost=10))
+    await post_orders(
+        api, order("o-2", status="DELIVERED", totalCost=25, email=None, phone="+380501234567")
+    )
+    assert await figures(api, "+380501234567") == (1, 25.0, "2024-05-14T10:11:00")
 
 
 async def test_an_order_with_the_recycle_state_id_converts_that_cart(api):
@@ -155,6 +203,7 @@ async def test_everything_has_a_ttl(api, sync_redis):
         keys.order("o-1", ":h"),
         keys.cart("rs-1"),
         keys.contact(contact, ":rfm"),
+        keys.contact(contact, ":rfmo"),
         keys.contact(contact),
         keys.identifier("email", "buyer@example.com"),
     ):
@@ -213,3 +262,42 @@ async def test_an_order_event_counts_in_the_visit_it_is_part_of(api, sync_redis)
     assert (await api.event(body)).json()["status"] == "accepted"
     contact = (await api.contact("buyer@example.com"))["id"]
     assert sync_redis.hget(keys.contact(contact, ":visit"), "o") == b"1"
+
+
+async def test_an_order_before_its_cart_still_converts_it(api):
+    # the order's back-end call can beat the cart's beacon: the state remembers the order first
+    await post_orders(api, order("o-1", recycleStateId="rs-1"))
+    early = await api.get("/v1/carts/rs-1")
+    assert early.status_code == 200, early.text
+    assert early.json() == {
+        "recycleStateId": "rs-1",
+        "contactId": None,
+        "cart": None,
+        "updatedAt": None,
+        "converted": True,
+        "externalOrderId": "o-1",
+        "convertedAt": early.json()["convertedAt"],
+    }
+    assert early.json()["convertedAt"] is not None
+    await api.event(cart_event("rs-1"))  # the late cartUpdated of the state just bought
+    cart = (await api.get("/v1/carts/rs-1")).json()
+    assert (cart["converted"], cart["externalOrderId"]) == (True, "o-1")
+    assert cart["cart"]["products"][0]["productId"] == "WS01"
+    assert cart["contactId"] == (await api.contact("buyer@example.com"))["id"]
+    assert (await api.contact("buyer@example.com"))["cart"] is None
+    assert (await api.get("/v1/orders/o-1")).json()["convertedCart"] == "rs-1"
+
+
+async def test_a_second_order_with_a_bought_recycle_state_id_converts_nothing(api):
+    await api.event(cart_event("rs-1"))
+    await post_orders(api, order("o-1", recycleStateId="rs-1"))
+    await post_orders(api, order("o-2", recycleStateId="rs-1"))
+    await post_orders(api, order("o-2", status="DELIVERED", recycleStateId="rs-1"))
+    assert (await api.get("/v1/carts/rs-1")).json()["externalOrderId"] == "o-1"
+    assert (await api.get("/v1/orders/o-1")).json()["convertedCart"] == "rs-1"
+    assert (await api.get("/v1/orders/o-2")).json()["convertedCart"] is None
+    # the same holds when both orders come before the cart
+    await post_orders(api, order("o-3", recycleStateId="rs-2"), order("o-4", recycleStateId="rs-2"))
+    await api.event(cart_event("rs-2"))
+    assert (await api.get("/v1/carts/rs-2")).json()["externalOrderId"] == "o-3"
+    assert (await api.get("/v1/orders/o-4")).json()["convertedCart"] is None

@@ -47,3 +47,10 @@ async def test_a_cancelled_order_buys_nothing(make_api):
     await send(api, cart_event("rs-cancel"))
     await post_orders(api, order("o-4", status="CANCELLED", recycleStateId="rs-cancel"))
     assert abandoned(await closed(api, 1)) == ["abandonedCart"]
+
+
+async def test_no_trigger_for_a_cart_whose_order_came_first(make_api):
+    api, _ = await make_api(visit_timeout_seconds=TIMEOUT)
+    await post_orders(api, order("o-5", recycleStateId="rs-late"))
+    await send(api, cart_event("rs-late"))  # the cart's beacon, later than the order
+    assert abandoned(await closed(api, 1)) == []

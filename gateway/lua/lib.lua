@@ -4,7 +4,9 @@ local SUFFIXES = {{CONTACT_SUFFIXES}}
 -- eventTypeKey -> the short code a contact's :ev list stores instead (redis_keys.EVENT_CODES).
 local EVENT_CODES = {{EVENT_CODES}}
 
+-- Key names, as TenantKeys.contact and TenantKeys.order build them (redis_keys.py).
 local function ckey(cid, suffix) return P .. ':c:{' .. cid .. '}' .. suffix end
+local function okey(eoid, suffix) return P .. ':o:{' .. eoid .. '}' .. suffix end
 
 local function trim_views(cid, cap)
   local extra = redis.call('ZCARD', ckey(cid, ':pv')) - cap
@@ -52,7 +54,8 @@ local function merge_visit(from, into, timeout)
   redis.call('ZADD', P .. ':visits', tonumber(redis.call('HGET', vk, 'last')) + timeout, into)
 end
 
--- Stitching moves RFM figures with the rest of the contact (order figures: lib_orders.lua).
+-- Stitching moves RFM figures with the rest of the contact, and the shares of its counted
+-- orders (lib_orders.lua update_rfm), whose `counted` then names the contact holding them.
 local function merge_rfm(from, into)
   local f = redis.call('HMGET', ckey(from, ':rfm'), 'count', 'revenue', 'lastMs', 'last')
   if not f[1] then return end
@@ -62,6 +65,13 @@ local function merge_rfm(from, into)
   local mine = tonumber(redis.call('HGET', rk, 'lastMs'))
   if f[3] and (not mine or tonumber(f[3]) > mine) then
     redis.call('HSET', rk, 'lastMs', f[3], 'last', f[4])
+  end
+  local shares = redis.call('HGETALL', ckey(from, ':rfmo'))
+  for j = 1, #shares, 2 do
+    redis.call('HSET', ckey(into, ':rfmo'), shares[j], shares[j + 1])
+    local mk = okey(shares[j], '')
+    -- HGET, not HSET straight away: an order that has expired must not come back without a TTL
+    if redis.call('HGET', mk, 'counted') == from then redis.call('HSET', mk, 'counted', into) end
   end
 end
 

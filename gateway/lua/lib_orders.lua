@@ -7,8 +7,6 @@ local HISTORY_CAP = 100
 
 local ORDER_IDS = {{'email', 'email'}, {'phone', 'phone'}, {'externalCustomerId', 'customer'}}
 
-local function okey(eoid, suffix) return P .. ':o:{' .. eoid .. '}' .. suffix end
-
 -- The order's contact: its own email, phone and externalCustomerId decide (linked together like
 -- an event's identifiers, in KIND_ORDER order); `fallback` when none of them is known yet.
 local function order_contact(fk, fallback, lim)
@@ -57,31 +55,85 @@ local function clear_cart(cid, rsid)
   end
 end
 
--- The cart state `rsid` was bought by order `eoid`: remember it, clear it from its contact.
--- A state already bought by another order keeps that order.
+-- The cart state `rsid` was bought by order `eoid`: remember it, clear it from its contact, name
+-- it on the order. An order can beat its cart's beacon (a back-end call against a page's
+-- request), so a state not seen yet is made with only its order: the late cartUpdated then finds
+-- it bought (ingest.lua) instead of a current cart. A state already bought by another order keeps
+-- that order, and this one converts nothing.
 local function convert_cart(rsid, eoid, cid, lim)
+  clear_cart(cid, rsid)
   local sk = P .. ':cart:' .. rsid
-  if redis.call('EXISTS', sk) == 1 and redis.call('HEXISTS', sk, 'order') == 0 then
+  local bought = redis.call('HGET', sk, 'order')
+  if bought and bought ~= eoid then return end
+  if not bought then
     redis.call('HSET', sk, 'order', eoid, 'orderAt', lim.now)
     redis.call('EXPIRE', sk, lim.cart_ttl)
     clear_cart(redis.call('HGET', sk, 'contact'), rsid)
   end
-  clear_cart(cid, rsid)
   redis.call('HSET', okey(eoid, ''), 'cart', rsid)
 end
 
--- RFM counts an order once, when it first becomes DELIVERED (a later CANCELLED leaves it).
-local function count_delivered(cid, mk, fk, lim)
+-- RFM (SPEC §6, §9) follows the orders whose current status is DELIVERED, with their current
+-- totalCost and date. The contact's :rfmo hash holds the share each counted order added to its
+-- :rfm figures, "<totalCost>|<date ms>|<date JSON>", and the order's meta `counted` names that
+-- contact; so a CANCELLED (or any status but DELIVERED), a corrected total or date, or a move to
+-- another contact takes back exactly what the order added, and a retry adds nothing.
+local function rfm_share(mk, fk)
+  return (redis.call('HGET', fk, 'totalCost') or '0') .. '|'
+    .. (redis.call('HGET', mk, 'dms') or '') .. '|' .. (redis.call('HGET', fk, 'date') or '')
+end
+
+local function split_share(share) return string.match(share, '^([^|]*)|([^|]*)|(.*)$') end
+
+-- The contact's latest order date, read again from its shares after one is taken back (a contact
+-- has few DELIVERED orders).
+local function rfm_last(cid)
   local rk = ckey(cid, ':rfm')
-  redis.call('HINCRBY', rk, 'count', 1)
-  redis.call('HINCRBYFLOAT', rk, 'revenue', redis.call('HGET', fk, 'totalCost'))
-  local dms = redis.call('HGET', mk, 'dms')
-  local last = tonumber(redis.call('HGET', rk, 'lastMs'))
-  if dms and (not last or tonumber(dms) > last) then
-    redis.call('HSET', rk, 'lastMs', dms, 'last', redis.call('HGET', fk, 'date'))
+  local best, last = nil, nil
+  for _, share in ipairs(redis.call('HVALS', ckey(cid, ':rfmo'))) do
+    local _, dms, date = split_share(share)
+    if dms ~= '' and (not best or tonumber(dms) > tonumber(best)) then best, last = dms, date end
   end
-  redis.call('EXPIRE', rk, lim.ttl)
-  redis.call('HSET', mk, 'counted', cid)
+  if best then
+    redis.call('HSET', rk, 'lastMs', best, 'last', last)
+  else
+    redis.call('HDEL', rk, 'lastMs', 'last')
+  end
+end
+
+local function update_rfm(eoid, cid, status, counted, mk, fk, lim)
+  local share = status == 'DELIVERED' and rfm_share(mk, fk) or nil
+  local was = counted and redis.call('HGET', ckey(counted, ':rfmo'), eoid) or nil
+  if was == share and (not was or counted == cid) then return end -- counted as it is, or not
+  if was then -- take back what it added
+    local rk = ckey(counted, ':rfm')
+    redis.call('HDEL', ckey(counted, ':rfmo'), eoid)
+    if redis.call('HINCRBY', rk, 'count', -1) <= 0 then
+      -- none left: no float residue of subtracted revenues, and no share rfm_last could find to
+      -- write into a key without its TTL
+      redis.call('DEL', rk, ckey(counted, ':rfmo'))
+    else
+      local cost = split_share(was)
+      redis.call('HINCRBYFLOAT', rk, 'revenue', '-' .. cost)
+    end
+  end
+  if share then
+    local rk = ckey(cid, ':rfm')
+    local cost, dms, date = split_share(share)
+    redis.call('HSET', ckey(cid, ':rfmo'), eoid, share)
+    redis.call('HINCRBY', rk, 'count', 1)
+    redis.call('HINCRBYFLOAT', rk, 'revenue', cost)
+    local last = tonumber(redis.call('HGET', rk, 'lastMs'))
+    if dms ~= '' and (not last or tonumber(dms) > last) then
+      redis.call('HSET', rk, 'lastMs', dms, 'last', date)
+    end
+    redis.call('EXPIRE', rk, lim.ttl)
+    redis.call('EXPIRE', ckey(cid, ':rfmo'), lim.ttl)
+    redis.call('HSET', mk, 'counted', cid)
+  else
+    redis.call('HDEL', mk, 'counted')
+  end
+  if was then rfm_last(counted) end
 end
 
 -- Store the order change `o` (orders.envelope in Python). `fallback` is the contact when the order
@@ -116,7 +168,7 @@ local function apply_order(o, fallback, lim)
     redis.call('RPUSH', hk, cjson.encode({status = status, at = o.at, source = o.src}))
     redis.call('LTRIM', hk, -HISTORY_CAP, -1)
   end
-  if status == 'DELIVERED' and not meta[4] then count_delivered(cid, mk, fk, lim) end
+  update_rfm(o.eoid, cid, status, meta[4], mk, fk, lim)
   if status ~= 'CANCELLED' and not meta[3] then
     local rsid = redis.call('HGET', fk, 'recycleStateId')
     if rsid then
