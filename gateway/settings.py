@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from .orders import STATUSES
+
 TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -87,6 +89,11 @@ TENANT_KEYS = {
     "webhooks",
 }
 WEBHOOK_KEYS = {"url", "secret", "types"}
+# Every trigger type the gateway emits, so a webhook's `types` can be checked at start-up (a typo
+# would otherwise match nothing, silently). The visit triggers are chosen by close_visit in
+# lua/lib.lua; lua/lib_orders.lua emits order<STATUS> for each order status.
+VISIT_TRIGGERS = ("abandonedCart", "abandonedBrowse", "abandonedCategory", "abandonedVisit")
+TRIGGER_TYPES = VISIT_TRIGGERS + tuple(f"order{status}" for status in STATUSES)
 # name -> lower bound of the webhook's retry settings (defaults in Webhook)
 WEBHOOK_RETRY_KEYS = {
     "timeout_seconds": 0.05,
@@ -124,6 +131,19 @@ def _unknown(where: str, table: dict[str, Any], known: set[str] | dict[str, Any]
             raise ConfigError(f"{where}.{key}: unknown config key")
 
 
+def _trigger_types(where: str, value: Any) -> frozenset[str]:
+    types = _strings(where, value)
+    if not types:
+        # An empty list would read as "no filter" downstream and deliver every type.
+        raise ConfigError(f"{where}: empty list; omit types for every trigger type")
+    for name in types:
+        if name not in TRIGGER_TYPES:
+            raise ConfigError(
+                f"{where}: unknown trigger type {name!r}; valid: {', '.join(TRIGGER_TYPES)}"
+            )
+    return frozenset(types)
+
+
 def _webhook(where: str, raw: Any) -> Webhook:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a table")
@@ -133,7 +153,7 @@ def _webhook(where: str, raw: Any) -> Webhook:
         raise ConfigError(f"{where}.url: expected an http(s) URL")
     if not isinstance(secret, str) or len(secret) < 8:
         raise ConfigError(f"{where}.secret: expected a string of at least 8 characters")
-    types = frozenset(_strings(f"{where}.types", raw["types"])) if "types" in raw else None
+    types = _trigger_types(f"{where}.types", raw["types"]) if "types" in raw else None
     retry = {
         name: _number(f"{where}.{name}", raw[name], float, minimum)
         for name, minimum in WEBHOOK_RETRY_KEYS.items()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from gateway.settings import ConfigError, load_settings, parse_config
 
 TENANT = {"id": "shop-a", "server_keys": ["sk_1"], "site_keys": ["pk_1"]}
+WEBHOOK = {"url": "https://crm.example/hook", "secret": "whsec_123"}
 
 
 @pytest.mark.parametrize(
@@ -71,6 +73,29 @@ TENANT = {"id": "shop-a", "server_keys": ["sk_1"], "site_keys": ["pk_1"]}
             },
             "tenants[0].webhooks[0].typez: unknown config key",
         ),
+        (
+            {
+                "tenants": [
+                    {**TENANT, "webhooks": [WEBHOOK, {**WEBHOOK, "types": ["abandonedcart"]}]}
+                ]
+            },
+            "tenants[0].webhooks[1].types: unknown trigger type 'abandonedcart'",
+        ),
+        (
+            {
+                "tenants": [
+                    {
+                        **TENANT,
+                        "webhooks": [{**WEBHOOK, "types": ["abandonedCart", "orderSHIPPED"]}],
+                    }
+                ]
+            },
+            "tenants[0].webhooks[0].types: unknown trigger type 'orderSHIPPED'",
+        ),
+        (
+            {"tenants": [{**TENANT, "webhooks": [{**WEBHOOK, "types": []}]}]},
+            "tenants[0].webhooks[0].types: empty list; omit types for every trigger type",
+        ),
     ],
 )
 def test_config_errors_name_the_key(raw, message):
@@ -110,6 +135,33 @@ types = ["abandonedCart"]
     assert tenant.webhooks[0].types == frozenset({"abandonedCart"})
     assert settings.config_path == path.resolve()
     assert settings.redis_url is None
+
+
+def test_webhook_types_must_be_trigger_types(tmp_path):
+    path = tmp_path / "gateway.toml"
+    config = """
+[[tenants]]
+id = "shop-a"
+server_keys = ["sk_live_a1"]
+
+[[tenants.webhooks]]
+url = "https://crm.shop-a.example/hooks/gateway"
+secret = "whsec_abcdef"
+types = TYPES
+"""
+    path.write_text(config.replace("TYPES", '["abandonedCart", "orderShipped"]'))
+    with pytest.raises(ConfigError) as error:
+        load_settings(str(path), env={"GATEWAY_DATA_DIR": str(tmp_path)})
+    # the message lists what is valid: every visit trigger and one order trigger per status
+    assert str(error.value) == (
+        "tenants[0].webhooks[0].types: unknown trigger type 'orderShipped'; valid: abandonedCart,"
+        " abandonedBrowse, abandonedCategory, abandonedVisit, orderINITIALIZED, orderIN_PROGRESS,"
+        " orderDELIVERED, orderCANCELLED, orderABANDONED_SHOPPING_CART"
+    )
+    chosen = ["abandonedCategory", "abandonedVisit", "orderIN_PROGRESS", "orderCANCELLED"]
+    path.write_text(config.replace("TYPES", orjson.dumps(chosen).decode()))
+    settings = load_settings(str(path), env={"GATEWAY_DATA_DIR": str(tmp_path)})
+    assert settings.tenants[0].webhooks[0].types == frozenset(chosen)
 
 
 def test_missing_or_broken_config_file(tmp_path):

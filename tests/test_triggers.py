@@ -12,6 +12,7 @@ from triggering import TIMEOUT, cart, category, closed, page, product, send, tri
 
 from gateway.app import create_app
 from gateway.embedded import EmbeddedRedis
+from gateway.settings import VISIT_TRIGGERS
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 MUG = {"productId": "MUG-1", "quantity": 3, "price": 0.1, "name": "Mug"}
@@ -73,6 +74,8 @@ async def test_precedence_of_the_trigger_types(make_api):
         "visit@x.io": "abandonedVisit",
         "cart@x.io": "abandonedCart",
     }
+    # what a webhook's `types` may name (settings) is what lib.lua emits
+    assert {t["type"] for t in found} == set(VISIT_TRIGGERS)
     metrics = api.gateway.metrics
     assert metrics.triggers_emitted.get(api.tenant_id, "abandonedCart") == 1
     assert metrics.visits_closed.get(api.tenant_id) == 5

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import datetime
 
 import pytest
 from conftest import free_port
@@ -110,6 +111,33 @@ async def test_dead_letter_after_the_retry_budget(make_api, receiver):
     text = (await api.http.get("/metrics")).text
     assert f'gateway_webhook_dead_letters_total{{tenant="{api.tenant_id}"}} 1.0' in text
     assert f'gateway_webhook_failures_total{{tenant="{api.tenant_id}"}} {attempts}.0' in text
+
+
+async def test_retries_use_the_whole_budget(make_api, receiver):
+    # SPEC 8: retried "for at least an hour". A delay that would overshoot the budget is clipped
+    # to its end, so the last attempt is made when the budget is spent, not one delay before.
+    receiver.default = 500
+    budget = 1.0
+    api, _ = await make_api(
+        visit_timeout_seconds=TIMEOUT,
+        webhooks=[hook(receiver.url, retry_initial_seconds=0.3, retry_budget_seconds=budget)],
+    )
+    await send(api, *(page(f"budget{n}@x.io") for n in range(5)))
+    metrics = api.gateway.metrics
+    await wait_for(lambda: metrics.webhook_dead.get(api.tenant_id) == 5, timeout=5.0)
+    dead = (await api.get("/v1/webhooks/dead")).json()["dead"]
+    assert len(dead) == 5
+    for letter in dead:
+        born = int(letter["streamId"].split("-")[0]) / 1000
+        dead_at = datetime.fromisoformat(letter["deadAt"].replace("Z", "+00:00")).timestamp()
+        tries = [
+            at
+            for headers, _, at in receiver.requests
+            if headers["x-gateway-id"] == letter["triggerId"]
+        ]
+        assert len(tries) == letter["attempts"] >= 3
+        assert dead_at - born >= budget  # never dead before the budget is spent ...
+        assert budget - 0.01 <= max(tries) - born < budget + 0.5  # ... and tried at its end
 
 
 async def test_a_dead_endpoint_does_not_slow_ingest(make_api):
