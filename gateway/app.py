@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -220,6 +222,22 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
     return await api_error(request, unavailable())
 
 
+class RouteLabels:
+    """The route template a path falls under, as the latency histogram's label (a few values,
+    whatever paths clients send): `/v1/contacts/{identifier}`, not each contact's."""
+
+    def __init__(self, templates: list[str]) -> None:
+        self.exact = {t for t in templates if "{" not in t}
+        self.prefixed = [
+            (t.split("{", 1)[0], re.sub(r":\w+}", "}", t)) for t in templates if "{" in t
+        ]
+
+    def __call__(self, path: str) -> str:
+        if path in self.exact:
+            return path
+        return next((label for prefix, label in self.prefixed if path.startswith(prefix)), "other")
+
+
 def create_app(settings: Settings | None = None) -> Any:
     gateway = Gateway(settings or load_settings())
     orders = OrdersApi(gateway)
@@ -246,16 +264,20 @@ def create_app(settings: Settings | None = None) -> Any:
         handlers[error] = store_unavailable
     rest = Starlette(routes=routes, lifespan=gateway.lifespan, exception_handlers=handlers)
     ingest = IngestApp(gateway)
+    route_of = RouteLabels([route.path for route in routes])
+    latency = gateway.metrics.request_latency
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] in PATHS
-            and (scope["method"] != "GET" or scope["path"] == "/v1/event")
-        ):
-            await ingest(scope, receive, send)
-        else:
+        if scope["type"] != "http":
             await rest(scope, receive, send)
+        elif scope["path"] in PATHS and (scope["method"] != "GET" or scope["path"] == "/v1/event"):
+            await ingest(scope, receive, send)  # it observes its own latency
+        else:
+            started = time.perf_counter()
+            try:
+                await rest(scope, receive, send)
+            finally:
+                latency.observe(time.perf_counter() - started, route_of(scope["path"]))
 
     app.gateway = gateway  # type: ignore[attr-defined]
     app.ingest = ingest  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import os
 import signal
 import sys
@@ -40,12 +41,26 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+def logging_config(level: str) -> dict[str, Any]:
+    """JSON lines on stderr at `level`: for this process, and through uvicorn for every worker
+    of --workers N (spawned processes, which would otherwise log in plain text or not at all)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "gateway.cli.JsonFormatter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+    }
+
+
 def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    logging.config.dictConfig(logging_config(level))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -159,7 +174,7 @@ def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
         "proxy_headers": False,
         # No "server: uvicorn" on every answer: it tells only an attacker what runs here.
         "server_header": False,
-        "log_config": None,
+        "log_config": logging_config(args.log_level),
         "timeout_graceful_shutdown": 10,
     }
 

@@ -39,6 +39,7 @@ FORM_HINT = {
     )
 }
 PATHS = frozenset({"/v1/event", "/v1/events"})
+ALLOWED_METHODS = {"/v1/event": "POST, OPTIONS", "/v1/events": "GET, POST, OPTIONS"}
 
 
 def too_large(limit: int) -> ApiError:
@@ -159,7 +160,14 @@ class IngestApp:
             if method == "OPTIONS":
                 return 204, self.preflight(query, headers), b""
             if method != "POST":
-                raise ApiError(405, "method_not_allowed", f"{path} accepts POST.", "method")
+                allowed = ALLOWED_METHODS[path]
+                raise ApiError(
+                    405,
+                    "method_not_allowed",
+                    f"{path} accepts {allowed}.",
+                    "method",
+                    headers={"allow": allowed},
+                )
             principal = self.gateway.keys.authenticate(_text(headers.get(b"authorization")), query)
             tenant = principal.tenant.id
             origin = _text(headers.get(b"origin"))

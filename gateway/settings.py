@@ -19,6 +19,8 @@ import orjson
 from .orders import STATUSES
 
 TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]+")  # what a browser sends as Origin
+WEBHOOK_URL = re.compile(r"https?://[^/?#\s]+([/?#]\S*)?")
 
 
 class ConfigError(ValueError):
@@ -125,6 +127,27 @@ def _strings(where: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _keys(where: str, value: Any) -> tuple[str, ...]:
+    keys = _strings(where, value)
+    for key in keys:
+        if not key.isprintable() or key != key.strip() or " " in key:
+            # A key with spaces can never arrive intact in an Authorization header or a URL.
+            raise ConfigError(f"{where}: {key!r} has white space or control characters")
+    return keys
+
+
+def _origins(where: str, value: Any) -> tuple[str, ...]:
+    origins = _strings(where, value)
+    for origin in origins:
+        if origin != "*" and not ORIGIN.fullmatch(origin):
+            # Browsers send scheme://host[:port] exactly, never a path or a trailing slash: such
+            # an entry would silently match nothing.
+            raise ConfigError(
+                f'{where}: {origin!r} is not an origin like https://shop.example (or "*")'
+            )
+    return origins
+
+
 def _unknown(where: str, table: dict[str, Any], known: set[str] | dict[str, Any]) -> None:
     for key in table:
         if key not in known:
@@ -149,8 +172,8 @@ def _webhook(where: str, raw: Any) -> Webhook:
         raise ConfigError(f"{where}: expected a table")
     _unknown(where, raw, WEBHOOK_KEYS | WEBHOOK_RETRY_KEYS.keys())
     url, secret = raw.get("url"), raw.get("secret")
-    if not isinstance(url, str) or not re.match(r"^https?://", url):
-        raise ConfigError(f"{where}.url: expected an http(s) URL")
+    if not isinstance(url, str) or not WEBHOOK_URL.fullmatch(url):
+        raise ConfigError(f"{where}.url: expected an http(s) URL with a host")
     if not isinstance(secret, str) or len(secret) < 8:
         raise ConfigError(f"{where}.secret: expected a string of at least 8 characters")
     types = _trigger_types(f"{where}.types", raw["types"]) if "types" in raw else None
@@ -169,8 +192,8 @@ def _tenant(where: str, raw: Any) -> Tenant:
     tenant_id = raw.get("id")
     if not isinstance(tenant_id, str) or not TENANT_ID.fullmatch(tenant_id):
         raise ConfigError(f"{where}.id: expected 1-64 characters of A-Z a-z 0-9 _ -")
-    server_keys = _strings(f"{where}.server_keys", raw.get("server_keys", []))
-    site_keys = _strings(f"{where}.site_keys", raw.get("site_keys", []))
+    server_keys = _keys(f"{where}.server_keys", raw.get("server_keys", []))
+    site_keys = _keys(f"{where}.site_keys", raw.get("site_keys", []))
     if not server_keys and not site_keys:
         raise ConfigError(f"{where}.server_keys: a tenant needs at least one key")
     hooks = raw.get("webhooks", [])
@@ -180,7 +203,7 @@ def _tenant(where: str, raw: Any) -> Tenant:
         id=tenant_id,
         server_keys=server_keys,
         site_keys=site_keys,
-        allowed_origins=_strings(f"{where}.allowed_origins", raw.get("allowed_origins", [])),
+        allowed_origins=_origins(f"{where}.allowed_origins", raw.get("allowed_origins", [])),
         visit_timeout_seconds=_number(
             f"{where}.visit_timeout_seconds", raw.get("visit_timeout_seconds", 1800.0), float, 0.05
         ),

@@ -180,8 +180,16 @@ async def test_oversize_bodies_and_batches(make_api, sync_redis):
 
 
 async def test_wrong_method_on_ingest(api):
-    response = await api.http.get("/v1/event", headers=api.server())
-    assert response.status_code == 405
+    """405s name the methods that work, in the message and in Allow (RFC 9110 requires it)."""
+    for method, path, allowed in (
+        ("GET", "/v1/event", "POST, OPTIONS"),
+        ("DELETE", "/v1/events", "GET, POST, OPTIONS"),  # said "accepts POST" only
+        ("PUT", "/v1/orders", "POST"),
+    ):
+        response = await api.http.request(method, path, headers=api.server())
+        assert response.status_code == 405, (method, path)
+        assert response.headers["allow"] == allowed
+        assert allowed in response.json()["message"] or path == "/v1/orders"
 
 
 async def test_redis_down_answers_503_with_retry_after(no_redis):
@@ -208,3 +216,15 @@ async def test_curl_without_content_type_is_told_how_to_fix_it(api):
     )
     assert response.status_code == 415
     assert "add -H 'Content-Type: application/json'" in response.json()["message"]
+
+
+async def test_request_latency_covers_every_route_by_its_template(api):
+    """Only the ingest paths were measured: reads, orders and 404s never showed."""
+    await api.http.get("/v1/contacts/nobody@example.com", headers=api.server())
+    await api.http.get("/v1/carts/rs-none", headers=api.server())
+    await api.http.get("/healthz")
+    await api.http.get("/no/such/path")
+    metrics = (await api.http.get("/metrics")).text
+    for route in ("/v1/contacts/{identifier}", "/v1/carts/{recycleStateId}", "/healthz", "other"):
+        assert f'gateway_request_duration_seconds_count{{route="{route}"}}' in metrics, route
+    assert "nobody@example.com" not in metrics

@@ -72,8 +72,9 @@ def test_two_workers_share_one_redis(tmp_path, redis_url):
     config = tmp_path / "gateway.toml"
     config.write_text('[[tenants]]\nid = "w2"\nserver_keys = ["sk_w2_test"]\n')
     port = free_port()
+    log = tmp_path / "gateway.log"
     process = start_gateway(
-        port, {"REDIS_URL": redis_url}, "--workers", "2", "--config", str(config)
+        port, {"REDIS_URL": redis_url}, "--workers", "2", "--config", str(config), log=log
     )
     auth = {"authorization": "Bearer sk_w2_test"}
     try:
@@ -85,6 +86,10 @@ def test_two_workers_share_one_redis(tmp_path, redis_url):
             assert len(events) == 20
     finally:
         assert stop(process) == 0
+    # The workers log JSON lines too (they logged plain text, and nothing below warning).
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    started = [line for line in lines if line["message"].startswith("Application startup")]
+    assert len(started) == 2
 
 
 def test_bad_config_stops_start_up_naming_the_key(tmp_path):

@@ -46,6 +46,23 @@ WEBHOOK = {"url": "https://crm.example/hook", "secret": "whsec_123"}
         ({"tenants": []}, "tenants: at least one"),
         ({"tenants": [{**TENANT, "id": "bad id"}]}, "tenants[0].id"),
         ({"tenants": [{**TENANT, "id": "a\n"}]}, "tenants[0].id"),
+        # each accepted once, then matching nothing
+        (
+            {"tenants": [{**TENANT, "allowed_origins": ["https://shop.example/"]}]},
+            "tenants[0].allowed_origins: 'https://shop.example/' is not an origin",
+        ),
+        (
+            {"tenants": [{**TENANT, "server_keys": [" "]}]},
+            "tenants[0].server_keys: ' ' has white space",
+        ),
+        (
+            {"tenants": [{**TENANT, "site_keys": ["pk_1\n"]}]},
+            "tenants[0].site_keys: 'pk_1\\n' has white space",
+        ),
+        (
+            {"tenants": [{**TENANT, "webhooks": [{"url": "https://", "secret": "whsec_123"}]}]},
+            "tenants[0].webhooks[0].url: expected an http(s) URL with a host",
+        ),
         ({"tenants": [{**TENANT, "server_keys": "sk"}]}, "tenants[0].server_keys: expected a list"),
         ({"tenants": [{"id": "x"}]}, "tenants[0].server_keys: a tenant needs at least one key"),
         ({"tenants": [TENANT, TENANT]}, "tenants[1].id: duplicate tenant id"),
