@@ -15,6 +15,7 @@ from .redis_keys import EVENT_TYPES, TenantKeys
 from .store import Store
 
 MAX_LIMIT = 1000
+MAX_STITCHES = 8
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -29,12 +30,41 @@ async def find_contact(store: Store, keys: TenantKeys, identifier: str) -> str |
     async with store.redis.pipeline(transaction=False) as pipe:
         for kind, value in candidates:
             pipe.get(keys.identifier(kind, value))
-        pipe.exists(keys.contact(identifier))
         found = await pipe.execute()
-    for contact_id in found[:-1]:
+    for contact_id in found:
         if contact_id is not None:
             return str(contact_id.decode())
-    return identifier if found[-1] else None
+    return (await current_contacts(store, keys, [identifier]))[identifier]
+
+
+async def current_contacts(
+    store: Store, keys: TenantKeys, contact_ids: list[str]
+) -> dict[str, str | None]:
+    """Each contact id as it is now: itself, the contact it was stitched into (following up to
+    MAX_STITCHES stitches in a row), or None when it is gone. One round trip per step."""
+    wanted = {contact_id: contact_id for contact_id in contact_ids}  # as given -> candidate
+    current: dict[str, str | None] = {}
+    for _ in range(MAX_STITCHES):
+        if not wanted:
+            break
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for candidate in wanted.values():
+                pipe.exists(keys.contact(candidate))
+                pipe.get(keys.merged_into(candidate))
+            replies = await pipe.execute()
+        following: dict[str, str] = {}
+        for (given, candidate), exists, into in zip(
+            wanted.items(), replies[::2], replies[1::2], strict=True
+        ):
+            if exists:
+                current[given] = candidate
+            elif into is None:
+                current[given] = None
+            else:
+                following[given] = into.decode()
+        wanted = following
+    current.update(dict.fromkeys(wanted))  # stitched more often than followed: not found
+    return current
 
 
 def limit_param(request: Request, default: int = 50) -> int:
@@ -139,6 +169,10 @@ async def tenant_events(
         if len(rows) < max(limit, 100):
             break
         last = "(" + rows[-1][0].decode()
+    # The stream keeps the contact an event had when stored; name the one it is part of now.
+    now = await current_contacts(store, keys, [event["contactId"] for event in out])
+    for event in out:
+        event["contactId"] = now[event["contactId"]] or event["contactId"]
     return out
 
 

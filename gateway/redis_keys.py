@@ -16,6 +16,7 @@ change together share a slot):
 | P:c:{cid}:visit              | hash   | contact_ttl_seconds (the open visit)        |
 | P:c:{cid}:rfm                | hash   | contact_ttl_seconds (DELIVERED order RFM)   |
 | P:c:{cid}:rfmo               | hash   | contact_ttl_seconds (each counted order's share) |
+| P:c:{cid}:into               | string | contact_ttl_seconds (stitched away: into which) |
 | P:visits                     | zset   | one member per open visit, removed on close |
 | P:cart:<recycleStateId>      | hash   | cart_ttl_seconds (cart state, its order)    |
 | P:o:{eoid}                   | hash   | contact_ttl_seconds (order meta: status...) |
@@ -102,6 +103,10 @@ class TenantKeys:
 
     def contact(self, contact_id: str, suffix: str = "") -> str:
         return f"{self.prefix}:c:{{{contact_id}}}{suffix}"
+
+    def merged_into(self, contact_id: str) -> str:
+        """Where a contact stitched into another now lives (lib.lua merge_contact)."""
+        return self.contact(contact_id, ":into")
 
     def cart(self, recycle_state_id: str) -> str:
         return f"{self.prefix}:cart:{recycle_state_id}"

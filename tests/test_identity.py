@@ -99,6 +99,26 @@ async def test_anonymous_visitor_is_stitched_into_the_known_contact(api):
     ]
 
 
+async def test_a_stitched_away_contact_id_still_leads_to_its_contact(api):
+    """The stream keeps the contact an event had: the tenant's list named a contact id that no
+    read could find once the visitor had been stitched into the known contact."""
+    await api.event(ev("known", key_value="kim@example.com"))
+    await api.event(ev("anon", visitor="v-kim"))
+    anonymous = (await api.contact("v-kim"))["id"]
+    await api.event(ev("login", key_value="kim@example.com", visitor="v-kim"))
+    await api.event(ev("anon2", visitor="v-other"))
+    await api.event(ev("login2", key_value="kim@example.com", visitor="v-other"))  # a second stitch
+    kim = (await api.contact("kim@example.com"))["id"]
+    assert anonymous != kim
+    assert (await api.contact(anonymous))["id"] == kim
+    listed = (await api.get("/v1/events?limit=10")).json()["events"]
+    assert {e["eventTypeKey"]: e["contactId"] for e in listed} == dict.fromkeys(
+        ["known", "anon", "login", "anon2", "login2"], kim
+    )
+    by_old_id = (await api.get(f"/v1/events?contact={anonymous}")).json()["events"]
+    assert len(by_old_id) == 5
+
+
 async def test_anonymous_visitor_that_identifies_keeps_its_contact(api):
     await api.event(ev("productViewed", visitor="v-2", product=product("P9")))
     anonymous = await api.contact("v-2")

@@ -114,6 +114,8 @@ local function merge_contact(from, into, limits)
       redis.call('EXPIRE', ckey(into, suffix), limits.ttl)
     end
   end
+  -- The stream's events (and older answers) still name `from`: readers follow this to `into`.
+  redis.call('SET', ckey(from, ':into'), into, 'EX', limits.ttl)
 end
 
 -- The contact of `ids` ("kind:value", most decisive first): the first identifier already known
