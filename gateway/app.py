@@ -22,7 +22,7 @@ from . import contacts, openapi, snippet, triggers
 from .auth import KeyRing, Principal, check_origin, require_server
 from .clock import now_ms
 from .embedded import EmbeddedRedis
-from .errors import ApiError, unavailable
+from .errors import INTERNAL_ERROR, ApiError, unavailable
 from .ingest import PATHS, IngestApp, Receive, Scope, Send
 from .metrics import Metrics
 from .orders_api import OrdersApi, rfm
@@ -222,6 +222,11 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
     return await api_error(request, unavailable())
 
 
+async def internal_error(request: Request, exc: Exception) -> Response:
+    # Starlette answers with this, then re-raises, so the traceback is still logged.
+    return await api_error(request, INTERNAL_ERROR)
+
+
 class RouteLabels:
     """The route template a path falls under, as the latency histogram's label (a few values,
     whatever paths clients send): `/v1/contacts/{identifier}`, not each contact's."""
@@ -259,6 +264,7 @@ def create_app(settings: Settings | None = None) -> Any:
         ApiError: api_error,
         StoreUnavailable: store_unavailable,
         HTTPException: http_error,
+        Exception: internal_error,
     }
     for error in UNAVAILABLE_ERRORS:
         handlers[error] = store_unavailable

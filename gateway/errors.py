@@ -44,3 +44,12 @@ def unavailable(retry_after: int = 1) -> ApiError:
         "The event store is unavailable; retry shortly.",
         headers={"retry-after": str(retry_after)},
     )
+
+
+# What a request that failed in a way the gateway did not foresee is answered (its log says why).
+INTERNAL_ERROR = ApiError(
+    500,
+    "internal_error",
+    "The gateway failed on this request; its log says why. A write may or may not have been "
+    "stored: retry it (events with the same eventId).",
+)

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from .errors import INTERNAL_ERROR
+
 if TYPE_CHECKING:
     from .ingest import IngestApp
 
@@ -43,9 +45,11 @@ INGEST_PATHS = {b"/v1/event": "/v1/event", b"/v1/events": "/v1/events"}
 # What a request body's length is read from; a refused upgrade's body is read again by them.
 FRAMING = (b"content-length", b"transfer-encoding")
 INVALID_REQUEST = "Invalid HTTP request received."  # uvicorn's words, for the same case
-CRASH_ANSWER = (
-    STATUS_LINE[500] + b"content-type: text/plain; charset=utf-8\r\ncontent-length: 21\r\n"
-    b"connection: close\r\n\r\nInternal Server Error"
+CRASH_ANSWER = STATUS_LINE[
+    500
+] + b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
+    len(INTERNAL_ERROR.json()),
+    INTERNAL_ERROR.json(),
 )
 
 

@@ -150,3 +150,28 @@ def test_the_redis_password_is_not_logged(tmp_path):
     logged = (tmp_path / "log").read_text()
     assert "secret" not in logged
     assert "password=***" in logged and "***@127.0.0.1" in logged
+
+
+def test_an_unforeseen_failure_is_a_json_500_and_logged(tmp_path, redis_url, sync_redis):
+    """Every error is JSON: a failure nothing foresaw (here a contact key damaged by another
+    program) was a plain-text 500 on every path."""
+    config = tmp_path / "gateway.toml"
+    config.write_text('[[tenants]]\nid = "broken"\nserver_keys = ["sk_broken_test"]\n')
+    sync_redis.set("gw:broken:id:email:bad@example.com", "damaged")
+    sync_redis.set("gw:broken:c:{damaged}", "not a hash")
+    port, log = free_port(), tmp_path / "gateway.log"
+    process = start_gateway(port, {"REDIS_URL": redis_url}, "--config", str(config), log=log)
+    auth = {"authorization": "Bearer sk_broken_test"}
+    event = {"eventTypeKey": "custom", "keyValue": "bad@example.com"}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as client:
+            answers = [
+                client.post("/v1/event", json=event),
+                client.get("/v1/contacts/bad@example.com"),
+            ]
+    finally:
+        stop(process)
+    for answer in answers:
+        assert answer.status_code == 500
+        assert answer.json()["error"] == "internal_error"
+    assert "WRONGTYPE" in log.read_text()
