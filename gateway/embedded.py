@@ -9,14 +9,35 @@ data dir, and so that tests can stop and restart it like any external server.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+log = logging.getLogger("gateway.embedded")
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded redis-server could not be started."""
+
+
+def describe_exit(code: int) -> str:
+    """Popen's returncode in words: a negative one is the signal that ended the process."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
 
 
 def redis_server_binary() -> str:
@@ -34,9 +55,10 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     """A redis-server child process with its data, socket and log under `data_dir`."""
 
-    def __init__(self, data_dir: Path, port: int = 0) -> None:
+    def __init__(self, data_dir: Path, port: int = 0, extra_args: Sequence[str] = ()) -> None:
         self.data_dir = data_dir
         self.port = port  # 0: unix socket only
+        self.extra_args = tuple(extra_args)
         self.socket = data_dir / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -46,7 +68,7 @@ class EmbeddedRedis:
             return f"redis://127.0.0.1:{self.port}/0"
         return f"unix://{self.socket}?db=0"
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 10.0, progress_every: float = 5.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.ping():
             self._stop_orphan(timeout)
@@ -81,6 +103,7 @@ class EmbeddedRedis:
             str(self.data_dir / "redis.log"),
             "--daemonize",
             "no",
+            *self.extra_args,
         ]
         # The server lives in its own process group so a Ctrl-C meant for the gateway reaches
         # it only through our orderly shutdown (which lets it write its data).
@@ -91,17 +114,72 @@ class EmbeddedRedis:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = self.data_dir / "redis.log"
-                tail = log.read_text()[-2000:] if log.exists() else ""
-                raise RuntimeError(f"embedded redis-server exited at start-up:\n{tail}")
-            if self.ping():
+        try:
+            self._wait_ready(self.process, timeout, progress_every)
+        except EmbeddedRedisError:
+            self.stop()
+            raise
+
+    def _wait_ready(
+        self, process: subprocess.Popen[bytes], timeout: float, progress_every: float
+    ) -> None:
+        """Wait until the server answers PING. While it loads its data (a large AOF takes minutes)
+        it answers -LOADING: that is a live server making progress, so waiting goes on for as long
+        as it loads. Only a server that exits, or gives no answer at all for `timeout` seconds,
+        is a failed start."""
+        last_answer = time.monotonic()
+        next_progress = 0.0  # the first -LOADING is reported at once
+        while True:
+            code = process.poll()
+            if code is not None:
+                raise EmbeddedRedisError(
+                    f"embedded redis-server exited at start-up ({describe_exit(code)}):\n"
+                    f"{self.log_tail()}"
+                )
+            state = self.probe()
+            now = time.monotonic()
+            if state == "ready":
                 return
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"embedded redis-server did not answer within {timeout:.0f}s")
+            if state == "loading":
+                last_answer = now
+                if now >= next_progress:
+                    log.info("embedded redis is loading its data", extra=self.loading_progress())
+                    next_progress = now + progress_every
+                time.sleep(0.1)
+            elif now - last_answer > timeout:
+                raise EmbeddedRedisError(
+                    f"embedded redis-server (pid {process.pid}) gave no answer for {timeout:.0f}s"
+                )
+            else:
+                time.sleep(0.02)
+
+    def loading_progress(self) -> dict[str, object]:
+        """What INFO persistence says about the load under way (INFO is served while loading)."""
+        fields = {
+            "loading_loaded_perc": "loaded_perc",
+            "loading_loaded_bytes": "loaded_bytes",
+            "loading_total_bytes": "total_bytes",
+            "loading_eta_seconds": "eta_seconds",
+        }
+        progress: dict[str, object] = {"data_dir": str(self.data_dir)}
+        client = self._client()
+        try:
+            info = client.info("persistence")
+        except (redis.RedisError, OSError):
+            return progress  # progress is only reported; the wait goes on regardless
+        finally:
+            client.close()
+        for name, label in fields.items():
+            if name in info:
+                progress[label] = info[name]
+        return progress
+
+    def log_tail(self, size: int = 2000) -> str:
+        log_file = self.data_dir / "redis.log"
+        try:
+            return log_file.read_text(errors="replace")[-size:]
+        except OSError:
+            return ""
 
     def _stop_orphan(self, timeout: float) -> None:
         """A server still answering here outlived a gateway that was killed (it runs in its own
@@ -121,14 +199,30 @@ class EmbeddedRedis:
             time.sleep(0.05)
 
     def ping(self) -> bool:
+        return self.probe() == "ready"
+
+    def probe(self) -> Literal["ready", "loading", "down"]:
+        """Whether the server answers PING, answers -LOADING (alive, still reading its data), or
+        does not answer. redis-py raises BusyLoadingError for -LOADING, a kind of ConnectionError:
+        it is told apart before the ConnectionError catch-all."""
+        client = self._client()
         try:
-            client = redis.Redis.from_url(self.url, socket_timeout=0.5)
-            try:
-                return bool(client.ping())
-            finally:
-                client.close()
+            client.ping()
+            return "ready"
+        except redis.BusyLoadingError:
+            return "loading"
         except (redis.ConnectionError, redis.TimeoutError, OSError):
-            return False
+            return "down"
+        finally:
+            client.close()
+
+    def _client(self) -> redis.Redis:
+        # One attempt per call: the callers poll, and a retry's backoff would only blur timing.
+        # A loading server answers only between chunks of the data it reads (every 2 MB), so a
+        # probe is given a second rather than the half second an idle server would need.
+        return redis.Redis.from_url(
+            self.url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM makes redis-server write its data and exit; SIGKILL only if it hangs."""
