@@ -9,6 +9,7 @@ data dir, and so that tests can stop and restart it like any external server.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -28,6 +29,19 @@ log = logging.getLogger("gateway.embedded")
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded redis-server could not be started."""
+
+
+class DataDirInUse(EmbeddedRedisError):
+    """Another live process owns the data dir and the redis-server running on it."""
+
+    def __init__(self, data_dir: Path, owner: int | None) -> None:
+        self.data_dir = data_dir
+        self.owner = owner
+        who = f"gateway process {owner}" if owner else "another gateway process"
+        super().__init__(
+            f"the data dir {data_dir} is in use by {who}, which runs its embedded Redis; stop "
+            "that process first, or give this one another GATEWAY_DATA_DIR (or a REDIS_URL)"
+        )
 
 
 def describe_exit(code: int) -> str:
@@ -61,6 +75,8 @@ class EmbeddedRedis:
         self.extra_args = tuple(extra_args)
         self.socket = data_dir / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
+        self.lock_file = data_dir / "gateway.lock"
+        self._lock: int | None = None  # the descriptor holding the data dir's flock
 
     @property
     def url(self) -> str:
@@ -70,8 +86,53 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0, progress_every: float = 5.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.ping():
-            self._stop_orphan(timeout)
+        self._claim()
+        try:
+            if self.probe() != "down":
+                self._stop_orphan(timeout)
+            self._spawn()
+        except BaseException:
+            self._release()
+            raise
+        assert self.process is not None
+        try:
+            self._wait_ready(self.process, timeout, progress_every)
+        except EmbeddedRedisError:
+            self.stop()
+            raise
+
+    def _claim(self) -> None:
+        """Own the data dir for as long as this process lives: an exclusive flock on
+        `gateway.lock`, which the kernel drops when the process ends, however it ends (SIGKILL
+        included); the file also names the owner's pid, for the error message. A redis-server
+        found answering on the socket is then known to be an orphan, its gateway gone, and is
+        taken over; while the lock is held elsewhere the data dir is refused instead, so a second
+        gateway never stops the live Redis of the first. (A pid alone could be reused by an
+        unrelated process; the lock cannot outlive its holder.) The redis-server child does not
+        inherit the descriptor (close_fds), nor do uvicorn's spawned workers."""
+        if self._lock is not None:
+            return  # held already: a restart of our own server
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise DataDirInUse(self.data_dir, int(text) if text.isdigit() else None) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock = fd
+
+    def _release(self) -> None:
+        # The file stays: removing it could let two processes lock two different files.
+        fd, self._lock = self._lock, None
+        if fd is not None:
+            os.close(fd)
+
+    def _spawn(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         args = [
@@ -114,11 +175,6 @@ class EmbeddedRedis:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        try:
-            self._wait_ready(self.process, timeout, progress_every)
-        except EmbeddedRedisError:
-            self.stop()
-            raise
 
     def _wait_ready(
         self, process: subprocess.Popen[bytes], timeout: float, progress_every: float
@@ -193,9 +249,11 @@ class EmbeddedRedis:
         finally:
             client.close()
         deadline = time.monotonic() + timeout
-        while self.ping():
+        while self.probe() != "down":  # a server still loading answers too
             if time.monotonic() > deadline:
-                raise RuntimeError(f"a redis-server still runs on {self.url} and will not stop")
+                raise EmbeddedRedisError(
+                    f"a redis-server still runs on {self.url} and will not stop"
+                )
             time.sleep(0.05)
 
     def ping(self) -> bool:
@@ -225,19 +283,24 @@ class EmbeddedRedis:
         )
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM makes redis-server write its data and exit; SIGKILL only if it hangs."""
+        """SIGTERM makes redis-server write its data and exit; SIGKILL only if it hangs. The data
+        dir is let go only once the server is gone."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            if process is None or process.poll() is not None:
+                return
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        finally:
+            self._release()
 
     def kill(self) -> None:
-        """A crash, for tests: no chance to save."""
+        """A crash of the server, for tests: no chance to save. This process still owns the data
+        dir, so `start` restarts the server on it."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()

@@ -3,17 +3,36 @@ that dies under a running gateway. Real redis-server and `gateway serve` process
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
-from conftest import free_port
+from conftest import ROOT, free_port, start_gateway
 
 from gateway.embedded import EmbeddedRedis
 
 pytestmark = pytest.mark.slow
+
+EVENT = {"eventTypeKey": "custom", "keyValue": "ann@example.com", "eventId": "first"}
+
+
+def alive(pid: int) -> bool:
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True)
+    return bool(state.stdout.strip()) and not state.stdout.strip().startswith("Z")
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=20)
 
 
 def populate_and_rewrite(server: EmbeddedRedis, keys: int, size: int) -> None:
@@ -67,3 +86,79 @@ def test_start_waits_while_the_server_loads_a_large_data_set(
     print(f"\nstart-up waited {waited:.1f}s through loading; {len(progress)} progress lines")
     assert waited > 3
     assert [r for r in progress if 0 <= getattr(r, "loaded_perc", -1) <= 100]
+
+
+def server_pid(data: Path) -> int:
+    """The pid of the redis-server answering on the data dir's socket."""
+    client = redis.Redis.from_url(f"unix://{data / 'redis.sock'}", socket_timeout=2)
+    try:
+        return int(client.info("server")["process_id"])
+    finally:
+        client.close()
+
+
+def serve_env(data: Path) -> dict[str, str]:
+    return {"REDIS_URL": "", "GATEWAY_DATA_DIR": str(data), "GATEWAY_CONFIG": ""}
+
+
+def test_a_second_gateway_on_the_same_data_dir_leaves_the_first_alone(tmp_path: Path) -> None:
+    """The second start fails (its port is taken too) and must not have stopped the first
+    gateway's live Redis on its way: it refuses at once, naming the data dir and the owner."""
+    data = tmp_path / "data"
+    port = free_port()
+    first = start_gateway(port, serve_env(data))
+    try:
+        keys = json.loads((data / "keys.json").read_text())
+        auth = {"authorization": f"Bearer {keys['server_key']}"}
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.post(f"{base}/v1/event", json=EVENT, headers=auth).status_code == 200
+        before = server_pid(data)
+        second = subprocess.run(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+            env={**os.environ, **serve_env(data)},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 1, second.stderr
+        refusal = [json.loads(line) for line in second.stderr.splitlines() if '"error"' in line]
+        assert len(refusal) == 1, second.stderr
+        assert str(data) in refusal[0]["message"] and str(first.pid) in refusal[0]["message"]
+        assert refusal[0]["owner_pid"] == first.pid
+        # the first gateway's Redis is the same process, and it still stores events
+        assert server_pid(data) == before
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        assert httpx.post(f"{base}/v1/event", json=EVENT, headers=auth).status_code == 200
+    finally:
+        assert stop(first) == 0
+
+
+def test_a_leftover_server_of_a_killed_gateway_is_taken_over(tmp_path: Path) -> None:
+    """SIGKILL of the gateway leaves its Redis running, owned by nobody: the next start on the
+    same data dir stops it (saving) and starts its own, and finds what was stored."""
+    data = tmp_path / "data"
+    port = free_port()
+    first = start_gateway(port, serve_env(data))
+    try:
+        keys = json.loads((data / "keys.json").read_text())
+        auth = {"authorization": f"Bearer {keys['server_key']}"}
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.post(f"{base}/v1/event", json=EVENT, headers=auth).status_code == 200
+        orphan = server_pid(data)
+    finally:
+        first.kill()
+        first.wait(10)
+    assert server_pid(data) == orphan  # still running, its owner gone
+    try:
+        second = start_gateway(port, serve_env(data))
+    except RuntimeError:
+        os.kill(orphan, signal.SIGTERM)
+        raise
+    try:
+        assert server_pid(data) != orphan
+        assert not alive(orphan)
+        contact = httpx.get(f"{base}/v1/contacts/ann@example.com", headers=auth)
+        assert contact.status_code == 200
+    finally:
+        assert stop(second) == 0
