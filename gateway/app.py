@@ -30,6 +30,7 @@ from .redis_keys import TenantKeys
 from .settings import Settings, Tenant, load_settings
 from .store import UNAVAILABLE_ERRORS, IngestBatcher, Store, StoreUnavailable, connect
 from .supervision import watch_supervisor
+from .watchdog import RedisWatchdog
 
 log = logging.getLogger("gateway")
 
@@ -119,10 +120,11 @@ class Gateway:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         url = self.settings.redis_url
+        redis_watchdog = None
         if url is None:
             self.embedded = EmbeddedRedis(self.settings.data_dir)
             self.embedded.start()
-            self.embedded.watch()  # restarted if it dies, as under `gateway serve`
+            redis_watchdog = RedisWatchdog(self.embedded).start()  # as under `gateway serve`
             url = self.embedded.url
             log.info("embedded redis started", extra={"data_dir": str(self.settings.data_dir)})
         self._store = Store(connect(url))
@@ -148,6 +150,8 @@ class Gateway:
             await self._store.close()
             if self.embedded is not None:
                 self.embedded.stop()
+            if redis_watchdog is not None:
+                redis_watchdog.join()
 
     # ---- routes -------------------------------------------------------------------------
 

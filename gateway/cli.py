@@ -14,9 +14,11 @@ from typing import Any
 import orjson
 
 from . import __version__
-from .embedded import DataDirInUse, EmbeddedRedis, EmbeddedRedisError
+from .datadir import DataDirInUse
+from .embedded import EmbeddedRedis, EmbeddedRedisError
 from .settings import ConfigError, Settings, load_settings
 from .supervision import SUPERVISOR_ENV
+from .watchdog import RedisWatchdog
 
 log = logging.getLogger("gateway")
 # uvicorn adds `color_message`, a copy of the message with terminal colours.
@@ -138,7 +140,7 @@ def serve(args: argparse.Namespace) -> int:
             return 1
         # This process owns the server: it restarts it if it dies. Every worker process connects
         # to it over the socket and reconnects by itself once it is back.
-        embedded.watch()
+        watchdog = RedisWatchdog(embedded).start()
         os.environ["REDIS_URL"] = embedded.url
         log.info("embedded redis ready", extra={"url": embedded.url})
     else:
@@ -157,6 +159,7 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+            watchdog.join()
             log.info("embedded redis stopped")
     return 0
 

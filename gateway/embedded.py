@@ -5,15 +5,14 @@ the CLI process, serves every `--workers` process over a unix socket, with appen
 (`appendfsync everysec`: a crash loses at most about one second of acknowledged writes) under the
 data dir, and so that tests can stop and restart it like any external server.
 
-The owning process holds a lock on the data dir for as long as it lives (so a second gateway on
-the same dir refuses to start instead of taking the server away) and restarts the server if it
-dies (`EmbeddedRedis.watch`).
+The owning process holds a lock on the data dir for as long as it lives (datadir.py: a second
+gateway on the same dir refuses to start instead of taking the server away) and starts the server
+again if it dies (watchdog.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
@@ -29,10 +28,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .datadir import DataDirLock
+
 log = logging.getLogger("gateway.embedded")
-# A server that ran this long before it died is restarted at once; one that dies sooner after
-# (re)starting waits the growing restart delay first.
-STABLE_SECONDS = 30.0
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -41,19 +39,6 @@ class EmbeddedRedisError(RuntimeError):
     def __init__(self, message: str, exit_code: int | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code  # when it exited: its returncode (negative: the signal)
-
-
-class DataDirInUse(EmbeddedRedisError):
-    """Another live process owns the data dir and the redis-server running on it."""
-
-    def __init__(self, data_dir: Path, owner: int | None) -> None:
-        self.data_dir = data_dir
-        self.owner = owner
-        who = f"gateway process {owner}" if owner else "another gateway process"
-        super().__init__(
-            f"the data dir {data_dir} is in use by {who}, which runs its embedded Redis; stop "
-            "that process first, or give this one another GATEWAY_DATA_DIR (or a REDIS_URL)"
-        )
 
 
 def describe_exit(code: int) -> str:
@@ -86,23 +71,17 @@ class EmbeddedRedis:
         data_dir: Path,
         port: int = 0,
         extra_args: Sequence[str] = (),
-        restart_backoff: tuple[float, float] = (0.5, 30.0),
     ) -> None:
         self.data_dir = data_dir
         self.port = port  # 0: unix socket only
         self.extra_args = tuple(extra_args)
         self.socket = data_dir / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
-        self.lock_file = data_dir / "gateway.lock"
-        self._lock: int | None = None  # the descriptor holding the data dir's flock
-        # The watcher (see `watch`): `_process_lock` orders its restarts against `stop`, which
-        # sets `_stopping` first so that no restart begins once stopping has.
-        self.restart_backoff = restart_backoff  # (first, longest) pause between restarts
-        self._watcher: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self.lock = DataDirLock(data_dir)
+        # `_process_lock` orders restarts (respawn) against `stop`, which sets `stopping` first
+        # so that no restart begins once stopping has.
+        self.stopping = threading.Event()
         self._process_lock = threading.Lock()
-        self._ready_at = 0.0  # when the server last came up (monotonic)
-        self._delay = 0.0  # the pause before the next restart
         self._timeout = 10.0
         self._progress_every = 5.0
 
@@ -114,15 +93,15 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0, progress_every: float = 5.0) -> None:
         self._timeout, self._progress_every = timeout, progress_every
-        self._stopping.clear()
+        self.stopping.clear()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._claim()
+        self.lock.claim()
         try:
             if self.probe() != "down":
                 self._stop_orphan(timeout)
             self._spawn()
         except BaseException:
-            self._release()
+            self.lock.release()
             raise
         assert self.process is not None
         try:
@@ -130,120 +109,31 @@ class EmbeddedRedis:
         except EmbeddedRedisError:
             self.stop()
             raise
-        self._ready_at = time.monotonic()
 
-    def watch(self, poll: float = 0.1) -> None:
-        """Restart the server whenever it exits, until `stop`, in a thread of this process (the
-        one that owns the data dir). Without it a server that died (kill -9, the OOM killer)
-        stayed dead: every request answered 503 while /healthz said 200, so nothing restarted
-        anything. The restart replays the AOF on the same data dir: Redis hands each write to the
-        kernel before it replies, so a crash of the server alone loses nothing acknowledged.
-        A server that keeps dying, or cannot start at all, is retried further and further apart
-        (`restart_backoff`) rather than in a tight loop."""
-        if self._watcher is None:
-            self._watcher = threading.Thread(
-                target=self._watch, args=(poll,), name="embedded-redis-watch", daemon=True
-            )
-            self._watcher.start()
+    def exited(self) -> subprocess.Popen[bytes] | None:
+        """The server process, if it has exited on its own (not stopped by `stop`)."""
+        process = self.process
+        if process is None or process.poll() is None:
+            return None
+        with self._process_lock:  # `stop` lets go of the process before ending it
+            return None if self.stopping.is_set() or self.process is not process else process
 
-    def _watch(self, poll: float) -> None:
-        while not self._stopping.wait(poll):
-            process = self.process
-            if process is None or process.poll() is None:
-                continue
-            with self._process_lock:
-                # `stop` lets go of the process before ending it: an exit it caused is no crash.
-                if self._stopping.is_set() or self.process is not process:
-                    continue
-            code = process.returncode
-            log.error(
-                f"embedded redis-server exited ({describe_exit(code)}); restarting it",
-                extra={"pid": process.pid, "exit_code": code, "data_dir": str(self.data_dir)},
-            )
-            try:
-                self._restart()
-            except Exception:
-                # Not expected; but a watcher that died would leave the server dead for good. The
-                # next round sees it down again and retries, after the (grown) delay.
-                log.exception("embedded redis-server restart failed")
-
-    def _restart(self) -> None:
-        down_since = time.monotonic()
-        first, longest = self.restart_backoff
-        if down_since - self._ready_at >= STABLE_SECONDS:
-            self._delay = 0.0  # it had been up a while: a one-off crash, restart at once
-        while True:
-            if self._delay and self._stopping.wait(self._delay):
-                return
-            # Doubled whatever this attempt brings: a server that dies again soon after coming
-            # back waits longer each time, just as one that cannot start at all.
-            self._delay = min(longest, max(first, self._delay * 2))
-            process = None
-            try:
-                with self._process_lock:
-                    if self._stopping.is_set():
-                        return
-                    process = self._spawn()
-                if not self._wait_ready(process, self._timeout, self._progress_every):
-                    return  # stopping
-            except (EmbeddedRedisError, OSError) as exc:  # OSError: the binary would not run
-                if self._stopping.is_set():
-                    return
-                if process is not None:
-                    # One that is alive but does not answer is ended, so that the next one
-                    # starts alone on the data dir.
-                    self._end(process, self._timeout)
-                log.error(
-                    "embedded redis-server could not be restarted",
-                    extra={
-                        "error": str(exc),
-                        "exit_code": getattr(exc, "exit_code", None),
-                        "retry_in": self._delay,
-                        "data_dir": str(self.data_dir),
-                    },
-                )
-                continue
-            self._ready_at = time.monotonic()
-            log.info(
-                "embedded redis-server is back",
-                extra={
-                    "pid": process.pid,
-                    "down_seconds": round(self._ready_at - down_since, 2),
-                    "data_dir": str(self.data_dir),
-                },
-            )
-            return
-
-    def _claim(self) -> None:
-        """Own the data dir for as long as this process lives: an exclusive flock on
-        `gateway.lock`, which the kernel drops when the process ends, however it ends (SIGKILL
-        included); the file also names the owner's pid, for the error message. A redis-server
-        found answering on the socket is then known to be an orphan, its gateway gone, and is
-        taken over; while the lock is held elsewhere the data dir is refused instead, so a second
-        gateway never stops the live Redis of the first. (A pid alone could be reused by an
-        unrelated process; the lock cannot outlive its holder.) The redis-server child does not
-        inherit the descriptor (close_fds), nor do uvicorn's spawned workers."""
-        if self._lock is not None:
-            return  # held already: a restart of our own server
-        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def respawn(self) -> subprocess.Popen[bytes] | None:
+        """Start the server again after it died (watchdog.py): the new process once it answers,
+        None if `stop` came first. A process that exits or does not answer is ended, and its
+        EmbeddedRedisError (OSError: the binary would not run) raised."""
+        process = None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            os.close(fd)
-            raise DataDirInUse(self.data_dir, int(text) if text.isdigit() else None) from None
-        except BaseException:
-            os.close(fd)
+            with self._process_lock:
+                if self.stopping.is_set():
+                    return None
+                process = self._spawn()
+            ready = self._wait_ready(process, self._timeout, self._progress_every)
+        except (EmbeddedRedisError, OSError):
+            if process is not None:
+                self._end(process, self._timeout)  # the next one starts alone on the data dir
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock = fd
-
-    def _release(self) -> None:
-        # The file stays: removing it could let two processes lock two different files.
-        fd, self._lock = self._lock, None
-        if fd is not None:
-            os.close(fd)
+        return process if ready else None
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         with contextlib.suppress(FileNotFoundError):
@@ -299,7 +189,7 @@ class EmbeddedRedis:
         is a failed start. False: `stop` was called meanwhile."""
         last_answer = time.monotonic()
         next_progress = 0.0  # the first -LOADING is reported at once
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             code = process.poll()
             if code is not None:
                 raise EmbeddedRedisError(
@@ -401,17 +291,14 @@ class EmbeddedRedis:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM makes redis-server write its data and exit; SIGKILL only if it hangs. The data
         dir is let go only once the server is gone."""
-        self._stopping.set()
+        self.stopping.set()
         with self._process_lock:
             process, self.process = self.process, None
         try:
             if process is not None:
                 self._end(process, timeout)
-            watcher, self._watcher = self._watcher, None
-            if watcher is not None:
-                watcher.join()  # prompt: it checks `_stopping` between every step
         finally:
-            self._release()
+            self.lock.release()
 
     @staticmethod
     def _end(process: subprocess.Popen[bytes], timeout: float) -> None:
