@@ -102,16 +102,23 @@ def serve_env(data: Path) -> dict[str, str]:
     return {"REDIS_URL": "", "GATEWAY_DATA_DIR": str(data), "GATEWAY_CONFIG": ""}
 
 
+def served(
+    data: Path, port: int, *args: str, log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+    """`gateway serve` on the embedded Redis of `data`: the process, its address, the header
+    of its generated server key."""
+    process = start_gateway(port, serve_env(data), *args, log=log)
+    keys = json.loads((data / "keys.json").read_text())
+    return process, f"http://127.0.0.1:{port}", {"authorization": f"Bearer {keys['server_key']}"}
+
+
 def test_a_second_gateway_on_the_same_data_dir_leaves_the_first_alone(tmp_path: Path) -> None:
     """The second start fails (its port is taken too) and must not have stopped the first
     gateway's live Redis on its way: it refuses at once, naming the data dir and the owner."""
     data = tmp_path / "data"
     port = free_port()
-    first = start_gateway(port, serve_env(data))
+    first, base, auth = served(data, port)
     try:
-        keys = json.loads((data / "keys.json").read_text())
-        auth = {"authorization": f"Bearer {keys['server_key']}"}
-        base = f"http://127.0.0.1:{port}"
         assert httpx.post(f"{base}/v1/event", json=EVENT, headers=auth).status_code == 200
         before = server_pid(data)
         second = subprocess.run(
@@ -140,11 +147,8 @@ def test_a_leftover_server_of_a_killed_gateway_is_taken_over(tmp_path: Path) -> 
     same data dir stops it (saving) and starts its own, and finds what was stored."""
     data = tmp_path / "data"
     port = free_port()
-    first = start_gateway(port, serve_env(data))
+    first, base, auth = served(data, port)
     try:
-        keys = json.loads((data / "keys.json").read_text())
-        auth = {"authorization": f"Bearer {keys['server_key']}"}
-        base = f"http://127.0.0.1:{port}"
         assert httpx.post(f"{base}/v1/event", json=EVENT, headers=auth).status_code == 200
         orphan = server_pid(data)
     finally:
@@ -175,11 +179,8 @@ def test_a_killed_redis_server_is_restarted_and_ingest_recovers(
     data = tmp_path / "data"
     port = free_port()
     log = tmp_path / "gateway.log"
-    gateway = start_gateway(port, serve_env(data), "--workers", str(workers), log=log)
+    gateway, base, auth = served(data, port, "--workers", str(workers), log=log)
     try:
-        keys = json.loads((data / "keys.json").read_text())
-        auth = {"authorization": f"Bearer {keys['server_key']}"}
-        base = f"http://127.0.0.1:{port}"
         assert httpx.post(f"{base}/v1/event", json=EVENT, headers=auth).status_code == 200
         killed = server_pid(data)
         os.kill(killed, signal.SIGKILL)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +22,20 @@ from faults import Load, stored_event_ids, wait_for, write_config
 from gateway.embedded import EmbeddedRedis
 
 pytestmark = pytest.mark.slow
+
+
+def own_redis_and_gateway(
+    tmp_path: Path, name: str
+) -> tuple[EmbeddedRedis, subprocess.Popen[bytes], int, dict[str, str]]:
+    """A redis-server of the test's own and a gateway process on it, for a new tenant: the
+    server, the gateway, its port and its server key's header."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port())
+    server.start()
+    tenant = unique(name)
+    config = write_config(tmp_path / "gateway.toml", [tenant])
+    port = free_port()
+    gateway = start_gateway(port, {"REDIS_URL": server.url}, "--config", str(config))
+    return server, gateway, port, {"authorization": f"Bearer sk_{tenant}"}
 
 
 async def test_redis_outage_under_load_loses_nothing_acknowledged(tmp_path):
@@ -119,14 +135,8 @@ async def test_redis_crash_loses_at_most_the_last_second(tmp_path):
 
 async def test_readyz_reports_a_frozen_redis_within_seconds(tmp_path):
     """A Redis that stops answering (SIGSTOP) must not hang requests past the socket timeout."""
-    server = EmbeddedRedis(tmp_path / "redis", port=free_port())
-    server.start()
-    tenant = unique("frozen")
-    config = write_config(tmp_path / "gateway.toml", [tenant])
-    port = free_port()
-    gateway = start_gateway(port, {"REDIS_URL": server.url}, "--config", str(config))
+    server, gateway, port, auth = own_redis_and_gateway(tmp_path, "frozen")
     assert server.process is not None
-    auth = {"authorization": f"Bearer sk_{tenant}"}
     body = {"eventTypeKey": "custom", "keyValue": "f@example.com", "eventId": "frozen-1"}
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
@@ -159,13 +169,7 @@ async def test_readyz_reports_a_frozen_redis_within_seconds(tmp_path):
 
 async def test_a_full_redis_is_a_503_to_retry_and_stores_nothing(tmp_path):
     """maxmemory reached (noeviction) used to be a plain-text 500 without Retry-After."""
-    server = EmbeddedRedis(tmp_path / "redis", port=free_port())
-    server.start()
-    tenant = unique("full")
-    config = write_config(tmp_path / "gateway.toml", [tenant])
-    port = free_port()
-    gateway = start_gateway(port, {"REDIS_URL": server.url}, "--config", str(config))
-    auth = {"authorization": f"Bearer sk_{tenant}"}
+    server, gateway, port, auth = own_redis_and_gateway(tmp_path, "full")
     event = {"eventTypeKey": "custom", "keyValue": "full@example.com", "eventId": "full-1"}
     order = {
         "externalOrderId": "full-order",
