@@ -122,8 +122,11 @@ async def read_json(
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise invalid("body", "The body is not valid JSON.", code="invalid_json") from None
-    if batch is not None:
-        mark_repeated_params(document, body, batch)
+    # One event in the usual list form (the hot path) is ruled out here, without a call.
+    if batch or (
+        batch is not None and type(document) is dict and type(document.get("params")) is dict
+    ):
+        mark_repeated_params(document, body, bool(batch))
     return document
 
 
