@@ -14,6 +14,7 @@ from .params import Params, currency_code, number, require_object, text_id
 
 URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 WEB_SCHEMES = frozenset({"http", "https"})
+MAX_LOCATION = 4096
 _ESCAPED = re.compile(r'["\\\x00-\x1f]')  # what JSON must escape in a string
 _INFINITY = float("inf")
 
@@ -27,8 +28,12 @@ def _page_viewed(params: Params, received: str, raw: dict[str, Any]) -> None:
             f"{field}.location must be a URL or a deeplink.",
             code="missing_field",
         )
+    if len(location) > MAX_LOCATION:
+        raise invalid(
+            f"{field}.location", f"{field}.location is longer than {MAX_LOCATION} characters."
+        )
     match = URI_SCHEME.match(location.strip())
-    if match is None or len(location) > 4096:
+    if match is None:
         raise invalid(
             f"{field}.location",
             f"{field}.location must be an absolute URL or deeplink (scheme://...).",

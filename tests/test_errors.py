@@ -228,3 +228,13 @@ async def test_request_latency_covers_every_route_by_its_template(api):
     for route in ("/v1/contacts/{identifier}", "/v1/carts/{recycleStateId}", "/healthz", "other"):
         assert f'gateway_request_duration_seconds_count{{route="{route}"}}' in metrics, route
     assert "nobody@example.com" not in metrics
+
+
+async def test_a_page_location_too_long_says_so(api):
+    """It said "must be an absolute URL or deeplink", which it was (a long query string)."""
+    location = "https://a.example/?q=" + "x" * 4090
+    response = await api.event(ev("pageViewed", page=f'{{"location": "{location}"}}'))
+    assert response.status_code == 400
+    error = response.json()
+    assert error["field"] == "params.page.location"
+    assert error["message"] == "params.page.location is longer than 4096 characters."
