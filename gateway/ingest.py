@@ -135,6 +135,7 @@ class IngestApp:
         self.gateway = gateway
         settings = gateway.settings
         self.limit = settings.max_body_bytes
+        self.request_seconds = settings.request_timeout_seconds
         self.max_batch = settings.max_batch
         self.metrics = gateway.metrics
 

@@ -27,6 +27,7 @@ fresh parser into the same request, and the connection goes on in HTTP/1.1.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from .errors import INTERNAL_ERROR
+from .errors import INTERNAL_ERROR, ApiError
+from .settings import REQUEST_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     from .ingest import IngestApp
@@ -45,12 +47,32 @@ INGEST_PATHS = {b"/v1/event": "/v1/event", b"/v1/events": "/v1/events"}
 # What a request body's length is read from; a refused upgrade's body is read again by them.
 FRAMING = (b"content-length", b"transfer-encoding")
 INVALID_REQUEST = "Invalid HTTP request received."  # uvicorn's words, for the same case
-CRASH_ANSWER = STATUS_LINE[
-    500
-] + b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
-    len(INTERNAL_ERROR.json()),
-    INTERNAL_ERROR.json(),
+# A request's line and headers together: httptools and uvicorn join their pieces with `+=`, so a
+# head of hundreds of MB took minutes of CPU and GBs of memory, and stalled every other request.
+MAX_HEAD_BYTES = 64 * 1024
+# A body is buffered past this size only for a known key (a site key is public, so this only
+# keeps keyless floods small; the timeout above bounds the rest).
+UNCHECKED_BODY_BYTES = 64 * 1024
+HEAD_TOO_LARGE = ApiError(
+    431,
+    "head_too_large",
+    f"The request line and headers are larger than {MAX_HEAD_BYTES} bytes.",
+    "headers",
 )
+REQUEST_TIMEOUT = ApiError(
+    408, "request_timeout", "The request did not arrive whole within request_timeout_seconds."
+)
+
+
+def answer_bytes(error: ApiError) -> bytes:
+    """A whole JSON error answer that closes the connection."""
+    body = error.json()
+    head = b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+    return STATUS_LINE[error.status] + head % len(body) + body
+
+
+def first_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    return next((value for key, value in headers if key == name), None)
 
 
 class IngestCycle:
@@ -66,9 +88,17 @@ class IngestCycle:
         "body",
         "size",
         "dispatched",
+        "headers",
     )
 
-    def __init__(self, ingest: IngestApp, path: str, query: bytes, keep_alive: bool) -> None:
+    def __init__(
+        self,
+        ingest: IngestApp,
+        path: str,
+        query: bytes,
+        keep_alive: bool,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
         self.ingest = ingest
         self.path = path
         self.query = query
@@ -77,6 +107,17 @@ class IngestCycle:
         self.body: list[bytes] = []
         self.size = 0
         self.dispatched = False
+        self.headers = headers
+
+    def has_known_key(self) -> bool:
+        authorization = first_header(self.headers, b"authorization")
+        try:
+            self.ingest.gateway.keys.authenticate(
+                None if authorization is None else authorization.decode("latin-1"), self.query
+            )
+        except ApiError:
+            return False
+        return True
 
     async def receive(self) -> dict[str, Any]:
         body, self.body = b"".join(self.body), []  # not kept while Redis stores the events
@@ -92,6 +133,31 @@ class IngestProtocol(HttpToolsProtocol):
             ingest = None
         self.ingest = ingest
         self.replaying = False  # a refused upgrade's body is being read (refuse_upgrade)
+        self.receiving = False  # a request has begun and is not all read yet
+        self.head_pending = False  # ... and its head is not all read yet
+        self.head_size = 0
+        # A request must arrive whole (head and body) within `request_seconds`, and a new
+        # connection must send one: a client dripping a byte now and then held its connection
+        # and buffered body forever.
+        self.request_seconds = REQUEST_TIMEOUT_SECONDS if ingest is None else ingest.request_seconds
+        self.deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.deadline = self.loop.call_later(self.request_seconds, self.request_timed_out)
+
+    def request_timed_out(self) -> None:
+        self.deadline = None
+        if self.transport.is_closing():
+            return
+        cycle: Any = self.cycle
+        answered = cycle is not None and (
+            cycle.dispatched if type(cycle) is IngestCycle else cycle.response_started
+        )
+        if self.receiving and not answered:
+            log.info("request timed out", extra={"after_seconds": self.request_seconds})
+            self.transport.write(answer_bytes(REQUEST_TIMEOUT))
+        self.transport.close()  # also a connection that never sent a request
 
     def data_received(self, data: bytes) -> None:
         if self.ws_protocol_class is not None:  # uvicorn may upgrade to WebSocket: its own way
@@ -101,13 +167,27 @@ class IngestProtocol(HttpToolsProtocol):
         while True:
             try:
                 self.parser.feed_data(data)
-                return
+                break
             except httptools.HttpParserError:
                 self.logger.warning(INVALID_REQUEST)
                 self.send_400_response(INVALID_REQUEST)
                 return
             except httptools.HttpParserUpgrade as upgrade:
                 data = self.refuse_upgrade(data[upgrade.args[0] :])
+        # Most requests arrive whole in one read: they neither count nor arm anything here.
+        if self.head_pending:
+            self.head_size += len(data)
+            if self.head_size > MAX_HEAD_BYTES:
+                self.logger.warning("request head over %d bytes refused", MAX_HEAD_BYTES)
+                self.transport.write(answer_bytes(HEAD_TOO_LARGE))
+                self.transport.close()
+                return
+        if self.receiving:
+            if self.deadline is None:
+                self.deadline = self.loop.call_later(self.request_seconds, self.request_timed_out)
+        elif self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
 
     def refuse_upgrade(self, rest: bytes) -> bytes:
         """Go on in HTTP/1.1 after a request offering an upgrade: what to feed the new parser.
@@ -122,7 +202,15 @@ class IngestProtocol(HttpToolsProtocol):
         self.replaying = True
         return b"\r\n".join([b"POST / HTTP/1.1", *(framing or [b"content-length: 0"]), b"", rest])
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self.replaying:
+            self.receiving = True
+            self.head_pending = True
+            self.head_size = 0
+
     def on_headers_complete(self) -> None:
+        self.head_pending = False
         if self.replaying:
             return
         cycle, ingest, parser = self.cycle, self.ingest, self.parser
@@ -138,7 +226,7 @@ class IngestProtocol(HttpToolsProtocol):
             if path is not None:
                 keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
                 self.cycle = IngestCycle(  # type: ignore[assignment]
-                    ingest, path, url.query or b"", keep_alive
+                    ingest, path, url.query or b"", keep_alive, self.headers
                 )
                 return
         super().on_headers_complete()
@@ -153,9 +241,12 @@ class IngestProtocol(HttpToolsProtocol):
             super().on_body(body)
         elif not cycle.dispatched:
             cycle.body.append(body)
-            cycle.size += len(body)
+            size = cycle.size
+            cycle.size = size + len(body)
             if cycle.size > cycle.ingest.limit:  # answered (413) now; the rest is not kept
                 self.dispatch(cycle)
+            elif size <= UNCHECKED_BODY_BYTES < cycle.size and not cycle.has_known_key():
+                self.dispatch(cycle)  # answered (401) now; the rest is not kept
 
     def on_message_complete(self) -> None:
         cycle = self.ingest_cycle()
@@ -164,13 +255,17 @@ class IngestProtocol(HttpToolsProtocol):
                 self.replaying = False
             elif self.parser.should_upgrade() and self.ws_protocol_class is None:
                 return  # the body is still to come: refuse_upgrade
+            self.receiving = False
             super().on_message_complete()
-        elif not cycle.dispatched:
-            self.dispatch(cycle)
+        else:
+            self.receiving = False
+            if not cycle.dispatched:
+                self.dispatch(cycle)
 
     def dispatch(self, cycle: IngestCycle) -> None:
         cycle.dispatched = True
-        task = self.loop.create_task(self.answer(cycle, dict(self.headers)))
+        # The first of a repeated header wins, as Starlette reads them on every other route.
+        task = self.loop.create_task(self.answer(cycle, dict(reversed(cycle.headers))))
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
 
@@ -182,7 +277,7 @@ class IngestProtocol(HttpToolsProtocol):
             )
         except Exception:
             log.exception("error answering %s", cycle.path)
-            transport.write(CRASH_ANSWER)
+            transport.write(answer_bytes(INTERNAL_ERROR))
             transport.close()
             return
         if transport.is_closing():  # the client went away: its events are stored all the same
@@ -202,6 +297,9 @@ class IngestProtocol(HttpToolsProtocol):
         self.on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
         # uvicorn would signal its own cycle's message_event, which an IngestCycle has not.
         if self.ingest_cycle() is not None:
             self.cycle = None  # type: ignore[assignment]

@@ -52,6 +52,9 @@ class Tenant:
         return "*" in self.allowed_origins or origin in self.allowed_origins
 
 
+REQUEST_TIMEOUT_SECONDS = 60.0  # a request's head and body must arrive within this
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     tenants: tuple[Tenant, ...]
@@ -65,6 +68,7 @@ class Settings:
     events_stream_maxlen: int = 1_000_000
     recent_views: int = 20
     contact_events: int = 200
+    request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS
     generated_keys: bool = False  # True when keys were generated (no config file)
     config_path: Path | None = field(default=None)
 
@@ -79,6 +83,7 @@ GATEWAY_KEYS: dict[str, tuple[type, float]] = {
     "events_stream_maxlen": (int, 1000),
     "recent_views": (int, 1),
     "contact_events": (int, 1),
+    "request_timeout_seconds": (float, 0.1),
 }
 TENANT_KEYS = {
     "id",

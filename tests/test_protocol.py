@@ -338,3 +338,101 @@ async def test_gateway_serve_answers_the_ingest_paths_itself(tmp_path, monkeypat
     config.load()
     protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
     assert protocol.ingest is not None and protocol.ingest is config.loaded_app.ingest
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[tuple[int, str]]:
+    """A gateway with the default body limit and a request timeout of one second."""
+    folder = tmp_path_factory.mktemp("guarded")
+    key = f"sk_{unique('guarded')}"
+    config = folder / "gateway.toml"
+    config.write_text(
+        "[gateway]\nrequest_timeout_seconds = 1\n\n"
+        f'[[tenants]]\nid = "{unique("guarded")}"\nserver_keys = ["{key}"]\n'
+    )
+    port = free_port()
+    process = start_gateway(port, {"REDIS_URL": redis_url}, "--config", str(config))
+    try:
+        yield port, key
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+
+
+def closed(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_request_head_over_64_kib_is_431_and_closed(guarded):
+    """httptools and uvicorn join a head's pieces with `+=`: a 1 GiB header took the process
+    minutes of CPU and GBs of memory, and stalled every other connection."""
+    port, key = guarded
+    padding = "a" * 8000
+    fits = request(
+        key, "/v1/event", event("head@example.com"), *[f"X-Pad-{i}: {padding}" for i in range(7)]
+    )
+    with connect(port) as sock:
+        for start in range(0, len(fits), 1000):  # a head of 56 KB, in many pieces
+            sock.sendall(fits[start : start + 1000])
+        ((status, _, _),) = read_answers(sock, 1)
+        assert status == 200
+    for head in (
+        b"POST /v1/event HTTP/1.1\r\nHost: gateway\r\nX-Big: " + b"a" * 70_000,
+        b"GET /healthz?" + b"a" * 70_000,
+    ):
+        with connect(port) as sock:
+            for start in range(0, len(head), 4096):
+                sock.sendall(head[start : start + 4096])
+            ((status, headers, answer),) = read_answers(sock, 1)
+            assert (status, json.loads(answer)["error"]) == (431, "head_too_large")
+            assert headers["connection"] == "close" and closed(sock)
+
+
+def test_a_request_that_does_not_arrive_in_time_is_408(guarded):
+    port, key = guarded
+    partial = request(key, "/v1/event", event("slow@example.com"))[:-10]
+    with connect(port) as sock:
+        started = time.monotonic()
+        sock.sendall(partial)  # the body's last 10 bytes never come
+        ((status, _, answer),) = read_answers(sock, 1)
+        waited = time.monotonic() - started
+        assert (status, json.loads(answer)["error"]) == (408, "request_timeout")
+        assert closed(sock) and 0.9 < waited < 5
+    with connect(port) as sock:  # a connection that never sends a request
+        started = time.monotonic()
+        assert closed(sock) and 0.9 < time.monotonic() - started < 5
+    with connect(port) as sock:  # one that keeps sending whole requests is not cut off
+        for _ in range(3):
+            sock.sendall(request(key, "/v1/event", event("steady@example.com")))
+            ((status, _, _),) = read_answers(sock, 1)
+            assert status == 200
+            time.sleep(0.6)
+
+
+def test_a_large_body_without_a_known_key_is_refused_before_it_is_buffered(guarded):
+    port, _ = guarded
+    head = request("sk_nobody", "/v1/event", b"")  # Content-Length: 0 ...
+    head = head.replace(b"Content-Length: 0", b"Content-Length: 900000")
+    with connect(port) as sock:
+        sock.sendall(head + b" " * 100_000)  # ... of 900 KB, under the body limit
+        ((status, _, answer),) = read_answers(sock, 1)  # answered before the rest is sent
+        assert (status, json.loads(answer)["error"]) == (401, "unauthorized")
+
+
+def test_of_a_repeated_authorization_header_the_first_counts_everywhere(guarded):
+    """The ingest paths took the last, the read routes the first."""
+    port, key = guarded
+    good, bad = f"Authorization: Bearer {key}", "Authorization: Bearer sk_nobody"
+    for first, second, status in ((good, bad, 200), (bad, good, 401)):
+        lines = f"GET /v1/events?limit=1 HTTP/1.1\r\nHost: gateway\r\n{first}\r\n{second}\r\n\r\n"
+        body = event("twice@example.com")
+        post = (
+            f"POST /v1/event HTTP/1.1\r\nHost: gateway\r\n{first}\r\n{second}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        with connect(port) as sock:
+            sock.sendall(post + lines.encode())
+            assert [answer[0] for answer in read_answers(sock, 2)] == [status, status]
