@@ -292,3 +292,37 @@ async def test_a_site_not_in_allowed_origins_is_refused(
         )
     finally:
         other.close()
+
+
+async def events_when(
+    shop: Shop, contact: str, ready: Callable[[list[dict[str, Any]]], bool], timeout: float = 20
+) -> list[dict[str, Any]]:
+    """The contact's stored events once `ready(events)` holds; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    events: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        response = await shop.read(f"/v1/events?contact={contact}&limit=1000")
+        if response.status_code == 200:
+            events = response.json()["events"]
+            if ready(events):
+                return events
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"events of {contact} never got there; last seen: {len(events)}")
+
+
+async def test_a_batch_over_64_kib_of_utf8_arrives(shop: Shop, context: BrowserContext) -> None:
+    # ~31,000 characters of JSON but ~91,000 bytes: Chromium refuses it as a keepalive fetch.
+    email = f"{unique('cjk')}@example.com"
+    page = await context.new_page()
+    await page.goto(
+        shop.page(
+            f"gw('identify', {{email: '{email}'}});"
+            "for (let i = 0; i < 20; i++)"
+            " gw('productViewed', {productId: 'P' + i, name: '陶瓷马克杯'.repeat(300)});"
+        )
+    )
+    await page.wait_for_function(LOADED)
+    await page.evaluate("gw('track', 'later')")
+    events = await events_when(shop, email, lambda events: len(events) == 22)
+    assert sorted(e["eventTypeKey"] for e in events).count("productViewed") == 20
+    await page.wait_for_function("localStorage.getItem('gw_q') === '[]'")

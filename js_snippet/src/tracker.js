@@ -16,7 +16,9 @@
   const QUEUE = 'gw_q';
   const MAX_QUEUE = 100; // events kept while the gateway is unreachable; the oldest go first
   const MAX_AGE = 864e5; // the gateway's default dedup window: older retries could count twice
-  const BATCH = 20; // keeps a request well under the 64 KB keepalive/sendBeacon limit
+  const BATCH = 20;
+  // Browsers refuse a keepalive fetch or a beacon over 64 KiB of body; bytes, not characters.
+  const LIMIT = 65536;
   const memory = {}; // stands in for localStorage where it is blocked (sandboxed frames, settings)
   let busy, timer, hold, warned, lastPage;
   let delay = 0;
@@ -44,6 +46,8 @@
       return fallback;
     }
   };
+
+  const bytes = (text) => new Blob([text]).size;
 
   const cookie = (name, value, seconds) => {
     d.cookie = name + '=' + value + ';path=/;max-age=' + seconds + ';samesite=lax';
@@ -113,8 +117,9 @@
     const body = JSON.stringify(batch);
     let done;
     try {
-      // A string body goes as text/plain: a "simple" request, so no CORS preflight.
-      const response = await fetch(url, { method: 'POST', body, keepalive: body.length < 6e4 });
+      // A string body goes as text/plain: a "simple" request, so no CORS preflight. keepalive
+      // lets the request outlive the page; a bigger body goes without it rather than not at all.
+      const response = await fetch(url, { method: 'POST', body, keepalive: bytes(body) <= LIMIT });
       const status = response.status;
       // 429 and 5xx are worth retrying; any other answer will not change on a retry.
       done = status != 429 && status < 500;

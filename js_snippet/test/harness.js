@@ -16,6 +16,13 @@ const SCRIPTS = {
   build: path.join(ROOT, 'gateway', 'static', 'tracker.js'),
 };
 const STUB = 'window.gw=window.gw||function(){(gw.q=gw.q||[]).push(arguments)}';
+// Chromium refuses a keepalive fetch or a beacon whose body is over 64 KiB (of bytes, not
+// characters): the fetch rejects as a network error does, sendBeacon returns false.
+const KEEPALIVE_LIMIT = 65536;
+const chromiumFetch = (url, init) =>
+  init && init.keepalive && Buffer.byteLength(init.body) > KEEPALIVE_LIMIT
+    ? Promise.reject(new TypeError('Failed to fetch'))
+    : globalThis.fetch(url, init);
 
 // Answers with `reply(request) -> [status, body]` (200 accepted by default) and keeps the
 // requests made with the current test's `key` (pages of earlier tests may still be retrying).
@@ -74,7 +81,7 @@ function page(options) {
     href: 'https://shop.example/p/1',
     storage: new Storage(),
     cookies: new Map(),
-    fetch: globalThis.fetch,
+    fetch: chromiumFetch,
     dataset: {},
     stubCalls: [],
     ...options,
@@ -104,11 +111,15 @@ function page(options) {
     localStorage: o.storage,
     crypto: require('node:crypto').webcrypto, // not a global before node 19
     URL,
+    Blob,
     // Pages are never closed: their retry timers must not keep node's test process alive.
     setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
     clearTimeout,
-    console: { warn: (...args) => warnings.push(args.join(' ')) },
-    navigator: { sendBeacon: (url, body) => beacons.push({ url, body }) || true },
+    console: { warn: (...args) => warnings.push(require('node:util').format(...args)) },
+    navigator: {
+      sendBeacon: (url, body) =>
+        Buffer.byteLength(body) <= KEEPALIVE_LIMIT && (beacons.push({ url, body }), true),
+    },
     history: {
       pushState(state, title, url) {
         location.href = new URL(url, location.href).href;
@@ -151,4 +162,4 @@ async function until(check, timeout = 5000) {
 
 const params = (event) => Object.fromEntries(event.params.map((p) => [p.name, p.value]));
 
-module.exports = { SCRIPTS, Storage, gatewayStandIn, page, params, until };
+module.exports = { SCRIPTS, KEEPALIVE_LIMIT, Storage, gatewayStandIn, page, params, until };

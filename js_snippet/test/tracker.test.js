@@ -156,6 +156,18 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       assert.deepEqual(gateway.events().slice(0, 2).map((e) => e.eventId), queued);
     });
 
+    test('a batch over 64 KiB of bytes (not characters) is sent without keepalive', async () => {
+      // 20 x 1,500 CJK characters: ~31,000 UTF-16 units of JSON but ~91,000 bytes of UTF-8.
+      const name = '\u9676\u74f7\u9a6c\u514b\u676f'.repeat(300);
+      const stubCalls = [];
+      for (let i = 0; i < 20; i++) stubCalls.push(['productViewed', { productId: `P${i}`, name }]);
+      const p = open({ stubCalls, dataset: { autoPageviews: 'false' } });
+      p.gw('track', 'later');
+      await until(() => gateway.events().length === 21);
+      assert.equal(JSON.parse(params(gateway.events()[0]).product).name, name);
+      await until(() => p.queue().length === 0);
+    });
+
     test('the queue is bounded: the newest 100 events are kept', async () => {
       const p = page({ script, endpoint: 'http://127.0.0.1:9', dataset: { key: 'pk_test' } });
       for (let i = 0; i < 120; i++) p.gw('track', 'tick', { i });
