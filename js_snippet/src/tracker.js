@@ -19,6 +19,7 @@
   const BATCH = 20;
   // Browsers refuse a keepalive fetch or a beacon over 64 KiB of body; bytes, not characters.
   const LIMIT = 65536;
+  const TIMEOUT = 15e3; // a request not answered by then (a stalled connection) counts as no answer
   const memory = {}; // stands in for localStorage where it is blocked (sandboxed frames, settings)
   let busy, timer, hold, warned, lastPage;
   let delay = 0;
@@ -115,11 +116,18 @@
     if (!batch.length) return;
     busy = 1;
     const body = JSON.stringify(batch);
+    const abort = w.AbortController && new AbortController();
+    const stall = setTimeout(() => abort && abort.abort(), TIMEOUT);
     let done;
     try {
       // A string body goes as text/plain: a "simple" request, so no CORS preflight. keepalive
       // lets the request outlive the page; a bigger body goes without it rather than not at all.
-      const response = await fetch(url, { method: 'POST', body, keepalive: bytes(body) <= LIMIT });
+      const response = await fetch(url, {
+        method: 'POST',
+        body,
+        keepalive: bytes(body) <= LIMIT,
+        signal: abort && abort.signal,
+      });
       const status = response.status;
       // 429 and 5xx are worth retrying; any other answer will not change on a retry.
       done = status != 429 && status < 500;
@@ -130,6 +138,7 @@
         else if (failed.length) warn('events refused', failed[0].message);
       }
     } catch {}
+    clearTimeout(stall);
     busy = 0;
     if (done) {
       const sent = batch.map((event) => event.eventId);

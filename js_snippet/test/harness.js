@@ -24,7 +24,7 @@ const chromiumFetch = (url, init) =>
     ? Promise.reject(new TypeError('Failed to fetch'))
     : globalThis.fetch(url, init);
 
-// Answers with `reply(request) -> [status, body]` (200 accepted by default) and keeps the
+// Answers with `reply(request) -> [status, body]` (200 accepted by default; null: never) and keeps the
 // requests made with the current test's `key` (pages of earlier tests may still be retrying).
 async function gatewayStandIn() {
   const server = {
@@ -44,7 +44,9 @@ async function gatewayStandIn() {
       };
       const current = request.key === server.key;
       if (current) server.requests.push(request);
-      const [status, body] = current ? server.reply(request) : [200, {}];
+      const answer = current ? server.reply(request) : [200, {}];
+      if (!answer) return; // a gateway (or proxy) that took the request and never answers
+      const [status, body] = answer;
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     });
@@ -75,7 +77,8 @@ class Storage {
   }
 }
 
-// One page load. Pass the `storage`/`cookies` of an earlier page to model a reload.
+// One page load. Pass the `storage`/`cookies` of an earlier page to model a reload, and
+// `clock: (ms) => ms` to shorten the page's timers (the tracker's 15 s request timeout).
 function page(options) {
   const o = {
     href: 'https://shop.example/p/1',
@@ -84,6 +87,7 @@ function page(options) {
     fetch: chromiumFetch,
     dataset: {},
     stubCalls: [],
+    clock: (ms) => ms,
     ...options,
   };
   const listeners = {};
@@ -112,8 +116,9 @@ function page(options) {
     crypto: require('node:crypto').webcrypto, // not a global before node 19
     URL,
     Blob,
+    AbortController,
     // Pages are never closed: their retry timers must not keep node's test process alive.
-    setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+    setTimeout: (fn, ms) => setTimeout(fn, o.clock(ms)).unref(),
     clearTimeout,
     console: { warn: (...args) => warnings.push(require('node:util').format(...args)) },
     navigator: {

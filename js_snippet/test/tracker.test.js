@@ -140,6 +140,16 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       await until(() => p.queue().length === 0);
     });
 
+    test('a request that is never answered is given up after 15 s and retried', async () => {
+      let stalled = 0;
+      gateway.reply = () => (stalled++ ? [200, { accepted: 1, duplicates: 0, failed: [] }] : null);
+      const p = open({ clock: (ms) => (ms === 15e3 ? 200 : ms) });
+      await until(() => gateway.requests.length === 1);
+      p.gw('track', 'after');
+      await until(() => gateway.events().length === 2, 3000);
+      await until(() => p.queue().length === 0);
+    });
+
     test('a gateway that is down: events are kept and sent by the next page', async () => {
       const down = page({ script, endpoint: 'http://127.0.0.1:9', dataset: { key: gateway.key } });
       down.gw('productViewed', PRODUCT);
