@@ -23,6 +23,7 @@
   const memory = {}; // stands in for localStorage where it is blocked (sandboxed frames, settings)
   let busy, timer, hold, warned, lastPage;
   let delay = 0;
+  let size = BATCH; // events per request; halved on 413 until the queue is empty again
 
   const get = (name) => {
     try {
@@ -112,7 +113,7 @@
   // may send the same events; the gateway answers repeats of an eventId as duplicates.
   const flush = async () => {
     if (busy || timer || hold) return;
-    const batch = load().slice(0, BATCH);
+    const batch = load().slice(0, size);
     if (!batch.length) return;
     busy = 1;
     const body = JSON.stringify(batch);
@@ -129,9 +130,13 @@
         signal: abort && abort.signal,
       });
       const status = response.status;
-      // 429 and 5xx are worth retrying; any other answer will not change on a retry.
-      done = status != 429 && status < 500;
-      if (done) {
+      if (status == 413 && batch.length > 1) {
+        // Too big together, not necessarily alone: send the batch in halves.
+        size = (batch.length + 1) >> 1;
+        done = 2;
+      } else if (status != 429 && status < 500) {
+        // 429 and 5xx are worth retrying; any other answer will not change on a retry.
+        done = 1;
         const answer = await response.json();
         const failed = answer.failed || [];
         if (!response.ok) warn('events refused (' + status + ')', answer.message);
@@ -141,8 +146,12 @@
     clearTimeout(stall);
     busy = 0;
     if (done) {
-      const sent = batch.map((event) => event.eventId);
-      save(load().filter((event) => !sent.includes(event.eventId)));
+      if (done < 2) {
+        const sent = batch.map((event) => event.eventId);
+        const rest = load().filter((event) => !sent.includes(event.eventId));
+        save(rest);
+        if (!rest.length) size = BATCH;
+      }
       delay = 0;
       flush();
     } else {

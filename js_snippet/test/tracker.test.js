@@ -198,6 +198,29 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       assert.match(p.warnings[0], /events refused \(400\) params\.product is bad/);
     });
 
+    test('413 sends the batch in halves; an event refused alone is dropped', async () => {
+      const stored = [];
+      gateway.reply = (r) => {
+        if (r.events.length > 3 || r.events.some((e) => params(e).big)) {
+          return [413, { error: 'body_too_large', message: 'body over max_body_bytes' }];
+        }
+        stored.push(...r.events.map((e) => params(e).i));
+        return [200, { accepted: r.events.length, duplicates: 0, failed: [] }];
+      };
+      const stubCalls = [];
+      for (let i = 0; i < 10; i++) stubCalls.push(['track', 'tick', { i, big: i === 4 || null }]);
+      const p = open({ stubCalls, dataset: { autoPageviews: 'false' } });
+      await until(() => p.queue().length === 0);
+      assert.deepEqual(stored, ['0', '1', '2', '3', '5', '6', '7', '8', '9']);
+      assert.equal(p.warnings.length, 1);
+      assert.match(p.warnings[0], /events refused \(413\) body over max_body_bytes/);
+      // Once the queue is empty, batches are whole again.
+      gateway.requests = [];
+      for (let i = 0; i < 3; i++) p.gw('track', 'tick', { i });
+      await until(() => p.queue().length === 0);
+      assert.deepEqual(gateway.requests.map((r) => r.events.length), [1, 2]);
+    });
+
     test('history navigations send page views; data-auto-pageviews="false" stops them', async () => {
       const p = open();
       p.context.history.pushState({}, '', '/cart');
