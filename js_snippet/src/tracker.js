@@ -14,7 +14,9 @@
   const url = (data.endpoint || new URL(script.src).origin).replace(/\/$/, '') +
     '/v1/events?key=' + encodeURIComponent(key);
   const QUEUE = 'gw_q';
-  const MAX_QUEUE = 100; // events kept while the gateway is unreachable; the oldest go first
+  // Events kept while the gateway cannot be reached (the oldest go first). Not while it can: a
+  // burst while a batch is in flight waits for the next batches, however many there are.
+  const MAX_QUEUE = 100;
   const MAX_AGE = 864e5; // the gateway's default dedup window: older retries could count twice
   const BATCH = 20;
   // Browsers refuse a keepalive fetch or a beacon over 64 KiB of body; bytes, not characters.
@@ -76,7 +78,8 @@
   const load = () =>
     parse(QUEUE, []).filter((event) => Date.now() - Date.parse(event.occurredAt) < MAX_AGE);
 
-  const save = (queue) => put(QUEUE, JSON.stringify(queue.slice(-MAX_QUEUE)));
+  // `timer` is set while a failed send waits for its retry.
+  const save = (queue) => put(QUEUE, JSON.stringify(timer ? queue.slice(-MAX_QUEUE) : queue));
 
   // One event in the SPEC 5.1 shape: params as name/value, non-string values as JSON strings.
   // Identity params go first; an event's own param of the same name (any case) wins.
@@ -157,6 +160,7 @@
     } else {
       delay = Math.min(delay * 2 || 1e3, 6e4);
       timer = setTimeout(retry, delay);
+      save(load());
     }
   };
 

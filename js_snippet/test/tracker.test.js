@@ -178,13 +178,24 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       await until(() => p.queue().length === 0);
     });
 
-    test('the queue is bounded: the newest 100 events are kept', async () => {
+    test('while the gateway cannot be reached the newest 100 events are kept', async () => {
       const p = page({ script, endpoint: 'http://127.0.0.1:9', dataset: { key: 'pk_test' } });
       for (let i = 0; i < 120; i++) p.gw('track', 'tick', { i });
+      await until(() => p.queue().length === 100); // the first send failed
+      assert.equal(params(p.queue()[0]).i, '20');
+      p.gw('track', 'tick', { i: 120 });
       const queue = p.queue();
       assert.equal(queue.length, 100);
-      assert.equal(params(queue[0]).i, '20');
-      assert.equal(params(queue[99]).i, '119');
+      assert.equal(params(queue[0]).i, '21');
+      assert.equal(params(queue[99]).i, '120');
+    });
+
+    test('a burst of events while a batch is in flight is all sent', async () => {
+      const p = open({ dataset: { autoPageviews: 'false' } });
+      for (let i = 0; i < 150; i++) p.gw('track', 'impression', { i });
+      await until(() => p.queue().length === 0);
+      const sent = gateway.events().map((e) => Number(params(e).i));
+      assert.deepEqual(sent, [...Array(150).keys()]);
     });
 
     test('other 4xx answers drop the events and are reported once', async () => {
