@@ -22,6 +22,8 @@
   // Browsers refuse a keepalive fetch or a beacon over 64 KiB of body; bytes, not characters.
   const LIMIT = 65536;
   const TIMEOUT = 15e3; // a request not answered by then (a stalled connection) counts as no answer
+  const IDENTIFIER = /^(contact_?(id|key)|(user|contact)?email|emailaddress|phone(number)?|sms|pushtoken)$/i;
+  const PHONE = /^(phone(number)?|sms)$/i;
   const memory = {}; // stands in for localStorage where it is blocked (sandboxed frames, settings)
   let busy, timer, hold, warned, lastPage;
   let delay = 0;
@@ -189,19 +191,29 @@
     if (w.location.href != lastPage) pageViewed();
   };
 
-  const api = {
-    identify: (fields) => {
-      const ids = parse('gw_id', {});
-      for (const name in fields) {
-        let value = fields[name];
-        // The gateway accepts phones as digits with a leading +; shops often format them.
-        if (/^(phone|sms|phonenumber)$/i.test(name) && value != null) {
-          value = String(value).replace(/[\s().-]/g, '');
+  // The gateway's identifier params (any case). It refuses an event with a bad one, so one bad
+  // value kept here would have every later event refused: such a value is dropped instead.
+  const identify = (fields) => {
+    const ids = parse('gw_id', {});
+    for (const name in fields) {
+      let value = fields[name];
+      if (value != null && IDENTIFIER.test(name)) {
+        value = typeof value == 'string' ? value : JSON.stringify(value);
+        // Phones are digits with an optional leading +; shops often format them.
+        const phone = PHONE.test(name);
+        if (phone) value = value.trim().replace(/(?!^\+)\D/g, '');
+        if (value.length > 256 || (phone && !/^\+?\d{3,20}$/.test(value))) {
+          warn('identify: ' + name + ' dropped', fields[name]);
+          value = null;
         }
-        ids[name] = value;
       }
-      put('gw_id', JSON.stringify(ids));
-    },
+      ids[name] = value;
+    }
+    put('gw_id', JSON.stringify(ids));
+  };
+
+  const api = {
+    identify,
     reset: () => {
       put('gw_id', '{}');
       put('gw_rsid', '');
@@ -244,6 +256,7 @@
     if (!key) return warn('the script tag needs data-key');
     w.gw = gw;
     hold = 1; // replayed calls and the first page view leave in one request
+    identify(parse('gw_id', {})); // drops a bad identifier an earlier version of the tracker kept
     for (const call of (stub && stub.q) || []) gw(...call);
     if (data.autoPageviews != 'false') {
       pageViewed();

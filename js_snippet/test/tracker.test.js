@@ -100,6 +100,28 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       ]);
     });
 
+    test('identify normalises phones and drops identifiers the gateway would refuse', async () => {
+      const p = open({
+        dataset: { autoPageviews: 'false' },
+        stubCalls: [['identify', { email: 'poison@example.com', phone: ' 050/123 45 67' }]],
+      });
+      p.gw('track', 'one');
+      p.gw('identify', { sms: '+38 050 123', phone: 'n/a', contactId: 'x'.repeat(257), n: 'Ann' });
+      p.gw('track', 'two');
+      await until(() => gateway.events().length === 2);
+      const [one, two] = gateway.events();
+      assert.deepEqual(params(one), { email: 'poison@example.com', phone: '0501234567' });
+      assert.deepEqual(params(two), { email: 'poison@example.com', sms: '+38050123', n: 'Ann' });
+      assert.equal(p.warnings.length, 1);
+      assert.match(p.warnings[0], /phone dropped/);
+      // One stored by an earlier tracker would have every event refused: it goes on the next load.
+      p.storage.setItem('gw_id', '{"email":"a@b.example","phone":"050/123 45 67","sms":"n/a"}');
+      open({ storage: p.storage, cookies: p.cookies });
+      await until(() => gateway.events().length === 3);
+      const { page: _, ...ids } = params(gateway.events()[2]);
+      assert.deepEqual(ids, { email: 'a@b.example', phone: '0501234567' });
+    });
+
     test('the visitorId survives reloads; reset() starts a new anonymous visitor', async () => {
       const p = open();
       await until(() => gateway.events().length === 1);
