@@ -63,8 +63,16 @@
   const uuid = () => ([1e7] + -1e3 + -4e3 + -8e3 + -1e11).replace(/[018]/g, (c) =>
     (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
 
-  const warn = (message, detail) => {
-    if (!warned) console.warn('gateway tracker: ' + message, detail);
+  // Arguments are passed as they are: building a string of them can throw (a Symbol, an object
+  // without or with a throwing toString), and so can a page's own console.warn.
+  const log = (...args) => {
+    try {
+      console.warn('gateway tracker:', ...args);
+    } catch {}
+  };
+
+  const warn = (...args) => {
+    if (!warned) log(...args);
     warned = 1;
   };
 
@@ -240,7 +248,7 @@
     try {
       return typeof method == 'function' ? method() : api[method](...args);
     } catch (e) {
-      console.warn('gateway tracker: gw(' + method + ') failed', e);
+      log('gw() failed', method, e);
     }
   };
   gw.loaded = 1;
@@ -274,6 +282,6 @@
     hold = 0;
     flush();
   } catch (e) {
-    console.warn('gateway tracker: not started', e);
+    log('not started', e);
   }
 })(window, document);

@@ -295,6 +295,24 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       assert.equal(gateway.requests.length, 0);
     });
 
+    test('calls that cannot be a method name do not throw, also before it loaded', async () => {
+      const hostile = [Symbol('x'), Object.create(null), { toString: () => { throw Error(); } }];
+      const p = open({
+        dataset: { autoPageviews: 'false' },
+        stubCalls: [...hostile.map((method) => [method]), ['track', 'after']],
+      });
+      for (const method of hostile) assert.equal(p.gw(method), undefined);
+      assert.equal(p.warnings.length, 6);
+      assert.match(p.warnings[0], /gw\(\) failed Symbol\(x\)/);
+      await until(() => gateway.events().length === 1);
+      assert.equal(gateway.events()[0].eventTypeKey, 'after');
+      // A page whose console throws gets nothing thrown either.
+      p.context.console.warn = () => {
+        throw Error('console');
+      };
+      assert.equal(p.gw(Symbol('y')), undefined);
+    });
+
     test('a second copy of the script on the page does not double page views', async () => {
       const p = open();
       const { readFileSync } = require('node:fs');
