@@ -326,3 +326,16 @@ async def test_a_batch_over_64_kib_of_utf8_arrives(shop: Shop, context: BrowserC
     events = await events_when(shop, email, lambda events: len(events) == 22)
     assert sorted(e["eventTypeKey"] for e in events).count("productViewed") == 20
     await page.wait_for_function("localStorage.getItem('gw_q') === '[]'")
+
+
+async def test_the_tracker_starts_in_a_sandboxed_frame(shop: Shop, context: BrowserContext) -> None:
+    # Without allow-same-origin both localStorage and document.cookie throw a SecurityError.
+    inner = PAGE.format(port=shop.port, key=shop.site_key, calls="").replace('"', "&quot;")
+    shop.site.html = f'<!doctype html><iframe sandbox="allow-scripts" srcdoc="{inner}"></iframe>'
+    page = await context.new_page()
+    async with page.expect_request(lambda r: "/v1/events" in r.url, timeout=5000) as sent:
+        await page.goto(shop.site.origin + "/framed")
+    # The frame's origin is opaque ("null"), so the gateway refuses it; it did start and send.
+    [event] = (await sent.value).post_data_json
+    assert event["eventTypeKey"] == "pageViewed"
+    assert event["params"] == [{"name": "page", "value": '{"location":"about:srcdoc"}'}]

@@ -55,8 +55,13 @@
 
   const bytes = (text) => new Blob([text]).size;
 
+  // document.cookie throws in a sandboxed frame without allow-same-origin (so does localStorage:
+  // there everything lives in `memory`, for the page's life).
   const cookie = (name, value, seconds) => {
-    d.cookie = name + '=' + value + ';path=/;max-age=' + seconds + ';samesite=lax';
+    try {
+      if (value == null) return (d.cookie.match('(?:^|; )' + name + '=([^;]+)') || [])[1];
+      d.cookie = name + '=' + value + ';path=/;max-age=' + seconds + ';samesite=lax';
+    } catch {}
   };
 
   // A v4 UUID; crypto.randomUUID exists only on https pages.
@@ -82,8 +87,7 @@
     return id;
   };
 
-  let visitorId = get('gw_vid') || (d.cookie.match(/(?:^|; )gw_vid=([^;]+)/) || [])[1] ||
-    newVisitor();
+  let visitorId = get('gw_vid') || cookie('gw_vid') || newVisitor();
 
   const load = () =>
     parse(QUEUE, []).filter((event) => Date.now() - Date.parse(event.occurredAt) < MAX_AGE);

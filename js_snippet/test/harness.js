@@ -79,6 +79,7 @@ class Storage {
 
 // One page load. Pass the `storage`/`cookies` of an earlier page to model a reload, and
 // `clock: (ms) => ms` to shorten the page's timers (the tracker's 15 s request timeout).
+// `sandboxed: true` is a frame without allow-same-origin: localStorage and cookies throw.
 function page(options) {
   const o = {
     href: 'https://shop.example/p/1',
@@ -100,9 +101,11 @@ function page(options) {
     querySelector: () => null,
     addEventListener: (name, fn) => (listeners[name] = listeners[name] || []).push(fn),
     get cookie() {
+      if (o.sandboxed) throw new DOMException('The document is sandboxed', 'SecurityError');
       return [...o.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     },
     set cookie(text) {
+      if (o.sandboxed) throw new DOMException('The document is sandboxed', 'SecurityError');
       const [pair, ...attributes] = text.split(';');
       const [name, value] = pair.split('=');
       if (attributes.includes('max-age=0')) o.cookies.delete(name);
@@ -112,7 +115,10 @@ function page(options) {
   const window = {
     document,
     location,
-    localStorage: o.storage,
+    get localStorage() {
+      if (o.sandboxed) throw new DOMException('The document is sandboxed', 'SecurityError');
+      return o.storage;
+    },
     crypto: require('node:crypto').webcrypto, // not a global before node 19
     URL,
     Blob,

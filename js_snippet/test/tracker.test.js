@@ -138,6 +138,20 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       assert.deepEqual(Object.keys(params(afterReset)), ['page']);
     });
 
+    test('in a sandboxed frame (storage and cookies throw) it works from memory', async () => {
+      const p = open({ sandboxed: true });
+      p.gw('identify', { email: 'a@b.example' });
+      p.gw('cartUpdated', []);
+      const rsid = p.gw('recycleStateId');
+      assert.match(rsid, /^[0-9a-f-]{36}$/);
+      await until(() => gateway.events().length === 2);
+      const [view, cart] = gateway.events();
+      assert.equal(view.visitorId, cart.visitorId);
+      assert.deepEqual(params(cart), { email: 'a@b.example', products: '[]', recycleStateId: rsid });
+      p.gw('reset');
+      assert.deepEqual(p.warnings, []);
+    });
+
     test('503 and 429 keep the events and retry them with backoff, same eventIds', async () => {
       const answers = [503, 429, 200];
       const p = open();
