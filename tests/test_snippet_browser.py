@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import free_port, start_gateway, unique
-from playwright.async_api import Browser, BrowserContext, async_playwright
+from playwright.async_api import Browser, BrowserContext, Route, async_playwright
 
 pytestmark = pytest.mark.browser
 
@@ -339,3 +339,30 @@ async def test_the_tracker_starts_in_a_sandboxed_frame(shop: Shop, context: Brow
     [event] = (await sent.value).post_data_json
     assert event["eventTypeKey"] == "pageViewed"
     assert event["params"] == [{"name": "page", "value": '{"location":"about:srcdoc"}'}]
+
+
+async def test_a_closed_page_hands_all_queued_events_to_beacons(
+    shop: Shop, context: BrowserContext
+) -> None:
+    email = f"{unique('close')}@example.com"
+    page = await context.new_page()
+
+    async def no_fetch(route: Route) -> None:
+        # The gateway cannot be reached during the visit; beacons at close get through.
+        if route.request.resource_type == "fetch":
+            await route.abort("connectionrefused")
+        else:
+            await route.continue_()
+
+    await page.route("**/v1/events*", no_fetch)
+    await page.goto(shop.page(f"gw('identify', {{email: '{email}'}})"))
+    await page.wait_for_function(LOADED)
+    # 60 events of ~600 bytes: more than a batch, within the 64 KiB that Chromium lets a page
+    # have in beacons (and keepalive requests) in flight at once.
+    await page.evaluate(
+        "for (let i = 0; i < 60; i++) gw('track', 'tick', {i, pad: 'x'.repeat(400)})"
+    )
+    await page.wait_for_function("JSON.parse(localStorage.getItem('gw_q')).length === 61")
+    await page.evaluate("dispatchEvent(new Event('pagehide'))")
+    await page.close()
+    await events_when(shop, email, lambda events: len(events) == 61, timeout=10)

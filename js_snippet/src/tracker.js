@@ -187,10 +187,18 @@
   // The page is going away (or may be killed in the background): hand what is still queued to
   // the browser, which sends it even after the page is gone. The events stay queued until a
   // fetch is answered, so a beacon that got lost is retried on the next page.
+  // A beacon is refused over 64 KiB: as many as it takes, of at most BATCH events each (a single
+  // bigger event is tried alone and stays queued for the next page).
   const beacon = () => {
-    const queue = load();
-    if (queue.length && navigator.sendBeacon) {
-      navigator.sendBeacon(url, JSON.stringify(queue.slice(0, BATCH)));
+    let queue = load();
+    while (queue.length && navigator.sendBeacon) {
+      let n = 0;
+      for (let size = 1; n < queue.length && n < BATCH; n++) {
+        size += bytes(JSON.stringify(queue[n])) + 1;
+        if (n && size > LIMIT) break;
+      }
+      navigator.sendBeacon(url, JSON.stringify(queue.slice(0, n)));
+      queue = queue.slice(n);
     }
   };
 

@@ -214,6 +214,19 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       await until(() => p.queue().length === 0);
     });
 
+    test('on page close all that is queued goes in beacons of at most 20 events, 64 KiB', async () => {
+      const dataset = { key: gateway.key, autoPageviews: 'false' };
+      const down = page({ script, endpoint: 'http://127.0.0.1:9', dataset });
+      // Every fifth event has 30,000 bytes of text: two of them fill a beacon.
+      for (let i = 0; i < 45; i++) down.gw('track', 'tick', { i, pad: i % 5 ? '' : '\u00e9'.repeat(15e3) });
+      down.dispatch('pagehide');
+      const handed = down.beacons.map((b) => JSON.parse(b.body));
+      assert.deepEqual(handed.flat(), down.queue()); // the harness refuses a beacon over 64 KiB
+      assert.equal(down.queue().length, 45);
+      assert.ok(handed.every((events) => events.length <= 20));
+      assert.ok(handed.length > 3);
+    });
+
     test('while the gateway cannot be reached the newest 100 events are kept', async () => {
       const p = page({ script, endpoint: 'http://127.0.0.1:9', dataset: { key: 'pk_test' } });
       for (let i = 0; i < 120; i++) p.gw('track', 'tick', { i });
