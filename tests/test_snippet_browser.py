@@ -366,3 +366,25 @@ async def test_a_closed_page_hands_all_queued_events_to_beacons(
     await page.evaluate("dispatchEvent(new Event('pagehide'))")
     await page.close()
     await events_when(shop, email, lambda events: len(events) == 61, timeout=10)
+
+
+async def test_two_tabs_sending_at_once_lose_no_event(shop: Shop, context: BrowserContext) -> None:
+    # Each tab writes the shared queue in localStorage, sometimes from a copy that does not have
+    # the other tab's latest events yet.
+    url = shop.page()
+    tabs = [await context.new_page(), await context.new_page()]
+    for tab in tabs:
+        await tab.goto(url)
+        await tab.wait_for_function(LOADED)
+    visitor = await tabs[0].evaluate("localStorage.getItem('gw_vid')")
+    burst = (
+        "(tab) => new Promise((done) => { let i = 0; const every = setInterval(() => {"
+        " gw('track', 'tick', {tab, i}); if (++i === 100) { clearInterval(every); done(); } },"
+        " 3) })"
+    )
+    await asyncio.gather(*(tab.evaluate(burst, n) for n, tab in enumerate(tabs)))
+    events = await events_when(
+        shop, visitor, lambda events: sum(e["eventTypeKey"] == "tick" for e in events) >= 200
+    )
+    ticks = {(e["params"]["tab"], e["params"]["i"]) for e in events if e["eventTypeKey"] == "tick"}
+    assert len(ticks) == 200

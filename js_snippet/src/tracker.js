@@ -89,11 +89,26 @@
 
   let visitorId = get('gw_vid') || cookie('gw_vid') || newVisitor();
 
-  const load = () =>
-    parse(QUEUE, []).filter((event) => Date.now() - Date.parse(event.occurredAt) < MAX_AGE);
+  const fresh = (event) => Date.now() - Date.parse(event.occurredAt) < MAX_AGE;
 
-  // `timer` is set while a failed send waits for its retry.
-  const save = (queue) => put(QUEUE, JSON.stringify(timer ? queue.slice(-MAX_QUEUE) : queue));
+  const load = () => parse(QUEUE, []).filter(fresh);
+
+  // This page's queue: its events not yet answered for, and those earlier pages left in
+  // localStorage. Storage keeps a copy for the next page, merged by eventId with what other tabs
+  // keep there (they write it too, possibly from an older copy: what this page queued cannot be
+  // lost that way); events answered for (`sent`) leave it. While a failed send waits for its
+  // retry (`timer`) the queue is cut to MAX_QUEUE.
+  let queue = load();
+
+  const save = (sent = []) => {
+    queue = queue.filter(fresh);
+    const mine = queue.map((event) => event.eventId);
+    const all = load()
+      .filter((event) => !mine.includes(event.eventId) && !sent.includes(event.eventId))
+      .concat(queue);
+    if (timer) queue = queue.slice(-MAX_QUEUE);
+    put(QUEUE, JSON.stringify(timer ? all.slice(-MAX_QUEUE) : all));
+  };
 
   // One event in the SPEC 5.1 shape: params as name/value, non-string values as JSON strings.
   // Identity params go first; an event's own param of the same name (any case) wins.
@@ -119,18 +134,17 @@
       params: Object.values(byName),
     };
     if (ids.email || ids.phone) event.keyValue = ids.email || ids.phone;
-    const queue = load();
     queue.push(event);
-    save(queue);
+    save();
     flush();
   };
 
-  // The queue in localStorage is the truth: an event leaves it only once the gateway answered
-  // for it, so events outlive offline spells, gateway restarts and closed pages. Several tabs
-  // may send the same events; the gateway answers repeats of an eventId as duplicates.
+  // An event leaves the queue only once the gateway answered for it, so events outlive offline
+  // spells, gateway restarts and (in storage) closed pages. Tabs that loaded the same stored
+  // events may both send them; the gateway answers repeats of an eventId as duplicates.
   const flush = async () => {
     if (busy || timer || hold) return;
-    const batch = load().slice(0, size);
+    const batch = queue.slice(0, size);
     if (!batch.length) return;
     busy = 1;
     const body = JSON.stringify(batch);
@@ -165,16 +179,16 @@
     if (done) {
       if (done < 2) {
         const sent = batch.map((event) => event.eventId);
-        const rest = load().filter((event) => !sent.includes(event.eventId));
-        save(rest);
-        if (!rest.length) size = BATCH;
+        queue = queue.filter((event) => !sent.includes(event.eventId));
+        save(sent);
+        if (!queue.length) size = BATCH;
       }
       delay = 0;
       flush();
     } else {
       delay = Math.min(delay * 2 || 1e3, 6e4);
       timer = setTimeout(retry, delay);
-      save(load());
+      save();
     }
   };
 
@@ -190,15 +204,15 @@
   // A beacon is refused over 64 KiB: as many as it takes, of at most BATCH events each (a single
   // bigger event is tried alone and stays queued for the next page).
   const beacon = () => {
-    let queue = load();
-    while (queue.length && navigator.sendBeacon) {
+    let rest = queue;
+    while (rest.length && navigator.sendBeacon) {
       let n = 0;
-      for (let size = 1; n < queue.length && n < BATCH; n++) {
-        size += bytes(JSON.stringify(queue[n])) + 1;
+      for (let size = 1; n < rest.length && n < BATCH; n++) {
+        size += bytes(JSON.stringify(rest[n])) + 1;
         if (n && size > LIMIT) break;
       }
-      navigator.sendBeacon(url, JSON.stringify(queue.slice(0, n)));
-      queue = queue.slice(n);
+      navigator.sendBeacon(url, JSON.stringify(rest.slice(0, n)));
+      rest = rest.slice(n);
     }
   };
 

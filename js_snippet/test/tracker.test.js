@@ -227,6 +227,24 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       assert.ok(handed.length > 3);
     });
 
+    test("another tab's write of the shared queue does not lose this page's events", async () => {
+      const answers = [503];
+      gateway.reply = () => [answers.shift() || 200, { accepted: 1, duplicates: 0, failed: [] }];
+      const p = open({ dataset: { autoPageviews: 'false' } });
+      p.gw('track', 'mine');
+      await until(() => gateway.requests.length === 1); // 503: it waits for the retry
+      // Another tab writes the queue as it read it before 'mine' was added (its own event only).
+      const theirs = { ...p.queue()[0], eventId: 'theirs', eventTypeKey: 'theirs' };
+      p.storage.setItem('gw_q', JSON.stringify([theirs]));
+      p.gw('track', 'later');
+      assert.deepEqual(p.queue().map((e) => e.eventTypeKey), ['theirs', 'mine', 'later']);
+      await until(() => gateway.requests.length === 2, 3000);
+      assert.deepEqual(gateway.requests[1].events.map((e) => e.eventTypeKey), ['mine', 'later']);
+      // Delivered events leave the stored queue; the other tab's stays there for it.
+      await until(() => p.queue().length === 1);
+      assert.equal(p.queue()[0].eventId, 'theirs');
+    });
+
     test('while the gateway cannot be reached the newest 100 events are kept', async () => {
       const p = page({ script, endpoint: 'http://127.0.0.1:9', dataset: { key: 'pk_test' } });
       for (let i = 0; i < 120; i++) p.gw('track', 'tick', { i });
