@@ -216,9 +216,11 @@
     }
   };
 
+  // The gateway refuses a location over 4096 characters: without the query string, then cut.
   const pageViewed = (location) => {
-    lastPage = location || w.location.href;
-    send('pageViewed', { page: { location: lastPage } });
+    lastPage = location ? new URL(location, w.location.href).href : w.location.href;
+    location = lastPage.length > 4096 ? lastPage.split(/[?#]/)[0].slice(0, 4096) : lastPage;
+    send('pageViewed', { page: { location } });
   };
 
   const navigated = () => {

@@ -320,6 +320,22 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       assert.equal(params(gateway.events()[0]).page, '{"location":"https://shop.example/other"}');
     });
 
+    test('page views: a relative location is resolved, one over 4096 characters cut', async () => {
+      const p = open({ href: `https://shop.example/search?q=${'x'.repeat(5000)}#top` });
+      p.gw('pageViewed', '/product/42');
+      const path = `https://shop.example/p/${'y'.repeat(5000)}`;
+      p.context.history.pushState({}, '', path);
+      p.dispatch('popstate'); // the same location: no second view
+      await until(() => gateway.events().length === 3);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const locations = gateway.events().map((e) => JSON.parse(params(e).page).location);
+      assert.deepEqual(locations, [
+        'https://shop.example/search', // the query string goes first
+        'https://shop.example/product/42',
+        path.slice(0, 4096),
+      ]);
+    });
+
     test('never throws into the page', async () => {
       const p = open({ dataset: { autoPageviews: 'false' } });
       const loop = {};
