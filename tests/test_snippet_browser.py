@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import free_port, start_gateway, unique
-from playwright.async_api import Browser, BrowserContext, async_playwright
+from playwright.async_api import Browser, BrowserContext, Route, async_playwright
 
 pytestmark = pytest.mark.browser
 
@@ -292,3 +292,99 @@ async def test_a_site_not_in_allowed_origins_is_refused(
         )
     finally:
         other.close()
+
+
+async def events_when(
+    shop: Shop, contact: str, ready: Callable[[list[dict[str, Any]]], bool], timeout: float = 20
+) -> list[dict[str, Any]]:
+    """The contact's stored events once `ready(events)` holds; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    events: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        response = await shop.read(f"/v1/events?contact={contact}&limit=1000")
+        if response.status_code == 200:
+            events = response.json()["events"]
+            if ready(events):
+                return events
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"events of {contact} never got there; last seen: {len(events)}")
+
+
+async def test_a_batch_over_64_kib_of_utf8_arrives(shop: Shop, context: BrowserContext) -> None:
+    # ~31,000 characters of JSON but ~91,000 bytes: Chromium refuses it as a keepalive fetch.
+    email = f"{unique('cjk')}@example.com"
+    page = await context.new_page()
+    await page.goto(
+        shop.page(
+            f"gw('identify', {{email: '{email}'}});"
+            "for (let i = 0; i < 20; i++)"
+            " gw('productViewed', {productId: 'P' + i, name: '陶瓷马克杯'.repeat(300)});"
+        )
+    )
+    await page.wait_for_function(LOADED)
+    await page.evaluate("gw('track', 'later')")
+    events = await events_when(shop, email, lambda events: len(events) == 22)
+    assert sorted(e["eventTypeKey"] for e in events).count("productViewed") == 20
+    await page.wait_for_function("localStorage.getItem('gw_q') === '[]'")
+
+
+async def test_the_tracker_starts_in_a_sandboxed_frame(shop: Shop, context: BrowserContext) -> None:
+    # Without allow-same-origin both localStorage and document.cookie throw a SecurityError.
+    inner = PAGE.format(port=shop.port, key=shop.site_key, calls="").replace('"', "&quot;")
+    shop.site.html = f'<!doctype html><iframe sandbox="allow-scripts" srcdoc="{inner}"></iframe>'
+    page = await context.new_page()
+    async with page.expect_request(lambda r: "/v1/events" in r.url, timeout=5000) as sent:
+        await page.goto(shop.site.origin + "/framed")
+    # The frame's origin is opaque ("null"), so the gateway refuses it; it did start and send.
+    [event] = (await sent.value).post_data_json
+    assert event["eventTypeKey"] == "pageViewed"
+    assert event["params"] == [{"name": "page", "value": '{"location":"about:srcdoc"}'}]
+
+
+async def test_a_closed_page_hands_all_queued_events_to_beacons(
+    shop: Shop, context: BrowserContext
+) -> None:
+    email = f"{unique('close')}@example.com"
+    page = await context.new_page()
+
+    async def no_fetch(route: Route) -> None:
+        # The gateway cannot be reached during the visit; beacons at close get through.
+        if route.request.resource_type == "fetch":
+            await route.abort("connectionrefused")
+        else:
+            await route.continue_()
+
+    await page.route("**/v1/events*", no_fetch)
+    await page.goto(shop.page(f"gw('identify', {{email: '{email}'}})"))
+    await page.wait_for_function(LOADED)
+    # 60 events of ~600 bytes: more than a batch, within the 64 KiB that Chromium lets a page
+    # have in beacons (and keepalive requests) in flight at once.
+    await page.evaluate(
+        "for (let i = 0; i < 60; i++) gw('track', 'tick', {i, pad: 'x'.repeat(400)})"
+    )
+    await page.wait_for_function("JSON.parse(localStorage.getItem('gw_q')).length === 61")
+    await page.evaluate("dispatchEvent(new Event('pagehide'))")
+    await page.close()
+    await events_when(shop, email, lambda events: len(events) == 61, timeout=10)
+
+
+async def test_two_tabs_sending_at_once_lose_no_event(shop: Shop, context: BrowserContext) -> None:
+    # Each tab writes the shared queue in localStorage, sometimes from a copy that does not have
+    # the other tab's latest events yet.
+    url = shop.page()
+    tabs = [await context.new_page(), await context.new_page()]
+    for tab in tabs:
+        await tab.goto(url)
+        await tab.wait_for_function(LOADED)
+    visitor = await tabs[0].evaluate("localStorage.getItem('gw_vid')")
+    burst = (
+        "(tab) => new Promise((done) => { let i = 0; const every = setInterval(() => {"
+        " gw('track', 'tick', {tab, i}); if (++i === 100) { clearInterval(every); done(); } },"
+        " 3) })"
+    )
+    await asyncio.gather(*(tab.evaluate(burst, n) for n, tab in enumerate(tabs)))
+    events = await events_when(
+        shop, visitor, lambda events: sum(e["eventTypeKey"] == "tick" for e in events) >= 200
+    )
+    ticks = {(e["params"]["tab"], e["params"]["i"]) for e in events if e["eventTypeKey"] == "tick"}
+    assert len(ticks) == 200

@@ -14,12 +14,20 @@
   const url = (data.endpoint || new URL(script.src).origin).replace(/\/$/, '') +
     '/v1/events?key=' + encodeURIComponent(key);
   const QUEUE = 'gw_q';
-  const MAX_QUEUE = 100; // events kept while the gateway is unreachable; the oldest go first
+  // Events kept while the gateway cannot be reached (the oldest go first). Not while it can: a
+  // burst while a batch is in flight waits for the next batches, however many there are.
+  const MAX_QUEUE = 100;
   const MAX_AGE = 864e5; // the gateway's default dedup window: older retries could count twice
-  const BATCH = 20; // keeps a request well under the 64 KB keepalive/sendBeacon limit
+  const BATCH = 20;
+  // Browsers refuse a keepalive fetch or a beacon over 64 KiB of body; bytes, not characters.
+  const LIMIT = 65536;
+  const TIMEOUT = 15e3; // a request not answered by then (a stalled connection) counts as no answer
+  const IDENTIFIER = /^(contact_?(id|key)|(user|contact)?email|emailaddress|phone(number)?|sms|pushtoken)$/i;
+  const PHONE = /^(phone(number)?|sms)$/i;
   const memory = {}; // stands in for localStorage where it is blocked (sandboxed frames, settings)
   let busy, timer, hold, warned, lastPage;
   let delay = 0;
+  let size = BATCH; // events per request; halved on 413 until the queue is empty again
 
   const get = (name) => {
     try {
@@ -45,16 +53,31 @@
     }
   };
 
+  const bytes = (text) => new Blob([text]).size;
+
+  // document.cookie throws in a sandboxed frame without allow-same-origin (so does localStorage:
+  // there everything lives in `memory`, for the page's life).
   const cookie = (name, value, seconds) => {
-    d.cookie = name + '=' + value + ';path=/;max-age=' + seconds + ';samesite=lax';
+    try {
+      if (value == null) return (d.cookie.match('(?:^|; )' + name + '=([^;]+)') || [])[1];
+      d.cookie = name + '=' + value + ';path=/;max-age=' + seconds + ';samesite=lax';
+    } catch {}
   };
 
   // A v4 UUID; crypto.randomUUID exists only on https pages.
   const uuid = () => ([1e7] + -1e3 + -4e3 + -8e3 + -1e11).replace(/[018]/g, (c) =>
     (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
 
-  const warn = (message, detail) => {
-    if (!warned) console.warn('gateway tracker: ' + message, detail);
+  // Arguments are passed as they are: building a string of them can throw (a Symbol, an object
+  // without or with a throwing toString), and so can a page's own console.warn.
+  const log = (...args) => {
+    try {
+      console.warn('gateway tracker:', ...args);
+    } catch {}
+  };
+
+  const warn = (...args) => {
+    if (!warned) log(...args);
     warned = 1;
   };
 
@@ -64,13 +87,28 @@
     return id;
   };
 
-  let visitorId = get('gw_vid') || (d.cookie.match(/(?:^|; )gw_vid=([^;]+)/) || [])[1] ||
-    newVisitor();
+  let visitorId = get('gw_vid') || cookie('gw_vid') || newVisitor();
 
-  const load = () =>
-    parse(QUEUE, []).filter((event) => Date.now() - Date.parse(event.occurredAt) < MAX_AGE);
+  const fresh = (event) => Date.now() - Date.parse(event.occurredAt) < MAX_AGE;
 
-  const save = (queue) => put(QUEUE, JSON.stringify(queue.slice(-MAX_QUEUE)));
+  const load = () => parse(QUEUE, []).filter(fresh);
+
+  // This page's queue: its events not yet answered for, and those earlier pages left in
+  // localStorage. Storage keeps a copy for the next page, merged by eventId with what other tabs
+  // keep there (they write it too, possibly from an older copy: what this page queued cannot be
+  // lost that way); events answered for (`sent`) leave it. While a failed send waits for its
+  // retry (`timer`) the queue is cut to MAX_QUEUE.
+  let queue = load();
+
+  const save = (sent = []) => {
+    queue = queue.filter(fresh);
+    const mine = queue.map((event) => event.eventId);
+    const all = load()
+      .filter((event) => !mine.includes(event.eventId) && !sent.includes(event.eventId))
+      .concat(queue);
+    if (timer) queue = queue.slice(-MAX_QUEUE);
+    put(QUEUE, JSON.stringify(timer ? all.slice(-MAX_QUEUE) : all));
+  };
 
   // One event in the SPEC 5.1 shape: params as name/value, non-string values as JSON strings.
   // Identity params go first; an event's own param of the same name (any case) wins.
@@ -96,44 +134,61 @@
       params: Object.values(byName),
     };
     if (ids.email || ids.phone) event.keyValue = ids.email || ids.phone;
-    const queue = load();
     queue.push(event);
-    save(queue);
+    save();
     flush();
   };
 
-  // The queue in localStorage is the truth: an event leaves it only once the gateway answered
-  // for it, so events outlive offline spells, gateway restarts and closed pages. Several tabs
-  // may send the same events; the gateway answers repeats of an eventId as duplicates.
+  // An event leaves the queue only once the gateway answered for it, so events outlive offline
+  // spells, gateway restarts and (in storage) closed pages. Tabs that loaded the same stored
+  // events may both send them; the gateway answers repeats of an eventId as duplicates.
   const flush = async () => {
     if (busy || timer || hold) return;
-    const batch = load().slice(0, BATCH);
+    const batch = queue.slice(0, size);
     if (!batch.length) return;
     busy = 1;
     const body = JSON.stringify(batch);
+    const abort = w.AbortController && new AbortController();
+    const stall = setTimeout(() => abort && abort.abort(), TIMEOUT);
     let done;
     try {
-      // A string body goes as text/plain: a "simple" request, so no CORS preflight.
-      const response = await fetch(url, { method: 'POST', body, keepalive: body.length < 6e4 });
+      // A string body goes as text/plain: a "simple" request, so no CORS preflight. keepalive
+      // lets the request outlive the page; a bigger body goes without it rather than not at all.
+      const response = await fetch(url, {
+        method: 'POST',
+        body,
+        keepalive: bytes(body) <= LIMIT,
+        signal: abort && abort.signal,
+      });
       const status = response.status;
-      // 429 and 5xx are worth retrying; any other answer will not change on a retry.
-      done = status != 429 && status < 500;
-      if (done) {
+      if (status == 413 && batch.length > 1) {
+        // Too big together, not necessarily alone: send the batch in halves.
+        size = (batch.length + 1) >> 1;
+        done = 2;
+      } else if (status != 429 && status < 500) {
+        // 429 and 5xx are worth retrying; any other answer will not change on a retry.
+        done = 1;
         const answer = await response.json();
         const failed = answer.failed || [];
         if (!response.ok) warn('events refused (' + status + ')', answer.message);
         else if (failed.length) warn('events refused', failed[0].message);
       }
     } catch {}
+    clearTimeout(stall);
     busy = 0;
     if (done) {
-      const sent = batch.map((event) => event.eventId);
-      save(load().filter((event) => !sent.includes(event.eventId)));
+      if (done < 2) {
+        const sent = batch.map((event) => event.eventId);
+        queue = queue.filter((event) => !sent.includes(event.eventId));
+        save(sent);
+        if (!queue.length) size = BATCH;
+      }
       delay = 0;
       flush();
     } else {
       delay = Math.min(delay * 2 || 1e3, 6e4);
       timer = setTimeout(retry, delay);
+      save();
     }
   };
 
@@ -146,35 +201,55 @@
   // The page is going away (or may be killed in the background): hand what is still queued to
   // the browser, which sends it even after the page is gone. The events stay queued until a
   // fetch is answered, so a beacon that got lost is retried on the next page.
+  // A beacon is refused over 64 KiB: as many as it takes, of at most BATCH events each (a single
+  // bigger event is tried alone and stays queued for the next page).
   const beacon = () => {
-    const queue = load();
-    if (queue.length && navigator.sendBeacon) {
-      navigator.sendBeacon(url, JSON.stringify(queue.slice(0, BATCH)));
+    let rest = queue;
+    while (rest.length && navigator.sendBeacon) {
+      let n = 0;
+      for (let size = 1; n < rest.length && n < BATCH; n++) {
+        size += bytes(JSON.stringify(rest[n])) + 1;
+        if (n && size > LIMIT) break;
+      }
+      navigator.sendBeacon(url, JSON.stringify(rest.slice(0, n)));
+      rest = rest.slice(n);
     }
   };
 
+  // The gateway refuses a location over 4096 characters: without the query string, then cut.
   const pageViewed = (location) => {
-    lastPage = location || w.location.href;
-    send('pageViewed', { page: { location: lastPage } });
+    lastPage = location ? new URL(location, w.location.href).href : w.location.href;
+    location = lastPage.length > 4096 ? lastPage.split(/[?#]/)[0].slice(0, 4096) : lastPage;
+    send('pageViewed', { page: { location } });
   };
 
   const navigated = () => {
     if (w.location.href != lastPage) pageViewed();
   };
 
-  const api = {
-    identify: (fields) => {
-      const ids = parse('gw_id', {});
-      for (const name in fields) {
-        let value = fields[name];
-        // The gateway accepts phones as digits with a leading +; shops often format them.
-        if (/^(phone|sms|phonenumber)$/i.test(name) && value != null) {
-          value = String(value).replace(/[\s().-]/g, '');
+  // The gateway's identifier params (any case). It refuses an event with a bad one, so one bad
+  // value kept here would have every later event refused: such a value is dropped instead.
+  const identify = (fields) => {
+    const ids = parse('gw_id', {});
+    for (const name in fields) {
+      let value = fields[name];
+      if (value != null && IDENTIFIER.test(name)) {
+        value = typeof value == 'string' ? value : JSON.stringify(value);
+        // Phones are digits with an optional leading +; shops often format them.
+        const phone = PHONE.test(name);
+        if (phone) value = value.trim().replace(/(?!^\+)\D/g, '');
+        if (value.length > 256 || (phone && !/^\+?\d{3,20}$/.test(value))) {
+          warn('identify: ' + name + ' dropped', fields[name]);
+          value = null;
         }
-        ids[name] = value;
       }
-      put('gw_id', JSON.stringify(ids));
-    },
+      ids[name] = value;
+    }
+    put('gw_id', JSON.stringify(ids));
+  };
+
+  const api = {
+    identify,
     reset: () => {
       put('gw_id', '{}');
       put('gw_rsid', '');
@@ -201,7 +276,7 @@
     try {
       return typeof method == 'function' ? method() : api[method](...args);
     } catch (e) {
-      console.warn('gateway tracker: gw(' + method + ') failed', e);
+      log('gw() failed', method, e);
     }
   };
   gw.loaded = 1;
@@ -217,6 +292,7 @@
     if (!key) return warn('the script tag needs data-key');
     w.gw = gw;
     hold = 1; // replayed calls and the first page view leave in one request
+    identify(parse('gw_id', {})); // drops a bad identifier an earlier version of the tracker kept
     for (const call of (stub && stub.q) || []) gw(...call);
     if (data.autoPageviews != 'false') {
       pageViewed();
@@ -234,6 +310,6 @@
     hold = 0;
     flush();
   } catch (e) {
-    console.warn('gateway tracker: not started', e);
+    log('not started', e);
   }
 })(window, document);

@@ -16,8 +16,15 @@ const SCRIPTS = {
   build: path.join(ROOT, 'gateway', 'static', 'tracker.js'),
 };
 const STUB = 'window.gw=window.gw||function(){(gw.q=gw.q||[]).push(arguments)}';
+// Chromium refuses a keepalive fetch or a beacon whose body is over 64 KiB (of bytes, not
+// characters): the fetch rejects as a network error does, sendBeacon returns false.
+const KEEPALIVE_LIMIT = 65536;
+const chromiumFetch = (url, init) =>
+  init && init.keepalive && Buffer.byteLength(init.body) > KEEPALIVE_LIMIT
+    ? Promise.reject(new TypeError('Failed to fetch'))
+    : globalThis.fetch(url, init);
 
-// Answers with `reply(request) -> [status, body]` (200 accepted by default) and keeps the
+// Answers with `reply(request) -> [status, body]` (200 accepted by default; null: never) and keeps the
 // requests made with the current test's `key` (pages of earlier tests may still be retrying).
 async function gatewayStandIn() {
   const server = {
@@ -37,7 +44,9 @@ async function gatewayStandIn() {
       };
       const current = request.key === server.key;
       if (current) server.requests.push(request);
-      const [status, body] = current ? server.reply(request) : [200, {}];
+      const answer = current ? server.reply(request) : [200, {}];
+      if (!answer) return; // a gateway (or proxy) that took the request and never answers
+      const [status, body] = answer;
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     });
@@ -68,15 +77,18 @@ class Storage {
   }
 }
 
-// One page load. Pass the `storage`/`cookies` of an earlier page to model a reload.
+// One page load. Pass the `storage`/`cookies` of an earlier page to model a reload, and
+// `clock: (ms) => ms` to shorten the page's timers (the tracker's 15 s request timeout).
+// `sandboxed: true` is a frame without allow-same-origin: localStorage and cookies throw.
 function page(options) {
   const o = {
     href: 'https://shop.example/p/1',
     storage: new Storage(),
     cookies: new Map(),
-    fetch: globalThis.fetch,
+    fetch: chromiumFetch,
     dataset: {},
     stubCalls: [],
+    clock: (ms) => ms,
     ...options,
   };
   const listeners = {};
@@ -89,9 +101,11 @@ function page(options) {
     querySelector: () => null,
     addEventListener: (name, fn) => (listeners[name] = listeners[name] || []).push(fn),
     get cookie() {
+      if (o.sandboxed) throw new DOMException('The document is sandboxed', 'SecurityError');
       return [...o.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     },
     set cookie(text) {
+      if (o.sandboxed) throw new DOMException('The document is sandboxed', 'SecurityError');
       const [pair, ...attributes] = text.split(';');
       const [name, value] = pair.split('=');
       if (attributes.includes('max-age=0')) o.cookies.delete(name);
@@ -101,14 +115,22 @@ function page(options) {
   const window = {
     document,
     location,
-    localStorage: o.storage,
+    get localStorage() {
+      if (o.sandboxed) throw new DOMException('The document is sandboxed', 'SecurityError');
+      return o.storage;
+    },
     crypto: require('node:crypto').webcrypto, // not a global before node 19
     URL,
+    Blob,
+    AbortController,
     // Pages are never closed: their retry timers must not keep node's test process alive.
-    setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+    setTimeout: (fn, ms) => setTimeout(fn, o.clock(ms)).unref(),
     clearTimeout,
-    console: { warn: (...args) => warnings.push(args.join(' ')) },
-    navigator: { sendBeacon: (url, body) => beacons.push({ url, body }) || true },
+    console: { warn: (...args) => warnings.push(require('node:util').format(...args)) },
+    navigator: {
+      sendBeacon: (url, body) =>
+        Buffer.byteLength(body) <= KEEPALIVE_LIMIT && (beacons.push({ url, body }), true),
+    },
     history: {
       pushState(state, title, url) {
         location.href = new URL(url, location.href).href;
@@ -151,4 +173,4 @@ async function until(check, timeout = 5000) {
 
 const params = (event) => Object.fromEntries(event.params.map((p) => [p.name, p.value]));
 
-module.exports = { SCRIPTS, Storage, gatewayStandIn, page, params, until };
+module.exports = { SCRIPTS, KEEPALIVE_LIMIT, Storage, gatewayStandIn, page, params, until };

@@ -100,6 +100,28 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       ]);
     });
 
+    test('identify normalises phones and drops identifiers the gateway would refuse', async () => {
+      const p = open({
+        dataset: { autoPageviews: 'false' },
+        stubCalls: [['identify', { email: 'poison@example.com', phone: ' 050/123 45 67' }]],
+      });
+      p.gw('track', 'one');
+      p.gw('identify', { sms: '+38 050 123', phone: 'n/a', contactId: 'x'.repeat(257), n: 'Ann' });
+      p.gw('track', 'two');
+      await until(() => gateway.events().length === 2);
+      const [one, two] = gateway.events();
+      assert.deepEqual(params(one), { email: 'poison@example.com', phone: '0501234567' });
+      assert.deepEqual(params(two), { email: 'poison@example.com', sms: '+38050123', n: 'Ann' });
+      assert.equal(p.warnings.length, 1);
+      assert.match(p.warnings[0], /phone dropped/);
+      // One stored by an earlier tracker would have every event refused: it goes on the next load.
+      p.storage.setItem('gw_id', '{"email":"a@b.example","phone":"050/123 45 67","sms":"n/a"}');
+      open({ storage: p.storage, cookies: p.cookies });
+      await until(() => gateway.events().length === 3);
+      const { page: _, ...ids } = params(gateway.events()[2]);
+      assert.deepEqual(ids, { email: 'a@b.example', phone: '0501234567' });
+    });
+
     test('the visitorId survives reloads; reset() starts a new anonymous visitor', async () => {
       const p = open();
       await until(() => gateway.events().length === 1);
@@ -114,6 +136,20 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       assert.notEqual(afterReset.visitorId, visitor);
       assert.equal(afterReset.keyValue, undefined);
       assert.deepEqual(Object.keys(params(afterReset)), ['page']);
+    });
+
+    test('in a sandboxed frame (storage and cookies throw) it works from memory', async () => {
+      const p = open({ sandboxed: true });
+      p.gw('identify', { email: 'a@b.example' });
+      p.gw('cartUpdated', []);
+      const rsid = p.gw('recycleStateId');
+      assert.match(rsid, /^[0-9a-f-]{36}$/);
+      await until(() => gateway.events().length === 2);
+      const [view, cart] = gateway.events();
+      assert.equal(view.visitorId, cart.visitorId);
+      assert.deepEqual(params(cart), { email: 'a@b.example', products: '[]', recycleStateId: rsid });
+      p.gw('reset');
+      assert.deepEqual(p.warnings, []);
     });
 
     test('503 and 429 keep the events and retry them with backoff, same eventIds', async () => {
@@ -140,6 +176,16 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       await until(() => p.queue().length === 0);
     });
 
+    test('a request that is never answered is given up after 15 s and retried', async () => {
+      let stalled = 0;
+      gateway.reply = () => (stalled++ ? [200, { accepted: 1, duplicates: 0, failed: [] }] : null);
+      const p = open({ clock: (ms) => (ms === 15e3 ? 200 : ms) });
+      await until(() => gateway.requests.length === 1);
+      p.gw('track', 'after');
+      await until(() => gateway.events().length === 2, 3000);
+      await until(() => p.queue().length === 0);
+    });
+
     test('a gateway that is down: events are kept and sent by the next page', async () => {
       const down = page({ script, endpoint: 'http://127.0.0.1:9', dataset: { key: gateway.key } });
       down.gw('productViewed', PRODUCT);
@@ -156,13 +202,67 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       assert.deepEqual(gateway.events().slice(0, 2).map((e) => e.eventId), queued);
     });
 
-    test('the queue is bounded: the newest 100 events are kept', async () => {
+    test('a batch over 64 KiB of bytes (not characters) is sent without keepalive', async () => {
+      // 20 x 1,500 CJK characters: ~31,000 UTF-16 units of JSON but ~91,000 bytes of UTF-8.
+      const name = '\u9676\u74f7\u9a6c\u514b\u676f'.repeat(300);
+      const stubCalls = [];
+      for (let i = 0; i < 20; i++) stubCalls.push(['productViewed', { productId: `P${i}`, name }]);
+      const p = open({ stubCalls, dataset: { autoPageviews: 'false' } });
+      p.gw('track', 'later');
+      await until(() => gateway.events().length === 21);
+      assert.equal(JSON.parse(params(gateway.events()[0]).product).name, name);
+      await until(() => p.queue().length === 0);
+    });
+
+    test('on page close all that is queued goes in beacons of at most 20 events, 64 KiB', async () => {
+      const dataset = { key: gateway.key, autoPageviews: 'false' };
+      const down = page({ script, endpoint: 'http://127.0.0.1:9', dataset });
+      // Every fifth event has 30,000 bytes of text: two of them fill a beacon.
+      for (let i = 0; i < 45; i++) down.gw('track', 'tick', { i, pad: i % 5 ? '' : '\u00e9'.repeat(15e3) });
+      down.dispatch('pagehide');
+      const handed = down.beacons.map((b) => JSON.parse(b.body));
+      assert.deepEqual(handed.flat(), down.queue()); // the harness refuses a beacon over 64 KiB
+      assert.equal(down.queue().length, 45);
+      assert.ok(handed.every((events) => events.length <= 20));
+      assert.ok(handed.length > 3);
+    });
+
+    test("another tab's write of the shared queue does not lose this page's events", async () => {
+      const answers = [503];
+      gateway.reply = () => [answers.shift() || 200, { accepted: 1, duplicates: 0, failed: [] }];
+      const p = open({ dataset: { autoPageviews: 'false' } });
+      p.gw('track', 'mine');
+      await until(() => gateway.requests.length === 1); // 503: it waits for the retry
+      // Another tab writes the queue as it read it before 'mine' was added (its own event only).
+      const theirs = { ...p.queue()[0], eventId: 'theirs', eventTypeKey: 'theirs' };
+      p.storage.setItem('gw_q', JSON.stringify([theirs]));
+      p.gw('track', 'later');
+      assert.deepEqual(p.queue().map((e) => e.eventTypeKey), ['theirs', 'mine', 'later']);
+      await until(() => gateway.requests.length === 2, 3000);
+      assert.deepEqual(gateway.requests[1].events.map((e) => e.eventTypeKey), ['mine', 'later']);
+      // Delivered events leave the stored queue; the other tab's stays there for it.
+      await until(() => p.queue().length === 1);
+      assert.equal(p.queue()[0].eventId, 'theirs');
+    });
+
+    test('while the gateway cannot be reached the newest 100 events are kept', async () => {
       const p = page({ script, endpoint: 'http://127.0.0.1:9', dataset: { key: 'pk_test' } });
       for (let i = 0; i < 120; i++) p.gw('track', 'tick', { i });
+      await until(() => p.queue().length === 100); // the first send failed
+      assert.equal(params(p.queue()[0]).i, '20');
+      p.gw('track', 'tick', { i: 120 });
       const queue = p.queue();
       assert.equal(queue.length, 100);
-      assert.equal(params(queue[0]).i, '20');
-      assert.equal(params(queue[99]).i, '119');
+      assert.equal(params(queue[0]).i, '21');
+      assert.equal(params(queue[99]).i, '120');
+    });
+
+    test('a burst of events while a batch is in flight is all sent', async () => {
+      const p = open({ dataset: { autoPageviews: 'false' } });
+      for (let i = 0; i < 150; i++) p.gw('track', 'impression', { i });
+      await until(() => p.queue().length === 0);
+      const sent = gateway.events().map((e) => Number(params(e).i));
+      assert.deepEqual(sent, [...Array(150).keys()]);
     });
 
     test('other 4xx answers drop the events and are reported once', async () => {
@@ -174,6 +274,29 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       await until(() => gateway.requests.length === 2 && p.queue().length === 0);
       assert.equal(p.warnings.length, 1);
       assert.match(p.warnings[0], /events refused \(400\) params\.product is bad/);
+    });
+
+    test('413 sends the batch in halves; an event refused alone is dropped', async () => {
+      const stored = [];
+      gateway.reply = (r) => {
+        if (r.events.length > 3 || r.events.some((e) => params(e).big)) {
+          return [413, { error: 'body_too_large', message: 'body over max_body_bytes' }];
+        }
+        stored.push(...r.events.map((e) => params(e).i));
+        return [200, { accepted: r.events.length, duplicates: 0, failed: [] }];
+      };
+      const stubCalls = [];
+      for (let i = 0; i < 10; i++) stubCalls.push(['track', 'tick', { i, big: i === 4 || null }]);
+      const p = open({ stubCalls, dataset: { autoPageviews: 'false' } });
+      await until(() => p.queue().length === 0);
+      assert.deepEqual(stored, ['0', '1', '2', '3', '5', '6', '7', '8', '9']);
+      assert.equal(p.warnings.length, 1);
+      assert.match(p.warnings[0], /events refused \(413\) body over max_body_bytes/);
+      // Once the queue is empty, batches are whole again.
+      gateway.requests = [];
+      for (let i = 0; i < 3; i++) p.gw('track', 'tick', { i });
+      await until(() => p.queue().length === 0);
+      assert.deepEqual(gateway.requests.map((r) => r.events.length), [1, 2]);
     });
 
     test('history navigations send page views; data-auto-pageviews="false" stops them', async () => {
@@ -197,6 +320,22 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       assert.equal(params(gateway.events()[0]).page, '{"location":"https://shop.example/other"}');
     });
 
+    test('page views: a relative location is resolved, one over 4096 characters cut', async () => {
+      const p = open({ href: `https://shop.example/search?q=${'x'.repeat(5000)}#top` });
+      p.gw('pageViewed', '/product/42');
+      const path = `https://shop.example/p/${'y'.repeat(5000)}`;
+      p.context.history.pushState({}, '', path);
+      p.dispatch('popstate'); // the same location: no second view
+      await until(() => gateway.events().length === 3);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const locations = gateway.events().map((e) => JSON.parse(params(e).page).location);
+      assert.deepEqual(locations, [
+        'https://shop.example/search', // the query string goes first
+        'https://shop.example/product/42',
+        path.slice(0, 4096),
+      ]);
+    });
+
     test('never throws into the page', async () => {
       const p = open({ dataset: { autoPageviews: 'false' } });
       const loop = {};
@@ -215,6 +354,24 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       assert.match(keyless.warnings[0], /data-key/);
       await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(gateway.requests.length, 0);
+    });
+
+    test('calls that cannot be a method name do not throw, also before it loaded', async () => {
+      const hostile = [Symbol('x'), Object.create(null), { toString: () => { throw Error(); } }];
+      const p = open({
+        dataset: { autoPageviews: 'false' },
+        stubCalls: [...hostile.map((method) => [method]), ['track', 'after']],
+      });
+      for (const method of hostile) assert.equal(p.gw(method), undefined);
+      assert.equal(p.warnings.length, 6);
+      assert.match(p.warnings[0], /gw\(\) failed Symbol\(x\)/);
+      await until(() => gateway.events().length === 1);
+      assert.equal(gateway.events()[0].eventTypeKey, 'after');
+      // A page whose console throws gets nothing thrown either.
+      p.context.console.warn = () => {
+        throw Error('console');
+      };
+      assert.equal(p.gw(Symbol('y')), undefined);
     });
 
     test('a second copy of the script on the page does not double page views', async () => {
