@@ -17,6 +17,7 @@ from starlette.responses import Response
 from .contacts import limit_param
 from .detector import Detector
 from .errors import invalid
+from .redaction import redacted
 from .store import StoreUnavailable
 from .webhooks import Deliverer
 
@@ -103,4 +104,8 @@ async def dead_letters(gateway: Gateway, request: Request) -> Response:
     keys = gateway.tenant_keys(principal.tenant)
     limit = limit_param(request, default=100)
     rows: Any = await gateway.store.redis.lrange(keys.dead_letters, 0, limit - 1)
-    return json_bytes(orjson.dumps({"dead": [orjson.Fragment(row) for row in rows]}))
+    dead = [orjson.loads(row) for row in rows]
+    for entry in dead:
+        # Entries are stored redacted; those stored by an older gateway are not.
+        entry["webhook"] = redacted(entry["webhook"])
+    return json_bytes(orjson.dumps({"dead": dead}))
