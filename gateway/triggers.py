@@ -68,7 +68,7 @@ def json_bytes(body: bytes) -> Response:
 
 async def list_triggers(gateway: Gateway, request: Request) -> Response:
     """Triggers after the cursor, oldest first; `next` is the cursor to pass on (a stream id)."""
-    principal = gateway.principal(request)
+    principal = await gateway.principal(request)
     keys = gateway.tenant_keys(principal.tenant)
     limit = limit_param(request, default=100)
     after = request.query_params.get("after") or "0-0"
@@ -100,7 +100,7 @@ async def list_triggers(gateway: Gateway, request: Request) -> Response:
 
 async def dead_letters(gateway: Gateway, request: Request) -> Response:
     """Webhook deliveries that used up their retry budget, newest first."""
-    principal = gateway.principal(request)
+    principal = await gateway.principal(request)
     keys = gateway.tenant_keys(principal.tenant)
     limit = limit_param(request, default=100)
     rows: Any = await gateway.store.redis.lrange(keys.dead_letters, 0, limit - 1)
