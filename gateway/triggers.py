@@ -14,7 +14,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .contacts import limit_param
+from .contacts import MAX_SCAN, PAGE, limit_param
 from .detector import Detector
 from .errors import invalid
 from .redaction import redacted
@@ -30,8 +30,6 @@ log = logging.getLogger("gateway")
 STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
 MAX_ID_PART = 2**64 - 1
 TRIGGER_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-PAGE = 500  # stream entries read per round trip while filtering by type
-MAX_SCAN = 10_000  # entries one request reads at most: a rare type answers short, with `next`
 
 
 @dataclass
