@@ -33,6 +33,9 @@ from .supervision import watch_supervisor
 from .watchdog import RedisWatchdog
 
 log = logging.getLogger("gateway")
+# What GET /v1/events answers (Starlette answers HEAD on every GET route, as HTTP wants): the
+# ingest app takes the path's other methods.
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class AnyText(Convertor[str]):
@@ -283,7 +286,9 @@ def create_app(settings: Settings | None = None) -> Any:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await rest(scope, receive, send)
-        elif scope["path"] in PATHS and (scope["method"] != "GET" or scope["path"] == "/v1/event"):
+        elif scope["path"] in PATHS and (
+            scope["method"] not in READ_METHODS or scope["path"] == "/v1/event"
+        ):
             await ingest(scope, receive, send)  # it observes its own latency
         else:
             started = time.perf_counter()
