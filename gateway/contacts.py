@@ -15,6 +15,7 @@ from .redis_keys import EVENT_TYPES, TenantKeys
 from .store import Store
 
 MAX_LIMIT = 1000
+DEFAULT_LIMIT = 50  # events per GET /v1/events without ?limit=
 MAX_STITCHES = 8
 # Filtering by type reads entries until `limit` match: a rare type would read a whole stream
 # (a million events: most of a second of Redis, per request). One request reads at most this
@@ -72,7 +73,7 @@ async def current_contacts(
     return current
 
 
-def limit_param(request: Request, default: int = 50) -> int:
+def limit_param(request: Request, default: int = DEFAULT_LIMIT) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return default

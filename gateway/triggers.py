@@ -29,6 +29,7 @@ log = logging.getLogger("gateway")
 # A stream id as Redis reads one: milliseconds and sequence, each a 64-bit unsigned integer.
 STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
 MAX_ID_PART = 2**64 - 1
+FEED_LIMIT = 100  # triggers or dead letters per request without ?limit=
 TRIGGER_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
@@ -68,7 +69,7 @@ async def list_triggers(gateway: Gateway, request: Request) -> Response:
     """Triggers after the cursor, oldest first; `next` is the cursor to pass on (a stream id)."""
     principal = await gateway.principal(request)
     keys = gateway.tenant_keys(principal.tenant)
-    limit = limit_param(request, default=100)
+    limit = limit_param(request, default=FEED_LIMIT)
     after = request.query_params.get("after") or "0-0"
     cursor_id = STREAM_ID.fullmatch(after)
     last = tuple(int(part or 0) for part in cursor_id.groups()) if cursor_id else (-1,)
@@ -100,7 +101,7 @@ async def dead_letters(gateway: Gateway, request: Request) -> Response:
     """Webhook deliveries that used up their retry budget, newest first."""
     principal = await gateway.principal(request)
     keys = gateway.tenant_keys(principal.tenant)
-    limit = limit_param(request, default=100)
+    limit = limit_param(request, default=FEED_LIMIT)
     rows: Any = await gateway.store.redis.lrange(keys.dead_letters, 0, limit - 1)
     dead = [orjson.loads(row) for row in rows]
     for entry in dead:
