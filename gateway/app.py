@@ -33,6 +33,9 @@ from .supervision import watch_supervisor
 from .watchdog import RedisWatchdog
 
 log = logging.getLogger("gateway")
+# What GET /v1/events answers (Starlette answers HEAD on every GET route, as HTTP wants): the
+# ingest app takes the path's other methods.
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class AnyText(Convertor[str]):
@@ -155,13 +158,15 @@ class Gateway:
 
     # ---- routes -------------------------------------------------------------------------
 
-    def principal(self, request: Request, server_only: bool = True) -> Principal:
+    async def principal(self, request: Request) -> Principal:
+        """The server key calling a route, once its request counts against the key's rate limit
+        (429 over it): reads cost Redis work too, so every authenticated endpoint is limited."""
         principal = self.keys.authenticate(
             request.headers.get("authorization"), request.scope["query_string"]
         )
         check_origin(principal, request.headers.get("origin"))
-        if server_only:
-            require_server(principal)
+        require_server(principal)
+        await self.check_rate(principal)
         return principal
 
     async def healthz(self, request: Request) -> Response:
@@ -176,7 +181,7 @@ class Gateway:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def get_contact(self, request: Request) -> Response:
-        principal = self.principal(request)
+        principal = await self.principal(request)
         keys = self.tenant_keys(principal.tenant)
         contact_id = await contacts.find_contact(
             self.store, keys, request.path_params["identifier"]
@@ -188,7 +193,7 @@ class Gateway:
         return contacts.json_response(body)
 
     async def list_events(self, request: Request) -> Response:
-        principal = self.principal(request)
+        principal = await self.principal(request)
         keys = self.tenant_keys(principal.tenant)
         limit = contacts.limit_param(request)
         event_type = request.query_params.get("type") or None
@@ -281,7 +286,9 @@ def create_app(settings: Settings | None = None) -> Any:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await rest(scope, receive, send)
-        elif scope["path"] in PATHS and (scope["method"] != "GET" or scope["path"] == "/v1/event"):
+        elif scope["path"] in PATHS and (
+            scope["method"] not in READ_METHODS or scope["path"] == "/v1/event"
+        ):
             await ingest(scope, receive, send)  # it observes its own latency
         else:
             started = time.perf_counter()

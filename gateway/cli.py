@@ -16,6 +16,7 @@ import orjson
 from . import __version__
 from .datadir import DataDirInUse
 from .embedded import EmbeddedRedis, EmbeddedRedisError
+from .redaction import redacted
 from .settings import ConfigError, Settings, load_settings
 from .supervision import SUPERVISOR_ENV
 from .watchdog import RedisWatchdog
@@ -46,6 +47,7 @@ class JsonFormatter(logging.Formatter):
 def logging_config(level: str) -> dict[str, Any]:
     """JSON lines on stderr at `level`: for this process, and through uvicorn for every worker
     of --workers N (spawned processes, which would otherwise log in plain text or not at all)."""
+    quieter = max(logging.WARNING, logging.getLevelName(level.upper()))
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -58,6 +60,9 @@ def logging_config(level: str) -> dict[str, Any]:
             }
         },
         "root": {"handlers": ["stderr"], "level": level.upper()},
+        # httpx logs every request's full URL at INFO ("HTTP Request: POST ..."): for webhooks
+        # that is one line per delivery attempt, with any credentials or token of the URL.
+        "loggers": {name: {"level": quieter} for name in ("httpx", "httpcore")},
     }
 
 
@@ -210,19 +215,6 @@ def _positive(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return int(text)
-
-
-def redacted(url: str) -> str:
-    """A Redis URL fit for the log: its password hidden, given before `@` or as `?password=`."""
-    base, mark, query = url.partition("?")
-    scheme, sep, rest = base.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    query = "&".join(
-        "password=***" if pair.partition("=")[0].lower() == "password" else pair
-        for pair in query.split("&")
-    )
-    return scheme + sep + rest + mark + query
 
 
 def main(argv: Sequence[str] | None = None) -> int:

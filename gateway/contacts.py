@@ -15,7 +15,13 @@ from .redis_keys import EVENT_TYPES, TenantKeys
 from .store import Store
 
 MAX_LIMIT = 1000
+DEFAULT_LIMIT = 50  # events per GET /v1/events without ?limit=
 MAX_STITCHES = 8
+# Filtering by type reads entries until `limit` match: a rare type would read a whole stream
+# (a million events: most of a second of Redis, per request). One request reads at most this
+# many; a rare type answers short (GET /v1/triggers also says where it stopped, with `next`).
+MAX_SCAN = 10_000
+PAGE = 500  # stream entries read per round trip while filtering by type
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -67,7 +73,7 @@ async def current_contacts(
     return current
 
 
-def limit_param(request: Request, default: int = 50) -> int:
+def limit_param(request: Request, default: int = DEFAULT_LIMIT) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return default
@@ -134,7 +140,10 @@ async def contact_events(
     event_type: str | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    entries: Any = await store.redis.lrange(keys.contact(contact_id, ":ev"), 0, -1)
+    # Newest first: without a type the first `limit` ids are all it needs; with one, as for the
+    # tenant's stream, at most MAX_SCAN (the list holds `contact_events`, which may be large).
+    last = limit - 1 if event_type is None else MAX_SCAN - 1
+    entries: Any = await store.redis.lrange(keys.contact(contact_id, ":ev"), 0, last)
     wanted = []
     for entry in entries:
         code, _, stream_id = entry.decode().rpartition("|")
@@ -159,14 +168,17 @@ async def tenant_events(
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     last = "+"
-    while len(out) < limit:
-        rows: Any = await store.redis.xrevrange(keys.events, last, "-", count=max(limit, 100))
+    scanned = 0
+    while len(out) < limit and scanned < MAX_SCAN:
+        count = min(limit if event_type is None else PAGE, MAX_SCAN - scanned)
+        rows: Any = await store.redis.xrevrange(keys.events, last, "-", count=count)
+        scanned += len(rows)
         for _, fields in rows:
             if event_type is None or orjson.loads(fields[b"e"])["eventTypeKey"] == event_type:
                 out.append(_event(fields[b"c"].decode(), fields))
                 if len(out) == limit:
                     break
-        if len(rows) < max(limit, 100):
+        if len(rows) < count:
             break
         last = "(" + rows[-1][0].decode()
     # The stream keeps the contact an event had when stored; name the one it is part of now.

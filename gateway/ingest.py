@@ -39,7 +39,8 @@ FORM_HINT = {
     )
 }
 PATHS = frozenset({"/v1/event", "/v1/events"})
-ALLOWED_METHODS = {"/v1/event": "POST, OPTIONS", "/v1/events": "GET, POST, OPTIONS"}
+# Allow of a 405, as Starlette writes it for its routes (GET routes answer HEAD too).
+ALLOWED_METHODS = {"/v1/event": "POST, OPTIONS", "/v1/events": "GET, HEAD, POST, OPTIONS"}
 
 
 def too_large(limit: int) -> ApiError:

@@ -15,54 +15,101 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import __version__
-from .contacts import MAX_LIMIT
+from .contacts import DEFAULT_LIMIT, MAX_LIMIT, MAX_SCAN
 from .events import MAX_EVENT_ID
 from .params import MAX_PARAM_NAME, MAX_PARAMS, MAX_STRING
+from .snippet import CACHE_CONTROL
+from .triggers import FEED_LIMIT
 
 JSON = "application/json"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
-STATUS_TEXT = {
-    400: "Invalid input; `field` names the culprit",
-    401: "Missing or unknown API key",
-    403: "Key, origin or event type not allowed",
-    404: "Not found",
-    405: "Method not allowed",
-    413: "Body over max_body_bytes (also after gunzip) or batch over max_batch",
-    415: "Content-Type or Content-Encoding not supported",
-    429: "Over rate_limit_per_second for this key; see Retry-After",
-    503: "Redis unavailable; nothing was stored; see Retry-After",
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+
+
+def _header(description: str) -> dict[str, Any]:
+    """A header every answer of its status carries (the tests check that it does)."""
+    return {"schema": STRING, "description": description, "required": True}
+
+
+RETRY_AFTER = {"Retry-After": _header("seconds")}
+# Each error status once, under components/responses; operations refer to them by name.
+ERRORS: dict[int, tuple[str, str, dict[str, Any]]] = {
+    400: ("BadRequest", "Invalid input; `field` names the culprit", {}),
+    401: (
+        "Unauthorized",
+        "Missing or unknown API key",
+        {"WWW-Authenticate": _header('Basic realm="gateway", Bearer')},
+    ),
+    403: ("Forbidden", "Key, origin or event type not allowed", {}),
+    404: ("NotFound", "Not found", {}),
+    405: (
+        "MethodNotAllowed",
+        "Any method a path does not document; Allow lists those it takes",
+        {"Allow": _header("the methods of the path, e.g. `GET, HEAD`")},
+    ),
+    408: ("RequestTimeout", "The request was not received in time", {}),
+    413: (
+        "PayloadTooLarge",
+        "Body over max_body_bytes (also after gunzip) or batch over max_batch",
+        {},
+    ),
+    415: ("UnsupportedMediaType", "Content-Type or Content-Encoding not supported", {}),
+    429: ("RateLimited", "Over rate_limit_per_second for this key; see Retry-After", RETRY_AFTER),
+    431: ("HeadersTooLarge", "The request head (URL and headers) is too large", {}),
+    500: (
+        "InternalError",
+        "`internal_error`: a failure nobody foresaw (the log says why); a write may or may not be "
+        "stored, so retry it with the same eventId",
+        {},
+    ),
+    503: ("Unavailable", "Redis unavailable; nothing was stored; see Retry-After", RETRY_AFTER),
 }
-RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
+# What any request may be answered, whatever its path: the server's limits on the request itself,
+# and a failure nobody foresaw.
+ANY_ERRORS = (408, 431, 500)
+
+
+def _responses() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, description, headers in ERRORS.values():
+        response: dict[str, Any] = {
+            "description": description,
+            "content": {JSON: {"schema": ERROR_REF}},
+        }
+        if headers:
+            response["headers"] = headers
+        out[name] = response
+    return out
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for status in statuses:
-        response: dict[str, Any] = {
-            "description": STATUS_TEXT[status],
-            "content": {JSON: {"schema": ERROR_REF}},
-        }
-        if status in (429, 503):
-            response["headers"] = RETRY_AFTER
-        out[str(status)] = response
-    return out
+    return {
+        str(status): {"$ref": f"#/components/responses/{ERRORS[status][0]}"}
+        for status in sorted({*statuses, *ANY_ERRORS})
+    }
 
 
 def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"200": {"description": description, "content": {JSON: {"schema": schema}}}}
 
 
-def _obj(**properties: Any) -> dict[str, Any]:
-    return {"type": "object", "properties": properties}
+def _obj(*required: str, **properties: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
 
 
-STRING = {"type": "string"}
-LIMIT = {
-    "name": "limit",
-    "in": "query",
-    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
-}
-READ_ERRORS = (400, 401, 403, 404, 503)
+def _limit(default: int) -> dict[str, Any]:
+    return {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": default},
+    }
+
+
+READ_ERRORS = (400, 401, 403, 404, 429, 503)
 INGEST_ERRORS = (400, 401, 403, 413, 415, 429, 503)
 
 EVENT = {
@@ -155,22 +202,80 @@ def _query(name: str) -> dict[str, Any]:
 def _probe(summary: str, statuses: tuple[int, ...], media: str = JSON) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": {"description": "OK", "content": {media: {"schema": {}}}},
+        **_errors(*statuses),
     }
-    if 503 in statuses:
-        responses.update(_errors(503))
     return {"get": {"summary": summary, "security": [], "responses": responses}}
 
 
+def _preflight() -> dict[str, Any]:
+    allowed = {
+        "Access-Control-Allow-Origin": _header("the request's Origin"),
+        "Access-Control-Allow-Methods": _header("GET, POST, OPTIONS"),
+        "Access-Control-Allow-Headers": _header("authorization, content-type, content-encoding"),
+        "Access-Control-Max-Age": _header("seconds the browser may keep this answer"),
+        "Vary": _header("origin"),
+    }
+    return {
+        "summary": "CORS preflight of a browser's request with a site key (no key needed)",
+        "security": [],
+        "parameters": [
+            {"name": "Origin", "in": "header", "required": True, "schema": STRING},
+            {"name": "Access-Control-Request-Method", "in": "header", "schema": STRING},
+            {
+                "name": "key",
+                "in": "query",
+                "schema": STRING,
+                "description": "the site key the request will pass: its tenant's allowed_origins "
+                "decide (without it, those of any tenant with site keys)",
+            },
+        ],
+        "responses": {
+            "204": {"description": "The origin is allowed", "headers": allowed},
+            **_errors(403),
+        },
+    }
+
+
 def build() -> dict[str, Any]:
+    event_answer = _obj(
+        "status",
+        "eventId",
+        status={"type": "string", "enum": ["accepted", "duplicate", "ignored"]},
+        eventId=STRING,
+        reason={
+            "type": "string",
+            "description": "with `ignored` only: why the order part of an order event changed "
+            "nothing (the event itself is stored)",
+        },
+    )
+    failed = _obj(
+        "index", "error", "message", index=INTEGER, error=STRING, message=STRING, field=STRING
+    )
+    ignored = _obj("index", "eventId", "reason", index=INTEGER, eventId=STRING, reason=STRING)
     events_answer = _obj(
-        accepted={"type": "integer"}, duplicates={"type": "integer"}, failed={"type": "array"}
+        "accepted",
+        "duplicates",
+        "failed",
+        accepted=INTEGER,
+        duplicates=INTEGER,
+        failed={"type": "array", "items": failed},
+        ignored={
+            "type": "array",
+            "items": ignored,
+            "description": "order events whose order part changed nothing (stored, not counted "
+            "in `accepted`); present only when there are some",
+        },
     )
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "gateway",
             "version": __version__,
-            "description": "Recommendation-event tracking gateway (eSputnik/Yespo-compatible).",
+            "description": "Recommendation-event tracking gateway (eSputnik/Yespo-compatible). "
+            "Every error is JSON (components/schemas/Error). Any method a path does not list here "
+            "is answered 405 with an Allow header (components/responses/MethodNotAllowed); a GET "
+            "path answers HEAD too. Any request may be answered 408 (not received in time), 431 "
+            "(its head too large) or 500 (internal_error).",
         },
         "components": {
             "securitySchemes": {
@@ -187,16 +292,14 @@ def build() -> dict[str, Any]:
                 "Event": EVENT,
                 "Order": ORDER,
             },
+            "responses": _responses(),
         },
         "paths": {
             "/v1/event": {
                 "post": _ingest(
-                    "Store one event",
-                    {"$ref": "#/components/schemas/Event"},
-                    _obj(
-                        status={"type": "string", "enum": ["accepted", "duplicate"]}, eventId=STRING
-                    ),
-                )
+                    "Store one event", {"$ref": "#/components/schemas/Event"}, event_answer
+                ),
+                "options": _preflight(),
             },
             "/v1/events": {
                 "post": _ingest(
@@ -215,10 +318,12 @@ def build() -> dict[str, Any]:
                     events_answer,
                 ),
                 "get": _read(
-                    "Newest events of the tenant or of one contact",
-                    [_query("contact"), _query("type"), LIMIT],
-                    _obj(events={"type": "array", "items": {"type": "object"}}),
+                    "Newest events of the tenant or of one contact (with `type`, among the "
+                    f"newest {MAX_SCAN})",
+                    [_query("contact"), _query("type"), _limit(DEFAULT_LIMIT)],
+                    _obj("events", events={"type": "array", "items": {"type": "object"}}),
                 ),
+                "options": _preflight(),
             },
             "/v1/contacts/{identifier}": {
                 "get": _read(
@@ -236,7 +341,7 @@ def build() -> dict[str, Any]:
                                 "items": {"$ref": "#/components/schemas/Order"},
                             }
                         ),
-                        _obj(failedOrders={"type": "array"}),
+                        _obj("failedOrders", failedOrders={"type": "array"}),
                     ),
                     "security": [{"basic": []}, {"bearer": []}],
                 }
@@ -258,12 +363,42 @@ def build() -> dict[str, Any]:
             "/v1/triggers": {
                 "get": _read(
                     "Trigger events after a cursor",
-                    [_query("after"), _query("type"), LIMIT],
-                    _obj(triggers={"type": "array"}, next={"type": "string", "nullable": True}),
+                    [_query("after"), _query("type"), _limit(FEED_LIMIT)],
+                    _obj(
+                        "triggers",
+                        "next",
+                        triggers={"type": "array"},
+                        next={"type": "string", "nullable": True},
+                    ),
                 )
             },
             "/v1/webhooks/dead": {
-                "get": _read("Webhook deliveries that gave up", [LIMIT], {"type": "object"})
+                "get": _read(
+                    "Webhook deliveries that gave up, newest first",
+                    [_limit(FEED_LIMIT)],
+                    _obj("dead", dead={"type": "array", "items": {"type": "object"}}),
+                )
+            },
+            "/js/tracker.js": {
+                "get": {
+                    "summary": "The browser tracker (the JS snippet); any origin may load it",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The script, gzipped when Accept-Encoding allows",
+                            "headers": {
+                                "ETag": _header("its digest"),
+                                "Cache-Control": _header(CACHE_CONTROL),
+                            },
+                            "content": {"text/javascript": {"schema": STRING}},
+                        },
+                        "304": {
+                            "description": "The request's If-None-Match named the current ETag",
+                            "headers": {"ETag": _header("its digest")},
+                        },
+                        **_errors(),
+                    },
+                }
             },
             "/healthz": _probe("200 while the process runs", ()),
             "/readyz": _probe("200 while Redis answers, else 503", (503,)),

@@ -47,8 +47,7 @@ class OrdersApi:
 
     async def post_orders(self, request: Request) -> Response:
         gateway = self.gateway
-        principal = gateway.principal(request)
-        await gateway.check_rate(principal)
+        principal = await gateway.principal(request)
         headers = dict(request.scope["headers"])
         document = await read_json(request.receive, headers, gateway.settings.max_body_bytes)
         batch = document.get("orders") if isinstance(document, dict) else None
@@ -109,7 +108,7 @@ class OrdersApi:
         return [], orjson.dumps(call)
 
     async def get_order(self, request: Request) -> Response:
-        keys = self.gateway.tenant_keys(self.gateway.principal(request).tenant)
+        keys = self.gateway.tenant_keys((await self.gateway.principal(request)).tenant)
         order_id = request.path_params["externalOrderId"]
         async with self.gateway.store.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(keys.order(order_id))
@@ -144,7 +143,7 @@ class OrdersApi:
         return stored
 
     async def get_cart(self, request: Request) -> Response:
-        keys = self.gateway.tenant_keys(self.gateway.principal(request).tenant)
+        keys = self.gateway.tenant_keys((await self.gateway.principal(request)).tenant)
         rsid = request.path_params["recycleStateId"]
         state: Any = await self.gateway.store.redis.hgetall(keys.cart(rsid))
         if not state:

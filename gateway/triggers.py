@@ -14,9 +14,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .contacts import limit_param
+from .contacts import MAX_SCAN, PAGE, limit_param
 from .detector import Detector
 from .errors import invalid
+from .redaction import redacted
 from .store import StoreUnavailable
 from .webhooks import Deliverer
 
@@ -28,9 +29,8 @@ log = logging.getLogger("gateway")
 # A stream id as Redis reads one: milliseconds and sequence, each a 64-bit unsigned integer.
 STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
 MAX_ID_PART = 2**64 - 1
+FEED_LIMIT = 100  # triggers or dead letters per request without ?limit=
 TRIGGER_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-PAGE = 500  # stream entries read per round trip while filtering by type
-MAX_SCAN = 10_000  # entries one request reads at most: a rare type answers short, with `next`
 
 
 @dataclass
@@ -67,9 +67,9 @@ def json_bytes(body: bytes) -> Response:
 
 async def list_triggers(gateway: Gateway, request: Request) -> Response:
     """Triggers after the cursor, oldest first; `next` is the cursor to pass on (a stream id)."""
-    principal = gateway.principal(request)
+    principal = await gateway.principal(request)
     keys = gateway.tenant_keys(principal.tenant)
-    limit = limit_param(request, default=100)
+    limit = limit_param(request, default=FEED_LIMIT)
     after = request.query_params.get("after") or "0-0"
     cursor_id = STREAM_ID.fullmatch(after)
     last = tuple(int(part or 0) for part in cursor_id.groups()) if cursor_id else (-1,)
@@ -99,8 +99,12 @@ async def list_triggers(gateway: Gateway, request: Request) -> Response:
 
 async def dead_letters(gateway: Gateway, request: Request) -> Response:
     """Webhook deliveries that used up their retry budget, newest first."""
-    principal = gateway.principal(request)
+    principal = await gateway.principal(request)
     keys = gateway.tenant_keys(principal.tenant)
-    limit = limit_param(request, default=100)
+    limit = limit_param(request, default=FEED_LIMIT)
     rows: Any = await gateway.store.redis.lrange(keys.dead_letters, 0, limit - 1)
-    return json_bytes(orjson.dumps({"dead": [orjson.Fragment(row) for row in rows]}))
+    dead = [orjson.loads(row) for row in rows]
+    for entry in dead:
+        # Entries are stored redacted; those stored by an older gateway are not.
+        entry["webhook"] = redacted(entry["webhook"])
+    return json_bytes(orjson.dumps({"dead": dead}))

@@ -28,6 +28,7 @@ from redis import exceptions as redis_errors
 
 from .clock import iso, now_ms
 from .detector import MAX_BACKOFF, pause
+from .redaction import redacted
 from .redis_keys import TenantKeys
 from .settings import Webhook
 from .store import UNAVAILABLE_ERRORS, StoreUnavailable
@@ -172,7 +173,7 @@ class Deliverer:
             entry = dead_letter(hook.webhook, stream_id, body, attempt, error, now)
             if await store.run("webhook", [prefix, "dead", hook.id, stream_id, entry, MAX_DEAD]):
                 metrics.webhook_dead.inc(hook.tenant)
-                log.warning("webhook dead-lettered", extra={"url": hook.webhook.url})
+                log.warning("webhook dead-lettered", extra={"url": redacted(hook.webhook.url)})
         except StoreUnavailable as exc:
             # The lease brings the job back once Redis answers again.
             log.warning("webhooks: could not record an attempt", extra={"error": str(exc)})
@@ -195,7 +196,9 @@ class Deliverer:
         except TimeoutError:
             return f"timed out after {webhook.timeout_seconds:g} s"
         except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"
+            # It becomes the dead letter's lastError: no credentials of the URL, should the
+            # message quote it.
+            return f"{type(exc).__name__}: {exc}".replace(webhook.url, redacted(webhook.url))
         if 200 <= response.status_code < 300:
             return None
         return f"HTTP {response.status_code}"
@@ -214,7 +217,8 @@ def dead_letter(
 ) -> bytes:
     return orjson.dumps(
         {
-            "webhook": webhook.url,
+            # Dead letters are read over the API: the URL without its credentials or token.
+            "webhook": redacted(webhook.url),
             "triggerId": trigger_id(body, stream_id),
             "streamId": stream_id,
             "attempts": attempts,

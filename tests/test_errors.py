@@ -183,13 +183,28 @@ async def test_wrong_method_on_ingest(api):
     """405s name the methods that work, in the message and in Allow (RFC 9110 requires it)."""
     for method, path, allowed in (
         ("GET", "/v1/event", "POST, OPTIONS"),
-        ("DELETE", "/v1/events", "GET, POST, OPTIONS"),  # said "accepts POST" only
+        ("DELETE", "/v1/events", "GET, HEAD, POST, OPTIONS"),  # said "accepts POST" only
         ("PUT", "/v1/orders", "POST"),
+        ("HEAD", "/v1/event", "POST, OPTIONS"),
     ):
         response = await api.http.request(method, path, headers=api.server())
         assert response.status_code == 405, (method, path)
         assert response.headers["allow"] == allowed
-        assert allowed in response.json()["message"] or path == "/v1/orders"
+        assert method == "HEAD" or allowed in response.json()["message"] or path == "/v1/orders"
+
+
+async def test_head_answers_like_get_on_every_read(api):
+    """HEAD /v1/events went to the ingest app, which answered 405, unlike every other GET."""
+    await api.event({"eventTypeKey": "custom", "keyValue": "head@example.com"})
+    for path in (
+        "/v1/events",
+        "/v1/events?contact=head@example.com",
+        "/v1/contacts/head@example.com",
+        "/v1/triggers",
+    ):
+        get, head = await api.get(path), await api.http.head(path, headers=api.server())
+        assert (head.status_code, head.content) == (get.status_code, b""), path
+        assert head.headers["content-type"] == get.headers["content-type"]
 
 
 async def test_redis_down_answers_503_with_retry_after(no_redis):

@@ -191,3 +191,25 @@ async def test_reading_events_newest_first_with_type_and_limit(api):
     everything = (await api.get("/v1/events?limit=10")).json()["events"]
     assert len(everything) == 6
     assert {e["contactId"] for e in everything} == {(await api.contact("ann@example.com"))["id"]}
+
+
+async def test_a_type_filter_reads_at_most_10000_events(make_api):
+    """A rare type made one request read the whole stream (a million events: most of a second
+    of Redis each time). Past the newest 10000 events it is not looked for, tenant-wide or in a
+    contact's own list (here as long as the stream)."""
+    api, _ = await make_api(gateway={"contact_events": 20_000})
+    rare = {"eventTypeKey": "rareThing", "keyValue": "ann@example.com"}
+    assert (await api.event({**rare, "eventId": "too-old"})).status_code == 200
+    common = [{"eventTypeKey": "common", "keyValue": "ann@example.com"}] * 1000
+    for _ in range(10):
+        answer = await api.events(common)
+        assert answer.status_code == 200 and answer.json()["accepted"] == 1000
+    for query in ("type=rareThing", "type=rareThing&contact=ann@example.com"):
+        assert (await api.get(f"/v1/events?{query}")).json() == {"events": []}
+    assert (await api.event({**rare, "eventId": "new"})).status_code == 200
+    for query in ("type=rareThing", "type=rareThing&contact=ann@example.com"):
+        found = (await api.get(f"/v1/events?{query}&limit=5")).json()["events"]
+        assert [e["eventId"] for e in found] == ["new"]
+    # without a type, the newest `limit` as before
+    found = (await api.get("/v1/events?contact=ann@example.com&limit=3")).json()["events"]
+    assert [e["eventTypeKey"] for e in found] == ["rareThing", "common", "common"]
