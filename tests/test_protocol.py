@@ -30,14 +30,13 @@ pytestmark = pytest.mark.slow
 LIMIT = 4096
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[tuple[int, str]]:
-    folder = tmp_path_factory.mktemp("protocol")
-    key = f"sk_{unique('protocol')}"
+def gateway_with(folder: Path, redis_url: str, settings: str) -> Iterator[tuple[int, str]]:
+    """A real gateway with `settings` in its [gateway] table: its port and server key."""
+    key = f"sk_{unique(folder.name)}"
     config = folder / "gateway.toml"
     config.write_text(
-        f"[gateway]\nmax_body_bytes = {LIMIT}\n\n"
-        f'[[tenants]]\nid = "{unique("protocol")}"\nserver_keys = ["{key}"]\n'
+        f"[gateway]\n{settings}\n\n"
+        f'[[tenants]]\nid = "{unique(folder.name)}"\nserver_keys = ["{key}"]\n'
     )
     port = free_port()
     log = folder / "gateway.log"
@@ -48,6 +47,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
         assert "Traceback" not in log.read_text()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[tuple[int, str]]:
+    folder = tmp_path_factory.mktemp("protocol")
+    yield from gateway_with(folder, redis_url, f"max_body_bytes = {LIMIT}")
 
 
 def event(email: str, **extra: object) -> bytes:
@@ -344,19 +349,7 @@ async def test_gateway_serve_answers_the_ingest_paths_itself(tmp_path, monkeypat
 def guarded(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[tuple[int, str]]:
     """A gateway with the default body limit and a request timeout of one second."""
     folder = tmp_path_factory.mktemp("guarded")
-    key = f"sk_{unique('guarded')}"
-    config = folder / "gateway.toml"
-    config.write_text(
-        "[gateway]\nrequest_timeout_seconds = 1\n\n"
-        f'[[tenants]]\nid = "{unique("guarded")}"\nserver_keys = ["{key}"]\n'
-    )
-    port = free_port()
-    process = start_gateway(port, {"REDIS_URL": redis_url}, "--config", str(config))
-    try:
-        yield port, key
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
+    yield from gateway_with(folder, redis_url, "request_timeout_seconds = 1")
 
 
 def closed(sock: socket.socket) -> bool:
