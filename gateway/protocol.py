@@ -175,14 +175,14 @@ class IngestProtocol(HttpToolsProtocol):
             except httptools.HttpParserUpgrade as upgrade:
                 data = self.refuse_upgrade(data[upgrade.args[0] :])
         # Most requests arrive whole in one read: they neither count nor arm anything here.
-        if self.head_pending:
-            self.head_size += len(data)
-            if self.head_size > MAX_HEAD_BYTES:
-                self.logger.warning("request head over %d bytes refused", MAX_HEAD_BYTES)
-                self.transport.write(answer_bytes(HEAD_TOO_LARGE))
-                self.transport.close()
-                return
         if self.receiving:
+            if self.head_pending:
+                self.head_size += len(data)
+                if self.head_size > MAX_HEAD_BYTES:
+                    self.logger.warning("request head over %d bytes refused", MAX_HEAD_BYTES)
+                    self.transport.write(answer_bytes(HEAD_TOO_LARGE))
+                    self.transport.close()
+                    return
             if self.deadline is None:
                 self.deadline = self.loop.call_later(self.request_seconds, self.request_timed_out)
         elif self.deadline is not None:
