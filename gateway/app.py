@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from redis import exceptions as redis_errors
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
@@ -28,7 +29,14 @@ from .metrics import Metrics
 from .orders_api import OrdersApi, rfm
 from .redis_keys import TenantKeys
 from .settings import Settings, Tenant, load_settings
-from .store import UNAVAILABLE_ERRORS, IngestBatcher, Store, StoreUnavailable, connect
+from .store import (
+    UNAVAILABLE_ERRORS,
+    IngestBatcher,
+    Store,
+    StoreUnavailable,
+    connect,
+    is_unavailable,
+)
 from .supervision import watch_supervisor
 from .watchdog import RedisWatchdog
 
@@ -232,6 +240,15 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
     return await api_error(request, unavailable())
 
 
+async def redis_error(request: Request, exc: Exception) -> Response:
+    """A Redis error reply: refused for now (memory full, a failing disk), or an internal error.
+    (Reads run in MULTI, which Redis refuses as a whole while its memory is full.)"""
+    if is_unavailable(exc):
+        return await store_unavailable(request, exc)
+    log.error("redis error", exc_info=exc)
+    return await internal_error(request, exc)
+
+
 async def internal_error(request: Request, exc: Exception) -> Response:
     # Starlette answers with this, then re-raises, so the traceback is still logged.
     return await api_error(request, INTERNAL_ERROR)
@@ -274,6 +291,7 @@ def create_app(settings: Settings | None = None) -> Any:
         ApiError: api_error,
         StoreUnavailable: store_unavailable,
         HTTPException: http_error,
+        redis_errors.ResponseError: redis_error,
         Exception: internal_error,
     }
     for error in UNAVAILABLE_ERRORS:

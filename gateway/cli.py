@@ -22,6 +22,7 @@ from .supervision import SUPERVISOR_ENV
 from .watchdog import RedisWatchdog
 
 log = logging.getLogger("gateway")
+MAX_WORKERS = 64
 # uvicorn adds `color_message`, a copy of the message with terminal colours.
 STANDARD_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"color_message"}
 
@@ -88,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=_port, default=8080, help="port to listen on")
-    serve.add_argument("--workers", type=_positive, default=1, help="worker processes")
+    serve.add_argument("--workers", type=_workers, default=1, help="worker processes (1-64)")
     serve.add_argument("--config", default=None, help="TOML config file (or GATEWAY_CONFIG)")
     serve.add_argument(
         "--log-level",
@@ -209,6 +210,14 @@ def _port(text: str) -> int:
     if port > 65535:
         raise argparse.ArgumentTypeError(f"{text} is not a port (1-65535)")
     return port
+
+
+def _workers(text: str) -> int:
+    # Each worker is a process of its own: --workers 100000 forked until the OOM killer came.
+    workers = _positive(text)
+    if workers > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{text} is more than {MAX_WORKERS} worker processes")
+    return workers
 
 
 def _positive(text: str) -> int:

@@ -14,7 +14,7 @@ behind another one) takes uvicorn's own way, and uvicorn still owns the connecti
 (llhttp), keep-alive and its timeout, flow control, graceful shutdown. What this relies on of
 uvicorn's protocol: its `cycle` (what is in flight: `response_complete`, `keep_alive`), `url`,
 `headers`, `parser`, `expect_100_continue`, `on_response_complete()`, and for the mend below
-`ws_protocol_class`, `logger`, `_unset_keepalive_if_required()`, `send_400_response()`.
+`ws_protocol_class`, `logger`, `_unset_keepalive_if_required()`.
 tests/test_protocol.py drives each case through a real server, on the newest uvicorn and on the
 oldest that pyproject.toml admits (`make test-oldest`).
 
@@ -47,6 +47,7 @@ INGEST_PATHS = {b"/v1/event": "/v1/event", b"/v1/events": "/v1/events"}
 # What a request body's length is read from; a refused upgrade's body is read again by them.
 FRAMING = (b"content-length", b"transfer-encoding")
 INVALID_REQUEST = "Invalid HTTP request received."  # uvicorn's words, for the same case
+MALFORMED = ApiError(400, "invalid_request", INVALID_REQUEST)
 # A request's line and headers together: httptools and uvicorn join their pieces with `+=`, so a
 # head of hundreds of MB took minutes of CPU and GBs of memory, and stalled every other request.
 MAX_HEAD_BYTES = 64 * 1024
@@ -69,6 +70,14 @@ def answer_bytes(error: ApiError) -> bytes:
     body = error.json()
     head = b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
     return STATUS_LINE[error.status] + head % len(body) + body
+
+
+class HeadTooLarge(Exception):
+    """Raised by a parser callback; httptools passes it on as the context of its own error."""
+
+
+def head_size(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    return len(url) + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def first_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -136,6 +145,7 @@ class IngestProtocol(HttpToolsProtocol):
         self.receiving = False  # a request has begun and is not all read yet
         self.head_pending = False  # ... and its head is not all read yet
         self.head_size = 0
+        self.read_size = 0  # of the data being parsed
         # A request must arrive whole (head and body) within `request_seconds`, and a new
         # connection must send one: a client dripping a byte now and then held its connection
         # and buffered body forever.
@@ -164,13 +174,16 @@ class IngestProtocol(HttpToolsProtocol):
             super().data_received(data)
             return
         self._unset_keepalive_if_required()
+        self.read_size = len(data)
         while True:
             try:
                 self.parser.feed_data(data)
                 break
-            except httptools.HttpParserError:
-                self.logger.warning(INVALID_REQUEST)
-                self.send_400_response(INVALID_REQUEST)
+            except httptools.HttpParserError as error:
+                refused = HEAD_TOO_LARGE if type(error.__context__) is HeadTooLarge else MALFORMED
+                self.logger.warning(refused.message)
+                self.transport.write(answer_bytes(refused))  # JSON, as every other error
+                self.transport.close()
                 return
             except httptools.HttpParserUpgrade as upgrade:
                 data = self.refuse_upgrade(data[upgrade.args[0] :])
@@ -213,6 +226,10 @@ class IngestProtocol(HttpToolsProtocol):
         self.head_pending = False
         if self.replaying:
             return
+        # A head that arrived whole in one read was not counted while arriving (data_received);
+        # only a read that big can hold one over the limit, so only then is it measured.
+        if self.read_size > MAX_HEAD_BYTES and head_size(self.url, self.headers) > MAX_HEAD_BYTES:
+            raise HeadTooLarge
         cycle, ingest, parser = self.cycle, self.ingest, self.parser
         if (
             ingest is not None

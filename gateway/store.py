@@ -45,7 +45,9 @@ class StoreUnavailable(Exception):
 
 
 def is_unavailable(error: BaseException) -> bool:
-    if isinstance(error, UNAVAILABLE_ERRORS):
+    # redis-py turns a plain OOM reply into OutOfMemoryError, taking "OOM" out of its message; an
+    # error inside a script keeps the words.
+    if isinstance(error, UNAVAILABLE_ERRORS + (redis_errors.OutOfMemoryError,)):
         return True
     message = str(error)
     return isinstance(error, redis_errors.ResponseError) and any(

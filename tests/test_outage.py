@@ -181,7 +181,12 @@ async def test_a_full_redis_is_a_503_to_retry_and_stores_nothing(tmp_path):
     admin = redis.Redis.from_url(server.url)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
+            known = {**event, "keyValue": "known@example.com", "eventId": "known-1"}
+            assert (await http.post("/v1/event", json=known, headers=auth)).status_code == 200
             admin.config_set("maxmemory", "1")
+            read = await http.get("/v1/contacts/known@example.com", headers=auth)  # was a 500
+            # reads run in MULTI, which Redis refuses while its memory is full: was a 500
+            assert (read.status_code, read.headers.get("retry-after")) == (503, "1"), read.text
             refused = [
                 await http.post("/v1/event", json=event, headers=auth),
                 await http.post("/v1/events", json=[event], headers=auth),

@@ -125,6 +125,7 @@ def test_help_names_every_option():
         ("--port", "99999", "99999 is not a port (1-65535)"),  # was served on 34463, logged 99999
         ("--port", "0", "'0' is not a whole number of at least 1"),
         ("--workers", "0", "'0' is not a whole number of at least 1"),
+        ("--workers", "65", "65 is more than 64 worker processes"),  # 100000 forked until OOM
     ],
 )
 def test_impossible_options_stop_start_up_naming_them(option, value, error):

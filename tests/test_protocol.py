@@ -372,16 +372,23 @@ def test_a_request_head_over_64_kib_is_431_and_closed(guarded):
             sock.sendall(fits[start : start + 1000])
         ((status, _, _),) = read_answers(sock, 1)
         assert status == 200
-    for head in (
-        b"POST /v1/event HTTP/1.1\r\nHost: gateway\r\nX-Big: " + b"a" * 70_000,
-        b"GET /healthz?" + b"a" * 70_000,
+    for head, piece in (
+        (b"POST /v1/event HTTP/1.1\r\nHost: gateway\r\nX-Big: " + b"a" * 70_000, 4096),
+        (b"GET /healthz?" + b"a" * 70_000, 4096),
+        # read whole in one go, so measured when the head is complete (a 65 KiB header got a 200)
+        (b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 0),
+        (b"GET /healthz?" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: gateway\r\n\r\n", 0),
     ):
         with connect(port) as sock:
-            for start in range(0, len(head), 4096):
-                sock.sendall(head[start : start + 4096])
+            for start in range(0, len(head), piece or len(head)):
+                sock.sendall(head[start : start + (piece or len(head))])
             ((status, headers, answer),) = read_answers(sock, 1)
             assert (status, json.loads(answer)["error"]) == (431, "head_too_large")
             assert headers["connection"] == "close" and closed(sock)
+    with connect(port) as sock:  # a malformed request gets JSON too (was uvicorn's plain text)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost gateway\r\n\r\n")
+        ((status, headers, answer),) = read_answers(sock, 1)
+        assert (status, json.loads(answer)["error"]) == (400, "invalid_request")
 
 
 def test_a_request_that_does_not_arrive_in_time_is_408(guarded):
