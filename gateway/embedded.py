@@ -105,7 +105,7 @@ class EmbeddedRedis:
             raise
         assert self.process is not None
         try:
-            self._wait_ready(self.process, timeout, progress_every)
+            self._wait_ready(self.process)
         except EmbeddedRedisError:
             self.stop()
             raise
@@ -128,7 +128,7 @@ class EmbeddedRedis:
                 if self.stopping.is_set():
                     return None
                 process = self._spawn()
-            ready = self._wait_ready(process, self._timeout, self._progress_every)
+            ready = self._wait_ready(process)
         except (EmbeddedRedisError, OSError):
             if process is not None:
                 self._end(process, self._timeout)  # the next one starts alone on the data dir
@@ -180,13 +180,12 @@ class EmbeddedRedis:
         )
         return self.process
 
-    def _wait_ready(
-        self, process: subprocess.Popen[bytes], timeout: float, progress_every: float
-    ) -> bool:
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> bool:
         """Wait until the server answers PING. While it loads its data (a large AOF takes minutes)
         it answers -LOADING: that is a live server making progress, so waiting goes on for as long
-        as it loads. Only a server that exits, or gives no answer at all for `timeout` seconds,
-        is a failed start. False: `stop` was called meanwhile."""
+        as it loads. Only a server that exits, or gives no answer at all for the start's
+        `timeout` seconds, is a failed start. False: `stop` was called meanwhile."""
+        timeout, progress_every = self._timeout, self._progress_every
         last_answer = time.monotonic()
         next_progress = 0.0  # the first -LOADING is reported at once
         while not self.stopping.is_set():

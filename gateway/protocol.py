@@ -12,9 +12,10 @@ Gateway CPU per single event went 50 -> 40 µs.
 Everything else (other paths and methods, `Expect: 100-continue`, upgrades, a request pipelined
 behind another one) takes uvicorn's own way, and uvicorn still owns the connection: parsing
 (llhttp), keep-alive and its timeout, flow control, graceful shutdown. What this relies on of
-uvicorn's protocol: its `cycle` (what is in flight: `response_complete`, `keep_alive`), `url`,
-`headers`, `parser`, `expect_100_continue`, `on_response_complete()`, and for the mend below
-`ws_protocol_class`, `logger`, `_unset_keepalive_if_required()`.
+uvicorn's protocol: its `cycle` (what is in flight: `response_complete`, `keep_alive`, and for
+its own cycle `response_started`), `url`, `headers`, `parser`, `expect_100_continue`,
+`on_message_begin()`, `on_response_complete()`, and for the mend below `ws_protocol_class`,
+`logger`, `_unset_keepalive_if_required()`.
 tests/test_protocol.py drives each case through a real server, on the newest uvicorn and on the
 oldest that pyproject.toml admits (`make test-oldest`).
 
@@ -52,7 +53,7 @@ MALFORMED = ApiError(400, "invalid_request", INVALID_REQUEST)
 # head of hundreds of MB took minutes of CPU and GBs of memory, and stalled every other request.
 MAX_HEAD_BYTES = 64 * 1024
 # A body is buffered past this size only for a known key (a site key is public, so this only
-# keeps keyless floods small; the timeout above bounds the rest).
+# keeps keyless floods small; request_timeout_seconds bounds the rest).
 UNCHECKED_BODY_BYTES = 64 * 1024
 HEAD_TOO_LARGE = ApiError(
     431,
@@ -165,9 +166,15 @@ class IngestProtocol(HttpToolsProtocol):
             cycle.dispatched if type(cycle) is IngestCycle else cycle.response_started
         )
         if self.receiving and not answered:
-            log.info("request timed out", extra={"after_seconds": self.request_seconds})
-            self.transport.write(answer_bytes(REQUEST_TIMEOUT))
-        self.transport.close()  # also a connection that never sent a request
+            self.refuse(REQUEST_TIMEOUT)
+        else:
+            self.transport.close()  # also a connection that never sent a request
+
+    def refuse(self, error: ApiError) -> None:
+        """Answer `error` in JSON, as every other error, and close the connection."""
+        self.logger.warning(error.message)
+        self.transport.write(answer_bytes(error))
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self.ws_protocol_class is not None:  # uvicorn may upgrade to WebSocket: its own way
@@ -180,10 +187,9 @@ class IngestProtocol(HttpToolsProtocol):
                 self.parser.feed_data(data)
                 break
             except httptools.HttpParserError as error:
-                refused = HEAD_TOO_LARGE if type(error.__context__) is HeadTooLarge else MALFORMED
-                self.logger.warning(refused.message)
-                self.transport.write(answer_bytes(refused))  # JSON, as every other error
-                self.transport.close()
+                self.refuse(
+                    HEAD_TOO_LARGE if type(error.__context__) is HeadTooLarge else MALFORMED
+                )
                 return
             except httptools.HttpParserUpgrade as upgrade:
                 data = self.refuse_upgrade(data[upgrade.args[0] :])
@@ -192,9 +198,7 @@ class IngestProtocol(HttpToolsProtocol):
             if self.head_pending:
                 self.head_size += len(data)
                 if self.head_size > MAX_HEAD_BYTES:
-                    self.logger.warning("request head over %d bytes refused", MAX_HEAD_BYTES)
-                    self.transport.write(answer_bytes(HEAD_TOO_LARGE))
-                    self.transport.close()
+                    self.refuse(HEAD_TOO_LARGE)
                     return
             if self.deadline is None:
                 self.deadline = self.loop.call_later(self.request_seconds, self.request_timed_out)

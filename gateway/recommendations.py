@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,6 @@ URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 WEB_SCHEMES = frozenset({"http", "https"})
 MAX_LOCATION = 4096
 _ESCAPED = re.compile(r'["\\\x00-\x1f]')  # what JSON must escape in a string
-_INFINITY = float("inf")
 
 
 def _page_viewed(params: Params, received: str, raw: dict[str, Any]) -> None:
@@ -141,7 +141,7 @@ def _cart_updated(params: Params, received: str, raw: dict[str, Any]) -> tuple[s
         line["price"] = number(item["price"], f"{where}.price")
         total += line["price"] * line["quantity"]
         cart_products.append(line)
-    if total == _INFINITY:  # finite prices and quantities, but too large a sum to store
+    if math.isinf(total):  # finite prices and quantities, but too large a sum to store
         raise invalid(field, f"{field}: the cart's total is too large.")
     cart = {
         "recycleStateId": rsid,

@@ -44,10 +44,13 @@ class StoreUnavailable(Exception):
     pass
 
 
+# redis-py turns a plain OOM reply into OutOfMemoryError, taking "OOM" out of its message; an
+# error inside a script keeps the words (REFUSED_WRITES).
+_REFUSED_CLASSES = (*UNAVAILABLE_ERRORS, redis_errors.OutOfMemoryError)
+
+
 def is_unavailable(error: BaseException) -> bool:
-    # redis-py turns a plain OOM reply into OutOfMemoryError, taking "OOM" out of its message; an
-    # error inside a script keeps the words.
-    if isinstance(error, UNAVAILABLE_ERRORS + (redis_errors.OutOfMemoryError,)):
+    if isinstance(error, _REFUSED_CLASSES):
         return True
     message = str(error)
     return isinstance(error, redis_errors.ResponseError) and any(
@@ -126,12 +129,10 @@ class Store:
                 return await self.redis.execute_command(  # type: ignore[no-untyped-call]
                     "EVAL", script.text, 0, *args
                 )
-        except redis_errors.RedisError as exc:
+        except (redis_errors.RedisError, OSError) as exc:
             if is_unavailable(exc):
                 raise StoreUnavailable(str(exc)) from exc
             raise
-        except OSError as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     async def ping(self) -> bool:
         try:
