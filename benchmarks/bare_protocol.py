@@ -2,8 +2,8 @@
 
 It reads the body, `orjson.loads` it and answers 200 with keep-alive, nothing more (no pipelining
 order, limits or timeouts: it serves wrk, not the internet). The gateway answers its ingest paths
-below uvicorn's ASGI layer (gateway/protocol.py), so this row, not (a), is the ceiling of what a
-Python server can do per request on the machine. Usage: `python bare_protocol.py PORT`.
+below uvicorn's ASGI layer (gateway/ingest/protocol.py), so this row, not (a), is the ceiling
+of what a Python server can do per request on the machine. Usage: `python bare_protocol.py PORT`.
 """
 
 from __future__ import annotations

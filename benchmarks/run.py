@@ -34,9 +34,9 @@ import redis
 from gateway import events
 from gateway.app import Gateway
 from gateway.clock import iso, now_ms
-from gateway.embedded import EmbeddedRedis
+from gateway.embedded.server import EmbeddedRedis
+from gateway.redis.store import Script, script_args
 from gateway.settings import load_settings
-from gateway.store import Script, script_args
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

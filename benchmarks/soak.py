@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from gateway.embedded import EmbeddedRedis
+from gateway.embedded.server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,17 +19,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import contacts, openapi, snippet, triggers
-from .auth import KeyRing, Principal, check_origin, require_server
-from .clock import now_ms
-from .embedded import EmbeddedRedis
-from .errors import INTERNAL_ERROR, ApiError, unavailable
-from .ingest import PATHS, IngestApp, Receive, Scope, Send
-from .metrics import Metrics
-from .orders_api import OrdersApi, rfm
-from .redis_keys import TenantKeys
-from .settings import Settings, Tenant, load_settings
-from .store import (
+from gateway.api import contacts, openapi, tracker, triggers
+from gateway.api.orders import OrdersApi, rfm
+from gateway.auth import KeyRing, Principal, check_origin, require_server
+from gateway.clock import now_ms
+from gateway.embedded.server import EmbeddedRedis
+from gateway.embedded.watchdog import RedisWatchdog
+from gateway.errors import INTERNAL_ERROR, ApiError, unavailable
+from gateway.ingest.app import PATHS, IngestApp, Receive, Scope, Send
+from gateway.metrics import Metrics
+from gateway.redis.keys import TenantKeys
+from gateway.redis.store import (
     UNAVAILABLE_ERRORS,
     IngestBatcher,
     Store,
@@ -37,8 +37,8 @@ from .store import (
     connect,
     is_unavailable,
 )
-from .supervision import watch_supervisor
-from .watchdog import RedisWatchdog
+from gateway.settings import Settings, Tenant, load_settings
+from gateway.supervision import watch_supervisor
 
 log = logging.getLogger("gateway")
 # What GET /v1/events answers (Starlette answers HEAD on every GET route, as HTTP wants): the
@@ -285,7 +285,7 @@ def create_app(settings: Settings | None = None) -> Any:
         Route("/v1/orders", orders.post_orders, methods=["POST"]),
         Route("/v1/orders/{externalOrderId:text}", orders.get_order),
         Route("/v1/carts/{recycleStateId:text}", orders.get_cart),
-        Route("/js/tracker.js", snippet.tracker_js),
+        Route("/js/tracker.js", tracker.tracker_js),
     ]
     handlers: dict[Any, Any] = {
         ApiError: api_error,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import parse_qsl
 
-from .errors import ApiError
-from .settings import Settings, Tenant
+from gateway.errors import ApiError
+from gateway.settings import Settings, Tenant
 
 SERVER = "server"
 SITE = "site"

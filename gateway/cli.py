@@ -13,13 +13,13 @@ from typing import Any
 
 import orjson
 
-from . import __version__
-from .datadir import DataDirInUse
-from .embedded import EmbeddedRedis, EmbeddedRedisError
-from .redaction import redacted
-from .settings import ConfigError, Settings, load_settings
-from .supervision import SUPERVISOR_ENV
-from .watchdog import RedisWatchdog
+from gateway import __version__
+from gateway.embedded.datadir import DataDirInUse
+from gateway.embedded.server import EmbeddedRedis, EmbeddedRedisError
+from gateway.embedded.watchdog import RedisWatchdog
+from gateway.redaction import redacted
+from gateway.settings import ConfigError, Settings, load_settings
+from gateway.supervision import SUPERVISOR_ENV
 
 log = logging.getLogger("gateway")
 MAX_WORKERS = 64
@@ -172,7 +172,9 @@ def serve(args: argparse.Namespace) -> int:
 
 def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
     """What `serve` hands to uvicorn.run (uvicorn.Config's arguments)."""
-    from .protocol import IngestProtocol  # imports uvicorn, as serve does: not for --help
+    from gateway.ingest.protocol import (
+        IngestProtocol,  # imports uvicorn, as serve does: not for --help
+    )
 
     return {
         "app": "gateway.app:create_app",
@@ -181,8 +183,9 @@ def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
         "port": args.port,
         "workers": args.workers,
         "loop": "uvloop",
-        # httptools, with the ingest paths answered past uvicorn's ASGI layer (protocol.py). The
-        # class, not its import string: older uvicorn (0.29 among them) takes only its own names.
+        # httptools, with the ingest paths answered past uvicorn's ASGI layer (ingest/protocol.py).
+        # The class, not its import string: older uvicorn (0.29 among them) takes only its own
+        # names.
         "http": IngestProtocol,
         # Nothing here speaks WebSocket: uvicorn then never imports its websockets protocols,
         # and an upgrade request gets an ordinary HTTP answer.

@@ -132,7 +132,7 @@ class Metrics:
             self.orders_stored,
             self.orders_failed,
         ]
-        # visits, triggers and webhooks (gateway/detector.py, gateway/webhooks.py)
+        # visits, triggers and webhooks (gateway/background/)
         self.triggers_emitted = Counter(
             "gateway_triggers_emitted_total", "Triggers appended to the stream.", ("tenant", "type")
         )

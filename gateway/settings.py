@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .orders import STATUSES
+from gateway.model.orders import STATUSES
 
 TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]+")  # what a browser sends as Origin

@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from gateway.app import Gateway, create_app
-from gateway.embedded import EmbeddedRedis
+from gateway.embedded.server import EmbeddedRedis
 from gateway.settings import Settings, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ import orjson
 import redis
 from conftest import free_port, start_gateway, unique
 
-from gateway.embedded import EmbeddedRedis
+from gateway.embedded.server import EmbeddedRedis
 
 CLIENT_TIMEOUT = 6.0  # "no hang past a few seconds": slower than this fails the test
 

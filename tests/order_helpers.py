@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from gateway.redis_keys import TenantKeys
+from gateway.redis.keys import TenantKeys
 
 
 def order(external_id: str, status: str = "INITIALIZED", **fields: Any) -> dict[str, Any]:

@@ -17,8 +17,8 @@ import pytest
 import redis
 from conftest import ROOT, free_port, start_gateway
 
-from gateway.embedded import EmbeddedRedis
-from gateway.watchdog import RedisWatchdog
+from gateway.embedded.server import EmbeddedRedis
+from gateway.embedded.watchdog import RedisWatchdog
 
 pytestmark = pytest.mark.slow
 

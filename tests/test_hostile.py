@@ -22,7 +22,7 @@ from faults import Target, small_gateway
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.openapi import build
+from gateway.api.openapi import build
 
 pytestmark = pytest.mark.slow
 ANSWERS: Counter[str] = Counter()  # status per method and path template, printed at the end

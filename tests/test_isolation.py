@@ -19,8 +19,8 @@ import pytest
 from conftest import ROOT, Api, free_port, start_gateway, unique
 from faults import write_config
 
-from gateway.events import ORDER_TYPES
-from gateway.openapi import build
+from gateway.api.openapi import build
+from gateway.model.events import ORDER_TYPES
 
 
 def page(marker: str) -> dict[str, object]:

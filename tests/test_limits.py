@@ -23,7 +23,7 @@ import pytest
 from conftest import free_port, start_gateway, unique
 from faults import SMALL_LIMIT, Target, page_view, small_gateway, write_config
 
-from gateway.decoding import MAX_DEPTH
+from gateway.model.decoding import MAX_DEPTH
 
 # Tenant-wide keys without a TTL (names after `gw:<tenant>:`), and what keeps each one bounded.
 BOUNDED = {

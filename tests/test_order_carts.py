@@ -8,7 +8,7 @@ import asyncio
 import orjson
 from order_helpers import cart_event, event, order, post_orders
 
-from gateway.redis_keys import TenantKeys
+from gateway.redis.keys import TenantKeys
 
 
 async def test_rfm_counts_delivered_orders_only(api):

@@ -19,7 +19,7 @@ import redis
 from conftest import free_port, start_gateway, unique
 from faults import Load, stored_event_ids, wait_for, write_config
 
-from gateway.embedded import EmbeddedRedis
+from gateway.embedded.server import EmbeddedRedis
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway import events
-from gateway.decoding import NotJson, decode_param
 from gateway.errors import ApiError
+from gateway.model import events
+from gateway.model.decoding import NotJson, decode_param
 
 RECEIVED = "2026-01-01T00:00:00.000Z"
 

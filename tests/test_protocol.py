@@ -1,4 +1,4 @@
-"""The ingest paths' short way through uvicorn (gateway/protocol.py), over raw sockets.
+"""The ingest paths' short way through uvicorn (gateway/ingest/protocol.py), over raw sockets.
 
 A real `gateway serve` process: keep-alive, pipelining (answers in order, across the short path
 and uvicorn's), HTTP/1.0, `Expect: 100-continue`, chunked bodies, a body over the limit, a client

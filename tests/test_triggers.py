@@ -11,7 +11,7 @@ from conftest import Api, build_settings, free_port, tenant_config, unique
 from triggering import TIMEOUT, cart, category, closed, page, product, send, triggers
 
 from gateway.app import create_app
-from gateway.embedded import EmbeddedRedis
+from gateway.embedded.server import EmbeddedRedis
 from gateway.settings import VISIT_TRIGGERS
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

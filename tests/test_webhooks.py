@@ -16,7 +16,7 @@ from conftest import free_port, start_gateway, unique
 from triggering import TIMEOUT, Receiver, cart, page, product, send, triggers, wait_for
 
 from gateway.redaction import redacted
-from gateway.redis_keys import TenantKeys
+from gateway.redis.keys import TenantKeys
 from gateway.settings import ConfigError, parse_config
 
 SECRET = "whsec_test_secret"

@@ -8,11 +8,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .clock import iso, stored_iso
-from .errors import ApiError, invalid
-from .identity import PUBLIC_NAMES, lookup_candidates
-from .redis_keys import EVENT_TYPES, TenantKeys
-from .store import Store
+from gateway.clock import iso, stored_iso
+from gateway.errors import ApiError, invalid
+from gateway.model.identity import PUBLIC_NAMES, lookup_candidates
+from gateway.redis.keys import EVENT_TYPES, TenantKeys
+from gateway.redis.store import Store
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50  # events per GET /v1/events without ?limit=

@@ -28,8 +28,8 @@ change together share a slot):
 
 Per-contact values kept small, since every active contact holds them: `:pv` scores are view
 times (ms); `:pvd` maps productId to `<lag>|<currencyCode>|<the view's other fields as JSON,
-without braces>` (viewedAt = score - lag; recommendations.py), or, for a view that does not fit
-that form, its whole JSON; `:ev` entries are `<type>|<stream id>`, the type as an EVENT_CODES
+without braces>` (viewedAt = score - lag; model/recommendations.py), or, for a view that does not
+fit that form, its whole JSON; `:ev` entries are `<type>|<stream id>`, the type as an EVENT_CODES
 code where it has one.
 
 The Lua scripts receive the prefix and build the same names; `CONTACT_SUFFIXES` is the list they
@@ -88,7 +88,7 @@ class TenantKeys:
 
     @property
     def dead_letters(self) -> str:
-        """Webhook deliveries that used up their retry budget (gateway/lua/webhook.lua)."""
+        """Webhook deliveries that used up their retry budget (gateway/redis/lua/webhook.lua)."""
         return f"{self.prefix}:wh:dead"
 
     @property

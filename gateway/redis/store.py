@@ -20,9 +20,9 @@ from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .events import ENVELOPE
-from .identity import PUBLIC_NAMES
-from .redis_keys import CONTACT_SUFFIXES, EVENT_CODES, REACHABLE_KINDS
+from gateway.model.events import ENVELOPE
+from gateway.model.identity import PUBLIC_NAMES
+from gateway.redis.keys import CONTACT_SUFFIXES, EVENT_CODES, REACHABLE_KINDS
 
 # Errors that mean "Redis is not there right now", as opposed to a bug in a command.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -66,7 +66,7 @@ class Script:
 
     @classmethod
     def load(cls, name: str) -> Script:
-        folder = resources.files("gateway") / "lua"
+        folder = resources.files("gateway.redis") / "lua"
         # Further libraries (lib_<topic>.lua) follow lib.lua, in name order.
         extra = sorted(f.name for f in folder.iterdir() if f.name.startswith("lib_"))
         parts = ["lib.lua", *extra, f"{name}.lua"]

@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from .clock import iso_ms
-from .errors import invalid
-from .params import Params, currency_code, number, require_object, text_id
+from gateway.clock import iso_ms
+from gateway.errors import invalid
+from gateway.model.params import Params, currency_code, number, require_object, text_id
 
 URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 WEB_SCHEMES = frozenset({"http", "https"})

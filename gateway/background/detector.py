@@ -14,12 +14,12 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .clock import now_ms
-from .redis_keys import TenantKeys
-from .store import StoreUnavailable
+from gateway.clock import now_ms
+from gateway.redis.keys import TenantKeys
+from gateway.redis.store import StoreUnavailable
 
 if TYPE_CHECKING:
-    from .app import Gateway
+    from gateway.app import Gateway
 
 log = logging.getLogger("gateway.detector")
 

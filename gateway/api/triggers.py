@@ -14,15 +14,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .contacts import MAX_SCAN, PAGE, limit_param
-from .detector import Detector
-from .errors import invalid
-from .redaction import redacted
-from .store import StoreUnavailable
-from .webhooks import Deliverer
+from gateway.api.contacts import MAX_SCAN, PAGE, limit_param
+from gateway.background.detector import Detector
+from gateway.background.webhooks import Deliverer
+from gateway.errors import invalid
+from gateway.redaction import redacted
+from gateway.redis.store import StoreUnavailable
 
 if TYPE_CHECKING:
-    from .app import Gateway
+    from gateway.app import Gateway
 
 log = logging.getLogger("gateway")
 

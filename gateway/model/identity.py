@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import ApiError, invalid
-from .redis_keys import KIND_ORDER
+from gateway.errors import ApiError, invalid
+from gateway.redis.keys import KIND_ORDER
 
 # lower-cased param name -> identifier kind
 IDENTIFIER_PARAMS: dict[str, str] = {

@@ -4,7 +4,7 @@ local SUFFIXES = {{CONTACT_SUFFIXES}}
 -- eventTypeKey -> the short code a contact's :ev list stores instead (redis_keys.EVENT_CODES).
 local EVENT_CODES = {{EVENT_CODES}}
 
--- Key names, as TenantKeys.contact and TenantKeys.order build them (redis_keys.py).
+-- Key names, as TenantKeys.contact and TenantKeys.order build them (redis/keys.py).
 local function ckey(cid, suffix) return P .. ':c:{' .. cid .. '}' .. suffix end
 local function okey(eoid, suffix) return P .. ':o:{' .. eoid .. '}' .. suffix end
 

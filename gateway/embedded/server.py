@@ -28,7 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .datadir import DataDirLock
+from gateway.embedded.datadir import DataDirLock
 
 log = logging.getLogger("gateway.embedded")
 

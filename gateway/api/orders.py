@@ -10,16 +10,16 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import orders
-from .clock import iso, now_ms, stored_iso
-from .contacts import json_response, not_found
-from .errors import ApiError, invalid
-from .ingest import read_json
-from .redis_keys import TenantKeys
-from .store import Store
+from gateway.api.contacts import json_response, not_found
+from gateway.clock import iso, now_ms, stored_iso
+from gateway.errors import ApiError, invalid
+from gateway.ingest.app import read_json
+from gateway.model import orders
+from gateway.redis.keys import TenantKeys
+from gateway.redis.store import Store
 
 if TYPE_CHECKING:
-    from .app import Gateway
+    from gateway.app import Gateway
 
 # Orders per script call: a call blocks Redis while it runs, so a 1000-order request is cut up.
 # Each order is atomic on its own; a retry after a failure mid-way re-sends identical orders,

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 
-from .embedded import EmbeddedRedis, EmbeddedRedisError, describe_exit
+from gateway.embedded.server import EmbeddedRedis, EmbeddedRedisError, describe_exit
 
 log = logging.getLogger("gateway.embedded")
 # A server that ran this long before it died is restarted at once; one that dies sooner after

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from . import events
-from .auth import PREFLIGHT_HEADERS, Principal, check_origin
-from .clock import iso, now_ms
-from .decoding import mark_repeated_params
-from .errors import ApiError, invalid, unavailable
-from .store import StoreUnavailable
+from gateway.auth import PREFLIGHT_HEADERS, Principal, check_origin
+from gateway.clock import iso, now_ms
+from gateway.errors import ApiError, invalid, unavailable
+from gateway.model import events
+from gateway.model.decoding import mark_repeated_params
+from gateway.redis.store import StoreUnavailable
 
 if TYPE_CHECKING:
-    from .app import Gateway
+    from gateway.app import Gateway
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

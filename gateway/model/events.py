@@ -16,10 +16,10 @@ from typing import Any
 
 import orjson
 
-from . import identity, order_events
-from .errors import ApiError, invalid
-from .params import read_params
-from .recommendations import TYPE_HANDLERS
+from gateway.errors import ApiError, invalid
+from gateway.model import identity, order_events
+from gateway.model.params import read_params
+from gateway.model.recommendations import TYPE_HANDLERS
 
 EVENT_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # fullmatch: `$` lets a final "\n" through
 MAX_EVENT_ID = 128

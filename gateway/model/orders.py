@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .decoding import (
+from gateway.model.decoding import (
     MAX_DEPTH,
     NotJson,
     TooDeep,
@@ -25,7 +25,7 @@ from .decoding import (
     nested_deeper_than,
     number_text,
 )
-from .identity import PHONE
+from gateway.model.identity import PHONE
 
 STATUSES = ("INITIALIZED", "IN_PROGRESS", "DELIVERED", "CANCELLED", "ABANDONED_SHOPPING_CART")
 REQUIRED = ("externalOrderId", "status", "totalCost", "date")

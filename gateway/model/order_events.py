@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import orders
-from .errors import invalid
-from .redis_keys import KIND_ORDER
+from gateway.errors import invalid
+from gateway.model import orders
+from gateway.redis.keys import KIND_ORDER
 
 # Order fields by their lower-cased param name: params are matched without regard to case.
 CANONICAL = {

@@ -18,7 +18,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
-TRACKER = Path(__file__).parent / "static" / "tracker.js"
+TRACKER = Path(__file__).parent.parent / "static" / "tracker.js"
 CACHE_CONTROL = "public, max-age=86400, stale-while-revalidate=604800"
 
 

@@ -14,12 +14,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import __version__
-from .contacts import DEFAULT_LIMIT, MAX_LIMIT, MAX_SCAN
-from .events import MAX_EVENT_ID
-from .params import MAX_PARAM_NAME, MAX_PARAMS, MAX_STRING
-from .snippet import CACHE_CONTROL
-from .triggers import FEED_LIMIT
+from gateway import __version__
+from gateway.api.contacts import DEFAULT_LIMIT, MAX_LIMIT, MAX_SCAN
+from gateway.api.tracker import CACHE_CONTROL
+from gateway.api.triggers import FEED_LIMIT
+from gateway.model.events import MAX_EVENT_ID
+from gateway.model.params import MAX_PARAM_NAME, MAX_PARAMS, MAX_STRING
 
 JSON = "application/json"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}

@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from .errors import INTERNAL_ERROR, ApiError
-from .settings import REQUEST_TIMEOUT_SECONDS
+from gateway.errors import INTERNAL_ERROR, ApiError
+from gateway.settings import REQUEST_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
-    from .ingest import IngestApp
+    from gateway.ingest.app import IngestApp
 
 log = logging.getLogger("gateway.protocol")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .decoding import (
+from gateway.errors import ApiError, invalid
+from gateway.model.decoding import (
     MAX_DEPTH,
     NotJson,
     RepeatedParams,
@@ -15,7 +16,6 @@ from .decoding import (
     nested_deeper_than,
     number_text,
 )
-from .errors import ApiError, invalid
 
 MAX_PARAM_NAME = 100
 MAX_PARAMS = 200

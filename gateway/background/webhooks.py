@@ -26,15 +26,15 @@ import httpx
 import orjson
 from redis import exceptions as redis_errors
 
-from .clock import iso, now_ms
-from .detector import MAX_BACKOFF, pause
-from .redaction import redacted
-from .redis_keys import TenantKeys
-from .settings import Webhook
-from .store import UNAVAILABLE_ERRORS, StoreUnavailable
+from gateway.background.detector import MAX_BACKOFF, pause
+from gateway.clock import iso, now_ms
+from gateway.redaction import redacted
+from gateway.redis.keys import TenantKeys
+from gateway.redis.store import UNAVAILABLE_ERRORS, StoreUnavailable
+from gateway.settings import Webhook
 
 if TYPE_CHECKING:
-    from .app import Gateway
+    from gateway.app import Gateway
 
 log = logging.getLogger("gateway.webhooks")
 
