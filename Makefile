@@ -1,8 +1,10 @@
-# `make run` and `make test` work on a fresh machine with only Python 3.11: they create .venv and
-# install what they need (the test target also Debian's chromium, for the snippet's browser tests).
+# `make run` works on a fresh machine with only Python 3.11: it creates .venv and installs the
+# gateway's runtime packages there. `make test` installs the test and lint tools on top, and
+# Debian's chromium and node (apt-get) for the snippet's browser and unit tests.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.installed-stamp
 # The runtime dependencies at the lowest versions pyproject.toml admits (.ci/lower_bounds.py).
 OLDEST := .venv-oldest
@@ -10,9 +12,13 @@ OLDEST_STAMP := $(OLDEST)/.installed-stamp
 
 .PHONY: run test test-oldest lint audit bench clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
@@ -23,7 +29,7 @@ $(OLDEST_STAMP): pyproject.toml
 		$(OLDEST)/bin/python -m pip install --quiet -e '.[test]' $$pins
 	touch $(OLDEST_STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/gateway serve $(ARGS)
 
 test: $(STAMP) browser snippet-check

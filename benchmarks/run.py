@@ -32,11 +32,11 @@ import orjson
 import redis
 
 from gateway import events
-from gateway.app import Gateway
 from gateway.clock import iso, now_ms
 from gateway.embedded.server import EmbeddedRedis
 from gateway.redis.store import Script, script_args
 from gateway.settings import load_settings
+from gateway.state import GatewayState
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -446,7 +446,7 @@ def store_visits(bench: Bench) -> tuple[int, int]:
         str(bench.work / "gateway.toml"),
         env={"REDIS_URL": "redis://unused", "GATEWAY_DATA_DIR": str(bench.work / "gateway-data")},
     )
-    gateway = Gateway(settings)
+    gateway = GatewayState(settings)
     (tenant,) = [t for t in settings.tenants if t.id == "detector"]
     script = Script.load("ingest")
     bench.redis.script_load(script.text)

@@ -2,6 +2,9 @@
 
 An unknown key or a bad value stops start-up with a ConfigError that names it, so a typo in
 `visit_timeout_seconds` never silently falls back to a default.
+
+This module is over 300 lines because it is the whole config schema: every key's type, bound and
+default sits beside its check, so one file answers "what may I write in gateway.toml".
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ class Settings:
     config_path: Path | None = field(default=None)
 
 
-# name -> (type, lower bound) of every [gateway] key; documented in the README.
+# name -> (type, lower bound) of every [gateway] key; documented in docs/configuration.md.
 GATEWAY_KEYS: dict[str, tuple[type, float]] = {
     "max_body_bytes": (int, 1024),
     "max_batch": (int, 1),

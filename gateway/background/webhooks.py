@@ -20,21 +20,19 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import orjson
 from redis import exceptions as redis_errors
 
-from gateway.background.detector import MAX_BACKOFF, pause
+from gateway.background.loop import MAX_BACKOFF, pause
 from gateway.clock import iso, now_ms
 from gateway.redaction import redacted
 from gateway.redis.keys import TenantKeys
 from gateway.redis.store import UNAVAILABLE_ERRORS, StoreUnavailable
 from gateway.settings import Webhook
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+from gateway.state import GatewayState
 
 log = logging.getLogger("gateway.webhooks")
 
@@ -75,7 +73,7 @@ class Hook:
 
 
 class Deliverer:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayState) -> None:
         self.gateway = gateway
         self.hooks = [
             Hook(t.id, TenantKeys.for_tenant(t.id), w)
@@ -163,7 +161,7 @@ class Deliverer:
             born = int(stream_id.partition("-")[0])  # stream ids start with the append time
             spent = born + math.ceil(hook.webhook.retry_budget_seconds * 1000)
             if started < spent:
-                # Retried until the budget is spent (SPEC 8: "at least an hour"): a delay that
+                # Retried until the budget is spent (docs/triggers.md, Webhooks): a delay that
                 # would overshoot it is clipped, so the last attempt is made at its end rather
                 # than up to a whole (10-minute) delay before it.
                 delay_ms = int(retry_delay(hook.webhook.retry_initial_seconds, attempt) * 1000)

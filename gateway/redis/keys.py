@@ -65,7 +65,7 @@ KIND_ORDER = (
     "key",
     "visitor",
 )
-# Kinds that let a trigger reach a person (SPEC §8); the others are anonymous.
+# Kinds that let a trigger reach a person (docs/triggers.md); the others are anonymous.
 REACHABLE_KINDS = frozenset({"contactId", "email", "phone", "pushToken", "contactKey"})
 
 
