@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from gateway.api import carts, contacts, events, health, openapi, orders, tracker, triggers
 from gateway.errors import INTERNAL_ERROR, ApiError, unavailable
-from gateway.http import Receive, Scope, Send
+from gateway.http import Receive, Scope, Send, api_path
 from gateway.ingest.app import PATHS, IngestApp
 from gateway.lifespan import lifespan
 from gateway.redis.store import UNAVAILABLE_ERRORS, StoreUnavailable, is_unavailable
@@ -127,16 +127,16 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.rest(scope, receive, send)
-        elif scope["path"] in PATHS and (
-            scope["method"] not in READ_METHODS or scope["path"] == "/v1/event"
-        ):
+            return
+        path = scope["path"] = api_path(scope["path"], scope.get("raw_path") or b"/")
+        if path in PATHS and (scope["method"] not in READ_METHODS or path == "/v1/event"):
             await self.ingest(scope, receive, send)  # it observes its own latency
         else:
             started = time.perf_counter()
             try:
                 await self.rest(scope, receive, send)
             finally:
-                self.latency.observe(time.perf_counter() - started, self.route_of(scope["path"]))
+                self.latency.observe(time.perf_counter() - started, self.route_of(path))
 
 
 def create_app(settings: Settings | None = None) -> GatewayApp:

@@ -30,6 +30,28 @@ FORM_HINT = {
     )
 }
 
+# eSputnik's and Yespo's documented base is `…/api/v1/`, and clients in the wild append a slash:
+# both spellings of every API path are answered in place (a redirect loses a POST's body in some
+# clients and costs a round trip). Paths that merely look alike (`/api/v2/…`, `//v1/…`) are not.
+API_PREFIX = "/api"
+API_ROOT = "/v1/"
+
+
+def api_path(path: str, raw_path: bytes) -> str:
+    """The canonical spelling of an API path: `/api/v1/event/` -> `/v1/event`; other paths as
+    they are. Only a slash sent as one is cut: `%2F` ending an identifier is part of it."""
+    if path.startswith("/api/v1/"):
+        path = path[len(API_PREFIX) :]
+    if (
+        path.endswith("/")
+        and path.startswith(API_ROOT)
+        and len(path) > len(API_ROOT)
+        and raw_path.endswith(b"/")
+    ):
+        path = path[:-1]
+    return path
+
+
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50  # events per GET /v1/events without ?limit=
 FEED_LIMIT = 100  # triggers or dead letters per request without ?limit=

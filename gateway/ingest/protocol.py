@@ -41,12 +41,18 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gateway.errors import INTERNAL_ERROR, ApiError
+from gateway.http import API_PREFIX
 from gateway.ingest.app import IngestApp
 from gateway.settings import REQUEST_TIMEOUT_SECONDS
 
 log = logging.getLogger("gateway.protocol")
 
-INGEST_PATHS = {b"/v1/event": "/v1/event", b"/v1/events": "/v1/events"}
+# Every spelling of the ingest paths (gateway/http.py api_path), found with one dict lookup.
+INGEST_PATHS = {
+    spelling.encode(): path
+    for path in ("/v1/event", "/v1/events")
+    for spelling in (path, path + "/", API_PREFIX + path, API_PREFIX + path + "/")
+}
 # What a request body's length is read from; a refused upgrade's body is read again by them.
 FRAMING = (b"content-length", b"transfer-encoding")
 INVALID_REQUEST = "Invalid HTTP request received."  # uvicorn's words, for the same case
