@@ -1,5 +1,5 @@
 """Webhook signatures: Standard Webhooks deliveries checked with that project's own Python library
-(`standardwebhooks`), secret rotation in both schemes, and their config errors.
+(`standardwebhooks`), secret rotation in both schemes, their config errors and `gateway secret`.
 
 Deliveries go to a real local HTTP receiver and are accepted or refused by the library itself;
 one test also recomputes a signature from the specification's words."""
@@ -10,14 +10,16 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from standardwebhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 from triggering import TIMEOUT, Receiver, page, send, triggers, wait_for
 
+from gateway.cli import main, parser
 from gateway.settings import ConfigError, load_settings, parse_config
-from gateway.signing import new_secret
+from gateway.signing import new_secret, signed_headers, standard_key
 
 
 @pytest.fixture
@@ -172,3 +174,22 @@ def test_secret_and_secrets_are_read(tmp_path):
     settings = load_settings(str(path), env={"GATEWAY_DATA_DIR": str(tmp_path)})
     (rotated,) = settings.tenants[0].webhooks
     assert (rotated.secrets, rotated.signature) == ((new, old), "standard")
+
+
+def test_gateway_secret_prints_a_fresh_whsec_secret(capsys):
+    assert main(["secret"]) == 0
+    assert main(["secret"]) == 0
+    first, second = capsys.readouterr().out.splitlines()
+    assert first != second
+    assert len(standard_key(first)) == 32
+    headers = signed_headers("standard", [first], "msg_1", str(int(time.time())), b"{}")
+    assert Verifier(first).verify(b"{}", dict(headers)) == {}  # the library reads the same key
+
+
+def test_gateway_secret_has_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parser().parse_args(["secret", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "whsec_" in text and 'signature = "standard"' in text
+    assert "print a fresh webhook secret" in parser().format_help()  # listed by gateway --help
