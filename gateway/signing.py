@@ -2,10 +2,11 @@
 
 `signature = "gateway"` (the default) sends `X-Gateway-Signature: sha256=<hex HMAC-SHA256(secret,
 timestamp + "." + body)>`, the secret's UTF-8 bytes being the key. `signature = "standard"` signs
-as the Standard Webhooks specification says, so consumers verify with its libraries:
+as Standard Webhooks does, so consumers verify with that project's libraries:
 `webhook-signature: v1,<base64 HMAC-SHA256(key, id + "." + timestamp + "." + body)>`, the key
-being the base64 after `whsec_` in the secret. With several secrets (a rotation) every delivery
-carries one signature per secret; docs/triggers.md (Webhooks) shows both from the consumer's side.
+being what the base64 after `whsec_` in the secret decodes to. With several secrets (a rotation)
+every delivery carries one signature per secret; docs/triggers.md (Webhooks) shows both from the
+consumer's side.
 
 Settings checks each secret here at start-up, the delivery task signs here, and `gateway secret`
 makes new secrets here, so the three never disagree on the format.
@@ -22,7 +23,7 @@ from secrets import token_bytes
 
 SCHEMES = ("gateway", "standard")
 PREFIX = "whsec_"
-# Standard Webhooks asks for a random key of at least 24 bytes and at most 64 (512 bits).
+# The key length Standard Webhooks asks for (docs/triggers.md, Configuring a webhook).
 MIN_KEY_BYTES, MAX_KEY_BYTES = 24, 64
 NEW_KEY_BYTES = 32
 HOW_TO_MAKE_ONE = "`gateway secret` prints a fresh one"

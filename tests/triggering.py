@@ -105,7 +105,7 @@ class Receiver:
                 name, _, value = line.partition(":")
                 name, value = name.strip().lower(), value.strip()
                 # A repeated header reads as one, its values comma-joined, as most frameworks
-                # (and RFC 9110) have it: X-Gateway-Signature comes once per secret.
+                # have it: X-Gateway-Signature comes once per secret.
                 headers[name] = f"{headers[name]}, {value}" if name in headers else value
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             self.requests.append((headers, body, time.time()))
