@@ -1,4 +1,5 @@
-"""`gateway serve`: start the embedded Redis when no REDIS_URL is set, then uvicorn."""
+"""`gateway serve`: start the embedded Redis when no REDIS_URL is set, then uvicorn.
+`gateway secret`: print a fresh webhook secret."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from gateway.embedded.datadir import DataDirInUse
 from gateway.embedded.server import EmbeddedRedisError
 from gateway.redaction import redacted
 from gateway.settings import ConfigError, Settings, load_settings
+from gateway.signing import new_secret
 from gateway.supervision import SUPERVISOR_ENV
 
 log = logging.getLogger("gateway")
@@ -96,6 +98,14 @@ def parser() -> argparse.ArgumentParser:
         default="info",
         choices=["debug", "info", "warning", "error"],
         help="log verbosity",
+    )
+    commands.add_parser(
+        "secret",
+        help="print a fresh webhook secret",
+        description="Print a fresh random webhook secret, whsec_ and the base64 of 32 random "
+        "bytes, for a [[tenants.webhooks]] secret. It suits either scheme; a webhook with "
+        'signature = "standard" (Standard Webhooks) needs a secret of this form. Give the same '
+        "secret to the webhook's receiver.",
     )
     return main
 
@@ -216,6 +226,9 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "secret":
+        print(new_secret())  # stdout alone, so `gateway secret > file` keeps nothing else
+        return 0
     setup_logging(args.log_level)
     if args.command == "serve":
         return serve(args)
