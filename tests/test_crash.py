@@ -18,8 +18,10 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from conftest import free_port, start_gateway, unique
-from faults import Load, page_view, stored_event_ids, wait_for, write_config
+
+from tests.support.faults import Load, page_view, stored_event_ids
+from tests.support.gateways import free_port, start_gateway, unique, write_config
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

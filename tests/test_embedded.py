@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from conftest import ROOT, free_port, start_gateway
 
 from gateway.embedded.server import EmbeddedRedis
 from gateway.embedded.watchdog import RedisWatchdog
+from tests.support.gateways import ROOT, free_port, start_gateway
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
-from seeds import json_blocks, seed_text
+
+from tests.support.seeds import json_blocks, seed_text
 
 SEED_EVENTS = json_blocks(seed_text("004"), "eventTypeKey")
 

@@ -18,11 +18,11 @@ from urllib.parse import quote
 
 import orjson
 import pytest
-from faults import Target, small_gateway
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.api.openapi import build
+from tests.support.faults import Target, small_gateway
 
 pytestmark = pytest.mark.slow
 ANSWERS: Counter[str] = Counter()  # status per method and path template, printed at the end

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, Api, free_port, start_gateway, unique
-from faults import write_config
 
 from gateway.api.openapi import build
 from gateway.model.events import ORDER_TYPES
+from tests.support.gateways import ROOT, Api, free_port, start_gateway, unique, write_config
 
 
 def page(marker: str) -> dict[str, object]:

@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from conftest import free_port, start_gateway, unique
-from faults import SMALL_LIMIT, Target, page_view, small_gateway, write_config
 
 from gateway.model.decoding import MAX_DEPTH
+from tests.support.faults import SMALL_LIMIT, Target, page_view, small_gateway
+from tests.support.gateways import free_port, start_gateway, unique, write_config
 
 # Tenant-wide keys without a TTL (names after `gw:<tenant>:`), and what keeps each one bounded.
 BOUNDED = {

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-from order_helpers import cart_event, event, order, post_orders
 
 from gateway.redis.keys import TenantKeys
+from tests.support.orders import cart_event, event, order, post_orders
 
 
 async def test_rfm_counts_delivered_orders_only(api):

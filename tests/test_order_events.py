@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import orjson
-from order_helpers import event, order, post_orders, triggers
-from seeds import json_blocks, seed_text
+
+from tests.support.orders import event, order, post_orders, triggers
+from tests.support.seeds import json_blocks, seed_text
 
 
 def seed_order_event(prefix: str) -> str:

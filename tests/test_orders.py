@@ -6,8 +6,9 @@ import re
 
 import orjson
 import pytest
-from order_helpers import order, post_orders, triggers
-from seeds import json_blocks, seed_text
+
+from tests.support.orders import order, post_orders, triggers
+from tests.support.seeds import json_blocks, seed_text
 
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from conftest import free_port, start_gateway, unique
-from faults import Load, stored_event_ids, wait_for, write_config
 
 from gateway.embedded.server import EmbeddedRedis
+from tests.support.faults import Load, stored_event_ids
+from tests.support.gateways import free_port, start_gateway, unique, write_config
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

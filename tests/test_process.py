@@ -9,7 +9,8 @@ import sys
 
 import httpx
 import pytest
-from conftest import ROOT, free_port, start_gateway
+
+from tests.support.gateways import ROOT, free_port, start_gateway
 
 PAGE = {
     "eventTypeKey": "pageViewed",

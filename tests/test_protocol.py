@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from conftest import free_port, start_gateway, unique
-from faults import stored_event_ids, write_config
-from order_helpers import order
 from uvicorn.server import ServerState
 
 from gateway.cli import parser, uvicorn_options
+from tests.support.faults import stored_event_ids
+from tests.support.gateways import free_port, start_gateway, unique, write_config
+from tests.support.orders import order
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,6 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from conftest import free_port, start_gateway, unique
-from faults import write_config
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
@@ -26,6 +24,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from tests.support.gateways import free_port, start_gateway, unique, write_config
 
 pytestmark = pytest.mark.slow
 

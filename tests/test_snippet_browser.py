@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, start_gateway, unique
 from playwright.async_api import Browser, BrowserContext, Route, async_playwright
+
+from tests.support.gateways import free_port, start_gateway, unique
 
 pytestmark = pytest.mark.browser
 

@@ -7,12 +7,12 @@ import re
 
 import httpx
 import orjson
-from conftest import Api, build_settings, free_port, tenant_config, unique
-from triggering import TIMEOUT, cart, category, closed, page, product, send, triggers
 
 from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
 from gateway.settings import VISIT_TRIGGERS
+from tests.support.gateways import Api, build_settings, free_port, tenant_config, unique
+from tests.support.triggering import TIMEOUT, cart, category, closed, page, product, send, triggers
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 MUG = {"productId": "MUG-1", "quantity": 3, "price": 0.1, "name": "Mug"}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from order_helpers import cart_event, event, order, post_orders
-from triggering import TIMEOUT, closed, product, send
+from tests.support.orders import cart_event, event, order, post_orders
+from tests.support.triggering import TIMEOUT, closed, product, send
 
 
 def abandoned(found: list[dict[str, object]]) -> list[object]:

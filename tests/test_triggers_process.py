@@ -11,8 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, start_gateway, unique
-from triggering import Receiver, page, product, wait_for
+
+from tests.support.gateways import free_port, start_gateway, unique
+from tests.support.triggering import Receiver, page, product
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

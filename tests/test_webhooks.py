@@ -12,12 +12,13 @@ from datetime import datetime
 import httpx
 import orjson
 import pytest
-from conftest import free_port, start_gateway, unique
-from triggering import TIMEOUT, Receiver, cart, page, product, send, triggers, wait_for
 
 from gateway.redaction import redacted
 from gateway.redis.keys import TenantKeys
 from gateway.settings import ConfigError, parse_config
+from tests.support.gateways import free_port, start_gateway, unique
+from tests.support.triggering import TIMEOUT, Receiver, cart, page, product, send, triggers
+from tests.support.waiting import wait_for
 
 SECRET = "whsec_test_secret"
 MUG = {"productId": "MUG-1", "quantity": 1, "price": 9.5}
@@ -34,16 +35,8 @@ def hook(url: str, **extra: object) -> dict[str, object]:
     return {"url": url, "secret": SECRET, **extra}
 
 
-@pytest.fixture
-async def receiver():
-    server = Receiver()
-    server.url = await server.start()  # type: ignore[attr-defined]
-    yield server
-    await server.stop()
-
-
-async def received(server: Receiver, count: int, timeout: float = 3.0) -> None:
-    await wait_for(lambda: len(server.requests) >= count, timeout)
+async def received(server: Receiver, count: int, timeout: float = 10.0) -> None:
+    await wait_for(lambda: len(server.requests) >= count, timeout, f"{count} webhook requests")
 
 
 async def test_signed_delivery_within_two_seconds_of_the_timeout(make_api, receiver):

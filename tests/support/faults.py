@@ -1,5 +1,5 @@
-"""Tools for the fault tests: a config file, a steady load that keeps the books, a recount, and
-a small-limits gateway whose stored data can be snapshotted.
+"""Tools for the fault tests: a steady load that keeps the books, a recount, and a small-limits
+gateway whose stored data can be snapshotted.
 
 The load sends events with client-chosen `eventId`s, so that afterwards every acknowledged event
 can be looked for in the tenant's Redis stream by its id. Each answer is filed by what it means:
@@ -21,27 +21,11 @@ from pathlib import Path
 import httpx
 import orjson
 import redis
-from conftest import free_port, start_gateway, unique
 
 from gateway.embedded.server import EmbeddedRedis
+from tests.support.gateways import free_port, start_gateway, unique, write_config
 
 CLIENT_TIMEOUT = 6.0  # "no hang past a few seconds": slower than this fails the test
-
-
-def write_config(path: Path, tenants: list[str], **tenant: object) -> Path:
-    """A TOML config with one tenant per id, keys `sk_<id>` / `pk_<id>`."""
-    lines: list[str] = []
-    for tenant_id in tenants:
-        lines += [
-            "[[tenants]]",
-            f'id = "{tenant_id}"',
-            f'server_keys = ["sk_{tenant_id}"]',
-            f'site_keys = ["pk_{tenant_id}"]',
-            'allowed_origins = ["https://shop.example"]',
-        ]
-        lines += [f"{name} = {orjson.dumps(value).decode()}" for name, value in tenant.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def page_view(event_id: str, contact: str) -> dict[str, object]:
@@ -154,19 +138,6 @@ def stored_event_ids(redis_url: str, tenant: str) -> set[str]:
             if len(rows) < 5000:
                 return found
             last = "(" + rows[-1][0].decode()
-
-
-async def wait_for(predicate: object, timeout: float, what: str) -> None:
-    """Poll an async or sync predicate until it is true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()  # type: ignore[operator]
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 SMALL_LIMIT = 4096  # max_body_bytes of small_gateway, so bombs and floods are cheap

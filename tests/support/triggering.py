@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from conftest import Api
+from tests.support.gateways import Api
+from tests.support.waiting import wait_for
 
 TIMEOUT = 0.5  # visit_timeout_seconds of most trigger tests
 
@@ -59,22 +59,13 @@ async def triggers(api: Api, **params: Any) -> list[dict[str, Any]]:
     return found
 
 
-async def wait_for(condition: Any, timeout: float = 3.0) -> None:
-    """Poll `condition()` (a bool, or an awaitable of one) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not await _value(condition()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
-async def _value(result: Any) -> bool:
-    return bool(await result) if inspect.isawaitable(result) else bool(result)
-
-
-async def closed(api: Api, visits: int, timeout: float = 3.0) -> list[dict[str, Any]]:
+async def closed(api: Api, visits: int, timeout: float = 10.0) -> list[dict[str, Any]]:
     """Wait until `visits` visits of the tenant are closed; then its triggers."""
-
-    await wait_for(lambda: api.gateway.metrics.visits_closed.get(api.tenant_id) >= visits, timeout)
+    await wait_for(
+        lambda: api.gateway.metrics.visits_closed.get(api.tenant_id) >= visits,
+        timeout,
+        f"{visits} closed visits",
+    )
     return await triggers(api)
 
 
@@ -86,11 +77,13 @@ class Receiver:
     default: int = 200
     requests: list[tuple[dict[str, str], bytes, float]] = field(default_factory=list)
     server: asyncio.Server | None = None
+    url: str = ""  # set by start()
 
     async def start(self) -> str:
         self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
         port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/hook"
+        self.url = f"http://127.0.0.1:{port}/hook"
+        return self.url
 
     async def stop(self) -> None:
         assert self.server is not None
