@@ -91,12 +91,15 @@ class Receiver:
         await self.server.wait_closed()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Records a request only once it arrived whole: a client that gave up half-way (its
+        timeout) delivered nothing, and retries."""
         try:
-            await reader.readline()
+            head = await reader.readuntil(b"\r\n\r\n")
             headers: dict[str, str] = {}
-            while (line := (await reader.readline()).decode().strip()) != "":
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
+            for line in head.decode().split("\r\n")[1:]:
+                if line:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             self.requests.append((headers, body, time.time()))
             status = self.statuses.pop(0) if self.statuses else self.default
@@ -104,5 +107,7 @@ class Receiver:
                 f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode()
             )
             await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client left first
         finally:
             writer.close()
