@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -135,3 +136,9 @@ def start_gateway(
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("gateway did not start within 30 s")
+
+
+def stop_gateway(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, as a service manager stops it; its exit status."""
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=20)

@@ -69,55 +69,6 @@ async def test_the_same_event_id_twice_in_one_batch_is_stored_once(api, sync_red
     assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 1
 
 
-async def test_every_key_of_a_contact_has_a_ttl(api, sync_redis):
-    cart = orjson.dumps([{"productId": "P1", "quantity": 1, "price": 3}]).decode()
-    category = orjson.dumps({"productCategoryId": "Mugs"}).decode()
-    await api.event(good(300))
-    await api.event(
-        {**good(301), "params": good(301)["params"] + [{"name": "phone", "value": "+380501112233"}]}
-    )
-    for body in (
-        {
-            "eventTypeKey": "cartUpdated",
-            "params": [
-                {"name": "email", "value": "buyer300@example.com"},
-                {"name": "products", "value": cart},
-                {"name": "recycleStateId", "value": "rs-ttl"},
-            ],
-        },
-        {
-            "eventTypeKey": "productCategoryViewed",
-            "keyValue": "buyer300@example.com",
-            "params": [{"name": "category", "value": category}],
-        },
-        # stitches buyer301 (and its phone) into buyer300
-        {
-            "eventTypeKey": "login",
-            "params": [
-                {"name": "email", "value": "buyer300@example.com"},
-                {"name": "phone", "value": "+380501112233"},
-            ],
-        },
-        good(300),
-    ):
-        answer = await api.event(body)
-        assert answer.status_code == 200, answer.text
-    keys = list(sync_redis.scan_iter(match=f"gw:{api.tenant_id}:[ic]*", count=1000))
-    assert len(keys) >= 9
-    assert {k: sync_redis.ttl(k) for k in keys if sync_redis.ttl(k) <= 0} == {}
-
-
-async def test_a_visit_opened_after_a_timeout_has_a_ttl(make_api, sync_redis):
-    api, _ = await make_api(visit_timeout_seconds=0.2)
-    assert (await api.event(good(400))).status_code == 200
-    await asyncio.sleep(0.4)
-    assert (await api.event({**good(400), "eventId": "again"})).status_code == 200
-    cid = sync_redis.get(f"gw:{api.tenant_id}:id:email:buyer400@example.com").decode()
-    visit = f"gw:{api.tenant_id}:c:{{{cid}}}:visit"
-    assert sync_redis.hget(visit, "n") == b"1"  # a new visit
-    assert sync_redis.ttl(visit) > 0
-
-
 def history(email: str, tag: str) -> list[dict[str, Any]]:
     """One visitor's queued events: views (one product twice), a custom event, a repeated
     eventId, and a cart in the middle, which ends a run of history-only events in ingest.lua."""

@@ -1,10 +1,12 @@
-"""Keys, tenants and origins (SPEC §4), and that no tenant ever sees another's data."""
+"""Keys and origins (SPEC §4): which key may call what, and from which origin."""
 
 from __future__ import annotations
 
 import base64
 
 import pytest
+
+from gateway.model.events import ORDER_TYPES
 
 PAGE = {
     "eventTypeKey": "pageViewed",
@@ -97,58 +99,37 @@ async def test_wildcard_origin(make_api):
     assert response.status_code == 200
 
 
-async def test_tenants_are_isolated(make_api, sync_redis):
-    a, b = await make_api()
-    assert (await a.event(PAGE)).status_code == 200
-    a_contact = await a.contact("ann@example.com")
-    # b's key reads nothing of a: not by email, not by a's contact id, not in the event feed
-    for path in (
-        "/v1/contacts/ann@example.com",
-        f"/v1/contacts/{a_contact['id']}",
-        "/v1/events?contact=ann@example.com",
-    ):
-        assert (await b.get(path)).status_code == 404
-    assert (await b.get("/v1/events")).json()["events"] == []
-    # the same email at b is a different contact, and a's data is unchanged by it
-    assert (await b.event(PAGE)).status_code == 200
-    assert (await b.contact("ann@example.com"))["id"] != a_contact["id"]
-    assert len((await a.get("/v1/events?contact=ann@example.com")).json()["events"]) == 1
-    # everything stored for a's contact lives under a's prefix
-    keys = [k.decode() for k in sync_redis.scan_iter(match=f"*{a_contact['id']}*")]
-    assert keys and all(k.startswith(f"gw:{a.tenant_id}:") for k in keys)
+async def test_site_keys_cannot_send_order_events(make_api) -> None:
+    a, _ = await make_api()
+    for event_type in sorted(ORDER_TYPES):
+        event = {"eventTypeKey": event_type, "keyValue": "o@example.com", "params": []}
+        response = await a.event(event, site=True)
+        assert (response.status_code, response.json()["error"]) == (403, "forbidden")
+    response = await a.http.post(f"/v1/orders?key={a.site_key}", json={"orders": []})
+    assert response.status_code == 403
 
 
-async def test_rate_limit_per_key(make_api):
-    api, _ = await make_api(rate_limit_per_second=2)
-    statuses = [(await api.event(PAGE)).status_code for _ in range(5)]
-    assert statuses[:2] == [200, 200]
-    assert 429 in statuses
-    limited = await api.event(PAGE)
-    assert limited.status_code == 429
-    assert int(limited.headers["retry-after"]) >= 1
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/v1/contacts/ann@example.com",
-        "/v1/events",
-        "/v1/events?contact=ann@example.com",
-        "/v1/orders/o-1",
-        "/v1/carts/rs-1",
-        "/v1/triggers",
-        "/v1/webhooks/dead",
-    ],
-)
-async def test_rate_limit_covers_every_read(make_api, path):
-    """Reads cost Redis work too: they count against the key like writes, with the same 429."""
-    api, other = await make_api(rate_limit_per_second=2)
-    statuses = [(await api.get(path)).status_code for _ in range(4)]
-    assert 429 not in statuses[:2] and statuses[2:] == [429, 429]
-    limited = await api.get(path)
-    assert limited.status_code == 429
-    assert limited.json()["error"] == "rate_limited"
-    assert int(limited.headers["retry-after"]) >= 1
-    # the key's bucket is spent for writes too; another key's is not
-    assert (await api.event(PAGE)).status_code == 429
-    assert (await other.get(path)).status_code != 429
+async def test_cors_only_for_configured_origins(make_api) -> None:
+    a, _ = await make_api()
+    good, evil = "https://shop.example", "https://evil.example"
+    for path in ("/v1/event", "/v1/events"):
+        url = f"{path}?key={a.site_key}"
+        ask = {"access-control-request-method": "POST"}
+        allowed = await a.http.options(url, headers={"origin": good, **ask})
+        assert allowed.status_code == 204
+        assert allowed.headers["access-control-allow-origin"] == good
+        refused = await a.http.options(url, headers={"origin": evil, **ask})
+        assert refused.status_code == 403
+        assert "access-control-allow-origin" not in refused.headers
+        body = PAGE if path == "/v1/event" else [PAGE]
+        sent = await a.http.post(url, json=body, headers={"origin": good})
+        assert (sent.status_code, sent.headers["access-control-allow-origin"]) == (200, good)
+        blocked = await a.http.post(url, json=body, headers={"origin": evil})
+        assert blocked.status_code == 403
+        assert "access-control-allow-origin" not in blocked.headers
+        # a server key is for back-ends: never a CORS grant, whatever the origin says
+        server = await a.http.post(path, json=body, headers={"origin": good, **a.server()})
+        assert server.status_code == 200
+        assert "access-control-allow-origin" not in server.headers
+    read = await a.http.get("/v1/events", headers={"origin": good, **a.server()})
+    assert "access-control-allow-origin" not in read.headers

@@ -18,7 +18,7 @@ import redis
 
 from gateway.embedded.server import EmbeddedRedis
 from gateway.embedded.watchdog import RedisWatchdog
-from tests.support.gateways import ROOT, free_port, start_gateway
+from tests.support.gateways import ROOT, free_port, start_gateway, stop_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +29,6 @@ def alive(pid: int) -> bool:
     # A zombie (exited, not yet reaped by init) counts as gone.
     state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True)
     return bool(state.stdout.strip()) and not state.stdout.strip().startswith("Z")
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=20)
 
 
 def populate_and_rewrite(server: EmbeddedRedis, keys: int, size: int) -> None:
@@ -139,7 +134,7 @@ def test_a_second_gateway_on_the_same_data_dir_leaves_the_first_alone(tmp_path: 
         assert httpx.get(f"{base}/readyz").status_code == 200
         assert httpx.post(f"{base}/v1/event", json=EVENT, headers=auth).status_code == 200
     finally:
-        assert stop(first) == 0
+        assert stop_gateway(first) == 0
 
 
 def test_a_leftover_server_of_a_killed_gateway_is_taken_over(tmp_path: Path) -> None:
@@ -166,7 +161,7 @@ def test_a_leftover_server_of_a_killed_gateway_is_taken_over(tmp_path: Path) -> 
         contact = httpx.get(f"{base}/v1/contacts/ann@example.com", headers=auth)
         assert contact.status_code == 200
     finally:
-        assert stop(second) == 0
+        assert stop_gateway(second) == 0
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -200,7 +195,7 @@ def test_a_killed_redis_server_is_restarted_and_ingest_recovers(
         events = httpx.get(f"{base}/v1/events?contact=ann@example.com", headers=auth).json()
         assert "first" in [e["eventId"] for e in events["events"]]
     finally:
-        assert stop(gateway) == 0
+        assert stop_gateway(gateway) == 0
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     exited = [e for e in lines if e["message"].startswith("embedded redis-server exited")]
     back = [e for e in lines if e["message"] == "embedded redis-server is back"]

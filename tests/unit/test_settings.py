@@ -214,3 +214,23 @@ def test_default_tenant_keys_are_generated_once(tmp_path):
     assert first.tenants[0].server_keys[0].startswith("sk_")
     assert first.redis_url == "redis://example:6379/0"
     assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_webhook_retry_settings_are_validated(tmp_path):
+    raw = {
+        "tenants": [
+            {
+                "id": "t",
+                "server_keys": ["k"],
+                "webhooks": [{**WEBHOOK, "url": "https://x", "retry_budget": 1}],
+            }
+        ]
+    }
+    with pytest.raises(ConfigError, match=r"webhooks\[0\]\.retry_budget: unknown config key"):
+        parse_config(raw, tmp_path, None)
+    raw["tenants"][0]["webhooks"] = [{**WEBHOOK, "url": "https://x", "retry_budget_seconds": 0}]
+    with pytest.raises(ConfigError, match="retry_budget_seconds: must be at least"):
+        parse_config(raw, tmp_path, None)
+    raw["tenants"][0]["webhooks"] = [{**WEBHOOK, "url": "https://x", "retry_budget_seconds": 60}]
+    (webhook,) = parse_config(raw, tmp_path, None).tenants[0].webhooks
+    assert webhook.retry_budget_seconds == 60.0 and webhook.timeout_seconds == 10.0

@@ -253,3 +253,14 @@ async def test_a_page_location_too_long_says_so(api):
     error = response.json()
     assert error["field"] == "params.page.location"
     assert error["message"] == "params.page.location is longer than 4096 characters."
+
+
+@pytest.mark.parametrize("limit", [1024])
+async def test_body_limit_applies_to_every_ingest_path(make_api, limit):
+    a, _ = await make_api(gateway={"max_body_bytes": limit, "max_batch": 3})
+    big = {"eventTypeKey": "c", "keyValue": "big@x.io", "params": {"note": "x" * limit}}
+    assert (await a.event(big)).status_code == 413
+    assert (await a.events([big])).status_code == 413
+    small = {"eventTypeKey": "c", "keyValue": "s@x.io"}
+    response = await a.events([small] * 4)
+    assert (response.status_code, response.json()["error"]) == (413, "batch_too_large")
