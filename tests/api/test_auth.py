@@ -1,4 +1,7 @@
-"""Keys and origins (SPEC §4): which key may call what, and from which origin."""
+"""Keys and origins: which key may call what, and from which origin.
+
+The contract: docs/api.md, Authentication.
+"""
 
 from __future__ import annotations
 

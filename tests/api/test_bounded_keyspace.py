@@ -1,5 +1,5 @@
 """Bounded memory: every key the gateway writes expires, or is one of the few tenant-wide
-structures listed below with what bounds it (SPEC §3, §10).
+structures listed below with what bounds it (docs/operations.md, Bounded memory).
 
 After a mixed workload nothing else is left without a TTL; the keys of a contact (stitched,
 with a cart, a visit) and of an order and its cart each carry one.

@@ -1,4 +1,7 @@
-"""Bad input: a clear 4xx naming the field, never a 500, and nothing stored."""
+"""Bad input: a clear 4xx naming the field, never a 500, and nothing stored.
+
+The contract: docs/api.md, Errors.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""POST /v1/event and /v1/events: the seed examples, decoding, idempotency, batches, errors."""
+"""POST /v1/event and /v1/events: the seed examples, decoding, idempotency, batches, errors.
+
+The contract: docs/api.md, Sending events; page views from apps: docs/apps.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Contact identity (seed 001) and stitching of identifiers seen together."""
+"""Contact identity (seed 001) and stitching of identifiers seen together.
+
+The contract: docs/api.md, Contacts and stitching.
+"""
 
 from __future__ import annotations
 

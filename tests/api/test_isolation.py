@@ -1,4 +1,5 @@
-"""Tenants (SPEC §3, §4): nothing of one tenant reaches another.
+"""Tenants: nothing of one tenant reaches another (docs/api.md, Authentication; tenants are
+configured as in docs/configuration.md).
 
 Every documented read endpoint is listed here with a way to store something of tenant a under a
 unique marker; tenant b's key must get 404 for it (or not see it in a listing), site keys get 403,

@@ -1,4 +1,7 @@
-"""Order events on /v1/event and /v1/events with the semantics of seed 001."""
+"""Order events on /v1/event and /v1/events with the semantics of seed 001.
+
+The contract: docs/api.md, Order events.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""POST /v1/orders and GET /v1/orders/{id}: seeds 000/002/003 as printed, failures, updates."""
+"""POST /v1/orders and GET /v1/orders/{id}: seeds 000/002/003 as printed, failures, updates.
+
+The contract: docs/api.md, Orders API.
+"""
 
 from __future__ import annotations
 

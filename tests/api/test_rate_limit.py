@@ -1,4 +1,7 @@
-"""The per-key rate limit (SPEC §3, §10): a 429 with Retry-After, for writes and every read."""
+"""The per-key rate limit: a 429 with Retry-After, for writes and every read.
+
+The contract: docs/operations.md, Rate limits.
+"""
 
 from __future__ import annotations
 

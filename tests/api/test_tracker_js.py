@@ -1,4 +1,4 @@
-"""`GET /js/tracker.js`: the committed build, served cacheably to any origin."""
+"""`GET /js/tracker.js`: the committed build, served cacheably to any origin (docs/snippet.md)."""
 
 from __future__ import annotations
 

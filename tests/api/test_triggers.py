@@ -1,4 +1,7 @@
-"""Visits and abandonment triggers (SPEC §8): types, precedence, rules, payload, the HTTP feed."""
+"""Visits and abandonment triggers: types, precedence, rules, payload, the HTTP feed.
+
+The contract: docs/triggers.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""No abandonedCart for a bought cart (SPEC §7: by recycleStateId, or by the purchase window)."""
+"""No abandonedCart for a bought cart: by recycleStateId, or by the purchase window.
+
+The contract: docs/api.md, Carts bought; docs/triggers.md, Orders and visits.
+"""
 
 from __future__ import annotations
 

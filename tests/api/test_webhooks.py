@@ -1,4 +1,7 @@
-"""Webhooks: a real local HTTP receiver checks signatures, retries, dead letters and timing."""
+"""Webhooks: a real local HTTP receiver checks signatures, retries, dead letters and timing.
+
+The contract: docs/triggers.md, Webhooks.
+"""
 
 from __future__ import annotations
 
@@ -107,8 +110,9 @@ async def test_dead_letter_after_the_retry_budget(make_api, receiver):
 
 
 async def test_retries_use_the_whole_budget(make_api, receiver):
-    # SPEC 8: retried "for at least an hour". A delay that would overshoot the budget is clipped
-    # to its end, so the last attempt is made when the budget is spent, not one delay before.
+    # docs/triggers.md, Webhooks: retried until the trigger is retry_budget_seconds old. A delay
+    # that would overshoot the budget is clipped to its end, so the last attempt is made when the
+    # budget is spent, not one delay before.
     receiver.default = 500
     budget = 1.0
     api, _ = await make_api(

@@ -1,4 +1,5 @@
-"""The tracker in real headless Chromium, on a page of another origin, against a real gateway.
+"""The tracker in real headless Chromium, on a page of another origin, against a real gateway
+(docs/snippet.md, Delivery).
 
 Each test runs `gateway serve` (on the session's Redis) with a tenant whose allowed origin is the
 test page's server, and reads what arrived with the server key, as a shop's back-end would.

@@ -1,4 +1,5 @@
-"""The gateway process dies or is told to stop under load (SPEC §2, §5.1).
+"""The gateway process dies or is told to stop under load (docs/operations.md, Durability, and
+Probes, logs and shutdown).
 
 SIGKILL: whatever was acknowledged is in Redis, because a 200 is only sent after Redis stored the
 events; a restarted gateway carries on. SIGTERM: requests already in flight are answered, then the

@@ -1,5 +1,6 @@
 """The embedded Redis itself: start-up on a large data set, one owner per data dir, and a server
-that dies under a running gateway. Real redis-server and `gateway serve` processes throughout."""
+that dies under a running gateway. Real redis-server and `gateway serve` processes throughout
+(docs/operations.md, Embedded Redis)."""
 
 from __future__ import annotations
 

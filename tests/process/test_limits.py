@@ -1,4 +1,4 @@
-"""Every input limit one by one, against a real gateway process (SPEC §3, §10).
+"""Every input limit one by one, against a real gateway process (docs/operations.md, Input limits).
 
 Most against a gateway with small limits whose stored data is snapshotted around each refusal;
 the default 1 MiB body limit against a gateway of its own.

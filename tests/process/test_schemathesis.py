@@ -1,4 +1,5 @@
-"""schemathesis against the `/openapi.json` a real gateway serves (SPEC §4-§9).
+"""schemathesis against the `/openapi.json` a real gateway serves (docs/api.md, The OpenAPI
+description).
 
 Every documented operation gets schema-conforming and schema-violating requests with a server
 key: no 500, only documented statuses, and the documented content type. Bounded (a few dozen

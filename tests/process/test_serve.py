@@ -1,4 +1,7 @@
-"""The real thing: `python -m gateway serve`, its embedded Redis, restarts, signals."""
+"""The real thing: `gateway serve`, its embedded Redis, restarts, signals.
+
+The contract: docs/configuration.md, Command line and environment; docs/operations.md.
+"""
 
 from __future__ import annotations
 

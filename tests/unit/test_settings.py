@@ -1,4 +1,7 @@
-"""Config: unknown keys and bad values stop start-up with a message naming them."""
+"""Config: unknown keys and bad values stop start-up with a message naming them.
+
+The contract: docs/configuration.md.
+"""
 
 from __future__ import annotations
 
