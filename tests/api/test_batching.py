@@ -51,7 +51,7 @@ async def test_concurrent_requests_in_one_batch_each_get_their_own_answer(api, s
             assert [p["productId"] for p in contact["recentProducts"]] == [f"P{n}"]
     for n in bad:
         assert (await api.get(f"/v1/contacts/bad{n}@example.com")).status_code == 404
-    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 10
+    assert sync_redis.xlen(api.keys.events) == 10
 
 
 async def test_a_batch_request_among_single_ones_gets_its_own_counts(api):
@@ -66,7 +66,7 @@ async def test_a_batch_request_among_single_ones_gets_its_own_counts(api):
 async def test_the_same_event_id_twice_in_one_batch_is_stored_once(api, sync_redis):
     first, second = await asyncio.gather(api.event(good(200)), api.event(good(200)))
     assert sorted([first.json()["status"], second.json()["status"]]) == ["accepted", "duplicate"]
-    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 1
+    assert sync_redis.xlen(api.keys.events) == 1
 
 
 def history(email: str, tag: str) -> list[dict[str, Any]]:
@@ -105,7 +105,7 @@ async def test_one_batch_of_a_contacts_events_stores_what_one_by_one_does(api, s
         listed = await api.get(f"/v1/events?contact={email}&limit=50")
         assert listed.status_code == 200, listed.text
         cid = contact["id"]
-        visit = sync_redis.hgetall(f"gw:{api.tenant_id}:c:{{{cid}}}:visit")
+        visit = sync_redis.hgetall(api.keys.contact(cid, ":visit"))
         return {
             # one batch shares one receive time: its views tie, and ties have no recency order
             "products": sorted(p["productId"] for p in contact["recentProducts"]),
@@ -114,8 +114,7 @@ async def test_one_batch_of_a_contacts_events_stores_what_one_by_one_does(api, s
             "events": [e["eventTypeKey"] for e in listed.json()["events"]],
             "visit": {k: v for k, v in visit.items() if k not in (b"start", b"last")},
             "ttls": sorted(
-                sync_redis.ttl(key) > 0
-                for key in sync_redis.scan_iter(f"gw:{api.tenant_id}:c:{{{cid}}}*")
+                sync_redis.ttl(key) > 0 for key in sync_redis.scan_iter(api.keys.contact(cid) + "*")
             ),
         }
 
@@ -151,5 +150,5 @@ async def test_events_are_stored_after_redis_lost_its_script_cache(api, sync_red
     answers = await asyncio.gather(api.event(good(201)), api.events([good(202), good(203)]))
     assert answers[0].json() == {"status": "accepted", "eventId": "good-201"}
     assert answers[1].json() == {"accepted": 2, "duplicates": 0, "failed": []}
-    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 4
+    assert sync_redis.xlen(api.keys.events) == 4
     assert (await api.event(good(204))).status_code == 200  # the script is cached again

@@ -13,12 +13,11 @@ from typing import Any
 
 import orjson
 
-from gateway.redis.keys import TenantKeys
 from tests.support.faults import page_view
 from tests.support.gateways import free_port
 from tests.support.orders import cart_event, order, post_orders
 
-# Tenant-wide keys without a TTL (names after `gw:<tenant>:`), and what keeps each one bounded.
+# Tenant-wide keys without a TTL (names after the tenant's prefix), and what keeps each one bounded.
 BOUNDED = {
     r"events": "stream, XADD MAXLEN ~ events_stream_maxlen",
     r"triggers": "stream, XADD MAXLEN ~ 1000000",
@@ -102,7 +101,7 @@ async def test_every_key_expires_or_is_a_listed_bounded_structure(make_api, sync
         assert response.status_code == 200 and response.json()["failedOrders"] == []
     await asyncio.sleep(1)  # idle visits close: triggers, webhook jobs
     assert (await a.http.get(f"/v1/events?key={a.site_key}")).status_code == 403
-    prefix = f"gw:{a.tenant_id}:"
+    prefix = a.keys.prefix + ":"
     keys = [k.decode() for k in sync_redis.scan_iter(match=prefix + "*", count=1000)]
     unbounded, untimed, kinds = [], [], set()
     for key in keys:
@@ -120,7 +119,7 @@ async def test_every_key_expires_or_is_a_listed_bounded_structure(make_api, sync
     )
     assert not unbounded
     assert {"c", "id", "dedup", "cart", "rate", "events", "o", "triggers", "wh"} <= kinds
-    assert sync_redis.xlen(prefix + "events") <= LIMITS["events_stream_maxlen"] + STREAM_SLACK
+    assert sync_redis.xlen(a.keys.events) <= LIMITS["events_stream_maxlen"] + STREAM_SLACK
     for key in keys:
         if key.endswith(":ev"):
             assert sync_redis.llen(key) <= LIMITS["contact_events"]
@@ -163,7 +162,7 @@ async def test_every_key_of_a_contact_has_a_ttl(api, sync_redis):
     ):
         answer = await api.event(body)
         assert answer.status_code == 200, answer.text
-    keys = list(sync_redis.scan_iter(match=f"gw:{api.tenant_id}:[ic]*", count=1000))
+    keys = list(sync_redis.scan_iter(match=f"{api.keys.prefix}:[ic]*", count=1000))
     assert len(keys) >= 9
     assert {k: sync_redis.ttl(k) for k in keys if sync_redis.ttl(k) <= 0} == {}
 
@@ -173,14 +172,14 @@ async def test_a_visit_opened_after_a_timeout_has_a_ttl(make_api, sync_redis):
     assert (await api.event(good(400))).status_code == 200
     await asyncio.sleep(0.4)
     assert (await api.event({**good(400), "eventId": "again"})).status_code == 200
-    cid = sync_redis.get(f"gw:{api.tenant_id}:id:email:buyer400@example.com").decode()
-    visit = f"gw:{api.tenant_id}:c:{{{cid}}}:visit"
+    cid = sync_redis.get(api.keys.identifier("email", "buyer400@example.com")).decode()
+    visit = api.keys.contact(cid, ":visit")
     assert sync_redis.hget(visit, "n") == b"1"  # a new visit
     assert sync_redis.ttl(visit) > 0
 
 
 async def test_everything_has_a_ttl(api, sync_redis):
-    keys = TenantKeys.for_tenant(api.tenant_id)
+    keys = api.keys
     await api.event(cart_event("rs-1"))
     await post_orders(api, order("o-1", status="DELIVERED"))
     contact = (await api.contact("buyer@example.com"))["id"]

@@ -7,7 +7,6 @@ import asyncio
 
 import orjson
 
-from gateway.redis.keys import TenantKeys
 from tests.support.orders import cart_event, event, order, post_orders
 
 
@@ -180,7 +179,7 @@ async def test_carts_need_a_server_key_and_unknown_ones_are_404(api):
 
 
 async def test_orders_count_in_the_open_visit_only(api, sync_redis):
-    keys = TenantKeys.for_tenant(api.tenant_id)
+    keys = api.keys
     await post_orders(api, order("o-0", email="quiet@example.com"))
     quiet = (await api.contact("quiet@example.com"))["id"]
     assert not sync_redis.exists(keys.contact(quiet, ":visit"))  # a back-end order opens none
@@ -223,7 +222,7 @@ async def test_a_bought_cart_sent_again_does_not_come_back(api):
 
 
 async def test_an_order_event_counts_in_the_visit_it_is_part_of(api, sync_redis):
-    keys = TenantKeys.for_tenant(api.tenant_id)
+    keys = api.keys
     body = event(
         "orderCreated",
         externalOrderId="o-1",

@@ -130,8 +130,8 @@ async def test_bad_events_name_the_field_and_store_nothing(
         field.split("[")[0].split(".")[-1].lower() in error["message"].lower()
         or field in error["message"]
     )
-    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 0
-    assert not sync_redis.exists(f"gw:{api.tenant_id}:id:email:ann@example.com")
+    assert sync_redis.xlen(api.keys.events) == 0
+    assert not sync_redis.exists(api.keys.identifier("email", "ann@example.com"))
 
 
 async def test_malformed_json_and_content_types(api):
@@ -179,7 +179,7 @@ async def test_oversize_bodies_and_batches(make_api, sync_redis):
     small = ev("pageViewed", page='{"location":"https://a"}')
     response = await api.events([small] * 4)
     assert (response.status_code, response.json()["field"]) == (413, "events")
-    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 0
+    assert sync_redis.xlen(api.keys.events) == 0
 
 
 async def test_wrong_method_on_ingest(api):

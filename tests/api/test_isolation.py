@@ -121,7 +121,7 @@ async def test_tenants_are_isolated(make_api, sync_redis):
     assert len((await a.get("/v1/events?contact=ann@example.com")).json()["events"]) == 1
     # everything stored for a's contact lives under a's prefix
     keys = [k.decode() for k in sync_redis.scan_iter(match=f"*{a_contact['id']}*")]
-    assert keys and all(k.startswith(f"gw:{a.tenant_id}:") for k in keys)
+    assert keys and all(k.startswith(a.keys.prefix + ":") for k in keys)
 
 
 async def test_orders_are_invisible_to_another_tenant(make_api, sync_redis):

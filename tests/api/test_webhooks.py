@@ -13,7 +13,6 @@ from datetime import datetime
 
 import orjson
 
-from gateway.redis.keys import TenantKeys
 from tests.support.gateways import free_port
 from tests.support.triggering import TIMEOUT, Receiver, cart, page, product, send, triggers
 from tests.support.waiting import wait_for
@@ -153,6 +152,6 @@ async def test_a_dead_endpoint_does_not_slow_ingest(make_api):
 async def test_dead_letters_stored_with_a_full_url_are_shown_redacted(api, sync_redis):
     """Stored by a gateway from before redaction: the URL is hidden when read, too."""
     entry = {"webhook": "https://u:pw@crm.example/hook?token=abc", "triggerId": "t1", "attempts": 3}
-    sync_redis.lpush(TenantKeys.for_tenant(api.tenant_id).dead_letters, orjson.dumps(entry))
+    sync_redis.lpush(api.keys.dead_letters, orjson.dumps(entry))
     (dead,) = (await api.get("/v1/webhooks/dead")).json()["dead"]
     assert dead == {**entry, "webhook": "https://***@crm.example/hook?token=***"}

@@ -131,9 +131,10 @@ def stored_event_ids(redis_url: str, tenant: str) -> set[str]:
     """Every eventId in the tenant's raw event stream, read over a client of its own."""
     found: set[str] = set()
     last = "-"
+    stream = TenantKeys.for_tenant(tenant).events
     with redis.Redis.from_url(redis_url) as client:
         while True:
-            rows = client.xrange(f"gw:{tenant}:events", last, "+", count=5000)
+            rows = client.xrange(stream, last, "+", count=5000)
             for _, fields in rows:
                 found.add(orjson.loads(fields[b"e"])["eventId"])
             if len(rows) < 5000:

@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from gateway.app import Gateway
+from gateway.redis.keys import TenantKeys
 from gateway.settings import Settings, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
@@ -64,6 +65,11 @@ class Api:
     server_key: str
     site_key: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> TenantKeys:
+        """The tenant's Redis keys, as the gateway names them (gateway/redis/keys.py)."""
+        return TenantKeys.for_tenant(self.tenant_id)
 
     def server(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.server_key}"}

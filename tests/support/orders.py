@@ -6,8 +6,6 @@ from typing import Any
 
 import orjson
 
-from gateway.redis.keys import TenantKeys
-
 
 def order(external_id: str, status: str = "INITIALIZED", **fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
@@ -49,7 +47,7 @@ def cart_event(rsid: str, key_value: str = "buyer@example.com", price: float = 4
 
 def triggers(sync_redis: Any, api: Any) -> list[dict[str, Any]]:
     """The tenant's trigger stream as a consumer reads it."""
-    rows = sync_redis.xrange(TenantKeys.for_tenant(api.tenant_id).triggers)
+    rows = sync_redis.xrange(api.keys.triggers)
     found = []
     for _, fields in rows:
         trigger = orjson.loads(fields[b"trigger"])
