@@ -6,7 +6,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -106,9 +105,7 @@ async def run_two(tmp_path: Path, redis_url: str, kill_first: bool, count: int) 
 
 
 async def test_two_processes_emit_and_deliver_each_trigger_once(tmp_path, redis_url):
-    started = time.monotonic()
     await run_two(tmp_path, redis_url, kill_first=False, count=60)
-    assert time.monotonic() - started < 30
 
 
 async def test_a_process_killed_mid_detection_loses_no_trigger(tmp_path, redis_url):
