@@ -13,9 +13,12 @@ from typing import Any
 
 import orjson
 
+from gateway.settings import VISIT_TRIGGERS
 from tests.support.faults import page_view
 from tests.support.gateways import free_port
+from tests.support.metrics import sample
 from tests.support.orders import cart_event, order, post_orders
+from tests.support.waiting import wait_for
 
 # Tenant-wide keys without a TTL (names after the tenant's prefix), and what keeps each one bounded.
 BOUNDED = {
@@ -99,7 +102,28 @@ async def test_every_key_expires_or_is_a_listed_bounded_structure(make_api, sync
         ]
         response = await a.http.post("/v1/orders", json={"orders": orders}, headers=a.server())
         assert response.status_code == 200 and response.json()["failedOrders"] == []
-    await asyncio.sleep(1)  # idle visits close: triggers, webhook jobs
+    # The idle visits close: wait for the detector to have closed and counted every one (on
+    # /metrics), and for a webhook delivery to have failed, so that the keys closing visits
+    # leave (triggers, the tally, webhook jobs waiting for their retry) are checked below too.
+    tenant = {"tenant": a.tenant_id}
+
+    async def every_visit_closed() -> bool:
+        metrics = (await a.http.get("/metrics")).text
+        return (
+            sync_redis.zcard(a.keys.visits) == 0
+            and not sync_redis.exists(a.keys.tally)
+            and sample(metrics, "gateway_visits_closed_total", **tenant) > 0
+            and sample(metrics, "gateway_webhook_failures_total", **tenant) > 0
+        )
+
+    await wait_for(every_visit_closed, what="every visit closed and a delivery failed")
+    metrics = (await a.http.get("/metrics")).text
+    closed = sample(metrics, "gateway_visits_closed_total", **tenant)
+    triggered = sum(
+        sample(metrics, "gateway_triggers_emitted_total", type=kind, **tenant)
+        for kind in VISIT_TRIGGERS
+    )
+    assert triggered > 0 and sync_redis.xlen(a.keys.triggers) > 0
     assert (await a.http.get(f"/v1/events?key={a.site_key}")).status_code == 403
     prefix = a.keys.prefix + ":"
     keys = [k.decode() for k in sync_redis.scan_iter(match=prefix + "*", count=1000)]
@@ -114,7 +138,8 @@ async def test_every_key_expires_or_is_a_listed_bounded_structure(make_api, sync
         if not BOUNDED_NAME.match(name):
             unbounded.append(key)
     print(
-        f"\nbounded keyspace: sent={sent} events + 45 orders, keys={len(keys)} "
+        f"\nbounded keyspace: sent={sent} events + 45 orders, visits closed={closed:.0f} "
+        f"with {triggered:.0f} triggers, keys={len(keys)} "
         f"kinds={sorted(kinds)} without TTL: {sorted(untimed)}, none of them unlisted: {unbounded}"
     )
     assert not unbounded

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Route, async_playwright
+from playwright.async_api import Browser, BrowserContext, Request, Route, async_playwright
 
 from tests.support.gateways import free_port, start_gateway, unique
 
@@ -244,9 +244,15 @@ async def test_events_queued_while_the_gateway_is_down_arrive_after_restart(
     await shop.contact_when(email, lambda c: True)
 
     shop.stop()
-    await page.evaluate("gw('productViewed', {productId: 'WHILE-DOWN', price: 1})")
+
+    def sends(product_id: str) -> Callable[[Request], bool]:
+        return lambda r: "/v1/events" in r.url and product_id in (r.post_data or "")
+
+    # The page tries at once, while the gateway is away: that attempt fails ...
+    async with page.expect_event("requestfailed", sends("WHILE-DOWN")) as attempt:
+        await page.evaluate("gw('productViewed', {productId: 'WHILE-DOWN', price: 1})")
+    assert (await attempt.value).failure == "net::ERR_CONNECTION_REFUSED"
     await page.wait_for_function("localStorage.getItem('gw_q').includes('WHILE-DOWN')")
-    await asyncio.sleep(0.5)  # at least one attempt fails while the gateway is away
     shop.start()
     # The open page retries with backoff (1 s, 2 s, 4 s, ...).
     await shop.contact_when(email, has_product("WHILE-DOWN"))

@@ -152,8 +152,10 @@ async def test_sigkill_with_embedded_redis_restarts_on_one_server(tmp_path):
     assert code == 0
 
 
-def children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+def children(pid: int, command: str | None = None) -> list[int]:
+    """Pids of the child processes of `pid` (those whose command line holds `command`)."""
+    pattern = ["-f", command] if command else []
+    found = subprocess.run(["pgrep", "-P", str(pid), *pattern], capture_output=True, text=True)
     return [int(p) for p in found.stdout.split()]
 
 
@@ -173,8 +175,11 @@ async def test_sigkill_of_the_supervisor_ends_its_workers(tmp_path, redis_url):
     gateway = start_gateway(port, env, "--config", str(config), "--workers", "2")
     load = Load(f"http://127.0.0.1:{port}", f"sk_{tenant}", tenant)
     tally = load.tally
-    workers = children(gateway.pid)
+    workers = children(gateway.pid)  # the two workers, and multiprocessing's resource tracker
     try:
+        # what the kill is to end (else the wait for them to end would pass on nothing)
+        spawned = children(gateway.pid, "multiprocessing.spawn")
+        assert len(spawned) == 2 and set(spawned) <= set(workers), (spawned, workers)
         await wait_for(lambda: len(tally.acknowledged) >= 500, 30, "load before the kill")
         gateway.send_signal(signal.SIGKILL)
         gateway.wait(10)

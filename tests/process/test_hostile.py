@@ -13,6 +13,7 @@ import gzip
 import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -25,7 +26,7 @@ from gateway.api.openapi import build
 from tests.support.faults import Target, small_gateway
 
 pytestmark = pytest.mark.slow
-ANSWERS: Counter[str] = Counter()  # status per method and path template, printed at the end
+EXAMPLES = 1000
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD")
 
 
@@ -163,29 +164,55 @@ def hostile_request(draw: st.DrawFn, tenant: str) -> dict[str, Any]:
     }
 
 
-@settings(
-    max_examples=1000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(data=st.data())
-def test_random_requests_never_500_and_refusals_store_nothing(target: Target, data: Any) -> None:
-    request = data.draw(hostile_request(target.tenant))
-    template = request.pop("template")
-    before = target.snapshot()
-    response = target.http.request(**request)
-    ANSWERS[f"{response.status_code}"] += 1
-    ANSWERS[f"{request['method']} {template}"] += 1
-    assert response.status_code < 500, (request, response.status_code, response.text)
-    if response.status_code >= 400 and request["method"] != "HEAD":
-        assert "error" in response.json(), response.text  # the one JSON error shape
-    if response.status_code != 200:
-        assert target.snapshot() == before, (request, response.status_code, response.text)
+@dataclass
+class Fuzzing:
+    """What the hostile requests met: answers by status and by method and path template, and
+    the first request that broke the rules, if one did (hypothesis's error, with the example)."""
+
+    answers: Counter[str]
+    failure: Exception | None
+
+    @property
+    def statuses(self) -> dict[str, int]:
+        return {k: v for k, v in sorted(self.answers.items()) if k.isdigit()}
 
 
-def test_the_gateway_survived_the_fuzzing(target: Target) -> None:
-    statuses = {k: v for k, v in sorted(ANSWERS.items()) if k.isdigit()}
-    operations = len(ANSWERS) - len(statuses)
+@pytest.fixture(scope="module")
+def fuzzing(target: Target) -> Fuzzing:
+    """The hostile requests, sent once for the module by whichever test needs them first."""
+    answers: Counter[str] = Counter()
+
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=st.data())
+    def send_hostile_requests(data: Any) -> None:
+        request = data.draw(hostile_request(target.tenant))
+        template = request.pop("template")
+        before = target.snapshot()
+        response = target.http.request(**request)
+        answers[f"{response.status_code}"] += 1
+        answers[f"{request['method']} {template}"] += 1
+        assert response.status_code < 500, (request, response.status_code, response.text)
+        if response.status_code >= 400 and request["method"] != "HEAD":
+            assert "error" in response.json(), response.text  # the one JSON error shape
+        if response.status_code != 200:
+            assert target.snapshot() == before, (request, response.status_code, response.text)
+
+    try:
+        send_hostile_requests()
+    except Exception as failure:  # reported by the test whose rule it broke
+        return Fuzzing(answers, failure)
+    return Fuzzing(answers, None)
+
+
+def test_random_requests_never_500_and_refusals_store_nothing(fuzzing: Fuzzing) -> None:
+    if fuzzing.failure is not None:
+        raise fuzzing.failure
+    assert sum(fuzzing.statuses.values()) >= EXAMPLES
+
+
+def test_the_gateway_survived_the_fuzzing(target: Target, fuzzing: Fuzzing) -> None:
+    statuses = fuzzing.statuses
+    operations = len(fuzzing.answers) - len(statuses)
     total = sum(statuses.values())
     print(f"\nhostile requests: {total} over {operations} method/path pairs, {statuses}")
     assert operations > 40  # most method/path pairs were hit
