@@ -6,12 +6,19 @@ The contract: docs/configuration.md, Command line and environment; docs/operatio
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+import gateway
 from gateway.redis.keys import TenantKeys
 from tests.support.gateways import ROOT, free_port, start_gateway, stop_gateway
 
@@ -22,6 +29,8 @@ PAGE = {
 }
 
 pytestmark = pytest.mark.slow
+
+DEFAULT = "http://127.0.0.1:8080"  # where `gateway serve` listens without options
 
 
 def test_serves_on_embedded_redis_and_keeps_data_across_restarts(tmp_path):
@@ -163,3 +172,91 @@ def test_an_unforeseen_failure_is_a_json_500_and_logged(tmp_path, redis_url, syn
         assert answer.status_code == 500
         assert answer.json()["error"] == "internal_error"
     assert "WRONGTYPE" in log.read_text()
+
+
+def wait_until_free(port: int, timeout: float = 120) -> None:
+    """The default port may be held for a while by another run of this suite."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                sock.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                pass
+        assert time.monotonic() < deadline, (
+            f"port {port} stayed taken for {timeout:.0f} s: `gateway serve` listens there without"
+            " options, and no environment variable moves it"
+        )
+        time.sleep(0.2)
+
+
+def console_script(cwd: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`gateway serve` as typed in a terminal: the installed console script, no option, no
+    REDIS_URL, GATEWAY_DATA_DIR or GATEWAY_CONFIG, started as a shell starts a job (a process
+    group of its own, which Ctrl-C signals). The process, once it serves on 127.0.0.1:8080, and
+    the server key it printed."""
+    script = Path(sys.executable).parent / "gateway"
+    unset = ("REDIS_URL", "GATEWAY_DATA_DIR", "GATEWAY_CONFIG")
+    env = {name: value for name, value in os.environ.items() if name not in unset}
+    # the script is to run the code under test (a checkout's, if that is what the tests import)
+    checkout = str(Path(gateway.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout, env.get("PYTHONPATH")]))
+    for _ in range(3):  # another run may take the port between the check and the bind
+        wait_until_free(8080)
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [str(script), "serve"],
+                cwd=cwd,
+                env=env,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while process.poll() is None:
+            printed = re.search(r"server key \(.*\): (\S+)", log.read_text())
+            try:
+                if printed and httpx.get(f"{DEFAULT}/healthz", timeout=0.5).status_code == 200:
+                    return process, printed.group(1)
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"not serving after 30 s:\n{log.read_text()}"
+            time.sleep(0.05)
+        if "address already in use" not in log.read_text():
+            break
+    raise AssertionError(f"gateway serve exited with {process.returncode}:\n{log.read_text()}")
+
+
+def ctrl_c(process: subprocess.Popen[bytes]) -> int:
+    """What Ctrl-C in the terminal does: SIGINT to the job's process group. The exit status."""
+    os.killpg(process.pid, signal.SIGINT)
+    return process.wait(timeout=20)
+
+
+def test_the_console_script_with_no_options_serves_and_keeps_its_data(tmp_path: Path) -> None:
+    """What a user runs first: `gateway serve` in an empty directory. It serves on
+    127.0.0.1:8080, keeps its data in ./.gateway-data, prints the keys it generated there,
+    stops with status 0 on Ctrl-C, and the next start in the same directory has the event."""
+    event = {**PAGE, "keyValue": "typed@example.com", "eventId": "first-event"}
+    data = tmp_path / ".gateway-data"
+    process, key = console_script(tmp_path, tmp_path / "first.log")
+    try:
+        assert json.loads((data / "keys.json").read_text())["server_key"] == key
+        auth = {"authorization": f"Bearer {key}"}
+        answer = httpx.post(f"{DEFAULT}/v1/event", json=event, headers=auth)
+        assert answer.json() == {"status": "accepted", "eventId": "first-event"}, answer.text
+    finally:
+        code = ctrl_c(process)
+    assert code == 0, (tmp_path / "first.log").read_text()
+    assert '"message":"embedded redis stopped"' in (tmp_path / "first.log").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gateway-data", "first.log"]
+    process, again = console_script(tmp_path, tmp_path / "second.log")
+    try:
+        assert again == key  # generated once, kept in .gateway-data/keys.json
+        events = httpx.get(f"{DEFAULT}/v1/events?contact=typed@example.com", headers=auth)
+        assert [e["eventId"] for e in events.json()["events"]] == ["first-event"]
+    finally:
+        code = ctrl_c(process)
+    assert code == 0, (tmp_path / "second.log").read_text()
