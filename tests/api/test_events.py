@@ -128,6 +128,7 @@ async def test_cart_update_replaces_the_cart_and_empty_clears_it(api):
     assert (await api.contact("ann@example.com"))["cart"] is None
 
 
+@pytest.mark.both_transports
 async def test_text_plain_and_gzip_bodies(api):
     body = orjson.dumps(event("pageViewed", page='{"location":"https://a.example"}'))
     plain = await api.http.post(
@@ -158,6 +159,7 @@ async def test_event_id_makes_retries_idempotent(api, sync_redis):
     assert f'gateway_events_duplicate_total{{tenant="{api.tenant_id}"}} 2.0' in metrics
 
 
+@pytest.mark.both_transports
 async def test_batch_stores_the_good_events_and_reports_the_bad(api, sync_redis):
     good = event("pageViewed", page='{"location":"https://a.example"}')
     bad_product = event("productViewed", product='{"price": 1}')

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+import pytest
 
 
 def ev(
@@ -131,6 +132,7 @@ async def test_anonymous_visitor_that_identifies_keeps_its_contact(api):
     assert [p["productId"] for p in identified["recentProducts"]] == ["P9"]
 
 
+@pytest.mark.both_transports
 async def test_unknown_contact_is_404(api):
     response = await api.get("/v1/contacts/nobody@example.com")
     assert response.status_code == 404

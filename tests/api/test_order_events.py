@@ -6,6 +6,7 @@ The contract: docs/api.md, Order events.
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from tests.support.orders import event, order, post_orders, triggers
 from tests.support.seeds import json_blocks, seed_text
@@ -59,6 +60,7 @@ async def test_seed_004_order_created_with_items_as_a_json_string(api):
     assert item["cost"] == 990
 
 
+@pytest.mark.both_transports
 async def test_order_created_without_a_required_param_is_ignored_with_a_reason(api, sync_redis):
     for missing in ("externalOrderId", "totalCost", "status", "date"):
         body = created("o-1")
@@ -89,6 +91,7 @@ async def test_external_customer_id_alone_names_the_contact(api):
     assert (await api.get("/v1/orders/o-1")).json()["contactId"] == contact["id"]
 
 
+@pytest.mark.both_transports
 async def test_malformed_values_are_a_400_naming_the_param(api):
     for name, value in [("status", "SHIPPED"), ("TotalCost", "lots"), ("date", "May 14")]:
         response = await api.event(created("o-1", **{name: value}))
@@ -161,6 +164,7 @@ async def test_batches_report_ignored_order_events(api):
     assert (await api.get("/v1/orders/o-1")).status_code == 200
 
 
+@pytest.mark.both_transports
 async def test_site_keys_may_not_send_order_events(api):
     response = await api.event(event("orderDelivered", externalOrderId="o-1"), site=True)
     assert response.status_code == 403

@@ -62,6 +62,7 @@ async def test_seed_003_mangled_email_is_kept_as_an_email(api):
     assert contact["id"] == (await api.contact("12345"))["id"]
 
 
+@pytest.mark.both_transports
 async def test_every_failure_reason_is_listed_and_valid_orders_are_stored(api):
     bad = [
         order("", totalCost=1),
@@ -171,6 +172,7 @@ async def test_every_status_emits_its_trigger(api, sync_redis):
     )
 
 
+@pytest.mark.both_transports
 async def test_request_level_errors(make_api):
     api, _ = await make_api(gateway={"max_batch": 3})
     too_many = {"orders": [order(f"o-{i}") for i in range(4)]}
@@ -196,6 +198,7 @@ async def test_request_level_errors(make_api):
     assert (await api.get("/v1/orders/o-1")).json()["error"] == "not_found"
 
 
+@pytest.mark.both_transports
 async def test_redis_down_answers_503_and_never_a_2xx(no_redis):
     http, auth = no_redis
     response = await http.post("/v1/orders", headers=auth, json={"orders": [order("o")]})
@@ -205,6 +208,7 @@ async def test_redis_down_answers_503_and_never_a_2xx(no_redis):
         assert (await http.get(path, headers=auth)).status_code == 503
 
 
+@pytest.mark.both_transports
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

@@ -10,6 +10,7 @@ import re
 
 import httpx
 import orjson
+import pytest
 
 from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
@@ -140,6 +141,7 @@ async def test_feed_pages_with_a_cursor_and_filters_by_type(make_api):
     assert [t["contact"]["email"] for t in browse["triggers"]] == ["b@x.io"]
 
 
+@pytest.mark.both_transports
 async def test_feed_refuses_bad_input_and_site_keys(api):
     # each once a 500: Redis refused the cursor that the pattern had let through
     beyond = str(2**64)
