@@ -46,6 +46,7 @@ class Tally:
     failures: list[str] = field(default_factory=list)
     slowest: float = 0.0
     sent_at: dict[str, float] = field(default_factory=dict)  # acknowledged eventId -> time sent
+    answered_at: dict[str, float] = field(default_factory=dict)  # ... -> time acknowledged
 
     def figures(self, found: int) -> str:
         lost = len(self.acknowledged) - found
@@ -84,7 +85,8 @@ async def steady_load(
                 tally.statuses["no answer"] += 1
                 await asyncio.sleep(0.05)  # the gateway is down; do not spin
                 continue
-            tally.slowest = max(tally.slowest, time.monotonic() - started)
+            answered = time.monotonic()
+            tally.slowest = max(tally.slowest, answered - started)
             status = response.status_code
             tally.statuses[str(status)] += 1
             if status == 200:
@@ -93,6 +95,7 @@ async def steady_load(
                     tally.failures.append(f"batch partly stored: {answer}")
                 tally.acknowledged.extend(ids)
                 tally.sent_at.update(dict.fromkeys(ids, started))
+                tally.answered_at.update(dict.fromkeys(ids, answered))
             elif status == 503:
                 if "retry-after" not in response.headers:
                     tally.failures.append("503 without Retry-After")
