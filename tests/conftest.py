@@ -142,6 +142,7 @@ async def no_redis(
 
 @pytest.fixture
 async def api(make_api: Any) -> Api:
+    a: Api
     a, _ = await make_api()
     return a
 

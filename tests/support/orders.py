@@ -28,7 +28,9 @@ async def post_orders(api: Any, *orders: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def event(event_type: str, key_value: str | None = "buyer@example.com", **params: Any) -> dict:
+def event(
+    event_type: str, key_value: str | None = "buyer@example.com", **params: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "eventTypeKey": event_type,
         "params": [{"name": k, "value": v} for k, v in params.items()],
@@ -38,7 +40,9 @@ def event(event_type: str, key_value: str | None = "buyer@example.com", **params
     return body
 
 
-def cart_event(rsid: str, key_value: str = "buyer@example.com", price: float = 45.5) -> dict:
+def cart_event(
+    rsid: str, key_value: str = "buyer@example.com", price: float = 45.5
+) -> dict[str, Any]:
     products = [{"productId": "WS01", "quantity": 1, "price": price}]
     return event(
         "cartUpdated", key_value, products=orjson.dumps(products).decode(), recycleStateId=rsid

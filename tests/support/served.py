@@ -53,6 +53,7 @@ class ServedApp:
 
     def _run(self) -> None:
         # Built here, not by uvicorn: older uvicorn sets a process-wide event loop policy.
+        loop: asyncio.AbstractEventLoop
         if self.loop_name == "uvloop":
             import uvloop
 
