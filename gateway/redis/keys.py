@@ -95,6 +95,11 @@ class TenantKeys:
     def visits(self) -> str:
         return f"{self.prefix}:visits"
 
+    @property
+    def tally(self) -> str:
+        """Visit and trigger counts for /metrics: written by the scripts, drained by detect.lua."""
+        return f"{self.prefix}:tally"
+
     def dedup(self, event_id: str) -> str:
         return f"{self.prefix}:dedup:{event_id}"
 
