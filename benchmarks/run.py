@@ -35,7 +35,8 @@ from gateway import events
 from gateway.app import Gateway
 from gateway.clock import iso, now_ms
 from gateway.embedded.server import EmbeddedRedis
-from gateway.redis.store import Script, script_args
+from gateway.redis.batcher import script_args
+from gateway.redis.scripts import Script
 from gateway.settings import load_settings
 
 HERE = Path(__file__).resolve().parent

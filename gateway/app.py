@@ -28,10 +28,10 @@ from gateway.embedded.watchdog import RedisWatchdog
 from gateway.errors import INTERNAL_ERROR, ApiError, unavailable
 from gateway.ingest.app import PATHS, IngestApp, Receive, Scope, Send
 from gateway.metrics import Metrics
+from gateway.redis.batcher import IngestBatcher
 from gateway.redis.keys import TenantKeys
 from gateway.redis.store import (
     UNAVAILABLE_ERRORS,
-    IngestBatcher,
     Store,
     StoreUnavailable,
     connect,
