@@ -10,8 +10,9 @@ from starlette.responses import Response
 
 from gateway.clock import iso, stored_iso
 from gateway.errors import ApiError, invalid
-from gateway.model.identity import PUBLIC_NAMES, lookup_candidates
-from gateway.redis.keys import EVENT_TYPES, TenantKeys
+from gateway.model.identity import lookup_candidates
+from gateway.redis.constants import EVENT_TYPES, PUBLIC_NAMES
+from gateway.redis.keys import TenantKeys
 from gateway.redis.store import Store
 
 MAX_LIMIT = 1000

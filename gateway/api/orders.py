@@ -15,6 +15,7 @@ from gateway.clock import iso, now_ms, stored_iso
 from gateway.errors import ApiError, invalid
 from gateway.ingest.app import read_json
 from gateway.model import orders
+from gateway.redis.constants import ORDER_IDENTIFIERS
 from gateway.redis.keys import TenantKeys
 from gateway.redis.store import Store
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 # Each order is atomic on its own; a retry after a failure mid-way re-sends identical orders,
 # which store nothing twice and emit no second trigger.
 CHUNK = 100
-KINDS = (("email", "email"), ("phone", "phone"), ("externalCustomerId", "customer"))
 
 
 async def rfm(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]:
@@ -135,7 +135,11 @@ class OrdersApi:
 
     async def _contact(self, keys: TenantKeys, order: dict[str, Any], stored: str) -> str:
         """The order's contact now: stitching may have merged the one it was stored with."""
-        wanted = [keys.identifier(kind, str(order[name])) for name, kind in KINDS if name in order]
+        wanted = [
+            keys.identifier(kind, str(order[name]))
+            for name, kind in ORDER_IDENTIFIERS.items()
+            if name in order
+        ]
         found: Any = await self.gateway.store.redis.mget(wanted) if wanted else []
         for contact_id in found:
             if contact_id is not None:

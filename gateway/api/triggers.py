@@ -18,6 +18,7 @@ from gateway.api.contacts import MAX_SCAN, PAGE, limit_param
 from gateway.background.detector import Detector
 from gateway.background.webhooks import Deliverer
 from gateway.errors import invalid
+from gateway.model.events import EVENT_TYPE
 from gateway.redaction import redacted
 from gateway.redis.store import StoreUnavailable
 
@@ -30,7 +31,6 @@ log = logging.getLogger("gateway")
 STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
 MAX_ID_PART = 2**64 - 1
 FEED_LIMIT = 100  # triggers or dead letters per request without ?limit=
-TRIGGER_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 @dataclass
@@ -76,7 +76,7 @@ async def list_triggers(gateway: Gateway, request: Request) -> Response:
     if not 0 <= max(last) <= MAX_ID_PART:
         raise invalid("after", "after must be a cursor from a previous 'next' (like 1700000-0).")
     wanted = request.query_params.get("type") or None
-    if wanted is not None and not TRIGGER_TYPE.fullmatch(wanted):
+    if wanted is not None and not EVENT_TYPE.fullmatch(wanted):
         raise invalid("type", "type must be a trigger type such as abandonedCart.")
     found: list[orjson.Fragment] = []
     cursor = after

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from gateway.clock import now_ms
+from gateway.redis.constants import TALLY_ANONYMOUS, TALLY_CLOSED, TALLY_TRIGGER
 from gateway.redis.keys import TenantKeys
 from gateway.redis.store import StoreUnavailable
 
@@ -78,9 +79,11 @@ class Detector:
         metrics = self.gateway.metrics
         for name, value in zip(tally[::2], tally[1::2], strict=True):
             field, amount = name.decode(), int(value)
-            if field == "closed":
+            if field == TALLY_CLOSED:
                 metrics.visits_closed.inc(tenant, amount=amount)
-            elif field == "anonymous":
+            elif field == TALLY_ANONYMOUS:
                 metrics.visits_anonymous.inc(tenant, amount=amount)
-            elif field.startswith("trigger:"):
-                metrics.triggers_emitted.inc(tenant, field.partition(":")[2], amount=amount)
+            elif field.startswith(TALLY_TRIGGER):
+                metrics.triggers_emitted.inc(
+                    tenant, field.removeprefix(TALLY_TRIGGER), amount=amount
+                )

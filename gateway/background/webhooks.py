@@ -29,7 +29,7 @@ from redis import exceptions as redis_errors
 from gateway.background.detector import MAX_BACKOFF, pause
 from gateway.clock import iso, now_ms
 from gateway.redaction import redacted
-from gateway.redis.keys import TenantKeys
+from gateway.redis.keys import MAX_DEAD, TenantKeys
 from gateway.redis.store import UNAVAILABLE_ERRORS, StoreUnavailable
 from gateway.settings import Webhook
 
@@ -43,7 +43,6 @@ READ_BATCH = 100
 MAX_IN_FLIGHT = 32  # concurrent POSTs per process, over all webhooks
 MAX_RETRY_DELAY = 600.0  # backoff cap, seconds
 LEASE_MARGIN_MS = 1000  # a claimed job comes due again this long after twice its timeout
-MAX_DEAD = 10_000  # dead letters kept per tenant
 STOP_GRACE = 2.0  # seconds in-flight POSTs get at shutdown
 
 

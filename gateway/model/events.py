@@ -21,7 +21,9 @@ from gateway.model import identity, order_events
 from gateway.model.params import read_params
 from gateway.model.recommendations import TYPE_HANDLERS
 
-EVENT_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # fullmatch: `$` lets a final "\n" through
+# An eventTypeKey, and a trigger type (GET /v1/triggers?type=). fullmatch: `$` lets a final "\n"
+# through.
+EVENT_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 MAX_EVENT_ID = 128
 RECOMMENDATION_TYPES = frozenset(TYPE_HANDLERS)
 ORDER_TYPES = frozenset({"orderCreated", "orderUpdated", "orderDelivered", "orderCancelled"})

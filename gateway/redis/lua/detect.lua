@@ -5,13 +5,13 @@
 -- tally also holds the closes done by ingest since the last call, so somebody counts them once.
 local now = tonumber(ARGV[2])
 local batch = tonumber(ARGV[3])
-local due = redis.call('ZRANGEBYSCORE', P .. ':visits', '-inf', now, 'WITHSCORES',
+local due = redis.call('ZRANGEBYSCORE', K_visits, '-inf', now, 'WITHSCORES',
                        'LIMIT', 0, batch)
 local lag = 0
 for j = 1, #due, 2 do
   lag = math.max(lag, now - tonumber(due[j + 1]))
   close_visit(due[j], now)
 end
-local tally = redis.call('HGETALL', P .. ':tally')
-redis.call('DEL', P .. ':tally')
+local tally = redis.call('HGETALL', K_tally)
+redis.call('DEL', K_tally)
 return {#due / 2, lag, tally}

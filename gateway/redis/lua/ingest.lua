@@ -32,14 +32,12 @@ local limits = {ttl = ttl, views = cap_views, events = cap_events, timeout = tim
 -- The envelope's places, named after events.ENVELOPE: ID, DEDUP, TYPE, IDS, FRESH, PV, CV, CART,
 -- ORDER, IG = 1, 2, ...
 local {{ENVELOPE_NAMES}} = {{ENVELOPE_PLACES}}
-local COUNTER = {pageViewed = 'pg', productViewed = 'pv', productCategoryViewed = 'cv',
-                 cartUpdated = 'cu'}
 
-local function list_entry(ty, sid) return (EVENT_CODES[ty] or ty) .. '|' .. sid end
+local function list_entry(ty, sid) return (LIST_CODES[ty] or ty) .. '|' .. sid end
 
 -- The event on the tenant's stream, and a client's eventId marked seen (at `dk`): its stream id.
 local function append_event(cid, ev, raw, dk)
-  local sid = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'c', cid, 'e', raw)
+  local sid = redis.call('XADD', K_events, 'MAXLEN', '~', maxlen, '*', 'c', cid, 'e', raw)
   if ev[DEDUP] then redis.call('SET', dk, cid, 'EX', dedup_ttl) end
   return sid
 end
@@ -71,11 +69,11 @@ local function flush_run()
   if not run then return end
   local cid = run.cid
   if #run.ev > 0 then
-    local evk = ckey(cid, ':ev')
+    local evk = K_contact_ev(cid)
     if redis.call('LPUSH', evk, unpack(run.ev)) > cap_events then
       redis.call('LTRIM', evk, 0, cap_events - 1)
     end
-    local vk = ckey(cid, ':visit')
+    local vk = K_contact_visit(cid)
     redis.call('HINCRBY', vk, 'n', #run.ev)
     for counter, count in pairs(run.counts) do redis.call('HINCRBY', vk, counter, count) end
   end
@@ -85,7 +83,7 @@ local function flush_run()
       details[#details + 1] = id
       details[#details + 1] = run.views[id]
     end
-    local pv, pvd = ckey(cid, ':pv'), ckey(cid, ':pvd')
+    local pv, pvd = K_contact_pv(cid), K_contact_pvd(cid)
     local added = redis.call('ZADD', pv, unpack(scored_now(run.products)))
     redis.call('HSET', pvd, unpack(details))
     if added > 0 then
@@ -95,7 +93,7 @@ local function flush_run()
     end
   end
   if #run.categories > 0 then
-    local cv = ckey(cid, ':cv')
+    local cv = K_contact_cv(cid)
     redis.call('ZADD', cv, unpack(scored_now(run.categories)))
     redis.call('ZREMRANGEBYRANK', cv, 0, -(cap_views + 1))
     redis.call('EXPIRE', cv, ttl)
@@ -106,7 +104,7 @@ end
 local function add_to_run(ev, raw, dk)
   local cid, ty, pv = run.cid, ev[TYPE], ev[PV]
   run.ev[#run.ev + 1] = list_entry(ty, append_event(cid, ev, raw, dk))
-  local counter = COUNTER[ty] or 'x'
+  local counter = EVENT_CODES[ty] or 'x'
   run.counts[counter] = (run.counts[counter] or 0) + 1
   if pv then
     local id = pv[1]
@@ -124,8 +122,8 @@ local function store_event(ev, raw, dk)
   local ty, pv, cv, cart = ev[TYPE], ev[PV], ev[CV], ev[CART]
   local last = close_idle_visit(cid, now, timeout)
 
-  local ck = ckey(cid, '')
-  local touched = {ck, ckey(cid, ':ids'), ckey(cid, ':ev'), ckey(cid, ':visit')}
+  local ck = K_contact(cid)
+  local touched = {ck, K_contact_ids(cid), K_contact_ev(cid), K_contact_visit(cid)}
   local renewed = tonumber(redis.call('HGET', ck, 'ttlAt'))
   local renew = not renewed or now - renewed >= renew_ms
   if not renewed then redis.call('HSETNX', ck, 'created', now) end
@@ -136,12 +134,12 @@ local function store_event(ev, raw, dk)
   end
 
   local entry = list_entry(ty, append_event(cid, ev, raw, dk))
-  local listed = redis.call('LPUSH', ckey(cid, ':ev'), entry)
-  if listed == 1 and not renew then redis.call('EXPIRE', ckey(cid, ':ev'), ttl) end
-  if listed > cap_events then redis.call('LTRIM', ckey(cid, ':ev'), 0, cap_events - 1) end
+  local listed = redis.call('LPUSH', K_contact_ev(cid), entry)
+  if listed == 1 and not renew then redis.call('EXPIRE', K_contact_ev(cid), ttl) end
+  if listed > cap_events then redis.call('LTRIM', K_contact_ev(cid), 0, cap_events - 1) end
 
   if pv then
-    local pvk, pvd = ckey(cid, ':pv'), ckey(cid, ':pvd')
+    local pvk, pvd = K_contact_pv(cid), K_contact_pvd(cid)
     -- Only a product new to the list can make it grow or be its first (keys without a TTL yet).
     local added = redis.call('ZADD', pvk, now, pv[1]) == 1
     redis.call('HSET', pvd, pv[1], view_value(pv))
@@ -155,14 +153,14 @@ local function store_event(ev, raw, dk)
     touched[#touched + 1] = pvk
     touched[#touched + 1] = pvd
   elseif cv then
-    local cvk = ckey(cid, ':cv')
+    local cvk = K_contact_cv(cid)
     redis.call('ZADD', cvk, now, cv)
     redis.call('ZREMRANGEBYRANK', cvk, 0, -(cap_views + 1))
     if not renew then redis.call('EXPIRE', cvk, ttl) end
     touched[#touched + 1] = cvk
   elseif cart then
     local rsid, cart_json, empty = cart[1], cart[2], cart[3]
-    local state = P .. ':cart:' .. rsid
+    local state = K_cart(rsid)
     redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
     redis.call('EXPIRE', state, cart_ttl)
     -- a state already bought (a re-sent last cart) is no current cart: it would look abandoned
@@ -173,7 +171,7 @@ local function store_event(ev, raw, dk)
     end
   end
 
-  local opened = open_visit(cid, COUNTER[ty] or 'x', now, timeout, last)
+  local opened = open_visit(cid, EVENT_CODES[ty] or 'x', now, timeout, last)
   local tag, note = 'a', nil
   if ev[IG] then
     tag, note = 'i', ev[IG]
@@ -184,12 +182,12 @@ local function store_event(ev, raw, dk)
     for _, key in ipairs(touched) do redis.call('EXPIRE', key, ttl) end
     -- a new contact's identifier keys were all created just now, with their TTL
     if cid ~= ev[FRESH] then
-      for _, ident in ipairs(redis.call('HKEYS', ckey(cid, ':ids'))) do
-        redis.call('EXPIRE', P .. ':id:' .. ident, ttl)
+      for _, ident in ipairs(redis.call('HKEYS', K_contact_ids(cid))) do
+        redis.call('EXPIRE', K_identifier(ident), ttl)
       end
     end
   elseif opened then
-    redis.call('EXPIRE', ckey(cid, ':visit'), ttl)
+    redis.call('EXPIRE', K_contact_visit(cid), ttl)
   end
   return cid, tag .. '|' .. cid .. (note and '|' .. note or '')
 end
@@ -212,7 +210,7 @@ for i = 1, #events do -- string.find, not gmatch: a third of the cost (measured)
 end
 local results = {}
 for i, ev in ipairs(events) do
-  local dk = ev[DEDUP] and P .. ':dedup:' .. ev[ID]
+  local dk = ev[DEDUP] and K_dedup(ev[ID])
   local seen = dk and redis.call('GET', dk)
   if seen then
     results[i] = 'd|' .. seen

@@ -1,6 +1,6 @@
 -- Token bucket per API key, shared by every gateway process.
 -- ARGV: prefix, key id, rate per second, now_ms. Returns 0 when allowed, else ms until a token.
-local bucket = P .. ':rate:' .. ARGV[2]
+local bucket = K_rate(ARGV[2])
 local rate = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
 local burst = math.max(rate, 1)

@@ -7,11 +7,11 @@
 --   done streamId: delivered, forget it.
 --   retry streamId due_ms: failed, try again at due_ms.
 --   dead streamId entry_json max_dead: failed for good, move to the dead-letter list.
--- Keys: P:wh:<hook>:due (zset streamId -> due ms), :jobs (hash streamId -> trigger JSON),
--- :tries (hash streamId -> attempts), P:wh:dead (list, newest first).
+-- Keys: K_webhook_due (zset streamId -> due ms), K_webhook_jobs (hash streamId -> trigger JSON),
+-- K_webhook_tries (hash streamId -> attempts), K_dead_letters (list, newest first).
 local op = ARGV[2]
-local base = P .. ':wh:' .. ARGV[3]
-local due, jobs, tries = base .. ':due', base .. ':jobs', base .. ':tries'
+local hook = ARGV[3]
+local due, jobs, tries = K_webhook_due(hook), K_webhook_jobs(hook), K_webhook_tries(hook)
 
 local function forget(id)
   local existed = redis.call('ZREM', due, id)
@@ -21,7 +21,7 @@ local function forget(id)
 end
 
 if op == 'enqueue' then
-  local stream, group, now = P .. ':triggers', ARGV[4], ARGV[6]
+  local stream, group, now = K_triggers, ARGV[4], ARGV[6]
   local wanted = nil
   if ARGV[5] ~= '' then
     wanted = {}
@@ -60,8 +60,8 @@ elseif op == 'retry' then
   return 0
 elseif op == 'dead' then
   if forget(ARGV[4]) == 0 then return 0 end
-  redis.call('LPUSH', P .. ':wh:dead', ARGV[5])
-  redis.call('LTRIM', P .. ':wh:dead', 0, tonumber(ARGV[6]) - 1)
+  redis.call('LPUSH', K_dead_letters, ARGV[5])
+  redis.call('LTRIM', K_dead_letters, 0, tonumber(ARGV[6]) - 1)
   return 1
 end
 return redis.error_reply('unknown op ' .. tostring(op))
