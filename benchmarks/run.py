@@ -31,11 +31,12 @@ import httpx
 import orjson
 import redis
 
-from gateway import events
 from gateway.app import Gateway
 from gateway.clock import iso, now_ms
 from gateway.embedded.server import EmbeddedRedis
+from gateway.model import events
 from gateway.redis.batcher import script_args
+from gateway.redis.keys import TenantKeys
 from gateway.redis.scripts import Script
 from gateway.settings import load_settings
 
@@ -276,7 +277,7 @@ class Bench:
             f"{path}?key=pk_bench_{tenant}",
             body,
             events_per_request,
-            f"gw:{tenant}:events",
+            TenantKeys.for_tenant(tenant).events,
         )
 
     def measure(
@@ -373,7 +374,7 @@ def gateway_server(name: str, work: Path, redis_url: str, workers: int) -> Serve
 def memory_per_contact(bench: Bench, base: str) -> dict[str, Any]:
     """Bytes of Redis per active contact: a cart of 5 products and 20 product views."""
     tenant = "memory"
-    prefix = f"gw:{tenant}"
+    keys = TenantKeys.for_tenant(tenant)
     with httpx.Client(base_url=base, timeout=30) as client:
         for n in range(MEMORY_CONTACTS):
             email = f"shopper{n}@example.com"
@@ -414,16 +415,16 @@ def memory_per_contact(bench: Bench, base: str) -> dict[str, Any]:
                 raise RuntimeError(f"memory events refused: {answer.status_code} {answer.text}")
     contact = identifiers = cart_state = 0
     for n in range(MEMORY_CONTACTS):
-        cid = bench.redis.get(f"{prefix}:id:email:shopper{n}@example.com")
+        cid = bench.redis.get(keys.identifier("email", f"shopper{n}@example.com"))
         assert cid is not None, "the memory contact was not stored"
-        contact_keys = list(bench.redis.scan_iter(match=f"{prefix}:c:{{{cid.decode()}}}*"))
+        contact_keys = list(bench.redis.scan_iter(match=keys.contact(cid.decode()) + "*"))
         ident_keys = [
-            f"{prefix}:id:{ident.decode()}"
-            for ident in bench.redis.hkeys(f"{prefix}:c:{{{cid.decode()}}}:ids")
+            keys.identifier(*ident.decode().split(":", 1))
+            for ident in bench.redis.hkeys(keys.contact(cid.decode(), ":ids"))
         ]
         contact += sum(bench.redis.memory_usage(k, samples=0) or 0 for k in contact_keys)
         identifiers += sum(bench.redis.memory_usage(k, samples=0) or 0 for k in ident_keys)
-        cart_state += bench.redis.memory_usage(f"{prefix}:cart:rs-{n}", samples=0) or 0
+        cart_state += bench.redis.memory_usage(keys.cart(f"rs-{n}"), samples=0) or 0
     result = {
         "contacts": MEMORY_CONTACTS,
         "contact_keys_bytes": contact / MEMORY_CONTACTS,
@@ -478,7 +479,8 @@ def detector(bench: Bench) -> dict[str, Any]:
 
     Lag is sampled every 50 ms as the age of the most overdue visit still open.
     """
-    visits, triggers = "gw:detector:visits", "gw:detector:triggers"
+    keys = TenantKeys.for_tenant("detector")
+    visits, triggers = keys.visits, keys.triggers
     stored = time.time()
     first, last = store_visits(bench)
     stored = time.time() - stored

@@ -24,6 +24,7 @@ import redis
 from conftest import free_port, start_gateway, unique
 
 from gateway.embedded.server import EmbeddedRedis
+from gateway.redis.keys import TenantKeys
 
 CLIENT_TIMEOUT = 6.0  # "no hang past a few seconds": slower than this fails the test
 
@@ -148,7 +149,7 @@ def stored_event_ids(redis_url: str, tenant: str) -> set[str]:
     last = "-"
     with redis.Redis.from_url(redis_url) as client:
         while True:
-            rows = client.xrange(f"gw:{tenant}:events", last, "+", count=5000)
+            rows = client.xrange(TenantKeys.for_tenant(tenant).events, last, "+", count=5000)
             for _, fields in rows:
                 found.add(orjson.loads(fields[b"e"])["eventId"])
             if len(rows) < 5000:
@@ -181,7 +182,8 @@ class Target:
     log: Path
 
     def snapshot(self) -> dict[bytes, bytes | None]:
-        keys = sorted(self.redis.scan_iter(match=f"gw:{self.tenant}:*", count=1000))
+        match = TenantKeys.for_tenant(self.tenant).prefix + ":*"
+        keys = sorted(self.redis.scan_iter(match=match, count=1000))
         dumps = self.redis.pipeline(transaction=False)
         for key in keys:
             dumps.dump(key)

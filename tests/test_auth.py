@@ -6,6 +6,8 @@ import base64
 
 import pytest
 
+from gateway.redis.keys import TenantKeys
+
 PAGE = {
     "eventTypeKey": "pageViewed",
     "keyValue": "ann@example.com",
@@ -115,7 +117,8 @@ async def test_tenants_are_isolated(make_api, sync_redis):
     assert len((await a.get("/v1/events?contact=ann@example.com")).json()["events"]) == 1
     # everything stored for a's contact lives under a's prefix
     keys = [k.decode() for k in sync_redis.scan_iter(match=f"*{a_contact['id']}*")]
-    assert keys and all(k.startswith(f"gw:{a.tenant_id}:") for k in keys)
+    prefix = TenantKeys.for_tenant(a.tenant_id).prefix + ":"
+    assert keys and all(k.startswith(prefix) for k in keys)
 
 
 async def test_rate_limit_per_key(make_api):

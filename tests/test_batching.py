@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from gateway.redis.keys import TenantKeys
+
 
 def viewed(email: str, product: str | None, event_id: str) -> dict[str, Any]:
     params: list[dict[str, Any]] = [{"name": "email", "value": email}]
@@ -51,7 +53,7 @@ async def test_concurrent_requests_in_one_batch_each_get_their_own_answer(api, s
             assert [p["productId"] for p in contact["recentProducts"]] == [f"P{n}"]
     for n in bad:
         assert (await api.get(f"/v1/contacts/bad{n}@example.com")).status_code == 404
-    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 10
+    assert sync_redis.xlen(TenantKeys.for_tenant(api.tenant_id).events) == 10
 
 
 async def test_a_batch_request_among_single_ones_gets_its_own_counts(api):
@@ -66,7 +68,7 @@ async def test_a_batch_request_among_single_ones_gets_its_own_counts(api):
 async def test_the_same_event_id_twice_in_one_batch_is_stored_once(api, sync_redis):
     first, second = await asyncio.gather(api.event(good(200)), api.event(good(200)))
     assert sorted([first.json()["status"], second.json()["status"]]) == ["accepted", "duplicate"]
-    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 1
+    assert sync_redis.xlen(TenantKeys.for_tenant(api.tenant_id).events) == 1
 
 
 async def test_every_key_of_a_contact_has_a_ttl(api, sync_redis):
@@ -102,7 +104,8 @@ async def test_every_key_of_a_contact_has_a_ttl(api, sync_redis):
     ):
         answer = await api.event(body)
         assert answer.status_code == 200, answer.text
-    keys = list(sync_redis.scan_iter(match=f"gw:{api.tenant_id}:[ic]*", count=1000))
+    match = TenantKeys.for_tenant(api.tenant_id).prefix + ":[ic]*"  # identifiers, contacts, carts
+    keys = list(sync_redis.scan_iter(match=match, count=1000))
     assert len(keys) >= 9
     assert {k: sync_redis.ttl(k) for k in keys if sync_redis.ttl(k) <= 0} == {}
 
@@ -112,8 +115,9 @@ async def test_a_visit_opened_after_a_timeout_has_a_ttl(make_api, sync_redis):
     assert (await api.event(good(400))).status_code == 200
     await asyncio.sleep(0.4)
     assert (await api.event({**good(400), "eventId": "again"})).status_code == 200
-    cid = sync_redis.get(f"gw:{api.tenant_id}:id:email:buyer400@example.com").decode()
-    visit = f"gw:{api.tenant_id}:c:{{{cid}}}:visit"
+    keys = TenantKeys.for_tenant(api.tenant_id)
+    cid = sync_redis.get(keys.identifier("email", "buyer400@example.com")).decode()
+    visit = keys.contact(cid, ":visit")
     assert sync_redis.hget(visit, "n") == b"1"  # a new visit
     assert sync_redis.ttl(visit) > 0
 
@@ -148,13 +152,14 @@ async def test_one_batch_of_a_contacts_events_stores_what_one_by_one_does(api, s
     assert [r.json()["status"] for r in one_by_one].count("duplicate") == 1
     answer = await api.events(history("batch@example.com", "batch"))
     assert answer.json() == {"accepted": 8, "duplicates": 1, "failed": []}
+    keys = TenantKeys.for_tenant(api.tenant_id)
 
     async def stored(email: str) -> dict[str, Any]:
         contact = await api.contact(email)
         listed = await api.get(f"/v1/events?contact={email}&limit=50")
         assert listed.status_code == 200, listed.text
         cid = contact["id"]
-        visit = sync_redis.hgetall(f"gw:{api.tenant_id}:c:{{{cid}}}:visit")
+        visit = sync_redis.hgetall(keys.contact(cid, ":visit"))
         return {
             # one batch shares one receive time: its views tie, and ties have no recency order
             "products": sorted(p["productId"] for p in contact["recentProducts"]),
@@ -163,8 +168,7 @@ async def test_one_batch_of_a_contacts_events_stores_what_one_by_one_does(api, s
             "events": [e["eventTypeKey"] for e in listed.json()["events"]],
             "visit": {k: v for k, v in visit.items() if k not in (b"start", b"last")},
             "ttls": sorted(
-                sync_redis.ttl(key) > 0
-                for key in sync_redis.scan_iter(f"gw:{api.tenant_id}:c:{{{cid}}}*")
+                sync_redis.ttl(key) > 0 for key in sync_redis.scan_iter(keys.contact(cid) + "*")
             ),
         }
 
@@ -200,5 +204,5 @@ async def test_events_are_stored_after_redis_lost_its_script_cache(api, sync_red
     answers = await asyncio.gather(api.event(good(201)), api.events([good(202), good(203)]))
     assert answers[0].json() == {"status": "accepted", "eventId": "good-201"}
     assert answers[1].json() == {"accepted": 2, "duplicates": 0, "failed": []}
-    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 4
+    assert sync_redis.xlen(TenantKeys.for_tenant(api.tenant_id).events) == 4
     assert (await api.event(good(204))).status_code == 200  # the script is cached again

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from gateway.redis.keys import TenantKeys
+
 PRODUCT = '{"productId":"P1","price":1}'
 
 
@@ -127,8 +129,9 @@ async def test_bad_events_name_the_field_and_store_nothing(
         field.split("[")[0].split(".")[-1].lower() in error["message"].lower()
         or field in error["message"]
     )
-    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 0
-    assert not sync_redis.exists(f"gw:{api.tenant_id}:id:email:ann@example.com")
+    keys = TenantKeys.for_tenant(api.tenant_id)
+    assert sync_redis.xlen(keys.events) == 0
+    assert not sync_redis.exists(keys.identifier("email", "ann@example.com"))
 
 
 async def test_malformed_json_and_content_types(api):
@@ -176,7 +179,7 @@ async def test_oversize_bodies_and_batches(make_api, sync_redis):
     small = ev("pageViewed", page='{"location":"https://a"}')
     response = await api.events([small] * 4)
     assert (response.status_code, response.json()["field"]) == (413, "events")
-    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 0
+    assert sync_redis.xlen(TenantKeys.for_tenant(api.tenant_id).events) == 0
 
 
 async def test_wrong_method_on_ingest(api):

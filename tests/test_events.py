@@ -9,6 +9,8 @@ import orjson
 import pytest
 from seeds import json_blocks, seed_text
 
+from gateway.redis.keys import TenantKeys
+
 SEED_EVENTS = json_blocks(seed_text("004"), "eventTypeKey")
 
 
@@ -147,7 +149,7 @@ async def test_event_id_makes_retries_idempotent(api, sync_redis):
     first, second = await api.event(body), await api.event(body)
     assert first.json() == {"status": "accepted", "eventId": "e-1"}
     assert second.json() == {"status": "duplicate", "eventId": "e-1"}
-    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 1
+    assert sync_redis.xlen(TenantKeys.for_tenant(api.tenant_id).events) == 1
     batch = await api.events([body, {**body, "eventId": "e-2"}])
     assert batch.json() == {"accepted": 1, "duplicates": 1, "failed": []}
     metrics = (await api.http.get("/metrics")).text
@@ -167,7 +169,7 @@ async def test_batch_stores_the_good_events_and_reports_the_bad(api, sync_redis)
         (1, "params.product.productId"),
         (2, "body"),
     ]
-    assert sync_redis.xlen(f"gw:{api.tenant_id}:events") == 2
+    assert sync_redis.xlen(TenantKeys.for_tenant(api.tenant_id).events) == 2
 
 
 async def test_custom_events_need_no_params(api):

@@ -24,8 +24,10 @@ from conftest import free_port, start_gateway, unique
 from faults import SMALL_LIMIT, Target, page_view, small_gateway, write_config
 
 from gateway.model.decoding import MAX_DEPTH
+from gateway.redis.keys import TenantKeys
 
-# Tenant-wide keys without a TTL (names after `gw:<tenant>:`), and what keeps each one bounded.
+# Tenant-wide keys without a TTL (names after the tenant prefix and `:`), and what keeps each one
+# bounded.
 BOUNDED = {
     r"events": "stream, XADD MAXLEN ~ events_stream_maxlen",
     r"triggers": "stream, XADD MAXLEN ~ 1000000",
@@ -97,7 +99,7 @@ async def test_every_key_expires_or_is_a_listed_bounded_structure(make_api, sync
         assert response.status_code == 200 and response.json()["failedOrders"] == []
     await asyncio.sleep(1)  # idle visits close: triggers, webhook jobs
     assert (await a.http.get(f"/v1/events?key={a.site_key}")).status_code == 403
-    prefix = f"gw:{a.tenant_id}:"
+    prefix = TenantKeys.for_tenant(a.tenant_id).prefix + ":"
     keys = [k.decode() for k in sync_redis.scan_iter(match=prefix + "*", count=1000)]
     unbounded, untimed, kinds = [], [], set()
     for key in keys:

@@ -11,6 +11,8 @@ import httpx
 import pytest
 from conftest import ROOT, free_port, start_gateway
 
+from gateway.redis.keys import TenantKeys
+
 PAGE = {
     "eventTypeKey": "pageViewed",
     "keyValue": "ann@example.com",
@@ -158,8 +160,9 @@ def test_an_unforeseen_failure_is_a_json_500_and_logged(tmp_path, redis_url, syn
     program) was a plain-text 500 on every path."""
     config = tmp_path / "gateway.toml"
     config.write_text('[[tenants]]\nid = "broken"\nserver_keys = ["sk_broken_test"]\n')
-    sync_redis.set("gw:broken:id:email:bad@example.com", "damaged")
-    sync_redis.set("gw:broken:c:{damaged}", "not a hash")
+    keys = TenantKeys.for_tenant("broken")
+    sync_redis.set(keys.identifier("email", "bad@example.com"), "damaged")
+    sync_redis.set(keys.contact("damaged"), "not a hash")
     port, log = free_port(), tmp_path / "gateway.log"
     process = start_gateway(port, {"REDIS_URL": redis_url}, "--config", str(config), log=log)
     auth = {"authorization": "Bearer sk_broken_test"}

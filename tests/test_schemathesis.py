@@ -27,6 +27,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from gateway.redis.keys import TenantKeys
+
 pytestmark = pytest.mark.slow
 
 JSON = "application/json"
@@ -184,8 +186,9 @@ def test_answers_as_described(gateway: tuple[str, str], sync_redis: Any) -> None
     answer(429, "POST", "/v1/event", headers=slow, body=custom, media_type=JSON)
 
     # A failure nobody foresaw: a contact key damaged by another program.
-    sync_redis.set(f"gw:{tenant}:id:email:bad@example.com", "damaged")
-    sync_redis.set(f"gw:{tenant}:c:{{damaged}}", "not a hash")
+    keys = TenantKeys.for_tenant(tenant)
+    sync_redis.set(keys.identifier("email", "bad@example.com"), "damaged")
+    sync_redis.set(keys.contact("damaged"), "not a hash")
     bad = {"identifier": "bad@example.com"}
     failed = answer(500, "GET", "/v1/contacts/{identifier}", headers=server, path_parameters=bad)
     assert failed.json()["error"] == "internal_error"

@@ -12,6 +12,7 @@ from triggering import TIMEOUT, cart, category, closed, page, product, send, tri
 
 from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
+from gateway.redis.keys import TenantKeys
 from gateway.settings import VISIT_TRIGGERS
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -161,15 +162,15 @@ async def test_feed_refuses_bad_input_and_site_keys(api):
 async def test_next_event_closes_an_idle_visit_the_detector_has_not_reached(api, sync_redis):
     await send(api, product("late@x.io", "P1"))
     contact = (await api.contact("late@x.io"))["id"]
-    prefix = f"gw:{api.tenant_id}"
+    keys = TenantKeys.for_tenant(api.tenant_id)
     # the visit went idle long ago, but its deadline is out of the detector's reach
-    sync_redis.hset(f"{prefix}:c:{{{contact}}}:visit", "last", 1)
-    sync_redis.zadd(f"{prefix}:visits", {contact: 2**50})
+    sync_redis.hset(keys.contact(contact, ":visit"), "last", 1)
+    sync_redis.zadd(keys.visits, {contact: 2**50})
     await send(api, cart("late@x.io", "rs-late", [MUG]))
     # the old visit's trigger reflects it as it was: a browse, before the cart existed
     (trigger,) = await triggers(api)
     assert trigger["type"] == "abandonedBrowse" and trigger["cart"] is None
-    visit = sync_redis.hgetall(f"{prefix}:c:{{{contact}}}:visit")
+    visit = sync_redis.hgetall(keys.contact(contact, ":visit"))
     assert visit[b"n"] == b"1" and visit[b"cu"] == b"1"
 
 
@@ -199,7 +200,7 @@ async def test_detector_survives_a_redis_outage(tmp_path):
 
 
 async def test_a_rare_type_is_paged_through_a_long_stream(api, sync_redis):
-    stream = f"gw:{api.tenant_id}:triggers"
+    stream = TenantKeys.for_tenant(api.tenant_id).triggers
     with sync_redis.pipeline(transaction=False) as pipe:
         for n in range(10_100):
             pipe.xadd(stream, {"type": "orderINITIALIZED", "trigger": f'{{"n":{n}}}'})
@@ -236,7 +237,7 @@ async def test_product_views_read_back_as_sent_in_both_stored_forms(make_api, sy
     (stored,) = (await api.get("/v1/events", params={"contact": who, "limit": 1})).json()["events"]
     expected = [{**view, "currencyCode": "EUR", "viewedAt": stored["receivedAt"]} for view in views]
     contact = await api.contact(who)
-    raw = sync_redis.hgetall(f"gw:{api.tenant_id}:c:{{{contact['id']}}}:pvd")
+    raw = sync_redis.hgetall(TenantKeys.for_tenant(api.tenant_id).contact(contact["id"], ":pvd"))
     assert raw[b"P1"] == b'0|EUR|"price":1.5,"name":"a|b \\"c\\"","tags":["x|y"]'
     assert raw[b"P2"].startswith(b"{")
     (trigger,) = await closed(api, 1)
