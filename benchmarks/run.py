@@ -35,7 +35,7 @@ from gateway.app import Gateway
 from gateway.clock import iso, now_ms
 from gateway.embedded.server import EmbeddedRedis
 from gateway.model import events
-from gateway.redis.batcher import script_args
+from gateway.redis.batcher import ingest_items
 from gateway.redis.keys import TenantKeys
 from gateway.redis.scripts import Script
 from gateway.settings import load_settings
@@ -470,7 +470,7 @@ def store_visits(bench: Bench) -> tuple[int, int]:
     for start in range(0, VISITS, 500):
         now = now_ms()
         chunk = [(p.envelope, p.raw) for p in prepared[start : start + 500]]
-        bench.redis.evalsha(script.sha, 0, *script_args(gateway.ingest_args(tenant, now), chunk))
+        bench.redis.evalsha(script.sha, 0, *gateway.limits(tenant).args(now, ingest_items(chunk)))
     return first + VISIT_TIMEOUT * 1000, now + VISIT_TIMEOUT * 1000
 
 

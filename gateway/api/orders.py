@@ -17,6 +17,7 @@ from gateway.ingest.app import read_json
 from gateway.model import orders
 from gateway.redis.constants import ORDER_IDENTIFIERS
 from gateway.redis.keys import TenantKeys
+from gateway.redis.results import event_results
 from gateway.redis.store import Store
 
 if TYPE_CHECKING:
@@ -69,23 +70,12 @@ class OrdersApi:
                 gateway.metrics.orders_failed.inc(tenant.id, "invalid")
             else:
                 calls.append(call)
-        keys = gateway.tenant_keys(tenant)
-        settings = gateway.settings
-        args: list[Any] = [
-            keys.prefix,
-            now,
-            settings.contact_ttl_seconds,
-            int(tenant.visit_timeout_seconds * 1000),
-            settings.recent_views,
-            settings.contact_events,
-            settings.cart_ttl_seconds,
-            int(tenant.cart_purchase_window_seconds * 1000),
-        ]
+        limits = gateway.limits(tenant)
         for start in range(0, len(calls), CHUNK):
-            results = await gateway.store.run("orders", args + calls[start : start + CHUNK])
-            for result in results:
-                status = result.rsplit(b"|", 1)[1].decode()
-                gateway.metrics.orders_stored.inc(tenant.id, status, "orders")
+            replies = await gateway.store.run("orders", limits, now, calls[start : start + CHUNK])
+            for result in event_results(replies):
+                if result.order_status is not None:  # orders.lua stores every order it is given
+                    gateway.metrics.orders_stored.inc(tenant.id, result.order_status, "orders")
         return json_response({"failedOrders": failed})
 
     @staticmethod

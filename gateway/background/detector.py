@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.clock import now_ms
-from gateway.redis.constants import TALLY_ANONYMOUS, TALLY_CLOSED, TALLY_TRIGGER
+from gateway.redis.arguments import DetectArgs
 from gateway.redis.keys import TenantKeys
+from gateway.redis.results import DetectResult
 from gateway.redis.store import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -67,23 +68,15 @@ class Detector:
 
     async def detect(self, tenant: str, keys: TenantKeys) -> bool:
         """One pass for a tenant; True when it hit the batch size (more may be due)."""
-        closed, lag_ms, tally = await self.gateway.store.run(
-            "detect", [keys.prefix, now_ms(), BATCH]
-        )
+        reply = await self.gateway.store.run("detect", DetectArgs(keys.prefix, BATCH), now_ms())
+        result = DetectResult.read(reply)
         metrics = self.gateway.metrics
-        metrics.detector_lag.set(tenant, value=int(lag_ms) / 1000)
-        self.count(tenant, tally)
-        return int(closed) >= BATCH
-
-    def count(self, tenant: str, tally: list[Any]) -> None:
-        metrics = self.gateway.metrics
-        for name, value in zip(tally[::2], tally[1::2], strict=True):
-            field, amount = name.decode(), int(value)
-            if field == TALLY_CLOSED:
-                metrics.visits_closed.inc(tenant, amount=amount)
-            elif field == TALLY_ANONYMOUS:
-                metrics.visits_anonymous.inc(tenant, amount=amount)
-            elif field.startswith(TALLY_TRIGGER):
-                metrics.triggers_emitted.inc(
-                    tenant, field.removeprefix(TALLY_TRIGGER), amount=amount
-                )
+        metrics.detector_lag.set(tenant, value=result.lag_ms / 1000)
+        # Only what the tally holds: a series of 0 would appear in /metrics with no event behind it.
+        if result.closed:
+            metrics.visits_closed.inc(tenant, amount=result.closed)
+        if result.anonymous:
+            metrics.visits_anonymous.inc(tenant, amount=result.anonymous)
+        for trigger_type, amount in result.triggers.items():
+            metrics.triggers_emitted.inc(tenant, trigger_type, amount=amount)
+        return result.handled >= BATCH

@@ -20,7 +20,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import orjson
@@ -29,7 +29,15 @@ from redis import exceptions as redis_errors
 from gateway.background.detector import MAX_BACKOFF, pause
 from gateway.clock import iso, now_ms
 from gateway.redaction import redacted
-from gateway.redis.keys import MAX_DEAD, TenantKeys
+from gateway.redis.arguments import (
+    WebhookClaim,
+    WebhookDead,
+    WebhookDone,
+    WebhookEnqueue,
+    WebhookRetry,
+)
+from gateway.redis.keys import TenantKeys
+from gateway.redis.results import ClaimedJob
 from gateway.redis.store import UNAVAILABLE_ERRORS, StoreUnavailable
 from gateway.settings import Webhook
 
@@ -130,19 +138,17 @@ class Deliverer:
     async def poll(self, client: httpx.AsyncClient, hook: Hook) -> None:
         store, prefix = self.gateway.store, hook.keys.prefix
         types = ",".join(sorted(hook.webhook.types or ()))
-        await store.run(
-            "webhook", [prefix, "enqueue", hook.id, hook.group, types, now_ms(), READ_BATCH]
-        )
+        enqueue = WebhookEnqueue(prefix, hook.id, hook.group, types, READ_BATCH)
+        await store.run("webhook", enqueue, now_ms())
         free = MAX_IN_FLIGHT - len(self.sending)
         if free <= 0:
             return
         lease = int(hook.webhook.timeout_seconds * 2000) + LEASE_MARGIN_MS
-        jobs: list[Any] = await store.run(
-            "webhook", [prefix, "claim", hook.id, now_ms(), lease, free]
-        )
-        for j in range(0, len(jobs), 3):
-            stream_id, body, attempt = jobs[j].decode(), jobs[j + 1], int(jobs[j + 2])
-            task = asyncio.create_task(self.attempt(client, hook, stream_id, body, attempt))
+        claimed = await store.run("webhook", WebhookClaim(prefix, hook.id, lease, free), now_ms())
+        for job in ClaimedJob.read_all(claimed):
+            task = asyncio.create_task(
+                self.attempt(client, hook, job.stream_id, job.body, job.attempt)
+            )
             self.sending.add(task)
             task.add_done_callback(self.sending.discard)
 
@@ -155,7 +161,7 @@ class Deliverer:
         try:
             if error is None:
                 metrics.webhook_deliveries.inc(hook.tenant)
-                await store.run("webhook", [prefix, "done", hook.id, stream_id])
+                await store.run("webhook", WebhookDone(prefix, hook.id, stream_id), now_ms())
                 return
             metrics.webhook_failures.inc(hook.tenant)
             now = now_ms()
@@ -167,10 +173,10 @@ class Deliverer:
                 # than up to a whole (10-minute) delay before it.
                 delay_ms = int(retry_delay(hook.webhook.retry_initial_seconds, attempt) * 1000)
                 due = min(now + delay_ms, spent)
-                await store.run("webhook", [prefix, "retry", hook.id, stream_id, due])
+                await store.run("webhook", WebhookRetry(prefix, hook.id, stream_id, due), now)
                 return
             entry = dead_letter(hook.webhook, stream_id, body, attempt, error, now)
-            if await store.run("webhook", [prefix, "dead", hook.id, stream_id, entry, MAX_DEAD]):
+            if await store.run("webhook", WebhookDead(prefix, hook.id, stream_id, entry), now):
                 metrics.webhook_dead.inc(hook.tenant)
                 log.warning("webhook dead-lettered", extra={"url": redacted(hook.webhook.url)})
         except StoreUnavailable as exc:

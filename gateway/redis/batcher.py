@@ -8,15 +8,21 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
+from gateway.redis.arguments import TenantLimits
+from gateway.redis.results import EventResult, event_results
 from gateway.redis.store import Store, StoreUnavailable, is_unavailable
 
+Items = Sequence[tuple[bytes, bytes]]  # (envelope, raw) per event
+Waiter = tuple[asyncio.Future[list[EventResult]], int, int]  # a caller's future and its slice
+Pending = tuple[TenantLimits, int, Items, asyncio.Future[list[EventResult]]]
 
-def script_args(header: Sequence[Any], items: Sequence[tuple[bytes, bytes]]) -> list[Any]:
-    """ARGV of one ingest.lua call: `header`, then every envelope in one JSON array and every raw
-    event in one newline-separated string (orjson never writes a bare newline). Two arguments
-    instead of two per event: packing a command costs redis-py time per argument."""
+
+def ingest_items(items: Items) -> list[bytes]:
+    """The items of one ingest.lua call: every envelope in one JSON array and every raw event in
+    one newline-separated string (orjson never writes a bare newline). Two arguments instead of
+    two per event: packing a command costs redis-py time per argument."""
     heads = b"[" + b",".join([envelope for envelope, _ in items]) + b"]"
-    return [*header, heads, b"\n".join([raw for _, raw in items])]
+    return [heads, b"\n".join([raw for _, raw in items])]
 
 
 class IngestBatcher:
@@ -42,24 +48,24 @@ class IngestBatcher:
         self.script = store.script(script)
         self.max_in_flight = max_in_flight
         self.max_items = max_items
-        self._pending: list[tuple[Sequence[Any], Sequence[Any], asyncio.Future[Any]]] = []
+        self._pending: list[Pending] = []
         self._in_flight = 0
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(
-        self, header: Sequence[Any], items: Sequence[tuple[bytes, bytes]]
-    ) -> asyncio.Future[Any]:
-        """Store `items` ((envelope, raw) per event): a future of one result per item.
+        self, limits: TenantLimits, now: int, items: Items
+    ) -> asyncio.Future[list[EventResult]]:
+        """Store `items` of the tenant of `limits`, received at `now` (ms): a future of one result
+        per item.
 
-        `header` is the script's fixed ARGV: the tenant prefix, the receive time in ms, then
-        limits. Headers equal but for the time are merged; the merged call uses the latest time.
-        A plain function returning the future, not a coroutine: one frame less to create and
-        resume per request.
+        Calls with the same limits are merged; the merged call uses the latest time. A plain
+        function returning the future, not a coroutine: one frame less to create and resume per
+        request.
         """
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((header, items, future))
+        future: asyncio.Future[list[EventResult]] = loop.create_future()
+        self._pending.append((limits, now, items, future))
         if not self._scheduled and self._in_flight < self.max_in_flight:
             self._scheduled = True
             loop.call_soon(self._flush)
@@ -75,43 +81,44 @@ class IngestBatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _merge(
-        self, batch: list[tuple[Sequence[Any], Sequence[Any], asyncio.Future[Any]]]
-    ) -> list[tuple[list[Any], list[Any], list[tuple[asyncio.Future[Any], int, int]]]]:
-        """(header, items, [(future, first, end)]) per script call: each waiter's slice."""
-        calls: list[tuple[list[Any], list[Any], list[tuple[asyncio.Future[Any], int, int]]]] = []
-        open_calls: dict[tuple[Any, ...], int] = {}
-        for header, items, future in batch:
-            group = (header[0], *header[2:])
-            index = open_calls.get(group)
+    def _merge(self, batch: list[Pending]) -> list[tuple[list[Any], list[Waiter]]]:
+        """(ARGV, [(future, first, end)]) per script call: each waiter's slice of its results."""
+        calls: list[tuple[TenantLimits, int, list[tuple[bytes, bytes]], list[Waiter]]] = []
+        open_calls: dict[TenantLimits, int] = {}
+        for limits, now, items, future in batch:
+            index = open_calls.get(limits)
             if index is not None:
-                merged_header, merged, waiters = calls[index]
+                _, latest, merged, waiters = calls[index]
                 first = len(merged)
                 if first + len(items) <= self.max_items:
-                    merged_header[1] = max(merged_header[1], header[1])
+                    calls[index] = (limits, max(latest, now), merged, waiters)
                     merged.extend(items)
                     waiters.append((future, first, first + len(items)))
                     continue
-            open_calls[group] = len(calls)
-            calls.append((list(header), list(items), [(future, 0, len(items))]))
-        return calls
+            open_calls[limits] = len(calls)
+            calls.append((limits, now, list(items), [(future, 0, len(items))]))
+        return [
+            (limits.args(now, ingest_items(items)), waiters)
+            for limits, now, items, waiters in calls
+        ]
 
-    async def _send(
-        self, batch: list[tuple[Sequence[Any], Sequence[Any], asyncio.Future[Any]]]
-    ) -> None:
-        calls = self._merge(batch)
+    async def _send(self, batch: list[Pending]) -> None:
         try:
-            results = await self._execute([script_args(h, items) for h, items, _ in calls])
-            for (_, _, waiters), result in zip(calls, results, strict=True):
+            calls = self._merge(batch)
+            results = await self._execute([args for args, _ in calls])
+            for (_, waiters), result in zip(calls, results, strict=True):
+                if isinstance(result, BaseException):
+                    for future, _, _ in waiters:
+                        if not future.done():
+                            future.set_exception(result)
+                    continue
+                parsed = event_results(result)
                 for future, first, end in waiters:
                     if not future.done():
-                        if isinstance(result, BaseException):
-                            future.set_exception(result)
-                        else:
-                            future.set_result(result[first:end])
+                        future.set_result(parsed[first:end])
         except BaseException as exc:  # noqa: B036 - every waiter must hear of the failure
             error = StoreUnavailable(str(exc)) if is_unavailable(exc) else exc
-            for _, _, future in batch:
+            for _, _, _, future in batch:
                 if not future.done():
                     future.set_exception(error)
             if not isinstance(exc, Exception):

@@ -2,8 +2,8 @@
 
 A script is lib.lua, then every lib_<topic>.lua in name order, then <name>.lua. The template step
 replaces each `{{NAME}}` in that text with generated Lua (`lua_tables`): the key builders of
-keys.py and the constants Python shares with the scripts (constants.py, keys.py), so no script
-repeats one by hand.
+keys.py, the argument readers of arguments.py, and the constants Python shares with the scripts
+(constants.py, keys.py), so no script repeats one by hand.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from importlib import resources
 from string import Formatter
 from typing import Any
 
-from gateway.model.events import ENVELOPE
+from gateway.redis.arguments import ARGS_HEAD, ENVELOPE, SCRIPT_ARGS, lua_reader
 from gateway.redis.constants import (
     EVENT_CODES,
     LIST_CODES,
@@ -27,7 +27,7 @@ from gateway.redis.constants import (
     TALLY_TRIGGER,
     VISIT_TRIGGERS,
 )
-from gateway.redis.keys import KEYSPACE, ORDER_HISTORY_MAX, PREFIX, TRIGGERS_MAXLEN
+from gateway.redis.keys import KEYSPACE, MAX_DEAD, ORDER_HISTORY_MAX, PREFIX, TRIGGERS_MAXLEN
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -53,11 +53,14 @@ class Script:
 def lua_tables() -> dict[str, str]:
     """The Lua text each `{{NAME}}` stands for."""
     return {
+        "ARGS_HEAD": ARGS_HEAD,
         "KEYSPACE": lua_key_helpers(),
+        **{args.__name__: lua_reader(args) for args in SCRIPT_ARGS},
         # ingest.lua's names for the envelope's places: `local ID, DEDUP, ... = 1, 2, ...`
         "ENVELOPE_NAMES": ", ".join(place.upper() for place in ENVELOPE),
         "ENVELOPE_PLACES": ", ".join(str(n) for n in range(1, len(ENVELOPE) + 1)),
         "TRIGGERS_MAXLEN": lua_value(TRIGGERS_MAXLEN),
+        "MAX_DEAD": lua_value(MAX_DEAD),
         "ORDER_HISTORY_MAX": lua_value(ORDER_HISTORY_MAX),
         "REACHABLE_KINDS": lua_value(dict.fromkeys(sorted(REACHABLE_KINDS), True)),
         "PUBLIC_NAMES": lua_value(PUBLIC_NAMES),

@@ -17,6 +17,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from gateway.redis.arguments import ScriptArgs
 from gateway.redis.scripts import Script
 
 # Errors that mean "Redis is not there right now", as opposed to a bug in a command.
@@ -77,9 +78,11 @@ class Store:
             self.scripts[name] = Script.load(name)
         return self.scripts[name]
 
-    async def run(self, name: str, args: Sequence[Any]) -> Any:
-        """One script call, outside the batcher (rare paths: orders, detector, webhooks)."""
+    async def run(self, name: str, call: ScriptArgs, now: int, items: Sequence[Any] = ()) -> Any:
+        """One call of script `name` at `now` (ms), outside the batcher (rare paths: rate limits,
+        orders, detector, webhooks): Redis' answer, which results.py reads."""
         script = self.script(name)
+        args = call.args(now, items)
         try:
             try:
                 return await self.redis.execute_command(  # type: ignore[no-untyped-call]

@@ -1,36 +1,30 @@
 -- Store a batch of validated events of one tenant, atomically, in one round trip.
--- ARGV: prefix, now_ms, contact_ttl_s, visit_timeout_ms, dedup_ttl_s, stream_maxlen,
---       recent_views, contact_events, cart_ttl_s, cart_window_ms, then a JSON array of envelopes
---       (events.py), arrays read by position: [eventId, dedup (a client's eventId), type,
+-- ARGV: the tenant's limits (arguments.TenantLimits), then two items: a JSON array of envelopes
+--       (arguments.ENVELOPE), arrays read by position: [eventId, dedup (a client's eventId), type,
 --        identifiers ["kind:value"...], fresh contact id, then at most one part at its place:
 --        pv [productId, value, receive ms (compact value)], cv categoryId,
 --        cart [recycleStateId, json, empty], order (lib_orders.lua apply_order),
 --        ig (why the order part is ignored); parts before it are false], then the events as the
 --       stream keeps them (JSON), one per line, in the same order.
--- Returns one "a|<contactId>" (accepted) or "d|<contactId>" (duplicate) per event; order events
--- "a|<contactId>|<STATUS>" or "i|<contactId>|<reason>" (stored, its order part ignored).
+-- Returns one "a" (accepted) or "d" (duplicate) per event; order events "a|<STATUS>" or
+-- "i|<reason>" (stored, its order part ignored) (results.EventResult).
 -- Python has validated every envelope: a Lua error would leave a batch half-written.
-local now = tonumber(ARGV[2])
-local ttl = tonumber(ARGV[3])
-local timeout = tonumber(ARGV[4])
-local dedup_ttl = tonumber(ARGV[5])
-local maxlen = ARGV[6]
-local cap_views = tonumber(ARGV[7])
-local cap_events = tonumber(ARGV[8])
-local cart_ttl = tonumber(ARGV[9])
-local window = tonumber(ARGV[10])
+local limits, first_item = {{TenantLimits}}
+local now, timeout, dedup_ttl = NOW, limits.visit_timeout_ms, limits.dedup_window
+local maxlen, cap_views = limits.stream_maxlen, limits.recent_views
+local cap_events = limits.contact_events
 -- TTLs cost a command per key, so they are not renewed on every event: a contact's keys expire
--- `ttl + slack` after their last renewal, renewed (with its identifier keys) once `slack` has
--- passed; keys created in between get theirs at creation. A contact is thus kept at least `ttl`,
--- at most `ttl + slack`, after its last event.
-local slack = math.ceil(ttl / 10)
+-- `contact_ttl + slack` after their last renewal, renewed (with its identifier keys) once `slack`
+-- has passed; keys created in between get theirs at creation. A contact is thus kept at least
+-- `contact_ttl`, at most `contact_ttl + slack`, after its last event: every key is given
+-- `contact_ttl + slack` (lib.lua, lib_orders.lua too, through `limits`).
+local slack = math.ceil(limits.contact_ttl / 10)
 local renew_ms = slack * 1000
-ttl = ttl + slack
+limits.contact_ttl = limits.contact_ttl + slack
+local ttl = limits.contact_ttl
 
-local limits = {ttl = ttl, views = cap_views, events = cap_events, timeout = timeout, now = now,
-                cart_ttl = cart_ttl, window = window}
--- The envelope's places, named after events.ENVELOPE: ID, DEDUP, TYPE, IDS, FRESH, PV, CV, CART,
--- ORDER, IG = 1, 2, ...
+-- The envelope's places, named after arguments.ENVELOPE: ID, DEDUP, TYPE, IDS, FRESH, PV, CV,
+-- CART, ORDER, IG = 1, 2, ...
 local {{ENVELOPE_NAMES}} = {{ENVELOPE_PLACES}}
 
 local function list_entry(ty, sid) return (LIST_CODES[ty] or ty) .. '|' .. sid end
@@ -113,7 +107,7 @@ local function add_to_run(ev, raw, dk)
   elseif ev[CV] then
     run.categories[#run.categories + 1] = ev[CV]
   end
-  return 'a|' .. cid
+  return 'a'
 end
 
 -- Store one event in full (the first of a run, or a cart or order event): its contact, result.
@@ -162,7 +156,7 @@ local function store_event(ev, raw, dk)
     local rsid, cart_json, empty = cart[1], cart[2], cart[3]
     local state = K_cart(rsid)
     redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
-    redis.call('EXPIRE', state, cart_ttl)
+    redis.call('EXPIRE', state, limits.cart_ttl)
     -- a state already bought (a re-sent last cart) is no current cart: it would look abandoned
     if empty or redis.call('HEXISTS', state, 'order') == 1 then
       redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
@@ -189,7 +183,7 @@ local function store_event(ev, raw, dk)
   elseif opened then
     redis.call('EXPIRE', K_contact_visit(cid), ttl)
   end
-  return cid, tag .. '|' .. cid .. (note and '|' .. note or '')
+  return cid, note and tag .. '|' .. note or tag
 end
 
 -- Whether two events name the same identifiers (a run is one contact's).
@@ -201,8 +195,8 @@ local function same_ids(a, b)
   return true
 end
 
-local events = cjson.decode(ARGV[11])
-local raws, lines, from = {}, ARGV[12], 1
+local events = cjson.decode(ARGV[first_item])
+local raws, lines, from = {}, ARGV[first_item + 1], 1
 for i = 1, #events do -- string.find, not gmatch: a third of the cost (measured)
   local newline = string.find(lines, '\n', from, true)
   raws[i] = string.sub(lines, from, (newline or 0) - 1)
@@ -211,9 +205,8 @@ end
 local results = {}
 for i, ev in ipairs(events) do
   local dk = ev[DEDUP] and K_dedup(ev[ID])
-  local seen = dk and redis.call('GET', dk)
-  if seen then
-    results[i] = 'd|' .. seen
+  if dk and redis.call('EXISTS', dk) == 1 then
+    results[i] = 'd'
   else
     local ids = ev[IDS]
     local history_only = not (ev[CART] or ev[ORDER] or ev[IG])

@@ -1,5 +1,6 @@
--- Shared by every script (scripts.py prepends it). ARGV[1] is always the tenant prefix P.
-local P = ARGV[1]
+-- Shared by every script (scripts.py prepends it). Every ARGV starts with the tenant prefix and the
+-- time of the call (arguments.py): P and NOW.
+{{ARGS_HEAD}}
 -- The key builders (keys.py KEYSPACE; a key's parts as its arguments): K_events, K_cart(rsid),
 -- K_contact(cid), K_contact_ev(cid)..., K_contact_keys(cid) (all that stitching moves), TENANT.
 {{KEYSPACE}}
@@ -78,7 +79,7 @@ end
 local function merge_contact(from, into, limits)
   local ids = redis.call('HGETALL', K_contact_ids(from))
   for j = 1, #ids, 2 do
-    redis.call('SET', K_identifier(ids[j]), into, 'EX', limits.ttl)
+    redis.call('SET', K_identifier(ids[j]), into, 'EX', limits.contact_ttl)
     redis.call('HSETNX', K_contact_ids(into), ids[j], ids[j + 1])
   end
   local pv = redis.call('ZRANGE', K_contact_pv(from), 0, -1, 'WITHSCORES')
@@ -89,10 +90,10 @@ local function merge_contact(from, into, limits)
       redis.call('HSET', K_contact_pvd(into), pv[j], redis.call('HGET', K_contact_pvd(from), pv[j]))
     end
   end
-  trim_views(into, limits.views)
+  trim_views(into, limits.recent_views)
   local cv = redis.call('ZRANGE', K_contact_cv(from), 0, -1, 'WITHSCORES')
   for j = 1, #cv, 2 do redis.call('ZADD', K_contact_cv(into), 'GT', cv[j + 1], cv[j]) end
-  redis.call('ZREMRANGEBYRANK', K_contact_cv(into), 0, -(limits.views + 1))
+  redis.call('ZREMRANGEBYRANK', K_contact_cv(into), 0, -(limits.recent_views + 1))
   local fc = redis.call('HMGET', K_contact(from), 'cart', 'cartAt', 'cartId', 'created')
   local ic = redis.call('HMGET', K_contact(into), 'cartAt', 'created')
   if fc[1] and (not ic[1] or tonumber(fc[2]) > tonumber(ic[1])) then
@@ -104,18 +105,18 @@ local function merge_contact(from, into, limits)
   if fc[4] and (not ic[2] or tonumber(fc[4]) < tonumber(ic[2])) then
     redis.call('HSET', K_contact(into), 'created', fc[4])
   end
-  merge_events(from, into, limits.events)
-  merge_visit(from, into, limits.timeout)
+  merge_events(from, into, limits.contact_events)
+  merge_visit(from, into, limits.visit_timeout_ms)
   merge_rfm(from, into)
   local into_keys = K_contact_keys(into)
   for i, key in ipairs(K_contact_keys(from)) do
     redis.call('DEL', key)
     if redis.call('EXISTS', into_keys[i]) == 1 then
-      redis.call('EXPIRE', into_keys[i], limits.ttl)
+      redis.call('EXPIRE', into_keys[i], limits.contact_ttl)
     end
   end
   -- The stream's events (and older answers) still name `from`: readers follow this to `into`.
-  redis.call('SET', K_merged_into(from), into, 'EX', limits.ttl)
+  redis.call('SET', K_merged_into(from), into, 'EX', limits.contact_ttl)
 end
 
 -- The contact of `ids` ("kind:value", most decisive first): the first identifier already known
@@ -134,12 +135,11 @@ local function resolve_contact(ids, fresh, limits)
   end
   cid = cid or fresh
   for other in pairs(others) do merge_contact(other, cid, limits) end
-  local now = limits.now
   for i, ident in ipairs(ids) do
     -- An identifier already naming this contact is in its :ids; ingest.lua renews its TTL.
     if named[i] ~= cid then
-      redis.call('SET', K_identifier(ident), cid, 'EX', limits.ttl)
-      redis.call('HSETNX', K_contact_ids(cid), ident, now)
+      redis.call('SET', K_identifier(ident), cid, 'EX', limits.contact_ttl)
+      redis.call('HSETNX', K_contact_ids(cid), ident, NOW)
     end
   end
   return cid

@@ -19,12 +19,12 @@ local function order_contact(fk, fallback, lim)
   local cid = resolve_contact(ids, fallback, lim)
   -- resolve_contact leaves identifiers already naming this contact as they are (ingest renews
   -- their TTLs with the contact's); an order is activity of the contact too.
-  for _, ident in ipairs(ids) do redis.call('EXPIRE', K_identifier(ident), lim.ttl) end
+  for _, ident in ipairs(ids) do redis.call('EXPIRE', K_identifier(ident), lim.contact_ttl) end
   local ck = K_contact(cid)
-  redis.call('HSETNX', ck, 'created', lim.now)
-  redis.call('HSET', ck, 'updated', lim.now)
-  redis.call('EXPIRE', ck, lim.ttl)
-  redis.call('EXPIRE', K_contact_ids(cid), lim.ttl)
+  redis.call('HSETNX', ck, 'created', NOW)
+  redis.call('HSET', ck, 'updated', NOW)
+  redis.call('EXPIRE', ck, lim.contact_ttl)
+  redis.call('EXPIRE', K_contact_ids(cid), lim.contact_ttl)
   return cid
 end
 
@@ -66,7 +66,7 @@ local function convert_cart(rsid, eoid, cid, lim)
   local bought = redis.call('HGET', sk, 'order')
   if bought and bought ~= eoid then return end
   if not bought then
-    redis.call('HSET', sk, 'order', eoid, 'orderAt', lim.now)
+    redis.call('HSET', sk, 'order', eoid, 'orderAt', NOW)
     redis.call('EXPIRE', sk, lim.cart_ttl)
     clear_cart(redis.call('HGET', sk, 'contact'), rsid)
   end
@@ -127,8 +127,8 @@ local function update_rfm(eoid, cid, status, counted, mk, fk, lim)
     if dms ~= '' and (not last or tonumber(dms) > last) then
       redis.call('HSET', rk, 'lastMs', dms, 'last', date)
     end
-    redis.call('EXPIRE', rk, lim.ttl)
-    redis.call('EXPIRE', K_contact_rfmo(cid), lim.ttl)
+    redis.call('EXPIRE', rk, lim.contact_ttl)
+    redis.call('EXPIRE', K_contact_rfmo(cid), lim.contact_ttl)
     redis.call('HSET', mk, 'counted', cid)
   else
     redis.call('HDEL', mk, 'counted')
@@ -139,7 +139,7 @@ end
 -- Store the order change `o` (orders.envelope in Python). `fallback` is the contact when the order
 -- names none known (the event's contact, or a fresh id). Returns 'a', status, contact (stored, or
 -- identical to what is stored) or 'i', reason, fallback (an order event that changes nothing).
--- lim: now, ttl, views, events, timeout (visit, ms), cart_ttl, window (cart purchase window, ms).
+-- lim: the tenant's limits (arguments.TenantLimits, read by the calling script).
 local function apply_order(o, fallback, lim)
   local mk, fk, hk = K_order(o.eoid), K_order_fields(o.eoid), K_order_history(o.eoid)
   local meta = redis.call('HMGET', mk, 'status', 'oid', 'cart', 'counted', 'contact')
@@ -161,8 +161,8 @@ local function apply_order(o, fallback, lim)
   end
   local cid = order_contact(fk, meta[5] or fallback, lim) -- an order keeps its contact
   local oid = meta[2] or o.oid
-  redis.call('HSET', mk, 'status', status, 'oid', oid, 'contact', cid, 'updated', lim.now)
-  redis.call('HSETNX', mk, 'created', lim.now)
+  redis.call('HSET', mk, 'status', status, 'oid', oid, 'contact', cid, 'updated', NOW)
+  redis.call('HSETNX', mk, 'created', NOW)
   if o.dms then redis.call('HSET', mk, 'dms', o.dms) end
   if status ~= old then
     redis.call('RPUSH', hk, cjson.encode({status = status, at = o.at, source = o.src}))
@@ -175,7 +175,7 @@ local function apply_order(o, fallback, lim)
       convert_cart(cjson.decode(rsid), o.eoid, cid, lim)
     elseif not old then -- the time rule only for a new order: an update is no new purchase
       local cart = redis.call('HMGET', K_contact(cid), 'cartId', 'cartAt')
-      if cart[1] and lim.now - tonumber(cart[2]) <= lim.window then
+      if cart[1] and NOW - tonumber(cart[2]) <= lim.purchase_window_ms then
         convert_cart(cart[1], o.eoid, cid, lim)
       end
     end
@@ -183,10 +183,10 @@ local function apply_order(o, fallback, lim)
   -- The open visit (if any) learns of the order: abandonedBrowse needs "no order". An order from
   -- a back-end is no site activity, so it neither opens nor extends a visit.
   local last = tonumber(redis.call('HGET', K_contact_visit(cid), 'last'))
-  if last and lim.now - last < lim.timeout then
+  if last and NOW - last < lim.visit_timeout_ms then
     redis.call('HINCRBY', K_contact_visit(cid), 'o', 1)
   end
-  for _, key in ipairs({mk, fk, hk}) do redis.call('EXPIRE', key, lim.ttl) end
+  for _, key in ipairs({mk, fk, hk}) do redis.call('EXPIRE', key, lim.contact_ttl) end
   order_trigger(o, cid, status, oid, fk)
   return 'a', status, cid
 end
