@@ -31,7 +31,7 @@ CHUNK = 100
 
 async def rfm(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]:
     """Order count, revenue, average check and last order date of DELIVERED orders."""
-    raw: Any = await store.redis.hgetall(keys.contact(contact_id, ":rfm"))
+    raw = await store.contact_rfm(keys, contact_id)
     count = int(raw.get(b"count", 0))
     revenue = round(float(raw.get(b"revenue", 0)), 6)
     return {
@@ -100,11 +100,8 @@ class OrdersApi:
     async def get_order(self, request: Request) -> Response:
         keys = self.gateway.tenant_keys((await self.gateway.principal(request)).tenant)
         order_id = request.path_params["externalOrderId"]
-        async with self.gateway.store.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(keys.order(order_id))
-            pipe.hgetall(keys.order(order_id, ":f"))
-            pipe.lrange(keys.order(order_id, ":h"), 0, -1)
-            meta, fields, history = await pipe.execute()
+        record = await self.gateway.store.order_record(keys, order_id)
+        meta, fields, history = record.meta, record.fields, record.history
         if not meta:
             raise not_found("order")
         order = {name.decode(): orjson.loads(value) for name, value in fields.items()}
@@ -126,20 +123,17 @@ class OrdersApi:
     async def _contact(self, keys: TenantKeys, order: dict[str, Any], stored: str) -> str:
         """The order's contact now: stitching may have merged the one it was stored with."""
         wanted = [
-            keys.identifier(kind, str(order[name]))
-            for name, kind in ORDER_IDENTIFIERS.items()
-            if name in order
+            (kind, str(order[name])) for name, kind in ORDER_IDENTIFIERS.items() if name in order
         ]
-        found: Any = await self.gateway.store.redis.mget(wanted) if wanted else []
-        for contact_id in found:
+        for contact_id in await self.gateway.store.named_contacts(keys, wanted):
             if contact_id is not None:
-                return str(contact_id.decode())
+                return contact_id
         return stored
 
     async def get_cart(self, request: Request) -> Response:
         keys = self.gateway.tenant_keys((await self.gateway.principal(request)).tenant)
         rsid = request.path_params["recycleStateId"]
-        state: Any = await self.gateway.store.redis.hgetall(keys.cart(rsid))
+        state = await self.gateway.store.cart_state(keys, rsid)
         if not state:
             raise not_found("cart state")
         order = state.get(b"order")

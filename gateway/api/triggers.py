@@ -8,7 +8,7 @@ import contextlib
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.requests import Request
@@ -84,7 +84,7 @@ async def list_triggers(gateway: Gateway, request: Request) -> Response:
     # Nothing follows the largest id (for which XRANGE refuses an exclusive start).
     while len(found) < limit and scanned < MAX_SCAN and last != (MAX_ID_PART, MAX_ID_PART):
         count = limit if wanted is None else PAGE
-        rows: Any = await gateway.store.redis.xrange(keys.triggers, "(" + cursor, "+", count=count)
+        rows = await gateway.store.triggers_after(keys, "(" + cursor, count)
         scanned += len(rows)
         for stream_id, fields in rows:
             cursor = stream_id.decode()
@@ -102,7 +102,7 @@ async def dead_letters(gateway: Gateway, request: Request) -> Response:
     principal = await gateway.principal(request)
     keys = gateway.tenant_keys(principal.tenant)
     limit = limit_param(request, default=FEED_LIMIT)
-    rows: Any = await gateway.store.redis.lrange(keys.dead_letters, 0, limit - 1)
+    rows = await gateway.store.dead_letters(keys, limit)
     dead = [orjson.loads(row) for row in rows]
     for entry in dead:
         # Entries are stored redacted; those stored by an older gateway are not.

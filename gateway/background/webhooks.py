@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 import httpx
 import orjson
-from redis import exceptions as redis_errors
 
 from gateway.background.detector import MAX_BACKOFF, pause
 from gateway.clock import iso, now_ms
@@ -38,7 +37,7 @@ from gateway.redis.arguments import (
 )
 from gateway.redis.keys import TenantKeys
 from gateway.redis.results import ClaimedJob
-from gateway.redis.store import UNAVAILABLE_ERRORS, StoreUnavailable
+from gateway.redis.store import StoreUnavailable
 from gateway.settings import Webhook
 
 if TYPE_CHECKING:
@@ -95,15 +94,7 @@ class Deliverer:
     async def prepare(self) -> None:
         """Create each webhook's consumer group; new groups start at the stream's end."""
         for hook in self.hooks:
-            try:
-                await self.gateway.store.redis.xgroup_create(
-                    hook.keys.triggers, hook.group, id="$", mkstream=True
-                )
-            except redis_errors.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-            except UNAVAILABLE_ERRORS as exc:
-                raise StoreUnavailable(str(exc)) from exc
+            await self.gateway.store.create_trigger_group(hook.keys, hook.group)
         self.ready = True
 
     async def run(self, stop: asyncio.Event) -> None:

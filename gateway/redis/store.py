@@ -18,6 +18,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from gateway.redis.arguments import ScriptArgs
+from gateway.redis.keys import TenantKeys
+from gateway.redis.reads import Reads
 from gateway.redis.scripts import Script
 
 # Errors that mean "Redis is not there right now", as opposed to a bug in a command.
@@ -68,7 +70,7 @@ def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
     )
 
 
-class Store:
+class Store(Reads):
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
         self.scripts: dict[str, Script] = {}
@@ -96,6 +98,17 @@ class Store:
             if is_unavailable(exc):
                 raise StoreUnavailable(str(exc)) from exc
             raise
+
+    async def create_trigger_group(self, keys: TenantKeys, group: str) -> None:
+        """A consumer group of the tenant's trigger stream, reading from its end (the stream is
+        made if need be); a group that exists already is left as it is."""
+        try:
+            await self.redis.xgroup_create(keys.triggers, group, id="$", mkstream=True)
+        except redis_errors.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        except UNAVAILABLE_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     async def ping(self) -> bool:
         try:
