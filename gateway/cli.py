@@ -1,4 +1,5 @@
-"""`gateway serve`: start the embedded Redis when no REDIS_URL is set, then uvicorn."""
+"""`gateway serve`: start the embedded Redis when no REDIS_URL is set, then uvicorn.
+`gateway secret`: print a fresh webhook secret."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from typing import Any
 import orjson
 
 from gateway import __version__
+from gateway.embedded import start_embedded
 from gateway.embedded.datadir import DataDirInUse
-from gateway.embedded.server import EmbeddedRedis, EmbeddedRedisError
-from gateway.embedded.watchdog import RedisWatchdog
+from gateway.embedded.server import EmbeddedRedisError
 from gateway.redaction import redacted
 from gateway.settings import ConfigError, Settings, load_settings
+from gateway.signing import new_secret
 from gateway.supervision import SUPERVISOR_ENV
 
 log = logging.getLogger("gateway")
@@ -97,6 +99,14 @@ def parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="log verbosity",
     )
+    commands.add_parser(
+        "secret",
+        help="print a fresh webhook secret",
+        description="Print a fresh random webhook secret, whsec_ and the base64 of 32 random "
+        "bytes, for a [[tenants.webhooks]] secret. It suits either scheme; a webhook with "
+        'signature = "standard" (Standard Webhooks) needs a secret of this form. Give the same '
+        "secret to the webhook's receiver.",
+    )
     return main
 
 
@@ -131,24 +141,11 @@ def serve(args: argparse.Namespace) -> int:
     )
     embedded = None
     if settings.redis_url is None:
-        embedded = EmbeddedRedis(settings.data_dir)
-        log.info("starting embedded redis", extra={"data_dir": str(settings.data_dir)})
         try:
-            embedded.start()
-        except DataDirInUse as exc:
-            log.error(str(exc), extra={"data_dir": str(exc.data_dir), "owner_pid": exc.owner})
-            return 1
-        except EmbeddedRedisError as exc:
-            log.error(
-                "the embedded redis did not start",
-                extra={"data_dir": str(settings.data_dir), "error": str(exc)},
-            )
-            return 1
-        # This process owns the server: it restarts it if it dies. Every worker process connects
-        # to it over the socket and reconnects by itself once it is back.
-        watchdog = RedisWatchdog(embedded).start()
+            embedded = start_embedded(settings.data_dir)
+        except (DataDirInUse, EmbeddedRedisError):
+            return 1  # logged by start_embedded
         os.environ["REDIS_URL"] = embedded.url
-        log.info("embedded redis ready", extra={"url": embedded.url})
     else:
         log.info("using external redis", extra={"url": redacted(settings.redis_url)})
     if settings.generated_keys:
@@ -165,8 +162,6 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
-            watchdog.join()
-            log.info("embedded redis stopped")
     return 0
 
 
@@ -231,6 +226,9 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "secret":
+        print(new_secret())  # stdout alone, so `gateway secret > file` keeps nothing else
+        return 0
     setup_logging(args.log_level)
     if args.command == "serve":
         return serve(args)

@@ -2,6 +2,9 @@
 
 An unknown key or a bad value stops start-up with a ConfigError that names it, so a typo in
 `visit_timeout_seconds` never silently falls back to a default.
+
+This module is over 300 lines because it is the whole config schema: every key's type, bound and
+default sits beside its check, so one file answers "what may I write in gateway.toml".
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import orjson
 
 from gateway.model.orders import STATUSES
 from gateway.redis.constants import VISIT_TRIGGERS
+from gateway.signing import SCHEMES, standard_key
 
 TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]+")  # what a browser sends as Origin
@@ -31,8 +35,9 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Webhook:
     url: str
-    secret: str
+    secrets: tuple[str, ...]  # each signs every delivery: old and new during a rotation
     types: frozenset[str] | None  # None: every trigger type
+    signature: str = "gateway"  # or "standard": the scheme, see gateway/signing.py
     timeout_seconds: float = 10.0  # one delivery attempt; longer counts as a failure
     retry_initial_seconds: float = 5.0  # first retry delay, doubled per attempt (with jitter)
     retry_budget_seconds: float = 86_400.0  # age of a trigger after which it is dead-lettered
@@ -74,7 +79,7 @@ class Settings:
     config_path: Path | None = field(default=None)
 
 
-# name -> (type, lower bound) of every [gateway] key; documented in the README.
+# name -> (type, lower bound) of every [gateway] key; documented in docs/configuration.md.
 GATEWAY_KEYS: dict[str, tuple[type, float]] = {
     "max_body_bytes": (int, 1024),
     "max_batch": (int, 1),
@@ -96,7 +101,7 @@ TENANT_KEYS = {
     "rate_limit_per_second",
     "webhooks",
 }
-WEBHOOK_KEYS = {"url", "secret", "types"}
+WEBHOOK_KEYS = {"url", "secret", "secrets", "signature", "types"}
 # Every trigger type the gateway emits, so a webhook's `types` can be checked at start-up (a typo
 # would otherwise match nothing, silently). The visit triggers are chosen by close_visit in
 # lua/lib.lua; lua/lib_orders.lua emits order<STATUS> for each order status.
@@ -176,18 +181,43 @@ def _webhook(where: str, raw: Any) -> Webhook:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a table")
     _unknown(where, raw, WEBHOOK_KEYS | WEBHOOK_RETRY_KEYS.keys())
-    url, secret = raw.get("url"), raw.get("secret")
+    url = raw.get("url")
     if not isinstance(url, str) or not WEBHOOK_URL.fullmatch(url):
         raise ConfigError(f"{where}.url: expected an http(s) URL with a host")
-    if not isinstance(secret, str) or len(secret) < 8:
-        raise ConfigError(f"{where}.secret: expected a string of at least 8 characters")
+    signature, secrets = _signing(where, raw)
     types = _trigger_types(f"{where}.types", raw["types"]) if "types" in raw else None
     retry = {
         name: _number(f"{where}.{name}", raw[name], float, minimum)
         for name, minimum in WEBHOOK_RETRY_KEYS.items()
         if name in raw
     }
-    return Webhook(url=url, secret=secret, types=types, **retry)
+    return Webhook(url=url, secrets=secrets, types=types, signature=signature, **retry)
+
+
+def _signing(where: str, raw: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """A webhook's scheme and its secrets: `secret = "..."` or, to rotate, `secrets = [new, old]`
+    (docs/triggers.md, Rotating a secret)."""
+    signature = raw.get("signature", "gateway")
+    if signature not in SCHEMES:
+        raise ConfigError(f'{where}.signature: expected "gateway" or "standard", got {signature!r}')
+    if "secrets" in raw:
+        if "secret" in raw:
+            raise ConfigError(f"{where}.secrets: give secret or secrets, not both")
+        listed = _strings(f"{where}.secrets", raw["secrets"])
+        if not listed:
+            raise ConfigError(f"{where}.secrets: empty list; a webhook needs a secret")
+        named: list[tuple[str, Any]] = [(f"{where}.secrets[{i}]", s) for i, s in enumerate(listed)]
+    else:
+        named = [(f"{where}.secret", raw.get("secret"))]
+    for name, secret in named:
+        if not isinstance(secret, str) or len(secret) < 8:
+            raise ConfigError(f"{name}: expected a string of at least 8 characters")
+        if signature == "standard":
+            try:
+                standard_key(secret)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+    return signature, tuple(secret for _, secret in named)
 
 
 def _tenant(where: str, raw: Any) -> Tenant:

@@ -22,9 +22,10 @@ import httpx
 import pytest
 import redis
 
-from gateway.app import Gateway, create_app
+from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
 from gateway.settings import Settings, parse_config
+from gateway.state import GatewayState
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,7 +78,7 @@ class Api:
     """An HTTP client bound to one tenant of a running gateway."""
 
     http: httpx.AsyncClient
-    gateway: Gateway
+    gateway: GatewayState
     tenant_id: str
     server_key: str
     site_key: str
@@ -132,13 +133,13 @@ async def make_api(redis_url: str, tmp_path: Path) -> AsyncIterator[Any]:
             **(gateway or {}),
         )
         app = create_app(settings)
-        lifespan = app.gateway.lifespan(None)
+        lifespan = app.lifespan()
         await lifespan.__aenter__()
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
         stack.append((lifespan, http))
         return (
-            Api(http, app.gateway, a, f"sk_{a}", f"pk_{a}"),
-            Api(http, app.gateway, b, f"sk_{b}", f"pk_{b}"),
+            Api(http, app.state, a, f"sk_{a}", f"pk_{a}"),
+            Api(http, app.state, b, f"sk_{b}", f"pk_{b}"),
         )
 
     yield factory
@@ -153,7 +154,7 @@ async def no_redis(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dic
     tenant = unique("down")
     dead = f"redis://127.0.0.1:{free_port()}/0"
     app = create_app(build_settings(dead, tmp_path, [tenant_config(tenant)]))
-    async with app.gateway.lifespan(None):
+    async with app.lifespan():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
             yield http, {"authorization": f"Bearer sk_{tenant}"}

@@ -182,12 +182,12 @@ async def test_detector_survives_a_redis_outage(tmp_path):
         server.url, tmp_path, [tenant_config(tenant, visit_timeout_seconds=TIMEOUT)]
     )
     app = create_app(settings)
-    lifespan = app.gateway.lifespan(None)
+    lifespan = app.lifespan()
     await lifespan.__aenter__()
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            api = Api(http, app.gateway, tenant, f"sk_{tenant}", f"pk_{tenant}")
+            api = Api(http, app.state, tenant, f"sk_{tenant}", f"pk_{tenant}")
             await send(api, page("out@x.io"))
             server.stop()  # saves: the open visit survives the outage
             await asyncio.sleep(2 * TIMEOUT)  # the deadline passes while Redis is down

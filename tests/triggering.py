@@ -103,7 +103,10 @@ class Receiver:
             headers: dict[str, str] = {}
             while (line := (await reader.readline()).decode().strip()) != "":
                 name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
+                name, value = name.strip().lower(), value.strip()
+                # A repeated header reads as one, its values comma-joined, as most frameworks
+                # have it: X-Gateway-Signature comes once per secret.
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             self.requests.append((headers, body, time.time()))
             status = self.statuses.pop(0) if self.statuses else self.default

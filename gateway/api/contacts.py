@@ -1,4 +1,5 @@
-"""Reading contacts and their events, for server keys: `/v1/contacts/{id}`, `/v1/events`."""
+"""`GET /v1/contacts/{identifier}`: a contact's profile, identifiers, cart, recent views and
+orders; and the reads of contacts and their events that `GET /v1/events` shares."""
 
 from __future__ import annotations
 
@@ -7,26 +8,17 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from gateway.clock import iso, stored_iso
-from gateway.errors import ApiError, invalid
+from gateway.http import MAX_SCAN, PAGE, json_response, not_found
 from gateway.model.identity import lookup_candidates
 from gateway.redis.constants import EVENT_TYPES, PUBLIC_NAMES
 from gateway.redis.keys import TenantKeys
 from gateway.redis.store import Store
+from gateway.state import server_principal
 
-MAX_LIMIT = 1000
-DEFAULT_LIMIT = 50  # events per GET /v1/events without ?limit=
 MAX_STITCHES = 8
-# Filtering by type reads entries until `limit` match: a rare type would read a whole stream
-# (a million events: most of a second of Redis, per request). One request reads at most this
-# many; a rare type answers short (GET /v1/triggers also says where it stopped, with `next`).
-MAX_SCAN = 10_000
-PAGE = 500  # stream entries read per round trip while filtering by type
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status, media_type="application/json")
 
 
 async def find_contact(store: Store, keys: TenantKeys, identifier: str) -> str | None:
@@ -61,16 +53,6 @@ async def current_contacts(
         wanted = following
     current.update(dict.fromkeys(wanted))  # stitched more often than followed: not found
     return current
-
-
-def limit_param(request: Request, default: int = DEFAULT_LIMIT) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return default
-    # isdigit() alone takes "²" and other scripts' digits, which int() then refuses (a 500)
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= MAX_LIMIT):
-        raise invalid("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}.")
-    return int(raw)
 
 
 async def read_contact(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]:
@@ -171,5 +153,28 @@ async def tenant_events(
     return out
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"No {what} with that identifier.", None)
+async def rfm(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]:
+    """Order count, revenue, average check and last order date of DELIVERED orders."""
+    raw = await store.contact_rfm(keys, contact_id)
+    count = int(raw.get(b"count", 0))
+    revenue = round(float(raw.get(b"revenue", 0)), 6)
+    return {
+        "count": count,
+        "revenue": revenue,
+        "averageCheck": round(revenue / count, 2) if count else 0,
+        "lastOrderDate": orjson.loads(raw[b"last"]) if b"last" in raw else None,
+    }
+
+
+async def get_contact(request: Request) -> Response:
+    state, principal = await server_principal(request)
+    keys = state.tenant_keys(principal.tenant)
+    contact_id = await find_contact(state.store, keys, request.path_params["identifier"])
+    if contact_id is None:
+        raise not_found("contact")
+    body = await read_contact(state.store, keys, contact_id)
+    body["orders"] = await rfm(state.store, keys, contact_id)
+    return json_response(body)
+
+
+routes = [Route("/v1/contacts/{identifier:text}", get_contact)]

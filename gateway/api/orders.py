@@ -1,27 +1,24 @@
-"""Server-key routes for orders and carts: `POST /v1/orders`, `GET /v1/orders/{externalOrderId}`,
-`GET /v1/carts/{recycleStateId}`, and the RFM block of `GET /v1/contacts/{id}`."""
+"""`POST /v1/orders` (eSputnik's orders API: up to max_batch orders, each stored on its own) and
+`GET /v1/orders/{externalOrderId}`, for server keys."""
 
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
-from gateway.api.contacts import json_response, not_found
 from gateway.clock import iso, now_ms, stored_iso
 from gateway.errors import ApiError, invalid
-from gateway.ingest.app import read_json
+from gateway.http import json_response, not_found, read_json
 from gateway.model import orders
 from gateway.redis.constants import ORDER_IDENTIFIERS
 from gateway.redis.keys import TenantKeys
 from gateway.redis.results import event_results
-from gateway.redis.store import Store
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+from gateway.state import GatewayState, server_principal
 
 # Orders per script call: a call blocks Redis while it runs, so a 1000-order request is cut up.
 # Each order is atomic on its own; a retry after a failure mid-way re-sends identical orders,
@@ -29,125 +26,94 @@ if TYPE_CHECKING:
 CHUNK = 100
 
 
-async def rfm(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]:
-    """Order count, revenue, average check and last order date of DELIVERED orders."""
-    raw = await store.contact_rfm(keys, contact_id)
-    count = int(raw.get(b"count", 0))
-    revenue = round(float(raw.get(b"revenue", 0)), 6)
-    return {
-        "count": count,
-        "revenue": revenue,
-        "averageCheck": round(revenue / count, 2) if count else 0,
-        "lastOrderDate": orjson.loads(raw[b"last"]) if b"last" in raw else None,
+async def post_orders(request: Request) -> Response:
+    gateway, principal = await server_principal(request)
+    headers = dict(request.scope["headers"])
+    document = await read_json(request.receive, headers, gateway.settings.max_body_bytes)
+    batch = document.get("orders") if isinstance(document, dict) else None
+    if not isinstance(batch, list):
+        raise invalid("orders", 'The body must be {"orders": [...]}.')
+    limit = gateway.settings.max_batch
+    if len(batch) > limit:
+        raise ApiError(413, "batch_too_large", f"At most {limit} orders per request.", "orders")
+    tenant = principal.tenant
+    now = now_ms()
+    received = iso(now)
+    failed: list[dict[str, Any]] = []
+    calls: list[bytes] = []
+    for index, raw in enumerate(batch):
+        errors, call = _prepare(raw, received)
+        if call is None:
+            given = raw.get("externalOrderId") if isinstance(raw, dict) else None
+            failed.append({"index": index, "externalOrderId": given, "errors": errors})
+            gateway.metrics.orders_failed.inc(tenant.id, "invalid")
+        else:
+            calls.append(call)
+    limits = gateway.limits(tenant)
+    for start in range(0, len(calls), CHUNK):
+        replies = await gateway.store.run("orders", limits, now, calls[start : start + CHUNK])
+        for result in event_results(replies):
+            if result.order_status is not None:  # orders.lua stores every order it is given
+                gateway.metrics.orders_stored.inc(tenant.id, result.order_status, "orders")
+    return json_response({"failedOrders": failed})
+
+
+def _prepare(raw: Any, received: str) -> tuple[list[str], bytes | None]:
+    """(every reason the order fails, or the script's JSON for it)."""
+    if not isinstance(raw, dict):
+        return ["The order must be a JSON object."], None
+    checked = orders.check(raw)
+    errors = [message for _, message in checked.errors]
+    errors += [f"{name} is required." for name in checked.missing]
+    named = any(checked.value(name) is not None for name in orders.CONTACT_FIELDS)
+    if not named and not any(e[0] in orders.CONTACT_FIELDS for e in checked.errors):
+        errors.append("One of externalCustomerId, email, phone is required.")
+    if errors:
+        return errors, None
+    call = {
+        "nc": secrets.token_hex(8),
+        "order": orders.envelope(checked, "put", "orders", received),
     }
+    return [], orjson.dumps(call)
 
 
-class OrdersApi:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-
-    async def post_orders(self, request: Request) -> Response:
-        gateway = self.gateway
-        principal = await gateway.principal(request)
-        headers = dict(request.scope["headers"])
-        document = await read_json(request.receive, headers, gateway.settings.max_body_bytes)
-        batch = document.get("orders") if isinstance(document, dict) else None
-        if not isinstance(batch, list):
-            raise invalid("orders", 'The body must be {"orders": [...]}.')
-        limit = gateway.settings.max_batch
-        if len(batch) > limit:
-            raise ApiError(413, "batch_too_large", f"At most {limit} orders per request.", "orders")
-        tenant = principal.tenant
-        now = now_ms()
-        received = iso(now)
-        failed: list[dict[str, Any]] = []
-        calls: list[bytes] = []
-        for index, raw in enumerate(batch):
-            errors, call = self._prepare(raw, received)
-            if call is None:
-                given = raw.get("externalOrderId") if isinstance(raw, dict) else None
-                failed.append({"index": index, "externalOrderId": given, "errors": errors})
-                gateway.metrics.orders_failed.inc(tenant.id, "invalid")
-            else:
-                calls.append(call)
-        limits = gateway.limits(tenant)
-        for start in range(0, len(calls), CHUNK):
-            replies = await gateway.store.run("orders", limits, now, calls[start : start + CHUNK])
-            for result in event_results(replies):
-                if result.order_status is not None:  # orders.lua stores every order it is given
-                    gateway.metrics.orders_stored.inc(tenant.id, result.order_status, "orders")
-        return json_response({"failedOrders": failed})
-
-    @staticmethod
-    def _prepare(raw: Any, received: str) -> tuple[list[str], bytes | None]:
-        """(every reason the order fails, or the script's JSON for it)."""
-        if not isinstance(raw, dict):
-            return ["The order must be a JSON object."], None
-        checked = orders.check(raw)
-        errors = [message for _, message in checked.errors]
-        errors += [f"{name} is required." for name in checked.missing]
-        named = any(checked.value(name) is not None for name in orders.CONTACT_FIELDS)
-        if not named and not any(e[0] in orders.CONTACT_FIELDS for e in checked.errors):
-            errors.append("One of externalCustomerId, email, phone is required.")
-        if errors:
-            return errors, None
-        call = {
-            "nc": secrets.token_hex(8),
-            "order": orders.envelope(checked, "put", "orders", received),
+async def get_order(request: Request) -> Response:
+    gateway, principal = await server_principal(request)
+    keys = gateway.tenant_keys(principal.tenant)
+    order_id = request.path_params["externalOrderId"]
+    record = await gateway.store.order_record(keys, order_id)
+    meta, fields, history = record.meta, record.fields, record.history
+    if not meta:
+        raise not_found("order")
+    order = {name.decode(): orjson.loads(value) for name, value in fields.items()}
+    cart = meta.get(b"cart")
+    return json_response(
+        {
+            "externalOrderId": order_id,
+            "orderId": meta[b"oid"].decode(),
+            "status": meta[b"status"].decode(),
+            "contactId": await _contact(gateway, keys, order, meta[b"contact"].decode()),
+            "convertedCart": cart.decode() if cart else None,
+            "createdAt": stored_iso(meta.get(b"created")),
+            "updatedAt": stored_iso(meta.get(b"updated")),
+            "order": order,
+            "history": [orjson.loads(entry) for entry in history],
         }
-        return [], orjson.dumps(call)
+    )
 
-    async def get_order(self, request: Request) -> Response:
-        keys = self.gateway.tenant_keys((await self.gateway.principal(request)).tenant)
-        order_id = request.path_params["externalOrderId"]
-        record = await self.gateway.store.order_record(keys, order_id)
-        meta, fields, history = record.meta, record.fields, record.history
-        if not meta:
-            raise not_found("order")
-        order = {name.decode(): orjson.loads(value) for name, value in fields.items()}
-        cart = meta.get(b"cart")
-        return json_response(
-            {
-                "externalOrderId": order_id,
-                "orderId": meta[b"oid"].decode(),
-                "status": meta[b"status"].decode(),
-                "contactId": await self._contact(keys, order, meta[b"contact"].decode()),
-                "convertedCart": cart.decode() if cart else None,
-                "createdAt": stored_iso(meta.get(b"created")),
-                "updatedAt": stored_iso(meta.get(b"updated")),
-                "order": order,
-                "history": [orjson.loads(entry) for entry in history],
-            }
-        )
 
-    async def _contact(self, keys: TenantKeys, order: dict[str, Any], stored: str) -> str:
-        """The order's contact now: stitching may have merged the one it was stored with."""
-        wanted = [
-            (kind, str(order[name])) for name, kind in ORDER_IDENTIFIERS.items() if name in order
-        ]
-        for contact_id in await self.gateway.store.named_contacts(keys, wanted):
-            if contact_id is not None:
-                return contact_id
-        return stored
+async def _contact(
+    gateway: GatewayState, keys: TenantKeys, order: dict[str, Any], stored: str
+) -> str:
+    """The order's contact now: stitching may have merged the one it was stored with."""
+    wanted = [(kind, str(order[name])) for name, kind in ORDER_IDENTIFIERS.items() if name in order]
+    for contact_id in await gateway.store.named_contacts(keys, wanted):
+        if contact_id is not None:
+            return contact_id
+    return stored
 
-    async def get_cart(self, request: Request) -> Response:
-        keys = self.gateway.tenant_keys((await self.gateway.principal(request)).tenant)
-        rsid = request.path_params["recycleStateId"]
-        state = await self.gateway.store.cart_state(keys, rsid)
-        if not state:
-            raise not_found("cart state")
-        order = state.get(b"order")
-        # An order that came before its cart's cartUpdated leaves a state with only the order.
-        contact = state.get(b"contact")
-        cart = state.get(b"cart")
-        return json_response(
-            {
-                "recycleStateId": rsid,
-                "contactId": contact.decode() if contact else None,
-                "cart": orjson.loads(cart) if cart else None,
-                "updatedAt": stored_iso(state.get(b"at")),
-                "converted": order is not None,
-                "externalOrderId": order.decode() if order else None,
-                "convertedAt": stored_iso(state.get(b"orderAt")),
-            }
-        )
+
+routes = [
+    Route("/v1/orders", post_orders, methods=["POST"]),
+    Route("/v1/orders/{externalOrderId:text}", get_order),
+]

@@ -1,4 +1,4 @@
-"""`GET /js/tracker.js`: the browser tracker built from `js_snippet/` (see its README section).
+"""`GET /js/tracker.js`: the browser tracker built from `js_snippet/` (docs/snippet.md).
 
 The bytes are read once and served from memory, gzipped when the browser accepts it. Any origin
 may load the script (it holds no secrets; the site key is on the page's script tag). The URL has
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 TRACKER = Path(__file__).parent.parent / "static" / "tracker.js"
 CACHE_CONTROL = "public, max-age=86400, stale-while-revalidate=604800"
@@ -62,3 +63,6 @@ async def tracker_js(request: Request) -> Response:
         body = asset.gzipped
         headers["content-encoding"] = "gzip"
     return Response(body, headers=headers, media_type="text/javascript; charset=utf-8")
+
+
+routes = [Route("/js/tracker.js", tracker_js)]

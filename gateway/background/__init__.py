@@ -1,0 +1,44 @@
+"""The tasks every gateway process runs beside its requests: the visit detector, which emits
+triggers, and the webhook deliverer, which sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from gateway.background.detector import Detector
+from gateway.background.webhooks import Deliverer
+from gateway.redis.store import StoreUnavailable
+from gateway.state import GatewayState
+
+log = logging.getLogger("gateway")
+
+
+@dataclass
+class Background:
+    stop: asyncio.Event
+    tasks: list[asyncio.Task[None]]
+
+
+async def start_background(state: GatewayState) -> Background:
+    deliverer = Deliverer(state)
+    with contextlib.suppress(StoreUnavailable):
+        await deliverer.prepare()  # before any trigger can exist; else retried by run()
+    stop = asyncio.Event()
+    return Background(
+        stop,
+        [
+            asyncio.create_task(Detector(state).run(stop), name="detector"),
+            asyncio.create_task(deliverer.run(stop), name="webhooks"),
+        ],
+    )
+
+
+async def stop_background(background: Background) -> None:
+    """Let the loops finish their current step (no Redis call is cut in half), then end."""
+    background.stop.set()
+    for result in await asyncio.gather(*background.tasks, return_exceptions=True):
+        if isinstance(result, BaseException):
+            log.error("background task failed", extra={"error": repr(result)})

@@ -10,23 +10,19 @@ or none of it (the next pass, here or elsewhere, does it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import TYPE_CHECKING
 
+from gateway.background.loop import MAX_BACKOFF, pause
 from gateway.clock import now_ms
 from gateway.redis.arguments import DetectArgs
 from gateway.redis.keys import TenantKeys
 from gateway.redis.results import DetectResult
 from gateway.redis.store import StoreUnavailable
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+from gateway.state import GatewayState
 
 log = logging.getLogger("gateway.detector")
 
 BATCH = 500  # visits closed per script call: bounds how long one call holds Redis
-MAX_BACKOFF = 5.0
 
 
 def poll_interval(timeouts: list[float]) -> float:
@@ -34,14 +30,8 @@ def poll_interval(timeouts: list[float]) -> float:
     return min(1.0, max(0.05, min(timeouts) / 5))
 
 
-async def pause(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep, but wake at once when the process is stopping."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
 class Detector:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayState) -> None:
         self.gateway = gateway
         self.tenants = [(t.id, TenantKeys.for_tenant(t.id)) for t in gateway.settings.tenants]
         self.interval = poll_interval([t.visit_timeout_seconds for t in gateway.settings.tenants])

@@ -8,6 +8,10 @@ data dir, and so that tests can stop and restart it like any external server.
 The owning process holds a lock on the data dir for as long as it lives (datadir.py: a second
 gateway on the same dir refuses to start instead of taking the server away) and starts the server
 again if it dies (watchdog.py).
+
+This module is over 300 lines because it is one class around one child process (spawn, wait
+until it loads, stop, kill, respawn, probe): split up, each step would lose sight of the others'
+states.
 """
 
 from __future__ import annotations

@@ -9,131 +9,27 @@ answer is sent only after Redis has stored the events.
 from __future__ import annotations
 
 import time
-import zlib
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from gateway.auth import PREFLIGHT_HEADERS, Principal, check_origin
+from gateway.auth import PREFLIGHT_HEADERS, Principal
 from gateway.clock import iso, now_ms
 from gateway.errors import ApiError, invalid, unavailable
+from gateway.http import Receive, Scope, Send, read_json
 from gateway.model import events
-from gateway.model.decoding import mark_repeated_params
 from gateway.redis.results import EventResult
 from gateway.redis.store import StoreUnavailable
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from gateway.state import GatewayState
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
-ACCEPTED_TYPES = frozenset({b"application/json", b"text/plain", b""})
-# `curl -d` without -H sends a form content type: say how to fix it rather than only refuse.
-FORM_HINT = {
-    b"application/x-www-form-urlencoded": (
-        " (curl -d sends a form content type: add -H 'Content-Type: application/json')."
-    )
-}
 PATHS = frozenset({"/v1/event", "/v1/events"})
 # Allow of a 405, as Starlette writes it for its routes (GET routes answer HEAD too).
 ALLOWED_METHODS = {"/v1/event": "POST, OPTIONS", "/v1/events": "GET, HEAD, POST, OPTIONS"}
 
 
-def too_large(limit: int) -> ApiError:
-    return ApiError(413, "body_too_large", f"The body is larger than {limit} bytes.", "body")
-
-
-async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
-    declared = headers.get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ApiError(400, "client_disconnected", "The client went away.", "body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    body = b"".join(chunks)
-    encoding = headers.get(b"content-encoding", b"identity").strip().lower()
-    if encoding == b"gzip":
-        return gunzip(body, limit)
-    if encoding != b"identity":
-        raise ApiError(
-            415,
-            "unsupported_encoding",
-            "Content-Encoding must be gzip or absent.",
-            "content-encoding",
-        )
-    return body
-
-
-def gunzip(body: bytes, limit: int) -> bytes:
-    """Decompress at most `limit` bytes: a gzip bomb is refused by its decompressed size.
-
-    Every member of the body (RFC 1952 lets one follow another, as `gzip -c a b` writes them), as
-    Python's gzip module reads it: NUL padding after a member is skipped, anything else is not
-    gzip."""
-    out: list[bytes] = []
-    room = limit
-    rest = body
-    while rest:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            member = inflater.decompress(rest, room + 1)
-        except zlib.error:
-            raise invalid("body", "The body is not valid gzip.", code="invalid_gzip") from None
-        room -= len(member)
-        if room < 0 or inflater.unconsumed_tail:
-            raise too_large(limit)
-        if not inflater.eof:
-            raise invalid("body", "The gzip body is truncated.", code="invalid_gzip")
-        out.append(member)
-        rest = inflater.unused_data.lstrip(b"\0")
-    return b"".join(out)
-
-
-def media_type(headers: dict[bytes, bytes]) -> bytes:
-    return headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-
-
-async def read_json(
-    receive: Receive, headers: dict[bytes, bytes], limit: int, batch: bool | None = None
-) -> Any:
-    """The parsed body of a JSON request: content type, size (after gunzip) and syntax checked.
-
-    For an event body, `batch` tells its form, and object-form params that repeat a name are
-    marked (decoding.RepeatedParams)."""
-    kind = media_type(headers)
-    if kind not in ACCEPTED_TYPES:
-        message = "Content-Type must be application/json or text/plain" + FORM_HINT.get(kind, ".")
-        raise ApiError(415, "unsupported_media_type", message, "content-type")
-    body = await read_body(receive, headers, limit)
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise invalid("body", "The body is not valid JSON.", code="invalid_json") from None
-    # One event in the usual list form (the hot path) is ruled out here, without a call.
-    if batch or (
-        batch is not None and type(document) is dict and type(document.get("params")) is dict
-    ):
-        mark_repeated_params(document, body, bool(batch))
-    return document
-
-
 class IngestApp:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayState) -> None:
         self.gateway = gateway
         settings = gateway.settings
         self.limit = settings.max_body_bytes
@@ -175,10 +71,8 @@ class IngestApp:
                     headers={"allow": allowed},
                 )
             principal = self.gateway.keys.authenticate(_text(headers.get(b"authorization")), query)
-            tenant = principal.tenant.id
-            origin = _text(headers.get(b"origin"))
-            extra = check_origin(principal, origin)
-            await self.gateway.check_rate(principal)
+            tenant = principal.tenant.id  # refusals from here on are counted for the tenant
+            extra = await self.gateway.admit(principal, _text(headers.get(b"origin")), False)
             # The parsed body is passed on, not kept in this frame while Redis stores the events.
             batch = path == "/v1/events"
             handle = self.many if batch else self.one
@@ -191,7 +85,9 @@ class IngestApp:
             else:
                 self.metrics.events_rejected.inc(tenant, error.code)
             status, answer = error.status, error.json()
-            extra = extra + [(k.encode(), v.encode()) for k, v in error.headers.items()]
+            extra = extra + [
+                (k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()
+            ]
         extra.append((b"content-length", str(len(answer)).encode()))
         self.metrics.request_latency.observe(time.perf_counter() - started, path)
         return status, JSON_HEADERS + extra, answer

@@ -24,6 +24,10 @@ It also mends uvicorn's handling of a request that offers an upgrade the server 
 llhttp stops at the end of such a request's head and skips its body, so the app saw an empty body
 (a 400 for valid JSON). RFC 9110 §7.8 lets a server ignore the offer; here the body is read by a
 fresh parser into the same request, and the connection goes on in HTTP/1.1.
+
+This module is over 300 lines because it is one subclass of uvicorn's protocol: each override
+leans on what the others keep (the cycle, the deadline, the refused upgrade), so they stay in one
+place.
 """
 
 from __future__ import annotations
@@ -31,20 +35,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gateway.errors import INTERNAL_ERROR, ApiError
+from gateway.http import API_PREFIX
+from gateway.ingest.app import IngestApp
 from gateway.settings import REQUEST_TIMEOUT_SECONDS
-
-if TYPE_CHECKING:
-    from gateway.ingest.app import IngestApp
 
 log = logging.getLogger("gateway.protocol")
 
-INGEST_PATHS = {b"/v1/event": "/v1/event", b"/v1/events": "/v1/events"}
+# Every spelling of the ingest paths (gateway/http.py api_path), found with one dict lookup.
+INGEST_PATHS = {
+    spelling.encode(): path
+    for path in ("/v1/event", "/v1/events")
+    for spelling in (path, path + "/", API_PREFIX + path, API_PREFIX + path + "/")
+}
 # What a request body's length is read from; a refused upgrade's body is read again by them.
 FRAMING = (b"content-length", b"transfer-encoding")
 INVALID_REQUEST = "Invalid HTTP request received."  # uvicorn's words, for the same case
@@ -138,10 +146,10 @@ class IngestProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # uvicorn may wrap the app (e.g. in its trace logger): then every request goes its way.
-        ingest: IngestApp | None = getattr(self.app, "ingest", None)
+        ingest = getattr(self.app, "ingest", None)
         if self.limit_concurrency is not None or self.root_path:
             ingest = None
-        self.ingest = ingest
+        self.ingest = ingest if isinstance(ingest, IngestApp) else None
         self.replaying = False  # a refused upgrade's body is being read (refuse_upgrade)
         self.receiving = False  # a request has begun and is not all read yet
         self.head_pending = False  # ... and its head is not all read yet

@@ -1,4 +1,4 @@
-"""Validation of orders (SPEC §5.3, §6) into what the order Lua library stores.
+"""Validation of orders (docs/api.md, Orders and carts) into what the order Lua library stores.
 
 The same rules serve `POST /v1/orders` (every problem of an order is listed, the order fails) and
 the order events of `v1/event` (a malformed value is a 400; a missing required param makes the

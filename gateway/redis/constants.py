@@ -14,7 +14,7 @@ KIND_ORDER = (
     "key",
     "visitor",
 )
-# Kinds that let a trigger reach a person (SPEC §8); the others are anonymous.
+# Kinds that let a trigger reach a person (docs/triggers.md); the others are anonymous.
 REACHABLE_KINDS = frozenset({"contactId", "email", "phone", "pushToken", "contactKey"})
 # kind -> the name a reader sees in `identifiers` (contacts, triggers)
 PUBLIC_NAMES = {
@@ -43,7 +43,7 @@ EVENT_CODES = {
 LIST_CODES = {event_type: "*" + code for event_type, code in EVENT_CODES.items()}
 EVENT_TYPES = {code: event_type for event_type, code in LIST_CODES.items()}
 
-# The triggers a closed visit can emit (SPEC §8), in the order lib.lua tries them.
+# The triggers a closed visit can emit (docs/triggers.md), in the order lib.lua tries them.
 VISIT_TRIGGERS = ("abandonedCart", "abandonedBrowse", "abandonedCategory", "abandonedVisit")
 # Fields of P:tally, which lib.lua counts into and detect.lua drains for /metrics: visits closed,
 # those of anonymous contacts, and "<TALLY_TRIGGER><type>" per trigger type emitted.

@@ -145,7 +145,7 @@ local function resolve_contact(ids, fresh, limits)
   return cid
 end
 
--- Visits and their triggers (SPEC §8). A visit is closed exactly once: by the detector when its
+-- Visits and their triggers (docs/triggers.md). A visit is closed exactly once: by the detector when its
 -- deadline in P:visits has passed, or by the contact's next event if that comes first. Closing,
 -- deciding and XADDing the trigger happen inside one script, so no crash can split them.
 local REACHABLE = {{REACHABLE_KINDS}}
@@ -205,7 +205,7 @@ local function contact_identity(cid)
   return found
 end
 
--- The first trigger type of SPEC §8 that applies to a closed visit `v`, and the cart state key
+-- The first trigger type (docs/triggers.md, The trigger) that applies to a closed visit `v`, and the cart state key
 -- to mark when it is abandonedCart (at most once per recycleStateId).
 local function trigger_type(cid, v)
   local cart = redis.call('HMGET', K_contact(cid), 'cart', 'cartId', 'cartNotified')

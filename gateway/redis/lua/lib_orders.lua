@@ -1,4 +1,4 @@
--- Orders (SPEC §6, §7), shared by orders.lua (POST /v1/orders) and ingest.lua (order events), so
+-- Orders (docs/api.md, Orders and carts), shared by orders.lua (POST /v1/orders) and ingest.lua (order events), so
 -- both paths store an order the same way, atomically. An order is three keys with one hash tag:
 -- K_order (meta), K_order_fields (field -> JSON text), K_order_history (status history). Field
 -- values are JSON made by Python and only concatenated here: cjson would re-encode numbers with
@@ -73,7 +73,7 @@ local function convert_cart(rsid, eoid, cid, lim)
   redis.call('HSET', K_order(eoid), 'cart', rsid)
 end
 
--- RFM (SPEC §6, §9) follows the orders whose current status is DELIVERED, with their current
+-- RFM (docs/api.md, RFM) follows the orders whose current status is DELIVERED, with their current
 -- totalCost and date. The contact's :rfmo hash holds the share each counted order added to its
 -- :rfm figures, "<totalCost>|<date ms>|<date JSON>", and the order's meta `counted` names that
 -- contact; so a CANCELLED (or any status but DELIVERED), a corrected total or date, or a move to

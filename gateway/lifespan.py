@@ -1,0 +1,50 @@
+"""Start-up and shutdown: the Redis client (on the embedded Redis when no REDIS_URL is set), the
+background tasks, and their orderly end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator
+
+from gateway.background import start_background, stop_background
+from gateway.embedded import start_embedded
+from gateway.redis.store import Store, connect
+from gateway.state import GatewayState
+from gateway.supervision import watch_supervisor
+
+log = logging.getLogger("gateway")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(state: GatewayState) -> AsyncIterator[None]:
+    url = state.settings.redis_url
+    embedded = None
+    if url is None:
+        embedded = start_embedded(state.settings.data_dir)
+        url = embedded.url
+    store = Store(connect(url))
+    state.connect(store)
+    if not await store.ping():
+        log.warning("redis is not answering yet; /readyz reports 503 until it does")
+    # What is allocated by now (modules, settings, clients) lives as long as the process: the
+    # cyclic collector need not re-scan it in every full collection (measured: ~30% of the
+    # time spent validating a batch went to those scans). Requests allocate thousands of
+    # containers that live until Redis answers, and hardly ever a cycle (refcounting frees
+    # them): collecting after 100,000 allocations rather than 700 cut ~9% of the CPU per batch
+    # request under wrk (1,654 -> 1,497 µs, 3 runs each).
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
+    background = await start_background(state)
+    supervisor = asyncio.get_running_loop().create_task(watch_supervisor())
+    try:
+        yield
+    finally:
+        supervisor.cancel()
+        await stop_background(background)
+        await state.batcher.drain()
+        await store.close()
+        if embedded is not None:
+            embedded.stop()
