@@ -34,8 +34,9 @@ import redis
 from gateway.clock import iso, now_ms
 from gateway.embedded.server import EmbeddedRedis
 from gateway.model import events
+from gateway.redis.batcher import ingest_items
 from gateway.redis.keys import TenantKeys
-from gateway.redis.store import Script, script_args
+from gateway.redis.scripts import Script
 from gateway.settings import load_settings
 from gateway.state import GatewayState
 
@@ -374,7 +375,7 @@ def gateway_server(name: str, work: Path, redis_url: str, workers: int) -> Serve
 def memory_per_contact(bench: Bench, base: str) -> dict[str, Any]:
     """Bytes of Redis per active contact: a cart of 5 products and 20 product views."""
     tenant = "memory"
-    prefix = f"gw:{tenant}"
+    keys = TenantKeys.for_tenant(tenant)
     with httpx.Client(base_url=base, timeout=30) as client:
         for n in range(MEMORY_CONTACTS):
             email = f"shopper{n}@example.com"
@@ -415,16 +416,16 @@ def memory_per_contact(bench: Bench, base: str) -> dict[str, Any]:
                 raise RuntimeError(f"memory events refused: {answer.status_code} {answer.text}")
     contact = identifiers = cart_state = 0
     for n in range(MEMORY_CONTACTS):
-        cid = bench.redis.get(f"{prefix}:id:email:shopper{n}@example.com")
+        cid = bench.redis.get(keys.identifier("email", f"shopper{n}@example.com"))
         assert cid is not None, "the memory contact was not stored"
-        contact_keys = list(bench.redis.scan_iter(match=f"{prefix}:c:{{{cid.decode()}}}*"))
+        contact_keys = list(bench.redis.scan_iter(match=keys.contact(cid.decode()) + "*"))
         ident_keys = [
-            f"{prefix}:id:{ident.decode()}"
-            for ident in bench.redis.hkeys(f"{prefix}:c:{{{cid.decode()}}}:ids")
+            keys.identifier(*ident.decode().split(":", 1))
+            for ident in bench.redis.hkeys(keys.contact(cid.decode(), ":ids"))
         ]
         contact += sum(bench.redis.memory_usage(k, samples=0) or 0 for k in contact_keys)
         identifiers += sum(bench.redis.memory_usage(k, samples=0) or 0 for k in ident_keys)
-        cart_state += bench.redis.memory_usage(f"{prefix}:cart:rs-{n}", samples=0) or 0
+        cart_state += bench.redis.memory_usage(keys.cart(f"rs-{n}"), samples=0) or 0
     result = {
         "contacts": MEMORY_CONTACTS,
         "contact_keys_bytes": contact / MEMORY_CONTACTS,
@@ -470,7 +471,7 @@ def store_visits(bench: Bench) -> tuple[int, int]:
     for start in range(0, VISITS, 500):
         now = now_ms()
         chunk = [(p.envelope, p.raw) for p in prepared[start : start + 500]]
-        bench.redis.evalsha(script.sha, 0, *script_args(gateway.ingest_args(tenant, now), chunk))
+        bench.redis.evalsha(script.sha, 0, *gateway.limits(tenant).args(now, ingest_items(chunk)))
     return first + VISIT_TIMEOUT * 1000, now + VISIT_TIMEOUT * 1000
 
 
@@ -479,7 +480,8 @@ def detector(bench: Bench) -> dict[str, Any]:
 
     Lag is sampled every 50 ms as the age of the most overdue visit still open.
     """
-    visits, triggers = "gw:detector:visits", "gw:detector:triggers"
+    keys = TenantKeys.for_tenant("detector")
+    visits, triggers = keys.visits, keys.triggers
     stored = time.time()
     first, last = store_visits(bench)
     stored = time.time() - stored

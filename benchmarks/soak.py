@@ -32,6 +32,7 @@ import httpx
 import redis
 
 from gateway.embedded.server import EmbeddedRedis
+from gateway.redis.keys import TenantKeys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,7 +150,7 @@ async def run(args: argparse.Namespace) -> int:
                         now - started,
                         rss_mib(gateway.pid),
                         memory,
-                        client.xlen("gw:soak:events"),
+                        client.xlen(TenantKeys.for_tenant("soak").events),
                         client.dbsize(),
                     )
                     samples.append(sample)

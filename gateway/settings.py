@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from gateway.model.orders import STATUSES
+from gateway.redis.constants import VISIT_TRIGGERS
 from gateway.signing import SCHEMES, standard_key
 
 TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -104,7 +105,6 @@ WEBHOOK_KEYS = {"url", "secret", "secrets", "signature", "types"}
 # Every trigger type the gateway emits, so a webhook's `types` can be checked at start-up (a typo
 # would otherwise match nothing, silently). The visit triggers are chosen by close_visit in
 # lua/lib.lua; lua/lib_orders.lua emits order<STATUS> for each order status.
-VISIT_TRIGGERS = ("abandonedCart", "abandonedBrowse", "abandonedCategory", "abandonedVisit")
 TRIGGER_TYPES = VISIT_TRIGGERS + tuple(f"order{status}" for status in STATUSES)
 # name -> lower bound of the webhook's retry settings (defaults in Webhook)
 WEBHOOK_RETRY_KEYS = {

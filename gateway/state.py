@@ -7,7 +7,7 @@ gets it with `gateway_state(request)`; the ingest path and the background tasks 
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 from starlette.requests import Request
 
@@ -15,8 +15,10 @@ from gateway.auth import KeyRing, Principal, check_origin, require_server
 from gateway.clock import now_ms
 from gateway.errors import ApiError, unavailable
 from gateway.metrics import Metrics
+from gateway.redis.arguments import RateArgs, TenantLimits
+from gateway.redis.batcher import IngestBatcher
 from gateway.redis.keys import TenantKeys
-from gateway.redis.store import IngestBatcher, Store, StoreUnavailable
+from gateway.redis.store import Store, StoreUnavailable
 from gateway.settings import Settings, Tenant
 
 
@@ -28,19 +30,18 @@ class GatewayState:
         self._store: Store | None = None
         self._batcher: IngestBatcher | None = None
         self._tenant_keys = {t.id: TenantKeys.for_tenant(t.id) for t in settings.tenants}
-        self._ingest_limits = {
-            t.id: [
-                self._tenant_keys[t.id].prefix,
-                0,
-                settings.contact_ttl_seconds,
-                int(t.visit_timeout_seconds * 1000),
-                settings.dedup_window_seconds,
-                settings.events_stream_maxlen,
-                settings.recent_views,
-                settings.contact_events,
-                settings.cart_ttl_seconds,
-                int(t.cart_purchase_window_seconds * 1000),
-            ]
+        self._limits = {
+            t.id: TenantLimits(
+                prefix=self._tenant_keys[t.id].prefix,
+                contact_ttl=settings.contact_ttl_seconds,
+                visit_timeout_ms=int(t.visit_timeout_seconds * 1000),
+                dedup_window=settings.dedup_window_seconds,
+                stream_maxlen=settings.events_stream_maxlen,
+                recent_views=settings.recent_views,
+                contact_events=settings.contact_events,
+                cart_ttl=settings.cart_ttl_seconds,
+                purchase_window_ms=int(t.cart_purchase_window_seconds * 1000),
+            )
             for t in settings.tenants
         }
 
@@ -64,10 +65,9 @@ class GatewayState:
     def tenant_keys(self, tenant: Tenant) -> TenantKeys:
         return self._tenant_keys[tenant.id]
 
-    def ingest_args(self, tenant: Tenant, now: int) -> list[Any]:
-        args = list(self._ingest_limits[tenant.id])
-        args[1] = now
-        return args
+    def limits(self, tenant: Tenant) -> TenantLimits:
+        """The tenant's arguments of ingest.lua and orders.lua."""
+        return self._limits[tenant.id]
 
     async def authorize(
         self,
@@ -103,7 +103,8 @@ class GatewayState:
             return
         keys = self.tenant_keys(principal.tenant)
         try:
-            wait = await self.store.run("rate", [keys.prefix, principal.key_id, rate, now_ms()])
+            bucket = RateArgs(keys.prefix, principal.key_id, rate)
+            wait = await self.store.run("rate", bucket, now_ms())
         except StoreUnavailable:
             raise unavailable() from None
         if wait:

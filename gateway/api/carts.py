@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,7 +16,7 @@ async def get_cart(request: Request) -> Response:
     gateway, principal = await server_principal(request)
     keys = gateway.tenant_keys(principal.tenant)
     rsid = request.path_params["recycleStateId"]
-    state: Any = await gateway.store.redis.hgetall(keys.cart(rsid))
+    state = await gateway.store.cart_state(keys, rsid)
     if not state:
         raise not_found("cart state")
     order = state.get(b"order")

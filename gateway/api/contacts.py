@@ -12,8 +12,9 @@ from starlette.routing import Route
 
 from gateway.clock import iso, stored_iso
 from gateway.http import MAX_SCAN, PAGE, json_response, not_found
-from gateway.model.identity import PUBLIC_NAMES, lookup_candidates
-from gateway.redis.keys import EVENT_TYPES, TenantKeys
+from gateway.model.identity import lookup_candidates
+from gateway.redis.constants import EVENT_TYPES, PUBLIC_NAMES
+from gateway.redis.keys import TenantKeys
 from gateway.redis.store import Store
 from gateway.state import server_principal
 
@@ -24,14 +25,9 @@ async def find_contact(store: Store, keys: TenantKeys, identifier: str) -> str |
     """The contact id an identifier (email, phone, any id, or the contact id itself) names."""
     if not identifier or len(identifier) > 512:
         return None
-    candidates = lookup_candidates(identifier)
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for kind, value in candidates:
-            pipe.get(keys.identifier(kind, value))
-        found = await pipe.execute()
-    for contact_id in found:
+    for contact_id in await store.named_contacts(keys, lookup_candidates(identifier)):
         if contact_id is not None:
-            return str(contact_id.decode())
+            return contact_id
     return (await current_contacts(store, keys, [identifier]))[identifier]
 
 
@@ -45,34 +41,23 @@ async def current_contacts(
     for _ in range(MAX_STITCHES):
         if not wanted:
             break
-        async with store.redis.pipeline(transaction=False) as pipe:
-            for candidate in wanted.values():
-                pipe.exists(keys.contact(candidate))
-                pipe.get(keys.merged_into(candidate))
-            replies = await pipe.execute()
+        states = await store.contact_states(keys, list(wanted.values()))
         following: dict[str, str] = {}
-        for (given, candidate), exists, into in zip(
-            wanted.items(), replies[::2], replies[1::2], strict=True
-        ):
+        for (given, candidate), (exists, into) in zip(wanted.items(), states, strict=True):
             if exists:
                 current[given] = candidate
             elif into is None:
                 current[given] = None
             else:
-                following[given] = into.decode()
+                following[given] = into
         wanted = following
     current.update(dict.fromkeys(wanted))  # stitched more often than followed: not found
     return current
 
 
 async def read_contact(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]:
-    async with store.redis.pipeline(transaction=True) as pipe:
-        pipe.hgetall(keys.contact(contact_id))
-        pipe.hgetall(keys.contact(contact_id, ":ids"))
-        pipe.zrevrange(keys.contact(contact_id, ":pv"), 0, -1, withscores=True)
-        pipe.hgetall(keys.contact(contact_id, ":pvd"))
-        pipe.zrevrange(keys.contact(contact_id, ":cv"), 0, -1, withscores=True)
-        profile, ids, product_order, product_views, categories = await pipe.execute()
+    record = await store.contact_record(keys, contact_id)
+    profile, ids, product_views = record.profile, record.identifiers, record.product_views
     identifiers: dict[str, list[str]] = {}
     for ident in sorted(ids, key=lambda i: int(ids[i])):
         kind, _, value = ident.decode().partition(":")
@@ -84,11 +69,12 @@ async def read_contact(store: Store, keys: TenantKeys, contact_id: str) -> dict[
         "cart": orjson.loads(cart) if cart else None,
         "recentProducts": [
             _view(pid, score, product_views[pid])
-            for pid, score in product_order
+            for pid, score in record.product_order
             if pid in product_views
         ],
         "recentCategories": [
-            {"productCategoryId": cat.decode(), "viewedAt": iso(score)} for cat, score in categories
+            {"productCategoryId": cat.decode(), "viewedAt": iso(score)}
+            for cat, score in record.categories
         ],
         "createdAt": stored_iso(profile.get(b"created")),
         "updatedAt": stored_iso(profile.get(b"updated")),
@@ -124,8 +110,8 @@ async def contact_events(
 ) -> list[dict[str, Any]]:
     # Newest first: without a type the first `limit` ids are all it needs; with one, as for the
     # tenant's stream, at most MAX_SCAN (the list holds `contact_events`, which may be large).
-    last = limit - 1 if event_type is None else MAX_SCAN - 1
-    entries: Any = await store.redis.lrange(keys.contact(contact_id, ":ev"), 0, last)
+    count = limit if event_type is None else MAX_SCAN
+    entries = await store.contact_event_ids(keys, contact_id, count)
     wanted = []
     for entry in entries:
         code, _, stream_id = entry.decode().rpartition("|")
@@ -134,12 +120,9 @@ async def contact_events(
             wanted.append(stream_id)
             if len(wanted) == limit:
                 break
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for stream_id in wanted:
-            pipe.xrange(keys.events, stream_id, stream_id)
-        found = await pipe.execute() if wanted else []
+    found = await store.events_by_id(keys, wanted)
     # An id whose entry the capped stream has dropped reads as nothing.
-    return [_event(contact_id, rows[0][1]) for rows in found if rows]
+    return [_event(contact_id, fields) for fields in found if fields is not None]
 
 
 async def tenant_events(
@@ -153,7 +136,7 @@ async def tenant_events(
     scanned = 0
     while len(out) < limit and scanned < MAX_SCAN:
         count = min(limit if event_type is None else PAGE, MAX_SCAN - scanned)
-        rows: Any = await store.redis.xrevrange(keys.events, last, "-", count=count)
+        rows = await store.events_before(keys, last, count)
         scanned += len(rows)
         for _, fields in rows:
             if event_type is None or orjson.loads(fields[b"e"])["eventTypeKey"] == event_type:
@@ -172,7 +155,7 @@ async def tenant_events(
 
 async def rfm(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]:
     """Order count, revenue, average check and last order date of DELIVERED orders."""
-    raw: Any = await store.redis.hgetall(keys.contact(contact_id, ":rfm"))
+    raw = await store.contact_rfm(keys, contact_id)
     count = int(raw.get(b"count", 0))
     revenue = round(float(raw.get(b"revenue", 0)), 6)
     return {

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from gateway import __version__
 from gateway.api.tracker import CACHE_CONTROL
 from gateway.http import DEFAULT_LIMIT, FEED_LIMIT, MAX_LIMIT, MAX_SCAN
-from gateway.model.events import MAX_EVENT_ID
+from gateway.model.events import EVENT_TYPE, MAX_EVENT_ID
 from gateway.model.params import MAX_PARAM_NAME, MAX_PARAMS, MAX_STRING
 
 JSON = "application/json"
@@ -119,7 +119,7 @@ EVENT = {
     "type": "object",
     "required": ["eventTypeKey"],
     "properties": {
-        "eventTypeKey": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,100}$"},
+        "eventTypeKey": {"type": "string", "pattern": f"^{EVENT_TYPE.pattern}$"},
         "keyValue": {"type": "string", "maxLength": 256},
         "visitorId": {"type": "string", "maxLength": 256},
         "eventId": {"type": "string", "minLength": 1, "maxLength": MAX_EVENT_ID},

@@ -15,14 +15,15 @@ from gateway.clock import iso, now_ms, stored_iso
 from gateway.errors import ApiError, invalid
 from gateway.http import json_response, not_found, read_json
 from gateway.model import orders
+from gateway.redis.constants import ORDER_IDENTIFIERS
 from gateway.redis.keys import TenantKeys
+from gateway.redis.results import event_results
 from gateway.state import GatewayState, server_principal
 
 # Orders per script call: a call blocks Redis while it runs, so a 1000-order request is cut up.
 # Each order is atomic on its own; a retry after a failure mid-way re-sends identical orders,
 # which store nothing twice and emit no second trigger.
 CHUNK = 100
-KINDS = (("email", "email"), ("phone", "phone"), ("externalCustomerId", "customer"))
 
 
 async def post_orders(request: Request) -> Response:
@@ -48,23 +49,12 @@ async def post_orders(request: Request) -> Response:
             gateway.metrics.orders_failed.inc(tenant.id, "invalid")
         else:
             calls.append(call)
-    keys = gateway.tenant_keys(tenant)
-    settings = gateway.settings
-    args: list[Any] = [
-        keys.prefix,
-        now,
-        settings.contact_ttl_seconds,
-        int(tenant.visit_timeout_seconds * 1000),
-        settings.recent_views,
-        settings.contact_events,
-        settings.cart_ttl_seconds,
-        int(tenant.cart_purchase_window_seconds * 1000),
-    ]
+    limits = gateway.limits(tenant)
     for start in range(0, len(calls), CHUNK):
-        results = await gateway.store.run("orders", args + calls[start : start + CHUNK])
-        for result in results:
-            status = result.rsplit(b"|", 1)[1].decode()
-            gateway.metrics.orders_stored.inc(tenant.id, status, "orders")
+        replies = await gateway.store.run("orders", limits, now, calls[start : start + CHUNK])
+        for result in event_results(replies):
+            if result.order_status is not None:  # orders.lua stores every order it is given
+                gateway.metrics.orders_stored.inc(tenant.id, result.order_status, "orders")
     return json_response({"failedOrders": failed})
 
 
@@ -91,11 +81,8 @@ async def get_order(request: Request) -> Response:
     gateway, principal = await server_principal(request)
     keys = gateway.tenant_keys(principal.tenant)
     order_id = request.path_params["externalOrderId"]
-    async with gateway.store.redis.pipeline(transaction=True) as pipe:
-        pipe.hgetall(keys.order(order_id))
-        pipe.hgetall(keys.order(order_id, ":f"))
-        pipe.lrange(keys.order(order_id, ":h"), 0, -1)
-        meta, fields, history = await pipe.execute()
+    record = await gateway.store.order_record(keys, order_id)
+    meta, fields, history = record.meta, record.fields, record.history
     if not meta:
         raise not_found("order")
     order = {name.decode(): orjson.loads(value) for name, value in fields.items()}
@@ -119,11 +106,10 @@ async def _contact(
     gateway: GatewayState, keys: TenantKeys, order: dict[str, Any], stored: str
 ) -> str:
     """The order's contact now: stitching may have merged the one it was stored with."""
-    wanted = [keys.identifier(kind, str(order[name])) for name, kind in KINDS if name in order]
-    found: Any = await gateway.store.redis.mget(wanted) if wanted else []
-    for contact_id in found:
+    wanted = [(kind, str(order[name])) for name, kind in ORDER_IDENTIFIERS.items() if name in order]
+    for contact_id in await gateway.store.named_contacts(keys, wanted):
         if contact_id is not None:
-            return str(contact_id.decode())
+            return contact_id
     return stored
 
 

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,10 +18,9 @@ from gateway.http import (
     limit_param,
     stream_cursor,
 )
+from gateway.model.events import EVENT_TYPE
 from gateway.redaction import redacted
 from gateway.state import server_principal
-
-TRIGGER_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 async def list_triggers(request: Request) -> Response:
@@ -34,7 +30,7 @@ async def list_triggers(request: Request) -> Response:
     limit = limit_param(request, default=FEED_LIMIT)
     after, last = stream_cursor(request, "after")
     wanted = request.query_params.get("type") or None
-    if wanted is not None and not TRIGGER_TYPE.fullmatch(wanted):
+    if wanted is not None and not EVENT_TYPE.fullmatch(wanted):
         raise invalid("type", "type must be a trigger type such as abandonedCart.")
     found: list[orjson.Fragment] = []
     cursor = after
@@ -42,7 +38,7 @@ async def list_triggers(request: Request) -> Response:
     # Nothing follows the largest id (for which XRANGE refuses an exclusive start).
     while len(found) < limit and scanned < MAX_SCAN and last != LAST_STREAM_ID:
         count = limit if wanted is None else PAGE
-        rows: Any = await gateway.store.redis.xrange(keys.triggers, "(" + cursor, "+", count=count)
+        rows = await gateway.store.triggers_after(keys, "(" + cursor, count)
         scanned += len(rows)
         for stream_id, fields in rows:
             cursor = stream_id.decode()
@@ -60,7 +56,7 @@ async def dead_letters(request: Request) -> Response:
     gateway, principal = await server_principal(request)
     keys = gateway.tenant_keys(principal.tenant)
     limit = limit_param(request, default=FEED_LIMIT)
-    rows: Any = await gateway.store.redis.lrange(keys.dead_letters, 0, limit - 1)
+    rows = await gateway.store.dead_letters(keys, limit)
     dead = [orjson.loads(row) for row in rows]
     for entry in dead:
         # Entries are stored redacted; those stored by an older gateway are not.

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from gateway.background.loop import MAX_BACKOFF, pause
 from gateway.clock import now_ms
+from gateway.redis.arguments import DetectArgs
 from gateway.redis.keys import TenantKeys
+from gateway.redis.results import DetectResult
 from gateway.redis.store import StoreUnavailable
 from gateway.state import GatewayState
 
@@ -57,21 +58,15 @@ class Detector:
 
     async def detect(self, tenant: str, keys: TenantKeys) -> bool:
         """One pass for a tenant; True when it hit the batch size (more may be due)."""
-        closed, lag_ms, tally = await self.gateway.store.run(
-            "detect", [keys.prefix, now_ms(), BATCH]
-        )
+        reply = await self.gateway.store.run("detect", DetectArgs(keys.prefix, BATCH), now_ms())
+        result = DetectResult.read(reply)
         metrics = self.gateway.metrics
-        metrics.detector_lag.set(tenant, value=int(lag_ms) / 1000)
-        self.count(tenant, tally)
-        return int(closed) >= BATCH
-
-    def count(self, tenant: str, tally: list[Any]) -> None:
-        metrics = self.gateway.metrics
-        for name, value in zip(tally[::2], tally[1::2], strict=True):
-            field, amount = name.decode(), int(value)
-            if field == "closed":
-                metrics.visits_closed.inc(tenant, amount=amount)
-            elif field == "anonymous":
-                metrics.visits_anonymous.inc(tenant, amount=amount)
-            elif field.startswith("trigger:"):
-                metrics.triggers_emitted.inc(tenant, field.partition(":")[2], amount=amount)
+        metrics.detector_lag.set(tenant, value=result.lag_ms / 1000)
+        # Only what the tally holds: a series of 0 would appear in /metrics with no event behind it.
+        if result.closed:
+            metrics.visits_closed.inc(tenant, amount=result.closed)
+        if result.anonymous:
+            metrics.visits_anonymous.inc(tenant, amount=result.anonymous)
+        for trigger_type, amount in result.triggers.items():
+            metrics.triggers_emitted.inc(tenant, trigger_type, amount=amount)
+        return result.handled >= BATCH

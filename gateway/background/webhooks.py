@@ -20,17 +20,23 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import orjson
-from redis import exceptions as redis_errors
 
 from gateway.background.loop import MAX_BACKOFF, pause
 from gateway.clock import iso, now_ms
 from gateway.redaction import redacted
+from gateway.redis.arguments import (
+    WebhookClaim,
+    WebhookDead,
+    WebhookDone,
+    WebhookEnqueue,
+    WebhookRetry,
+)
 from gateway.redis.keys import TenantKeys
-from gateway.redis.store import UNAVAILABLE_ERRORS, StoreUnavailable
+from gateway.redis.results import ClaimedJob
+from gateway.redis.store import StoreUnavailable
 from gateway.settings import Webhook
 from gateway.signing import signed_headers
 from gateway.state import GatewayState
@@ -42,7 +48,6 @@ READ_BATCH = 100
 MAX_IN_FLIGHT = 32  # concurrent POSTs per process, over all webhooks
 MAX_RETRY_DELAY = 600.0  # backoff cap, seconds
 LEASE_MARGIN_MS = 1000  # a claimed job comes due again this long after twice its timeout
-MAX_DEAD = 10_000  # dead letters kept per tenant
 STOP_GRACE = 2.0  # seconds in-flight POSTs get at shutdown
 
 
@@ -82,15 +87,7 @@ class Deliverer:
     async def prepare(self) -> None:
         """Create each webhook's consumer group; new groups start at the stream's end."""
         for hook in self.hooks:
-            try:
-                await self.gateway.store.redis.xgroup_create(
-                    hook.keys.triggers, hook.group, id="$", mkstream=True
-                )
-            except redis_errors.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-            except UNAVAILABLE_ERRORS as exc:
-                raise StoreUnavailable(str(exc)) from exc
+            await self.gateway.store.create_trigger_group(hook.keys, hook.group)
         self.ready = True
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -125,19 +122,17 @@ class Deliverer:
     async def poll(self, client: httpx.AsyncClient, hook: Hook) -> None:
         store, prefix = self.gateway.store, hook.keys.prefix
         types = ",".join(sorted(hook.webhook.types or ()))
-        await store.run(
-            "webhook", [prefix, "enqueue", hook.id, hook.group, types, now_ms(), READ_BATCH]
-        )
+        enqueue = WebhookEnqueue(prefix, hook.id, hook.group, types, READ_BATCH)
+        await store.run("webhook", enqueue, now_ms())
         free = MAX_IN_FLIGHT - len(self.sending)
         if free <= 0:
             return
         lease = int(hook.webhook.timeout_seconds * 2000) + LEASE_MARGIN_MS
-        jobs: list[Any] = await store.run(
-            "webhook", [prefix, "claim", hook.id, now_ms(), lease, free]
-        )
-        for j in range(0, len(jobs), 3):
-            stream_id, body, attempt = jobs[j].decode(), jobs[j + 1], int(jobs[j + 2])
-            task = asyncio.create_task(self.attempt(client, hook, stream_id, body, attempt))
+        claimed = await store.run("webhook", WebhookClaim(prefix, hook.id, lease, free), now_ms())
+        for job in ClaimedJob.read_all(claimed):
+            task = asyncio.create_task(
+                self.attempt(client, hook, job.stream_id, job.body, job.attempt)
+            )
             self.sending.add(task)
             task.add_done_callback(self.sending.discard)
 
@@ -150,7 +145,7 @@ class Deliverer:
         try:
             if error is None:
                 metrics.webhook_deliveries.inc(hook.tenant)
-                await store.run("webhook", [prefix, "done", hook.id, stream_id])
+                await store.run("webhook", WebhookDone(prefix, hook.id, stream_id), now_ms())
                 return
             metrics.webhook_failures.inc(hook.tenant)
             now = now_ms()
@@ -162,10 +157,10 @@ class Deliverer:
                 # than up to a whole (10-minute) delay before it.
                 delay_ms = int(retry_delay(hook.webhook.retry_initial_seconds, attempt) * 1000)
                 due = min(now + delay_ms, spent)
-                await store.run("webhook", [prefix, "retry", hook.id, stream_id, due])
+                await store.run("webhook", WebhookRetry(prefix, hook.id, stream_id, due), now)
                 return
             entry = dead_letter(hook.webhook, stream_id, body, attempt, error, now)
-            if await store.run("webhook", [prefix, "dead", hook.id, stream_id, entry, MAX_DEAD]):
+            if await store.run("webhook", WebhookDead(prefix, hook.id, stream_id, entry), now):
                 metrics.webhook_dead.inc(hook.tenant)
                 log.warning("webhook dead-lettered", extra={"url": redacted(hook.webhook.url)})
         except StoreUnavailable as exc:

@@ -18,6 +18,7 @@ from gateway.clock import iso, now_ms
 from gateway.errors import ApiError, invalid, unavailable
 from gateway.http import Receive, Scope, Send, read_json
 from gateway.model import events
+from gateway.redis.results import EventResult
 from gateway.redis.store import StoreUnavailable
 from gateway.state import GatewayState
 
@@ -104,10 +105,10 @@ class IngestApp:
     async def one(self, principal: Principal, document: Any, now: int) -> tuple[int, bytes]:
         prepared = events.prepare(document, principal.is_site, iso(now))
         (result,) = await self.store(principal, [prepared], now)
-        if result.startswith(b"i"):  # an order event whose order part changed nothing
-            answer = {"status": "ignored", "eventId": prepared.event_id, "reason": _reason(result)}
+        if result.reason is not None:  # an order event whose order part changed nothing
+            answer = {"status": "ignored", "eventId": prepared.event_id, "reason": result.reason}
             return 200, orjson.dumps(answer)
-        status = "duplicate" if result.startswith(b"d") else "accepted"
+        status = "duplicate" if result.duplicate else "accepted"
         return 200, orjson.dumps({"status": status, "eventId": prepared.event_id})
 
     async def many(self, principal: Principal, document: Any, now: int) -> tuple[int, bytes]:
@@ -124,11 +125,11 @@ class IngestApp:
         # flight, keeping them cost ~10 % more CPU per batch (cache and the collector's scans).
         del document
         results = await self.store(principal, good, now) if good else []
-        duplicates = sum(1 for r in results if r.startswith(b"d"))
+        duplicates = sum(1 for r in results if r.duplicate)
         ignored = [
-            {"index": index, "eventId": p.event_id, "reason": _reason(r)}
+            {"index": index, "eventId": p.event_id, "reason": r.reason}
             for index, p, r in zip(indices, good, results, strict=True)
-            if r.startswith(b"i")
+            if r.ignored
         ]
         answer: dict[str, Any] = {
             "accepted": len(good) - duplicates - len(ignored),
@@ -161,17 +162,17 @@ class IngestApp:
         principal: Principal,
         prepared: list[events.Prepared],
         now: int,
-    ) -> list[bytes]:
+    ) -> list[EventResult]:
         tenant = principal.tenant
         try:
-            results: list[bytes] = await self.gateway.batcher.submit(
-                self.gateway.ingest_args(tenant, now), [(p.envelope, p.raw) for p in prepared]
+            results = await self.gateway.batcher.submit(
+                self.gateway.limits(tenant), now, [(p.envelope, p.raw) for p in prepared]
             )
         except StoreUnavailable:
             raise unavailable() from None
         accepted, duplicate = self.metrics.events_accepted, self.metrics.events_duplicate
         for p, result in zip(prepared, results, strict=True):
-            if result.startswith(b"d"):
+            if result.duplicate:
                 duplicate.inc(tenant.id)
             else:
                 accepted.inc(
@@ -179,17 +180,11 @@ class IngestApp:
                 )
                 if p.repaired:
                     self.metrics.events_repaired.inc(tenant.id)
-                if result.startswith(b"i"):
+                if result.ignored:
                     self.metrics.orders_failed.inc(tenant.id, "ignored")
-                elif p.event_type in events.ORDER_TYPES:
-                    status = result.rsplit(b"|", 1)[1].decode()
-                    self.metrics.orders_stored.inc(tenant.id, status, "event")
+                elif result.order_status is not None:
+                    self.metrics.orders_stored.inc(tenant.id, result.order_status, "event")
         return results
-
-
-def _reason(result: bytes) -> str:
-    """Why the order part of an event was ignored: the script answers `i|<contact>|<reason>`."""
-    return result.split(b"|", 2)[2].decode()
 
 
 def _text(value: bytes | None) -> str | None:

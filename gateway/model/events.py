@@ -20,8 +20,11 @@ from gateway.errors import ApiError, invalid
 from gateway.model import identity, order_events
 from gateway.model.params import read_params
 from gateway.model.recommendations import TYPE_HANDLERS
+from gateway.redis.arguments import PARTS
 
-EVENT_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # fullmatch: `$` lets a final "\n" through
+# An eventTypeKey, and a trigger type (GET /v1/triggers?type=). fullmatch: `$` lets a final "\n"
+# through.
+EVENT_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 MAX_EVENT_ID = 128
 RECOMMENDATION_TYPES = frozenset(TYPE_HANDLERS)
 ORDER_TYPES = frozenset({"orderCreated", "orderUpdated", "orderDelivered", "orderCancelled"})
@@ -59,12 +62,7 @@ class _Ids:
 new_id = _Ids().new
 
 
-# The envelope is a JSON array read by position (ingest.lua, whose names for the places are made
-# from ENVELOPE; decoding an object's keys cost Lua about 2 µs per event): eventId, dedup (a
-# client's eventId), eventTypeKey, identifiers, a fresh contact id, then at most one part at its
-# place: pv, cv, cart, order, ig. Parts before it are false.
-PARTS = ("pv", "cv", "cart", "order", "ig")
-ENVELOPE = ("id", "dedup", "type", "ids", "fresh", *PARTS)
+# The envelope: ingest.lua's item per event, read by position (arguments.ENVELOPE).
 _ABSENT = {name: [False] * place for place, name in enumerate(PARTS)}
 
 

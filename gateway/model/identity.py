@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from gateway.errors import ApiError, invalid
-from gateway.redis.keys import KIND_ORDER
+from gateway.redis.constants import KIND_ORDER
 
 # lower-cased param name -> identifier kind
 IDENTIFIER_PARAMS: dict[str, str] = {
@@ -123,18 +123,6 @@ _SLOTS = {
     lower: (_RANK[kind], slot, kind) for slot, (lower, kind) in enumerate(IDENTIFIER_PARAMS.items())
 }
 _LAST = len(IDENTIFIER_PARAMS)
-
-# kind -> the name a reader sees in `identifiers`
-PUBLIC_NAMES = {
-    "contactId": "contactId",
-    "email": "email",
-    "phone": "phone",
-    "pushToken": "pushToken",
-    "contactKey": "contactKey",
-    "customer": "externalCustomerId",
-    "key": "keyValue",
-    "visitor": "visitorId",
-}
 
 
 def lookup_candidates(identifier: str) -> list[tuple[str, str]]:

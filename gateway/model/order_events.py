@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.errors import invalid
 from gateway.model import orders
-from gateway.redis.keys import KIND_ORDER
+from gateway.redis.constants import KIND_ORDER, ORDER_IDENTIFIERS
 
 # Order fields by their lower-cased param name: params are matched without regard to case.
 CANONICAL = {
@@ -31,7 +31,7 @@ CANONICAL = {
     )
 }
 STATUS_EVENTS = {"orderDelivered": "DELIVERED", "orderCancelled": "CANCELLED"}
-CONTACT_KINDS = frozenset({"customer", "email", "phone"})
+CONTACT_KINDS = frozenset(ORDER_IDENTIFIERS.values())
 _RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
 
 

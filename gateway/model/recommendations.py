@@ -153,7 +153,8 @@ def _cart_updated(params: Params, received: str, raw: dict[str, Any]) -> tuple[s
     return "cart", [rsid, orjson.dumps(cart).decode(), not cart_products]
 
 
-# A handler adds to the stored event (`raw`) and returns its envelope part (events.PARTS), if any.
+# A handler adds to the stored event (`raw`) and returns its envelope part (arguments.PARTS), if
+# any.
 TypeHandler = Callable[[Params, str, dict[str, Any]], tuple[str, Any] | None]
 TYPE_HANDLERS: dict[str, TypeHandler] = {
     "pageViewed": _page_viewed,

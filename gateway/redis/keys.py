@@ -1,72 +1,80 @@
-"""Every Redis key the gateway writes, built here and only here, with its lifetime beside it.
+"""Every Redis key the gateway writes, Python and Lua, built from one table: KEYSPACE.
 
-Layout (P = `gw:<tenant>`; `{cid}` is a Redis Cluster hash tag, so the keys of one contact that
-change together share a slot):
+Each row is a key's name, its template after the tenant prefix, its Redis type and its lifetime.
+TenantKeys builds the names in Python; the template step (scripts.py `lua_key_helpers`) writes
+the same builders in Lua at the top of every script (`K_events`, `K_cart(recycle_state_id)`,
+`K_contact_ev(contact_id)`, ...): no script puts a key name together itself.
 
-| key                          | type   | lifetime                                    |
-|------------------------------|--------|---------------------------------------------|
-| P:events                     | stream | capped, MAXLEN ~ events_stream_maxlen       |
-| P:dedup:<eventId>            | string | dedup_window_seconds                        |
-| P:id:<kind>:<value>          | string | contact_ttl_seconds (identifier -> contact) |
-| P:c:{cid}                    | hash   | contact_ttl_seconds (profile, cart)         |
-| P:c:{cid}:ids                | hash   | contact_ttl_seconds (identifiers)           |
-| P:c:{cid}:pv / :pvd          | zset/hash | contact_ttl_seconds, capped recent_views |
-| P:c:{cid}:cv                 | zset   | contact_ttl_seconds, capped recent_views    |
-| P:c:{cid}:ev                 | list   | contact_ttl_seconds, capped contact_events  |
-| P:c:{cid}:visit              | hash   | contact_ttl_seconds (the open visit)        |
-| P:c:{cid}:rfm                | hash   | contact_ttl_seconds (DELIVERED order RFM)   |
-| P:c:{cid}:rfmo               | hash   | contact_ttl_seconds (each counted order's share) |
-| P:c:{cid}:into               | string | contact_ttl_seconds (stitched away: into which) |
-| P:visits                     | zset   | one member per open visit, removed on close |
-| P:cart:<recycleStateId>      | hash   | cart_ttl_seconds (cart state, its order)    |
-| P:o:{eoid}                   | hash   | contact_ttl_seconds (order meta: status...) |
-| P:o:{eoid}:f / :h            | hash/list | contact_ttl_seconds (fields, history)    |
-| P:triggers                   | stream | capped, MAXLEN ~ 1000000 (lib.lua)          |
-| P:tally                      | hash   | visit/trigger counts, drained by detect.lua |
-| P:wh:<hook>:due / :jobs / :tries | zset/hash | until delivered or dead-lettered     |
-| P:wh:dead                    | list   | capped, newest 10000 dead letters           |
+PREFIX is the only place the tenant prefix is written (`gw:<tenant>`). Making it a Redis Cluster
+hash tag, so that all of a tenant's keys share one slot, is the one-line change
+`PREFIX = "gw:{{{tenant}}}"` (str.format: `{{` is a brace); the Lua scripts' TENANT, read back
+from the prefix, follows. `{contact_id}` and `{external_order_id}` are hash tags already: the keys
+of one contact, or of one order, that change together share a slot.
 
 Per-contact values kept small, since every active contact holds them: `:pv` scores are view
 times (ms); `:pvd` maps productId to `<lag>|<currencyCode>|<the view's other fields as JSON,
 without braces>` (viewedAt = score - lag; model/recommendations.py), or, for a view that does not
-fit that form, its whole JSON; `:ev` entries are `<type>|<stream id>`, the type as an EVENT_CODES
-code where it has one.
-
-The Lua scripts receive the prefix and build the same names; `CONTACT_SUFFIXES` is the list they
-share with this module (passed in, never repeated by hand).
+fit that form, its whole JSON; `:ev` entries are `<type>|<stream id>`, the type as a LIST_CODES
+code where it has one (constants.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-# Suffixes of every per-contact key; the stitching merge and TTL refresh walk this list.
-CONTACT_SUFFIXES = ("", ":ids", ":pv", ":pvd", ":cv", ":ev", ":visit", ":rfm", ":rfmo")
+PREFIX = "gw:{tenant}"
+TRIGGERS_MAXLEN = 1_000_000  # XADD MAXLEN ~ of a tenant's trigger stream
+MAX_DEAD = 10_000  # dead letters kept per tenant, newest first
+ORDER_HISTORY_MAX = 100  # status changes kept per order
 
-# Short codes a contact's :ev list stores for the common event types ("<code>|<stream id>"); the
-# "*" keeps them apart from every eventTypeKey (those are A-Z a-z 0-9 _ . -), which other types
-# store in full.
-EVENT_CODES = {
-    "pageViewed": "*pg",
-    "productViewed": "*pv",
-    "productCategoryViewed": "*cv",
-    "cartUpdated": "*cu",
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One row of the layout. `template` follows the tenant prefix; its {fields} are the parts a
+    builder takes, in their order (str.format syntax: `{{` is a literal brace)."""
+
+    template: str
+    redis_type: str
+    lifetime: str
+    contact_part: bool = False  # one of a contact's keys: stitching moves it and renews its TTL
+
+    def build(self, prefix: str, **parts: str) -> str:
+        return prefix + self.template.format(**parts)
+
+
+CONTACT = ":c:{{{contact_id}}}"
+ORDER = ":o:{{{external_order_id}}}"
+WEBHOOK = ":wh:{hook}"
+CONTACT_TTL = "contact_ttl_seconds"
+
+KEYSPACE = {
+    "events": Key(":events", "stream", "capped: MAXLEN ~ events_stream_maxlen"),
+    "dedup": Key(":dedup:{event_id}", "string", "dedup_window_seconds (a client's eventId seen)"),
+    "identifier": Key(":id:{identifier}", "string", f"{CONTACT_TTL} (<kind>:<value> -> contact)"),
+    "contact": Key(CONTACT, "hash", f"{CONTACT_TTL} (profile, cart)", True),
+    "contact_ids": Key(CONTACT + ":ids", "hash", f"{CONTACT_TTL} (identifier -> first ms)", True),
+    "contact_pv": Key(CONTACT + ":pv", "zset", f"{CONTACT_TTL}, capped recent_views", True),
+    "contact_pvd": Key(CONTACT + ":pvd", "hash", f"{CONTACT_TTL}, one per :pv member", True),
+    "contact_cv": Key(CONTACT + ":cv", "zset", f"{CONTACT_TTL}, capped recent_views", True),
+    "contact_ev": Key(CONTACT + ":ev", "list", f"{CONTACT_TTL}, capped contact_events", True),
+    "contact_visit": Key(CONTACT + ":visit", "hash", f"{CONTACT_TTL} (the open visit)", True),
+    "contact_rfm": Key(CONTACT + ":rfm", "hash", f"{CONTACT_TTL} (DELIVERED order RFM)", True),
+    "contact_rfmo": Key(CONTACT + ":rfmo", "hash", f"{CONTACT_TTL} (each order's share)", True),
+    "merged_into": Key(CONTACT + ":into", "string", f"{CONTACT_TTL} (stitched away: into which)"),
+    "visits": Key(":visits", "zset", "one member per open visit, removed on close"),
+    "cart": Key(":cart:{recycle_state_id}", "hash", "cart_ttl_seconds (cart state, its order)"),
+    "order": Key(ORDER, "hash", f"{CONTACT_TTL} (order meta: status, contact...)"),
+    "order_fields": Key(ORDER + ":f", "hash", f"{CONTACT_TTL} (field -> JSON text)"),
+    "order_history": Key(ORDER + ":h", "list", f"{CONTACT_TTL}, capped ORDER_HISTORY_MAX"),
+    "triggers": Key(":triggers", "stream", "capped: MAXLEN ~ TRIGGERS_MAXLEN"),
+    "tally": Key(":tally", "hash", "visit and trigger counts, drained by detect.lua"),
+    "rate": Key(":rate:{key_id}", "hash", "until the key's bucket would be full again, + 1 s"),
+    "webhook_due": Key(WEBHOOK + ":due", "zset", "until delivered or dead-lettered"),
+    "webhook_jobs": Key(WEBHOOK + ":jobs", "hash", "until delivered or dead-lettered"),
+    "webhook_tries": Key(WEBHOOK + ":tries", "hash", "until delivered or dead-lettered"),
+    "dead_letters": Key(":wh:dead", "list", "capped: the newest MAX_DEAD"),
 }
-EVENT_TYPES = {code: event_type for event_type, code in EVENT_CODES.items()}
-
-# Identifier kinds, in the order they decide which contact an event belongs to.
-KIND_ORDER = (
-    "contactId",
-    "email",
-    "phone",
-    "pushToken",
-    "contactKey",
-    "customer",
-    "key",
-    "visitor",
-)
-# Kinds that let a trigger reach a person (docs/triggers.md); the others are anonymous.
-REACHABLE_KINDS = frozenset({"contactId", "email", "phone", "pushToken", "contactKey"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,47 +83,58 @@ class TenantKeys:
 
     @classmethod
     def for_tenant(cls, tenant_id: str) -> TenantKeys:
-        return cls(prefix=f"gw:{tenant_id}")
+        return cls(prefix=PREFIX.format(tenant=tenant_id))
+
+    def _key(self, name: str, **parts: str) -> str:
+        return KEYSPACE[name].build(self.prefix, **parts)
 
     @property
     def events(self) -> str:
-        return f"{self.prefix}:events"
+        return self._key("events")
 
     @property
     def triggers(self) -> str:
         """Trigger events (order<STATUS>, abandoned*), read by consumers, the feed, webhooks."""
-        return f"{self.prefix}:triggers"
+        return self._key("triggers")
 
     @property
     def dead_letters(self) -> str:
         """Webhook deliveries that used up their retry budget (gateway/redis/lua/webhook.lua)."""
-        return f"{self.prefix}:wh:dead"
+        return self._key("dead_letters")
 
     @property
     def visits(self) -> str:
-        return f"{self.prefix}:visits"
+        return self._key("visits")
 
     @property
     def tally(self) -> str:
-        """Visit and trigger counts for /metrics: written by the scripts, drained by detect.lua."""
-        return f"{self.prefix}:tally"
+        return self._key("tally")
 
     def dedup(self, event_id: str) -> str:
-        return f"{self.prefix}:dedup:{event_id}"
+        return self._key("dedup", event_id=event_id)
 
     def identifier(self, kind: str, value: str) -> str:
-        return f"{self.prefix}:id:{kind}:{value}"
+        return self._key("identifier", identifier=f"{kind}:{value}")
 
     def contact(self, contact_id: str, suffix: str = "") -> str:
-        return f"{self.prefix}:c:{{{contact_id}}}{suffix}"
+        """A contact's key: "" its profile, ":ids", ":pv"... its other keys (KEYSPACE)."""
+        return self._key("contact", contact_id=contact_id) + suffix
 
     def merged_into(self, contact_id: str) -> str:
         """Where a contact stitched into another now lives (lib.lua merge_contact)."""
-        return self.contact(contact_id, ":into")
+        return self._key("merged_into", contact_id=contact_id)
 
     def cart(self, recycle_state_id: str) -> str:
-        return f"{self.prefix}:cart:{recycle_state_id}"
+        return self._key("cart", recycle_state_id=recycle_state_id)
 
     def order(self, external_order_id: str, suffix: str = "") -> str:
         """An order: "" meta, ":f" fields (JSON texts), ":h" status history."""
-        return f"{self.prefix}:o:{{{external_order_id}}}{suffix}"
+        return self._key("order", external_order_id=external_order_id) + suffix
+
+    def rate(self, key_id: str) -> str:
+        """The token bucket of an API key (rate.lua)."""
+        return self._key("rate", key_id=key_id)
+
+    def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
+        """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""
+        return self._key(f"webhook_{part}", hook=hook)

@@ -1,45 +1,37 @@
 -- Store a batch of validated events of one tenant, atomically, in one round trip.
--- ARGV: prefix, now_ms, contact_ttl_s, visit_timeout_ms, dedup_ttl_s, stream_maxlen,
---       recent_views, contact_events, cart_ttl_s, cart_window_ms, then a JSON array of envelopes
---       (events.py), arrays read by position: [eventId, dedup (a client's eventId), type,
+-- ARGV: the tenant's limits (arguments.TenantLimits), then two items: a JSON array of envelopes
+--       (arguments.ENVELOPE), arrays read by position: [eventId, dedup (a client's eventId), type,
 --        identifiers ["kind:value"...], fresh contact id, then at most one part at its place:
 --        pv [productId, value, receive ms (compact value)], cv categoryId,
 --        cart [recycleStateId, json, empty], order (lib_orders.lua apply_order),
 --        ig (why the order part is ignored); parts before it are false], then the events as the
 --       stream keeps them (JSON), one per line, in the same order.
--- Returns one "a|<contactId>" (accepted) or "d|<contactId>" (duplicate) per event; order events
--- "a|<contactId>|<STATUS>" or "i|<contactId>|<reason>" (stored, its order part ignored).
+-- Returns one "a" (accepted) or "d" (duplicate) per event; order events "a|<STATUS>" or
+-- "i|<reason>" (stored, its order part ignored) (results.EventResult).
 -- Python has validated every envelope: a Lua error would leave a batch half-written.
-local now = tonumber(ARGV[2])
-local ttl = tonumber(ARGV[3])
-local timeout = tonumber(ARGV[4])
-local dedup_ttl = tonumber(ARGV[5])
-local maxlen = ARGV[6]
-local cap_views = tonumber(ARGV[7])
-local cap_events = tonumber(ARGV[8])
-local cart_ttl = tonumber(ARGV[9])
-local window = tonumber(ARGV[10])
+local limits, first_item = {{TenantLimits}}
+local now, timeout, dedup_ttl = NOW, limits.visit_timeout_ms, limits.dedup_window
+local maxlen, cap_views = limits.stream_maxlen, limits.recent_views
+local cap_events = limits.contact_events
 -- TTLs cost a command per key, so they are not renewed on every event: a contact's keys expire
--- `ttl + slack` after their last renewal, renewed (with its identifier keys) once `slack` has
--- passed; keys created in between get theirs at creation. A contact is thus kept at least `ttl`,
--- at most `ttl + slack`, after its last event.
-local slack = math.ceil(ttl / 10)
+-- `contact_ttl + slack` after their last renewal, renewed (with its identifier keys) once `slack`
+-- has passed; keys created in between get theirs at creation. A contact is thus kept at least
+-- `contact_ttl`, at most `contact_ttl + slack`, after its last event: every key is given
+-- `contact_ttl + slack` (lib.lua, lib_orders.lua too, through `limits`).
+local slack = math.ceil(limits.contact_ttl / 10)
 local renew_ms = slack * 1000
-ttl = ttl + slack
+limits.contact_ttl = limits.contact_ttl + slack
+local ttl = limits.contact_ttl
 
-local limits = {ttl = ttl, views = cap_views, events = cap_events, timeout = timeout, now = now,
-                cart_ttl = cart_ttl, window = window}
--- The envelope's places, named after events.ENVELOPE: ID, DEDUP, TYPE, IDS, FRESH, PV, CV, CART,
--- ORDER, IG = 1, 2, ...
+-- The envelope's places, named after arguments.ENVELOPE: ID, DEDUP, TYPE, IDS, FRESH, PV, CV,
+-- CART, ORDER, IG = 1, 2, ...
 local {{ENVELOPE_NAMES}} = {{ENVELOPE_PLACES}}
-local COUNTER = {pageViewed = 'pg', productViewed = 'pv', productCategoryViewed = 'cv',
-                 cartUpdated = 'cu'}
 
-local function list_entry(ty, sid) return (EVENT_CODES[ty] or ty) .. '|' .. sid end
+local function list_entry(ty, sid) return (LIST_CODES[ty] or ty) .. '|' .. sid end
 
 -- The event on the tenant's stream, and a client's eventId marked seen (at `dk`): its stream id.
 local function append_event(cid, ev, raw, dk)
-  local sid = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'c', cid, 'e', raw)
+  local sid = redis.call('XADD', K_events, 'MAXLEN', '~', maxlen, '*', 'c', cid, 'e', raw)
   if ev[DEDUP] then redis.call('SET', dk, cid, 'EX', dedup_ttl) end
   return sid
 end
@@ -71,11 +63,11 @@ local function flush_run()
   if not run then return end
   local cid = run.cid
   if #run.ev > 0 then
-    local evk = ckey(cid, ':ev')
+    local evk = K_contact_ev(cid)
     if redis.call('LPUSH', evk, unpack(run.ev)) > cap_events then
       redis.call('LTRIM', evk, 0, cap_events - 1)
     end
-    local vk = ckey(cid, ':visit')
+    local vk = K_contact_visit(cid)
     redis.call('HINCRBY', vk, 'n', #run.ev)
     for counter, count in pairs(run.counts) do redis.call('HINCRBY', vk, counter, count) end
   end
@@ -85,7 +77,7 @@ local function flush_run()
       details[#details + 1] = id
       details[#details + 1] = run.views[id]
     end
-    local pv, pvd = ckey(cid, ':pv'), ckey(cid, ':pvd')
+    local pv, pvd = K_contact_pv(cid), K_contact_pvd(cid)
     local added = redis.call('ZADD', pv, unpack(scored_now(run.products)))
     redis.call('HSET', pvd, unpack(details))
     if added > 0 then
@@ -95,7 +87,7 @@ local function flush_run()
     end
   end
   if #run.categories > 0 then
-    local cv = ckey(cid, ':cv')
+    local cv = K_contact_cv(cid)
     redis.call('ZADD', cv, unpack(scored_now(run.categories)))
     redis.call('ZREMRANGEBYRANK', cv, 0, -(cap_views + 1))
     redis.call('EXPIRE', cv, ttl)
@@ -106,7 +98,7 @@ end
 local function add_to_run(ev, raw, dk)
   local cid, ty, pv = run.cid, ev[TYPE], ev[PV]
   run.ev[#run.ev + 1] = list_entry(ty, append_event(cid, ev, raw, dk))
-  local counter = COUNTER[ty] or 'x'
+  local counter = EVENT_CODES[ty] or 'x'
   run.counts[counter] = (run.counts[counter] or 0) + 1
   if pv then
     local id = pv[1]
@@ -115,7 +107,7 @@ local function add_to_run(ev, raw, dk)
   elseif ev[CV] then
     run.categories[#run.categories + 1] = ev[CV]
   end
-  return 'a|' .. cid
+  return 'a'
 end
 
 -- Store one event in full (the first of a run, or a cart or order event): its contact, result.
@@ -124,8 +116,8 @@ local function store_event(ev, raw, dk)
   local ty, pv, cv, cart = ev[TYPE], ev[PV], ev[CV], ev[CART]
   local last = close_idle_visit(cid, now, timeout)
 
-  local ck = ckey(cid, '')
-  local touched = {ck, ckey(cid, ':ids'), ckey(cid, ':ev'), ckey(cid, ':visit')}
+  local ck = K_contact(cid)
+  local touched = {ck, K_contact_ids(cid), K_contact_ev(cid), K_contact_visit(cid)}
   local renewed = tonumber(redis.call('HGET', ck, 'ttlAt'))
   local renew = not renewed or now - renewed >= renew_ms
   if not renewed then redis.call('HSETNX', ck, 'created', now) end
@@ -136,12 +128,12 @@ local function store_event(ev, raw, dk)
   end
 
   local entry = list_entry(ty, append_event(cid, ev, raw, dk))
-  local listed = redis.call('LPUSH', ckey(cid, ':ev'), entry)
-  if listed == 1 and not renew then redis.call('EXPIRE', ckey(cid, ':ev'), ttl) end
-  if listed > cap_events then redis.call('LTRIM', ckey(cid, ':ev'), 0, cap_events - 1) end
+  local listed = redis.call('LPUSH', K_contact_ev(cid), entry)
+  if listed == 1 and not renew then redis.call('EXPIRE', K_contact_ev(cid), ttl) end
+  if listed > cap_events then redis.call('LTRIM', K_contact_ev(cid), 0, cap_events - 1) end
 
   if pv then
-    local pvk, pvd = ckey(cid, ':pv'), ckey(cid, ':pvd')
+    local pvk, pvd = K_contact_pv(cid), K_contact_pvd(cid)
     -- Only a product new to the list can make it grow or be its first (keys without a TTL yet).
     local added = redis.call('ZADD', pvk, now, pv[1]) == 1
     redis.call('HSET', pvd, pv[1], view_value(pv))
@@ -155,16 +147,16 @@ local function store_event(ev, raw, dk)
     touched[#touched + 1] = pvk
     touched[#touched + 1] = pvd
   elseif cv then
-    local cvk = ckey(cid, ':cv')
+    local cvk = K_contact_cv(cid)
     redis.call('ZADD', cvk, now, cv)
     redis.call('ZREMRANGEBYRANK', cvk, 0, -(cap_views + 1))
     if not renew then redis.call('EXPIRE', cvk, ttl) end
     touched[#touched + 1] = cvk
   elseif cart then
     local rsid, cart_json, empty = cart[1], cart[2], cart[3]
-    local state = P .. ':cart:' .. rsid
+    local state = K_cart(rsid)
     redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
-    redis.call('EXPIRE', state, cart_ttl)
+    redis.call('EXPIRE', state, limits.cart_ttl)
     -- a state already bought (a re-sent last cart) is no current cart: it would look abandoned
     if empty or redis.call('HEXISTS', state, 'order') == 1 then
       redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
@@ -173,7 +165,7 @@ local function store_event(ev, raw, dk)
     end
   end
 
-  local opened = open_visit(cid, COUNTER[ty] or 'x', now, timeout, last)
+  local opened = open_visit(cid, EVENT_CODES[ty] or 'x', now, timeout, last)
   local tag, note = 'a', nil
   if ev[IG] then
     tag, note = 'i', ev[IG]
@@ -184,14 +176,14 @@ local function store_event(ev, raw, dk)
     for _, key in ipairs(touched) do redis.call('EXPIRE', key, ttl) end
     -- a new contact's identifier keys were all created just now, with their TTL
     if cid ~= ev[FRESH] then
-      for _, ident in ipairs(redis.call('HKEYS', ckey(cid, ':ids'))) do
-        redis.call('EXPIRE', P .. ':id:' .. ident, ttl)
+      for _, ident in ipairs(redis.call('HKEYS', K_contact_ids(cid))) do
+        redis.call('EXPIRE', K_identifier(ident), ttl)
       end
     end
   elseif opened then
-    redis.call('EXPIRE', ckey(cid, ':visit'), ttl)
+    redis.call('EXPIRE', K_contact_visit(cid), ttl)
   end
-  return cid, tag .. '|' .. cid .. (note and '|' .. note or '')
+  return cid, note and tag .. '|' .. note or tag
 end
 
 -- Whether two events name the same identifiers (a run is one contact's).
@@ -203,8 +195,8 @@ local function same_ids(a, b)
   return true
 end
 
-local events = cjson.decode(ARGV[11])
-local raws, lines, from = {}, ARGV[12], 1
+local events = cjson.decode(ARGV[first_item])
+local raws, lines, from = {}, ARGV[first_item + 1], 1
 for i = 1, #events do -- string.find, not gmatch: a third of the cost (measured)
   local newline = string.find(lines, '\n', from, true)
   raws[i] = string.sub(lines, from, (newline or 0) - 1)
@@ -212,10 +204,9 @@ for i = 1, #events do -- string.find, not gmatch: a third of the cost (measured)
 end
 local results = {}
 for i, ev in ipairs(events) do
-  local dk = ev[DEDUP] and P .. ':dedup:' .. ev[ID]
-  local seen = dk and redis.call('GET', dk)
-  if seen then
-    results[i] = 'd|' .. seen
+  local dk = ev[DEDUP] and K_dedup(ev[ID])
+  if dk and redis.call('EXISTS', dk) == 1 then
+    results[i] = 'd'
   else
     local ids = ev[IDS]
     local history_only = not (ev[CART] or ev[ORDER] or ev[IG])

@@ -1,18 +1,18 @@
--- Shared by every script (store.py prepends it). ARGV[1] is always the tenant prefix `gw:<tenant>`.
-local P = ARGV[1]
-local SUFFIXES = {{CONTACT_SUFFIXES}}
--- eventTypeKey -> the short code a contact's :ev list stores instead (redis_keys.EVENT_CODES).
+-- Shared by every script (scripts.py prepends it). Every ARGV starts with the tenant prefix and the
+-- time of the call (arguments.py): P and NOW.
+{{ARGS_HEAD}}
+-- The key builders (keys.py KEYSPACE; a key's parts as its arguments): K_events, K_cart(rsid),
+-- K_contact(cid), K_contact_ev(cid)..., K_contact_keys(cid) (all that stitching moves), TENANT.
+{{KEYSPACE}}
+-- eventTypeKey -> its short code: a visit's counter, and (LIST_CODES) a contact's :ev entries.
 local EVENT_CODES = {{EVENT_CODES}}
-
--- Key names, as TenantKeys.contact and TenantKeys.order build them (redis/keys.py).
-local function ckey(cid, suffix) return P .. ':c:{' .. cid .. '}' .. suffix end
-local function okey(eoid, suffix) return P .. ':o:{' .. eoid .. '}' .. suffix end
+local LIST_CODES = {{LIST_CODES}}
 
 local function trim_views(cid, cap)
-  local extra = redis.call('ZCARD', ckey(cid, ':pv')) - cap
+  local extra = redis.call('ZCARD', K_contact_pv(cid)) - cap
   if extra > 0 then
-    local old = redis.call('ZPOPMIN', ckey(cid, ':pv'), extra)
-    for j = 1, #old, 2 do redis.call('HDEL', ckey(cid, ':pvd'), old[j]) end
+    local old = redis.call('ZPOPMIN', K_contact_pv(cid), extra)
+    for j = 1, #old, 2 do redis.call('HDEL', K_contact_pvd(cid), old[j]) end
   end
 end
 
@@ -25,7 +25,7 @@ local function newer(a, b)
 end
 
 local function merge_events(from, into, cap)
-  local fk, ik = ckey(from, ':ev'), ckey(into, ':ev')
+  local fk, ik = K_contact_ev(from), K_contact_ev(into)
   local all = redis.call('LRANGE', ik, 0, -1)
   for _, entry in ipairs(redis.call('LRANGE', fk, 0, -1)) do all[#all + 1] = entry end
   if #all == 0 then return end
@@ -35,9 +35,9 @@ local function merge_events(from, into, cap)
 end
 
 local function merge_visit(from, into, timeout)
-  local f = redis.call('HGETALL', ckey(from, ':visit'))
+  local f = redis.call('HGETALL', K_contact_visit(from))
   if #f == 0 then return end
-  local vk = ckey(into, ':visit')
+  local vk = K_contact_visit(into)
   local start = tonumber(redis.call('HGET', vk, 'start'))
   for j = 1, #f, 2 do
     local name, value = f[j], tonumber(f[j + 1])
@@ -50,26 +50,26 @@ local function merge_visit(from, into, timeout)
       redis.call('HINCRBY', vk, name, value)
     end
   end
-  redis.call('ZREM', P .. ':visits', from)
-  redis.call('ZADD', P .. ':visits', tonumber(redis.call('HGET', vk, 'last')) + timeout, into)
+  redis.call('ZREM', K_visits, from)
+  redis.call('ZADD', K_visits, tonumber(redis.call('HGET', vk, 'last')) + timeout, into)
 end
 
 -- Stitching moves RFM figures with the rest of the contact, and the shares of its counted
 -- orders (lib_orders.lua update_rfm), whose `counted` then names the contact holding them.
 local function merge_rfm(from, into)
-  local f = redis.call('HMGET', ckey(from, ':rfm'), 'count', 'revenue', 'lastMs', 'last')
+  local f = redis.call('HMGET', K_contact_rfm(from), 'count', 'revenue', 'lastMs', 'last')
   if not f[1] then return end
-  local rk = ckey(into, ':rfm')
+  local rk = K_contact_rfm(into)
   redis.call('HINCRBY', rk, 'count', f[1])
   redis.call('HINCRBYFLOAT', rk, 'revenue', f[2])
   local mine = tonumber(redis.call('HGET', rk, 'lastMs'))
   if f[3] and (not mine or tonumber(f[3]) > mine) then
     redis.call('HSET', rk, 'lastMs', f[3], 'last', f[4])
   end
-  local shares = redis.call('HGETALL', ckey(from, ':rfmo'))
+  local shares = redis.call('HGETALL', K_contact_rfmo(from))
   for j = 1, #shares, 2 do
-    redis.call('HSET', ckey(into, ':rfmo'), shares[j], shares[j + 1])
-    local mk = okey(shares[j], '')
+    redis.call('HSET', K_contact_rfmo(into), shares[j], shares[j + 1])
+    local mk = K_order(shares[j])
     -- HGET, not HSET straight away: an order that has expired must not come back without a TTL
     if redis.call('HGET', mk, 'counted') == from then redis.call('HSET', mk, 'counted', into) end
   end
@@ -77,45 +77,46 @@ end
 
 -- Stitch contact `from` into `into`: identifiers, views, cart (the newer), events, open visit.
 local function merge_contact(from, into, limits)
-  local ids = redis.call('HGETALL', ckey(from, ':ids'))
+  local ids = redis.call('HGETALL', K_contact_ids(from))
   for j = 1, #ids, 2 do
-    redis.call('SET', P .. ':id:' .. ids[j], into, 'EX', limits.ttl)
-    redis.call('HSETNX', ckey(into, ':ids'), ids[j], ids[j + 1])
+    redis.call('SET', K_identifier(ids[j]), into, 'EX', limits.contact_ttl)
+    redis.call('HSETNX', K_contact_ids(into), ids[j], ids[j + 1])
   end
-  local pv = redis.call('ZRANGE', ckey(from, ':pv'), 0, -1, 'WITHSCORES')
+  local pv = redis.call('ZRANGE', K_contact_pv(from), 0, -1, 'WITHSCORES')
   for j = 1, #pv, 2 do
-    local mine = redis.call('ZSCORE', ckey(into, ':pv'), pv[j])
+    local mine = redis.call('ZSCORE', K_contact_pv(into), pv[j])
     if not mine or tonumber(mine) < tonumber(pv[j + 1]) then
-      redis.call('ZADD', ckey(into, ':pv'), pv[j + 1], pv[j])
-      redis.call('HSET', ckey(into, ':pvd'), pv[j], redis.call('HGET', ckey(from, ':pvd'), pv[j]))
+      redis.call('ZADD', K_contact_pv(into), pv[j + 1], pv[j])
+      redis.call('HSET', K_contact_pvd(into), pv[j], redis.call('HGET', K_contact_pvd(from), pv[j]))
     end
   end
-  trim_views(into, limits.views)
-  local cv = redis.call('ZRANGE', ckey(from, ':cv'), 0, -1, 'WITHSCORES')
-  for j = 1, #cv, 2 do redis.call('ZADD', ckey(into, ':cv'), 'GT', cv[j + 1], cv[j]) end
-  redis.call('ZREMRANGEBYRANK', ckey(into, ':cv'), 0, -(limits.views + 1))
-  local fc = redis.call('HMGET', ckey(from, ''), 'cart', 'cartAt', 'cartId', 'created')
-  local ic = redis.call('HMGET', ckey(into, ''), 'cartAt', 'created')
+  trim_views(into, limits.recent_views)
+  local cv = redis.call('ZRANGE', K_contact_cv(from), 0, -1, 'WITHSCORES')
+  for j = 1, #cv, 2 do redis.call('ZADD', K_contact_cv(into), 'GT', cv[j + 1], cv[j]) end
+  redis.call('ZREMRANGEBYRANK', K_contact_cv(into), 0, -(limits.recent_views + 1))
+  local fc = redis.call('HMGET', K_contact(from), 'cart', 'cartAt', 'cartId', 'created')
+  local ic = redis.call('HMGET', K_contact(into), 'cartAt', 'created')
   if fc[1] and (not ic[1] or tonumber(fc[2]) > tonumber(ic[1])) then
-    redis.call('HSET', ckey(into, ''), 'cart', fc[1], 'cartAt', fc[2], 'cartId', fc[3])
-    if redis.call('EXISTS', P .. ':cart:' .. fc[3]) == 1 then
-      redis.call('HSET', P .. ':cart:' .. fc[3], 'contact', into)
+    redis.call('HSET', K_contact(into), 'cart', fc[1], 'cartAt', fc[2], 'cartId', fc[3])
+    if redis.call('EXISTS', K_cart(fc[3])) == 1 then
+      redis.call('HSET', K_cart(fc[3]), 'contact', into)
     end
   end
   if fc[4] and (not ic[2] or tonumber(fc[4]) < tonumber(ic[2])) then
-    redis.call('HSET', ckey(into, ''), 'created', fc[4])
+    redis.call('HSET', K_contact(into), 'created', fc[4])
   end
-  merge_events(from, into, limits.events)
-  merge_visit(from, into, limits.timeout)
+  merge_events(from, into, limits.contact_events)
+  merge_visit(from, into, limits.visit_timeout_ms)
   merge_rfm(from, into)
-  for _, suffix in ipairs(SUFFIXES) do
-    redis.call('DEL', ckey(from, suffix))
-    if redis.call('EXISTS', ckey(into, suffix)) == 1 then
-      redis.call('EXPIRE', ckey(into, suffix), limits.ttl)
+  local into_keys = K_contact_keys(into)
+  for i, key in ipairs(K_contact_keys(from)) do
+    redis.call('DEL', key)
+    if redis.call('EXISTS', into_keys[i]) == 1 then
+      redis.call('EXPIRE', into_keys[i], limits.contact_ttl)
     end
   end
   -- The stream's events (and older answers) still name `from`: readers follow this to `into`.
-  redis.call('SET', ckey(from, ':into'), into, 'EX', limits.ttl)
+  redis.call('SET', K_merged_into(from), into, 'EX', limits.contact_ttl)
 end
 
 -- The contact of `ids` ("kind:value", most decisive first): the first identifier already known
@@ -124,7 +125,7 @@ local function resolve_contact(ids, fresh, limits)
   local cid = nil
   local others = {}
   local keys = {}
-  for i, ident in ipairs(ids) do keys[i] = P .. ':id:' .. ident end
+  for i, ident in ipairs(ids) do keys[i] = K_identifier(ident) end
   local named = redis.call('MGET', unpack(keys)) -- one call for all (false: unknown)
   for i = 1, #ids do
     local c = named[i]
@@ -134,12 +135,11 @@ local function resolve_contact(ids, fresh, limits)
   end
   cid = cid or fresh
   for other in pairs(others) do merge_contact(other, cid, limits) end
-  local now = limits.now
   for i, ident in ipairs(ids) do
     -- An identifier already naming this contact is in its :ids; ingest.lua renews its TTL.
     if named[i] ~= cid then
-      redis.call('SET', P .. ':id:' .. ident, cid, 'EX', limits.ttl)
-      redis.call('HSETNX', ckey(cid, ':ids'), ident, now)
+      redis.call('SET', K_identifier(ident), cid, 'EX', limits.contact_ttl)
+      redis.call('HSETNX', K_contact_ids(cid), ident, NOW)
     end
   end
   return cid
@@ -150,7 +150,10 @@ end
 -- deciding and XADDing the trigger happen inside one script, so no crash can split them.
 local REACHABLE = {{REACHABLE_KINDS}}
 local PUBLIC_NAMES = {{PUBLIC_NAMES}}
-local TRIGGERS_MAXLEN = '1000000'
+local TRIGGERS_MAXLEN = {{TRIGGERS_MAXLEN}}
+-- The trigger types of a closed visit (constants.VISIT_TRIGGERS), and the P:tally fields.
+local ABANDONED_CART, ABANDONED_BROWSE, ABANDONED_CATEGORY, ABANDONED_VISIT = {{VISIT_TRIGGERS}}
+local TALLY_CLOSED, TALLY_ANONYMOUS, TALLY_TRIGGER = {{TALLY}}
 
 -- ISO-8601 UTC with milliseconds; Redis' Lua has no os.date (civil-from-days, H. Hinnant).
 local function iso(ms)
@@ -175,7 +178,7 @@ end
 -- The contact's identifiers as JSON {publicName: [values, oldest first]}, whether one of them
 -- reaches a person, and the first email and phone. Values are strings: cjson encodes them safely.
 local function contact_identity(cid)
-  local raw = redis.call('HGETALL', ckey(cid, ':ids'))
+  local raw = redis.call('HGETALL', K_contact_ids(cid))
   local list = {}
   for j = 1, #raw, 2 do list[#list + 1] = {raw[j], tonumber(raw[j + 1])} end
   table.sort(list, function(a, b)
@@ -205,17 +208,18 @@ end
 -- The first trigger type (docs/triggers.md, The trigger) that applies to a closed visit `v`, and the cart state key
 -- to mark when it is abandonedCart (at most once per recycleStateId).
 local function trigger_type(cid, v)
-  local cart = redis.call('HMGET', ckey(cid, ''), 'cart', 'cartId', 'cartNotified')
+  local cart = redis.call('HMGET', K_contact(cid), 'cart', 'cartId', 'cartNotified')
   if cart[1] and cart[2] and cart[3] ~= cart[2] then
-    local state = P .. ':cart:' .. cart[2]
-    local mark = redis.call('HMGET', state, 'order', 'notified')
-    if not mark[1] and not mark[2] then return 'abandonedCart', cart end
+    local mark = redis.call('HMGET', K_cart(cart[2]), 'order', 'notified')
+    if not mark[1] and not mark[2] then return ABANDONED_CART, cart end
   end
   if (v.o or 0) > 0 then return nil end
-  local pv, cv, pg = v.pv or 0, v.cv or 0, v.pg or 0
-  if pv > 0 then return 'abandonedBrowse' end
-  if cv > 0 then return 'abandonedCategory' end
-  if pg > 0 and pg == v.n then return 'abandonedVisit' end
+  local pv = v[EVENT_CODES.productViewed] or 0
+  local cv = v[EVENT_CODES.productCategoryViewed] or 0
+  local pg = v[EVENT_CODES.pageViewed] or 0
+  if pv > 0 then return ABANDONED_BROWSE end
+  if cv > 0 then return ABANDONED_CATEGORY end
+  if pg > 0 and pg == v.n then return ABANDONED_VISIT end
   return nil
 end
 
@@ -231,9 +235,8 @@ end
 
 -- Every trigger, visit or order, reaches the stream and the tally (read into /metrics) here.
 local function append_trigger(ty, body)
-  redis.call('XADD', P .. ':triggers', 'MAXLEN', '~', TRIGGERS_MAXLEN, '*',
-             'type', ty, 'trigger', body)
-  redis.call('HINCRBY', P .. ':tally', 'trigger:' .. ty, 1)
+  redis.call('XADD', K_triggers, 'MAXLEN', '~', TRIGGERS_MAXLEN, '*', 'type', ty, 'trigger', body)
+  redis.call('HINCRBY', K_tally, TALLY_TRIGGER .. ty, 1)
 end
 
 -- A product view as JSON from its :pvd value: whole JSON, or the compact
@@ -247,23 +250,23 @@ local function view_json(pid, score, stored)
 end
 
 local function emit_trigger(cid, ty, v, who, cart, now)
-  local ck = ckey(cid, '')
+  local ck = K_contact(cid)
   local current = cart and cart[1] or redis.call('HGET', ck, 'cart')
   local products = {}
-  local pv = redis.call('ZREVRANGEBYSCORE', ckey(cid, ':pv'), v.last, v.start, 'WITHSCORES')
+  local pv = redis.call('ZREVRANGEBYSCORE', K_contact_pv(cid), v.last, v.start, 'WITHSCORES')
   for j = 1, #pv, 2 do
-    local view = redis.call('HGET', ckey(cid, ':pvd'), pv[j])
+    local view = redis.call('HGET', K_contact_pvd(cid), pv[j])
     if view then products[#products + 1] = view_json(pv[j], tonumber(pv[j + 1]), view) end
   end
   local categories = {}
-  local cv = redis.call('ZREVRANGEBYSCORE', ckey(cid, ':cv'), v.last, v.start, 'WITHSCORES')
+  local cv = redis.call('ZREVRANGEBYSCORE', K_contact_cv(cid), v.last, v.start, 'WITHSCORES')
   for j = 1, #cv, 2 do
     categories[#categories + 1] = '{"productCategoryId":' .. cjson.encode(cv[j])
       .. ',"viewedAt":"' .. iso(tonumber(cv[j + 1])) .. '"}'
   end
   local id = 'visit:' .. cid .. ':' .. string.format('%d', v.start)
   local body = '{"id":' .. cjson.encode(id) .. ',"type":"' .. ty .. '","tenant":'
-    .. cjson.encode(string.sub(P, 4)) .. ',"createdAt":"' .. iso(now) .. '"'
+    .. cjson.encode(TENANT) .. ',"createdAt":"' .. iso(now) .. '"'
     .. ',"contact":' .. contact_json(cid, who)
     .. ',"visit":{"startedAt":"' .. iso(v.start) .. '","endedAt":"' .. iso(v.last)
     .. '","events":' .. string.format('%d', v.n or 0) .. '}'
@@ -271,9 +274,9 @@ local function emit_trigger(cid, ty, v, who, cart, now)
     .. ',"products":[' .. table.concat(products, ',') .. ']'
     .. ',"categories":[' .. table.concat(categories, ',') .. ']}'
   append_trigger(ty, body)
-  if ty == 'abandonedCart' then
+  if ty == ABANDONED_CART then
     redis.call('HSET', ck, 'cartNotified', cart[2])
-    local state = P .. ':cart:' .. cart[2]
+    local state = K_cart(cart[2])
     if redis.call('EXISTS', state) == 1 then redis.call('HSET', state, 'notified', id) end
   end
 end
@@ -281,18 +284,17 @@ end
 -- Close the contact's visit (if open): at most one trigger, tallied in P:tally for /metrics.
 -- Returns the trigger type, or nil.
 local function close_visit(cid, now)
-  redis.call('ZREM', P .. ':visits', cid)
-  local vk = ckey(cid, ':visit')
+  redis.call('ZREM', K_visits, cid)
+  local vk = K_contact_visit(cid)
   local raw = redis.call('HGETALL', vk)
   if #raw == 0 then return nil end
   redis.call('DEL', vk)
   local v = {}
   for j = 1, #raw, 2 do v[raw[j]] = tonumber(raw[j + 1]) end
-  local tally = P .. ':tally'
-  redis.call('HINCRBY', tally, 'closed', 1)
+  redis.call('HINCRBY', K_tally, TALLY_CLOSED, 1)
   local who = contact_identity(cid)
   if not who.reachable then
-    redis.call('HINCRBY', tally, 'anonymous', 1)
+    redis.call('HINCRBY', K_tally, TALLY_ANONYMOUS, 1)
     return nil
   end
   local ty, cart = trigger_type(cid, v)
@@ -305,7 +307,7 @@ end
 -- to it, so its trigger reflects the visit as it was, before this event changes the contact.
 -- Returns the open visit's last event time (nil: none open now), for open_visit.
 local function close_idle_visit(cid, now, timeout)
-  local last = tonumber(redis.call('HGET', ckey(cid, ':visit'), 'last'))
+  local last = tonumber(redis.call('HGET', K_contact_visit(cid), 'last'))
   if last and now - last >= timeout then
     close_visit(cid, now)
     return nil
@@ -317,7 +319,7 @@ end
 -- close_idle_visit), or a new one. True when it opened one (a new hash: the caller gives it
 -- its TTL).
 local function open_visit(cid, counter, now, timeout, last)
-  local vk = ckey(cid, ':visit')
+  local vk = K_contact_visit(cid)
   if last then
     redis.call('HSET', vk, 'last', now)
     redis.call('HINCRBY', vk, 'n', 1)
@@ -325,6 +327,6 @@ local function open_visit(cid, counter, now, timeout, last)
   else
     redis.call('HSET', vk, 'start', now, 'last', now, 'n', 1, counter, 1)
   end
-  redis.call('ZADD', P .. ':visits', now + timeout, cid)
+  redis.call('ZADD', K_visits, now + timeout, cid)
   return last == nil
 end

@@ -1,17 +1,17 @@
 -- Orders (docs/api.md, Orders and carts), shared by orders.lua (POST /v1/orders) and ingest.lua (order events), so
 -- both paths store an order the same way, atomically. An order is three keys with one hash tag:
--- P:o:{eoid} (meta), P:o:{eoid}:f (field -> JSON text), P:o:{eoid}:h (status history). Field
+-- K_order (meta), K_order_fields (field -> JSON text), K_order_history (status history). Field
 -- values are JSON made by Python and only concatenated here: cjson would re-encode numbers with
 -- 14 significant digits.
-local HISTORY_CAP = 100
-
-local ORDER_IDS = {{'email', 'email'}, {'phone', 'phone'}, {'externalCustomerId', 'customer'}}
+local ORDER_HISTORY_MAX = {{ORDER_HISTORY_MAX}}
+-- {order field, identifier kind} pairs (constants.ORDER_IDENTIFIERS).
+local ORDER_IDENTIFIERS = {{ORDER_IDENTIFIERS}}
 
 -- The order's contact: its own email, phone and externalCustomerId decide (linked together like
 -- an event's identifiers, in KIND_ORDER order); `fallback` when none of them is known yet.
 local function order_contact(fk, fallback, lim)
   local ids = {}
-  for _, pair in ipairs(ORDER_IDS) do
+  for _, pair in ipairs(ORDER_IDENTIFIERS) do
     local value = redis.call('HGET', fk, pair[1])
     if value then ids[#ids + 1] = pair[2] .. ':' .. cjson.decode(value) end
   end
@@ -19,12 +19,12 @@ local function order_contact(fk, fallback, lim)
   local cid = resolve_contact(ids, fallback, lim)
   -- resolve_contact leaves identifiers already naming this contact as they are (ingest renews
   -- their TTLs with the contact's); an order is activity of the contact too.
-  for _, ident in ipairs(ids) do redis.call('EXPIRE', P .. ':id:' .. ident, lim.ttl) end
-  local ck = ckey(cid, '')
-  redis.call('HSETNX', ck, 'created', lim.now)
-  redis.call('HSET', ck, 'updated', lim.now)
-  redis.call('EXPIRE', ck, lim.ttl)
-  redis.call('EXPIRE', ckey(cid, ':ids'), lim.ttl)
+  for _, ident in ipairs(ids) do redis.call('EXPIRE', K_identifier(ident), lim.contact_ttl) end
+  local ck = K_contact(cid)
+  redis.call('HSETNX', ck, 'created', NOW)
+  redis.call('HSET', ck, 'updated', NOW)
+  redis.call('EXPIRE', ck, lim.contact_ttl)
+  redis.call('EXPIRE', K_contact_ids(cid), lim.contact_ttl)
   return cid
 end
 
@@ -41,7 +41,7 @@ local function order_trigger(o, cid, status, oid, fk)
   local email, phone = redis.call('HGET', fk, 'email'), redis.call('HGET', fk, 'phone')
   local kind = 'order' .. status
   local head = cjson.encode({
-    id = o.tid, type = kind, tenant = string.sub(P, 4), createdAt = o.at,
+    id = o.tid, type = kind, tenant = TENANT, createdAt = o.at,
     externalOrderId = o.eoid, orderId = oid, contactId = cid,
     email = email and cjson.decode(email) or who.email or cjson.null,
     phone = phone and cjson.decode(phone) or who.phone or cjson.null})
@@ -50,8 +50,8 @@ local function order_trigger(o, cid, status, oid, fk)
 end
 
 local function clear_cart(cid, rsid)
-  if cid and redis.call('HGET', ckey(cid, ''), 'cartId') == rsid then
-    redis.call('HDEL', ckey(cid, ''), 'cart', 'cartAt', 'cartId')
+  if cid and redis.call('HGET', K_contact(cid), 'cartId') == rsid then
+    redis.call('HDEL', K_contact(cid), 'cart', 'cartAt', 'cartId')
   end
 end
 
@@ -62,15 +62,15 @@ end
 -- that order, and this one converts nothing.
 local function convert_cart(rsid, eoid, cid, lim)
   clear_cart(cid, rsid)
-  local sk = P .. ':cart:' .. rsid
+  local sk = K_cart(rsid)
   local bought = redis.call('HGET', sk, 'order')
   if bought and bought ~= eoid then return end
   if not bought then
-    redis.call('HSET', sk, 'order', eoid, 'orderAt', lim.now)
+    redis.call('HSET', sk, 'order', eoid, 'orderAt', NOW)
     redis.call('EXPIRE', sk, lim.cart_ttl)
     clear_cart(redis.call('HGET', sk, 'contact'), rsid)
   end
-  redis.call('HSET', okey(eoid, ''), 'cart', rsid)
+  redis.call('HSET', K_order(eoid), 'cart', rsid)
 end
 
 -- RFM (docs/api.md, RFM) follows the orders whose current status is DELIVERED, with their current
@@ -88,9 +88,9 @@ local function split_share(share) return string.match(share, '^([^|]*)|([^|]*)|(
 -- The contact's latest order date, read again from its shares after one is taken back (a contact
 -- has few DELIVERED orders).
 local function rfm_last(cid)
-  local rk = ckey(cid, ':rfm')
+  local rk = K_contact_rfm(cid)
   local best, last = nil, nil
-  for _, share in ipairs(redis.call('HVALS', ckey(cid, ':rfmo'))) do
+  for _, share in ipairs(redis.call('HVALS', K_contact_rfmo(cid))) do
     local _, dms, date = split_share(share)
     if dms ~= '' and (not best or tonumber(dms) > tonumber(best)) then best, last = dms, date end
   end
@@ -103,32 +103,32 @@ end
 
 local function update_rfm(eoid, cid, status, counted, mk, fk, lim)
   local share = status == 'DELIVERED' and rfm_share(mk, fk) or nil
-  local was = counted and redis.call('HGET', ckey(counted, ':rfmo'), eoid) or nil
+  local was = counted and redis.call('HGET', K_contact_rfmo(counted), eoid) or nil
   if was == share and (not was or counted == cid) then return end -- counted as it is, or not
   if was then -- take back what it added
-    local rk = ckey(counted, ':rfm')
-    redis.call('HDEL', ckey(counted, ':rfmo'), eoid)
+    local rk = K_contact_rfm(counted)
+    redis.call('HDEL', K_contact_rfmo(counted), eoid)
     if redis.call('HINCRBY', rk, 'count', -1) <= 0 then
       -- none left: no float residue of subtracted revenues, and no share rfm_last could find to
       -- write into a key without its TTL
-      redis.call('DEL', rk, ckey(counted, ':rfmo'))
+      redis.call('DEL', rk, K_contact_rfmo(counted))
     else
       local cost = split_share(was)
       redis.call('HINCRBYFLOAT', rk, 'revenue', '-' .. cost)
     end
   end
   if share then
-    local rk = ckey(cid, ':rfm')
+    local rk = K_contact_rfm(cid)
     local cost, dms, date = split_share(share)
-    redis.call('HSET', ckey(cid, ':rfmo'), eoid, share)
+    redis.call('HSET', K_contact_rfmo(cid), eoid, share)
     redis.call('HINCRBY', rk, 'count', 1)
     redis.call('HINCRBYFLOAT', rk, 'revenue', cost)
     local last = tonumber(redis.call('HGET', rk, 'lastMs'))
     if dms ~= '' and (not last or tonumber(dms) > last) then
       redis.call('HSET', rk, 'lastMs', dms, 'last', date)
     end
-    redis.call('EXPIRE', rk, lim.ttl)
-    redis.call('EXPIRE', ckey(cid, ':rfmo'), lim.ttl)
+    redis.call('EXPIRE', rk, lim.contact_ttl)
+    redis.call('EXPIRE', K_contact_rfmo(cid), lim.contact_ttl)
     redis.call('HSET', mk, 'counted', cid)
   else
     redis.call('HDEL', mk, 'counted')
@@ -139,9 +139,9 @@ end
 -- Store the order change `o` (orders.envelope in Python). `fallback` is the contact when the order
 -- names none known (the event's contact, or a fresh id). Returns 'a', status, contact (stored, or
 -- identical to what is stored) or 'i', reason, fallback (an order event that changes nothing).
--- lim: now, ttl, views, events, timeout (visit, ms), cart_ttl, window (cart purchase window, ms).
+-- lim: the tenant's limits (arguments.TenantLimits, read by the calling script).
 local function apply_order(o, fallback, lim)
-  local mk, fk, hk = okey(o.eoid, ''), okey(o.eoid, ':f'), okey(o.eoid, ':h')
+  local mk, fk, hk = K_order(o.eoid), K_order_fields(o.eoid), K_order_history(o.eoid)
   local meta = redis.call('HMGET', mk, 'status', 'oid', 'cart', 'counted', 'contact')
   local old = meta[1]
   if not old then
@@ -161,12 +161,12 @@ local function apply_order(o, fallback, lim)
   end
   local cid = order_contact(fk, meta[5] or fallback, lim) -- an order keeps its contact
   local oid = meta[2] or o.oid
-  redis.call('HSET', mk, 'status', status, 'oid', oid, 'contact', cid, 'updated', lim.now)
-  redis.call('HSETNX', mk, 'created', lim.now)
+  redis.call('HSET', mk, 'status', status, 'oid', oid, 'contact', cid, 'updated', NOW)
+  redis.call('HSETNX', mk, 'created', NOW)
   if o.dms then redis.call('HSET', mk, 'dms', o.dms) end
   if status ~= old then
     redis.call('RPUSH', hk, cjson.encode({status = status, at = o.at, source = o.src}))
-    redis.call('LTRIM', hk, -HISTORY_CAP, -1)
+    redis.call('LTRIM', hk, -ORDER_HISTORY_MAX, -1)
   end
   update_rfm(o.eoid, cid, status, meta[4], mk, fk, lim)
   if status ~= 'CANCELLED' and not meta[3] then
@@ -174,19 +174,19 @@ local function apply_order(o, fallback, lim)
     if rsid then
       convert_cart(cjson.decode(rsid), o.eoid, cid, lim)
     elseif not old then -- the time rule only for a new order: an update is no new purchase
-      local cart = redis.call('HMGET', ckey(cid, ''), 'cartId', 'cartAt')
-      if cart[1] and lim.now - tonumber(cart[2]) <= lim.window then
+      local cart = redis.call('HMGET', K_contact(cid), 'cartId', 'cartAt')
+      if cart[1] and NOW - tonumber(cart[2]) <= lim.purchase_window_ms then
         convert_cart(cart[1], o.eoid, cid, lim)
       end
     end
   end
   -- The open visit (if any) learns of the order: abandonedBrowse needs "no order". An order from
   -- a back-end is no site activity, so it neither opens nor extends a visit.
-  local last = tonumber(redis.call('HGET', ckey(cid, ':visit'), 'last'))
-  if last and lim.now - last < lim.timeout then
-    redis.call('HINCRBY', ckey(cid, ':visit'), 'o', 1)
+  local last = tonumber(redis.call('HGET', K_contact_visit(cid), 'last'))
+  if last and NOW - last < lim.visit_timeout_ms then
+    redis.call('HINCRBY', K_contact_visit(cid), 'o', 1)
   end
-  for _, key in ipairs({mk, fk, hk}) do redis.call('EXPIRE', key, lim.ttl) end
+  for _, key in ipairs({mk, fk, hk}) do redis.call('EXPIRE', key, lim.contact_ttl) end
   order_trigger(o, cid, status, oid, fk)
   return 'a', status, cid
 end

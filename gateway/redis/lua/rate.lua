@@ -1,8 +1,8 @@
 -- Token bucket per API key, shared by every gateway process.
--- ARGV: prefix, key id, rate per second, now_ms. Returns 0 when allowed, else ms until a token.
-local bucket = P .. ':rate:' .. ARGV[2]
-local rate = tonumber(ARGV[3])
-local now = tonumber(ARGV[4])
+-- ARGV: arguments.RateArgs. Returns 0 when allowed, else ms until a token.
+local args = {{RateArgs}}
+local bucket = K_rate(args.key_id)
+local rate, now = args.rate, NOW
 local burst = math.max(rate, 1)
 local state = redis.call('HMGET', bucket, 'tokens', 'at')
 local tokens = tonumber(state[1]) or burst

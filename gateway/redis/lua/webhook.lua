@@ -1,17 +1,20 @@
--- The delivery schedule of one webhook. ARGV: prefix, op, hook id, then per op:
---   enqueue group types_csv now count: move new triggers of the stream (read through the
---       webhook's consumer group) into the schedule, due now; XACKed in the same step, so a
---       trigger is scheduled exactly once even if the process dies right after.
---   claim now lease_ms count: the due jobs [streamId, body, attempts, ...]; each is pushed back
---       by the lease, so a process that dies mid-POST leaves it to be retried (at least once).
---   done streamId: delivered, forget it.
---   retry streamId due_ms: failed, try again at due_ms.
---   dead streamId entry_json max_dead: failed for good, move to the dead-letter list.
--- Keys: P:wh:<hook>:due (zset streamId -> due ms), :jobs (hash streamId -> trigger JSON),
--- :tries (hash streamId -> attempts), P:wh:dead (list, newest first).
-local op = ARGV[2]
-local base = P .. ':wh:' .. ARGV[3]
-local due, jobs, tries = base .. ':due', base .. ':jobs', base .. ':tries'
+-- One step of a webhook's delivery schedule (arguments.WebhookStep; `op` says which):
+--   enqueue (WebhookEnqueue): move new triggers of the stream (read through the webhook's
+--       consumer group) into the schedule, due now; XACKed in the same step, so a trigger is
+--       scheduled exactly once even if the process dies right after.
+--   claim (WebhookClaim): the due jobs [streamId, body, attempts, ...] (results.ClaimedJob);
+--       each is pushed back by the lease, so a process that dies mid-POST leaves it to be
+--       retried (at least once).
+--   done (WebhookDone): delivered, forget it.
+--   retry (WebhookRetry): failed, try again at due_ms.
+--   dead (WebhookDead): failed for good, move to the dead-letter list.
+-- Keys: K_webhook_due (zset streamId -> due ms), K_webhook_jobs (hash streamId -> trigger JSON),
+-- K_webhook_tries (hash streamId -> attempts), K_dead_letters (list, newest first).
+local step = {{WebhookStep}}
+local op = step.op
+local due, jobs, tries = K_webhook_due(step.hook), K_webhook_jobs(step.hook),
+                         K_webhook_tries(step.hook)
+local MAX_DEAD = {{MAX_DEAD}}
 
 local function forget(id)
   local existed = redis.call('ZREM', due, id)
@@ -21,14 +24,14 @@ local function forget(id)
 end
 
 if op == 'enqueue' then
-  local stream, group, now = P .. ':triggers', ARGV[4], ARGV[6]
+  local args = {{WebhookEnqueue}}
   local wanted = nil
-  if ARGV[5] ~= '' then
+  if args.types ~= '' then
     wanted = {}
-    for ty in string.gmatch(ARGV[5], '[^,]+') do wanted[ty] = true end
+    for ty in string.gmatch(args.types, '[^,]+') do wanted[ty] = true end
   end
-  local read = redis.call('XREADGROUP', 'GROUP', group, 'gateway', 'COUNT', ARGV[7],
-                          'STREAMS', stream, '>')
+  local read = redis.call('XREADGROUP', 'GROUP', args.group, 'gateway', 'COUNT', args.count,
+                          'STREAMS', K_triggers, '>')
   if not read then return 0 end
   local added = 0
   for _, entry in ipairs(read[1][2]) do
@@ -37,31 +40,36 @@ if op == 'enqueue' then
     for j = 1, #fields, 2 do f[fields[j]] = fields[j + 1] end
     if f.trigger and (not wanted or wanted[f.type]) then
       redis.call('HSET', jobs, id, f.trigger)
-      redis.call('ZADD', due, now, id)
+      redis.call('ZADD', due, NOW, id)
       added = added + 1
     end
-    redis.call('XACK', stream, group, id)
+    redis.call('XACK', K_triggers, args.group, id)
   end
   return added
 elseif op == 'claim' then
-  local now, lease = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local args = {{WebhookClaim}}
   local out = {}
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, ARGV[6])) do
-    redis.call('ZADD', due, now + lease, id)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', NOW, 'LIMIT', 0, args.count)) do
+    redis.call('ZADD', due, NOW + args.lease_ms, id)
     out[#out + 1] = id
     out[#out + 1] = redis.call('HGET', jobs, id) or ''
     out[#out + 1] = redis.call('HINCRBY', tries, id, 1)
   end
   return out
 elseif op == 'done' then
-  return forget(ARGV[4])
+  local args = {{WebhookDone}}
+  return forget(args.stream_id)
 elseif op == 'retry' then
-  if redis.call('ZSCORE', due, ARGV[4]) then return redis.call('ZADD', due, ARGV[5], ARGV[4]) end
+  local args = {{WebhookRetry}}
+  if redis.call('ZSCORE', due, args.stream_id) then
+    return redis.call('ZADD', due, args.due_ms, args.stream_id)
+  end
   return 0
 elseif op == 'dead' then
-  if forget(ARGV[4]) == 0 then return 0 end
-  redis.call('LPUSH', P .. ':wh:dead', ARGV[5])
-  redis.call('LTRIM', P .. ':wh:dead', 0, tonumber(ARGV[6]) - 1)
+  local args = {{WebhookDead}}
+  if forget(args.stream_id) == 0 then return 0 end
+  redis.call('LPUSH', K_dead_letters, args.entry)
+  redis.call('LTRIM', K_dead_letters, 0, MAX_DEAD - 1)
   return 1
 end
 return redis.error_reply('unknown op ' .. tostring(op))

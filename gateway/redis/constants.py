@@ -1,0 +1,50 @@
+"""Values Python and the Lua scripts both use, written once: scripts.py writes them into the
+scripts (`{{NAME}}`), so no script repeats one by hand."""
+
+from __future__ import annotations
+
+# Identifier kinds, in the order they decide which contact an event belongs to.
+KIND_ORDER = (
+    "contactId",
+    "email",
+    "phone",
+    "pushToken",
+    "contactKey",
+    "customer",
+    "key",
+    "visitor",
+)
+# Kinds that let a trigger reach a person (docs/triggers.md); the others are anonymous.
+REACHABLE_KINDS = frozenset({"contactId", "email", "phone", "pushToken", "contactKey"})
+# kind -> the name a reader sees in `identifiers` (contacts, triggers)
+PUBLIC_NAMES = {
+    "contactId": "contactId",
+    "email": "email",
+    "phone": "phone",
+    "pushToken": "pushToken",
+    "contactKey": "contactKey",
+    "customer": "externalCustomerId",
+    "key": "keyValue",
+    "visitor": "visitorId",
+}
+# The order fields that name its contact -> their identifier kinds, in KIND_ORDER order.
+ORDER_IDENTIFIERS = {"email": "email", "phone": "phone", "externalCustomerId": "customer"}
+
+# Short codes of the common event types: a visit counts its events under them (the fields of
+# P:c:{cid}:visit, read when it closes), and a contact's :ev list stores "<code>|<stream id>"
+# with a LIST_CODES code, whose "*" keeps it apart from every eventTypeKey (events.EVENT_TYPE);
+# other types are stored in full.
+EVENT_CODES = {
+    "pageViewed": "pg",
+    "productViewed": "pv",
+    "productCategoryViewed": "cv",
+    "cartUpdated": "cu",
+}
+LIST_CODES = {event_type: "*" + code for event_type, code in EVENT_CODES.items()}
+EVENT_TYPES = {code: event_type for event_type, code in LIST_CODES.items()}
+
+# The triggers a closed visit can emit (docs/triggers.md), in the order lib.lua tries them.
+VISIT_TRIGGERS = ("abandonedCart", "abandonedBrowse", "abandonedCategory", "abandonedVisit")
+# Fields of P:tally, which lib.lua counts into and detect.lua drains for /metrics: visits closed,
+# those of anonymous contacts, and "<TALLY_TRIGGER><type>" per trigger type emitted.
+TALLY_CLOSED, TALLY_ANONYMOUS, TALLY_TRIGGER = "closed", "anonymous", "trigger:"

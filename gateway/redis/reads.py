@@ -1,0 +1,125 @@
+"""What the API and the background tasks read from Redis, as Store methods (Store inherits them).
+
+Each method builds its keys with TenantKeys and answers what Redis answered (bytes), typed; the
+callers turn it into their answers. Redis errors are left to the callers' handlers (503 or 500).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from gateway.redis.keys import TenantKeys
+
+Hash = dict[bytes, bytes]
+Scored = list[tuple[bytes, float]]  # members with their scores, highest first
+StreamEntry = tuple[bytes, Hash]  # (stream id, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    """A contact's keys read in one transaction (so they agree with each other)."""
+
+    profile: Hash
+    identifiers: Hash  # "<kind>:<value>" -> ms first seen
+    product_order: Scored  # productId -> view ms
+    product_views: Hash  # productId -> stored view (keys.py)
+    categories: Scored  # productCategoryId -> view ms
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """An order's keys read in one transaction."""
+
+    meta: Hash
+    fields: Hash  # field -> JSON text
+    history: list[bytes]  # status changes as JSON, oldest first
+
+
+class Reads:
+    __slots__ = ()
+    redis: aioredis.Redis
+
+    async def named_contacts(
+        self, keys: TenantKeys, identifiers: Sequence[tuple[str, str]]
+    ) -> list[str | None]:
+        """The contact each (kind, value) identifier names, None when it names none."""
+        if not identifiers:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind, value in identifiers:
+                pipe.get(keys.identifier(kind, value))
+            found = await pipe.execute()
+        return [None if contact_id is None else contact_id.decode() for contact_id in found]
+
+    async def contact_states(
+        self, keys: TenantKeys, contact_ids: Sequence[str]
+    ) -> list[tuple[bool, str | None]]:
+        """Per contact id: whether it exists, and the contact it was stitched into, if any."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for contact_id in contact_ids:
+                pipe.exists(keys.contact(contact_id))
+                pipe.get(keys.merged_into(contact_id))
+            replies = await pipe.execute()
+        return [
+            (bool(exists), None if into is None else into.decode())
+            for exists, into in zip(replies[::2], replies[1::2], strict=True)
+        ]
+
+    async def contact_record(self, keys: TenantKeys, contact_id: str) -> ContactRecord:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.contact(contact_id))
+            pipe.hgetall(keys.contact(contact_id, ":ids"))
+            pipe.zrevrange(keys.contact(contact_id, ":pv"), 0, -1, withscores=True)
+            pipe.hgetall(keys.contact(contact_id, ":pvd"))
+            pipe.zrevrange(keys.contact(contact_id, ":cv"), 0, -1, withscores=True)
+            return ContactRecord(*await pipe.execute())
+
+    async def contact_rfm(self, keys: TenantKeys, contact_id: str) -> Hash:
+        """The RFM figures of the contact's DELIVERED orders (lib_orders.lua update_rfm)."""
+        return cast(Hash, await self.redis.hgetall(keys.contact(contact_id, ":rfm")))
+
+    async def contact_event_ids(self, keys: TenantKeys, contact_id: str, count: int) -> list[bytes]:
+        """The newest `count` entries of the contact's event list, newest first (keys.py)."""
+        return cast(
+            list[bytes], await self.redis.lrange(keys.contact(contact_id, ":ev"), 0, count - 1)
+        )
+
+    async def events_by_id(self, keys: TenantKeys, stream_ids: Sequence[str]) -> list[Hash | None]:
+        """The fields of each event the tenant's stream still holds, None for one trimmed away."""
+        if not stream_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream_id in stream_ids:
+                pipe.xrange(keys.events, stream_id, stream_id)
+            found = await pipe.execute()
+        return [rows[0][1] if rows else None for rows in found]
+
+    async def events_before(self, keys: TenantKeys, last: str, count: int) -> list[StreamEntry]:
+        """At most `count` events of the tenant's stream from `last` back, newest first."""
+        return cast(
+            list[StreamEntry], await self.redis.xrevrange(keys.events, last, "-", count=count)
+        )
+
+    async def triggers_after(self, keys: TenantKeys, first: str, count: int) -> list[StreamEntry]:
+        """At most `count` triggers from `first` on, oldest first."""
+        return cast(
+            list[StreamEntry], await self.redis.xrange(keys.triggers, first, "+", count=count)
+        )
+
+    async def dead_letters(self, keys: TenantKeys, count: int) -> list[bytes]:
+        """The newest `count` dead letters, newest first."""
+        return cast(list[bytes], await self.redis.lrange(keys.dead_letters, 0, count - 1))
+
+    async def order_record(self, keys: TenantKeys, external_order_id: str) -> OrderRecord:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.order(external_order_id))
+            pipe.hgetall(keys.order(external_order_id, ":f"))
+            pipe.lrange(keys.order(external_order_id, ":h"), 0, -1)
+            return OrderRecord(*await pipe.execute())
+
+    async def cart_state(self, keys: TenantKeys, recycle_state_id: str) -> Hash:
+        return cast(Hash, await self.redis.hgetall(keys.cart(recycle_state_id)))

@@ -1,0 +1,80 @@
+"""What the scripts answer, read once here (the answers' formats are the scripts' own)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.redis.constants import TALLY_ANONYMOUS, TALLY_CLOSED, TALLY_TRIGGER
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    """One event's answer from ingest.lua, or one order's from orders.lua: `a` stored, `d` a
+    duplicate (its eventId seen before), `a|<STATUS>` an order stored (its status now),
+    `i|<reason>` stored, but its order part ignored."""
+
+    duplicate: bool = False
+    order_status: str | None = None
+    reason: str | None = None  # why the order part was ignored
+
+    @property
+    def ignored(self) -> bool:
+        return self.reason is not None
+
+
+_PLAIN = {b"a": EventResult(), b"d": EventResult(duplicate=True)}
+
+
+def _read_event_result(reply: bytes) -> EventResult:
+    tag, _, note = reply.partition(b"|")
+    if tag == b"i":
+        return EventResult(reason=note.decode())
+    return EventResult(order_status=note.decode())
+
+
+def event_results(replies: list[bytes]) -> list[EventResult]:
+    """Every answer of one call; the common ones (no order) are shared objects, no call each."""
+    return [_PLAIN.get(reply) or _read_event_result(reply) for reply in replies]
+
+
+@dataclass(slots=True)
+class DetectResult:
+    """detect.lua's answer: how many visits this call closed (the batch size: more may be due),
+    the largest lag past a deadline (ms), and the tally since the last call, closes by ingest
+    included: visits closed, those of anonymous contacts, and triggers emitted by type."""
+
+    handled: int
+    lag_ms: int
+    closed: int = 0
+    anonymous: int = 0
+    triggers: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> DetectResult:
+        handled, lag_ms, tally = reply
+        found = cls(int(handled), int(lag_ms))
+        for name, value in zip(tally[::2], tally[1::2], strict=True):
+            counter, amount = name.decode(), int(value)
+            if counter == TALLY_CLOSED:
+                found.closed = amount
+            elif counter == TALLY_ANONYMOUS:
+                found.anonymous = amount
+            elif counter.startswith(TALLY_TRIGGER):
+                found.triggers[counter.removeprefix(TALLY_TRIGGER)] = amount
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A webhook delivery webhook.lua's `claim` handed out, `attempt` counting this one."""
+
+    stream_id: str
+    body: bytes
+    attempt: int
+
+    @classmethod
+    def read_all(cls, reply: list[Any]) -> list[ClaimedJob]:
+        return [
+            cls(reply[j].decode(), reply[j + 1], int(reply[j + 2])) for j in range(0, len(reply), 3)
+        ]
