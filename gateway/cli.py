@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import logging.config
 import os
@@ -19,6 +20,8 @@ from gateway.embedded import start_embedded
 from gateway.embedded.datadir import DataDirInUse
 from gateway.embedded.server import EmbeddedRedisError
 from gateway.redaction import redacted
+from gateway.redis.connection import BadRedisUrl, connect, parse_cluster
+from gateway.redis.migrate import Counts, move_legacy_keys
 from gateway.settings import ConfigError, Settings, load_settings
 from gateway.signing import new_secret
 from gateway.supervision import SUPERVISOR_ENV
@@ -107,6 +110,18 @@ def parser() -> argparse.ArgumentParser:
         'signature = "standard" (Standard Webhooks) needs a secret of this form. Give the same '
         "secret to the webhook's receiver.",
     )
+    migrate = commands.add_parser(
+        "migrate",
+        help="move data of the earlier key layout into the current one",
+        description="Move every key of the earlier layout (gw:<tenant>:...) to the current one "
+        "(gw:{<tenant>}:..., one Redis Cluster slot per tenant), on REDIS_URL or the embedded "
+        "Redis under GATEWAY_DATA_DIR. Stop every gateway first. Safe to run again, and to "
+        "resume after an interruption.",
+    )
+    migrate.add_argument("--config", default=None, help="TOML config file (or GATEWAY_CONFIG)")
+    migrate.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
     return main
 
 
@@ -130,6 +145,12 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
+    if settings.redis_url is not None:
+        try:
+            parse_cluster(settings.redis_url)
+        except BadRedisUrl as exc:
+            print(f"gateway: configuration error: {exc}", file=sys.stderr)
+            return 2
     if args.config:
         os.environ["GATEWAY_CONFIG"] = str(settings.config_path)
     log.info(
@@ -162,6 +183,39 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        try:
+            embedded = start_embedded(settings.data_dir)
+        except (DataDirInUse, EmbeddedRedisError):
+            return 1  # logged by start_embedded
+        url = embedded.url
+
+    async def run() -> Counts:
+        client = connect(url)
+        try:
+            return await move_legacy_keys(client)
+        finally:
+            await client.aclose()
+
+    try:
+        counts = asyncio.run(run())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    for tenant, moved in sorted(counts.moved.items()):
+        print(f"{tenant}: {moved} keys moved")
+    print(f"{counts.total} keys moved in all; {counts.skipped} gone before they could be moved")
     return 0
 
 
@@ -232,4 +286,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     if args.command == "serve":
         return serve(args)
+    if args.command == "migrate":
+        return migrate(args)
     return 2  # unreachable: argparse requires a command

@@ -11,11 +11,17 @@ from collections.abc import AsyncIterator
 
 from gateway.background import start_background, stop_background
 from gateway.embedded import start_embedded
-from gateway.redis.store import Store, connect
+from gateway.redis.connection import connect
+from gateway.redis.migrate import tenants_on_legacy_layout
+from gateway.redis.store import Store
 from gateway.state import GatewayState
 from gateway.supervision import watch_supervisor
 
 log = logging.getLogger("gateway")
+
+
+class LegacyLayout(RuntimeError):
+    """Redis holds data of the earlier key layout: serving on it would split each tenant's data."""
 
 
 @contextlib.asynccontextmanager
@@ -25,10 +31,21 @@ async def lifespan(state: GatewayState) -> AsyncIterator[None]:
     if url is None:
         embedded = start_embedded(state.settings.data_dir)
         url = embedded.url
-    store = Store(connect(url))
+    settings = state.settings
+    store = Store(connect(url), settings.replicas_to_ack, settings.replica_ack_timeout_ms)
     state.connect(store)
     if not await store.ping():
         log.warning("redis is not answering yet; /readyz reports 503 until it does")
+    elif legacy := await tenants_on_legacy_layout(store.redis, state.settings.tenant_ids):
+        message = (
+            f"Redis holds data of the tenants {', '.join(legacy)} in the earlier key layout "
+            "(gw:<tenant>:...): stop every gateway, run `gateway migrate` once, then start again."
+        )
+        log.error(message, extra={"tenants": legacy})
+        await store.close()
+        if embedded is not None:
+            embedded.stop()
+        raise LegacyLayout(message)
     # What is allocated by now (modules, settings, clients) lives as long as the process: the
     # cyclic collector need not re-scan it in every full collection (measured: ~30% of the
     # time spent validating a batch went to those scans). Requests allocate thousands of

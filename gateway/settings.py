@@ -75,8 +75,14 @@ class Settings:
     recent_views: int = 20
     contact_events: int = 200
     request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS
+    replicas_to_ack: int = 0  # WAIT for this many replicas before answering a write (0: none)
+    replica_ack_timeout_ms: int = 200
     generated_keys: bool = False  # True when keys were generated (no config file)
     config_path: Path | None = field(default=None)
+
+    @property
+    def tenant_ids(self) -> list[str]:
+        return [t.id for t in self.tenants]
 
 
 # name -> (type, lower bound) of every [gateway] key; documented in docs/configuration.md.
@@ -90,6 +96,8 @@ GATEWAY_KEYS: dict[str, tuple[type, float]] = {
     "recent_views": (int, 1),
     "contact_events": (int, 1),
     "request_timeout_seconds": (float, 0.1),
+    "replicas_to_ack": (int, 0),
+    "replica_ack_timeout_ms": (int, 1),
 }
 TENANT_KEYS = {
     "id",

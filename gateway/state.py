@@ -62,6 +62,10 @@ class GatewayState:
             raise RuntimeError("the gateway is not started (lifespan did not run)")
         return self._batcher
 
+    @property
+    def all_tenant_keys(self) -> list[TenantKeys]:
+        return list(self._tenant_keys.values())
+
     def tenant_keys(self, tenant: Tenant) -> TenantKeys:
         return self._tenant_keys[tenant.id]
 

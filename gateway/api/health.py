@@ -17,7 +17,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    if await gateway_state(request).store.ping():
+    """Ready while Redis answers for every configured tenant (on a cluster, the node serving
+    each tenant's slot)."""
+    state = gateway_state(request)
+    if await state.store.serves(state.all_tenant_keys):
         return json_response({"status": "ready"})
     raise unavailable()
 

@@ -5,11 +5,11 @@ TenantKeys builds the names in Python; the template step (scripts.py `lua_key_he
 the same builders in Lua at the top of every script (`K_events`, `K_cart(recycle_state_id)`,
 `K_contact_ev(contact_id)`, ...): no script puts a key name together itself.
 
-PREFIX is the only place the tenant prefix is written (`gw:<tenant>`). Making it a Redis Cluster
-hash tag, so that all of a tenant's keys share one slot, is the one-line change
-`PREFIX = "gw:{{{tenant}}}"` (str.format: `{{` is a brace); the Lua scripts' TENANT, read back
-from the prefix, follows. `{contact_id}` and `{external_order_id}` are hash tags already: the keys
-of one contact, or of one order, that change together share a slot.
+PREFIX is the only place the tenant prefix is written: `gw:{<tenant>}`. The braces make the
+tenant id the Redis Cluster hash tag, so all of a tenant's keys share its slot and one script
+call may touch any of them; tenants spread over the primaries. (A key's first `{…}` is its tag:
+the braces around a contact or order id further on are only part of the name.) Keys of the
+earlier layout, `gw:<tenant>:…`, are moved by `gateway migrate` (migrate.py).
 
 Per-contact values kept small, since every active contact holds them: `:pv` scores are view
 times (ms); `:pvd` maps productId to `<lag>|<currencyCode>|<the view's other fields as JSON,
@@ -20,10 +20,15 @@ code where it has one (constants.py).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
-PREFIX = "gw:{tenant}"
+KEY_ROOT = "gw:"
+PREFIX = KEY_ROOT + "{{{tenant}}}"  # str.format: `{{` is a literal brace
+LEGACY_PREFIX = KEY_ROOT + "{tenant}"
+# A key of the earlier layout, `gw:<tenant>:...` (tenant ids: settings.TENANT_ID).
+LEGACY_KEY = re.compile(r"gw:([A-Za-z0-9_-]{1,64}):(.+)", re.DOTALL)
 TRIGGERS_MAXLEN = 1_000_000  # XADD MAXLEN ~ of a tenant's trigger stream
 MAX_DEAD = 10_000  # dead letters kept per tenant, newest first
 ORDER_HISTORY_MAX = 100  # status changes kept per order
@@ -85,6 +90,15 @@ class TenantKeys:
     def for_tenant(cls, tenant_id: str) -> TenantKeys:
         return cls(prefix=PREFIX.format(tenant=tenant_id))
 
+    @classmethod
+    def legacy(cls, tenant_id: str) -> TenantKeys:
+        """The earlier layout, `gw:<tenant>` (migrate.py moves it)."""
+        return cls(prefix=LEGACY_PREFIX.format(tenant=tenant_id))
+
+    def markers(self) -> tuple[str, str]:
+        """Keys every tenant that took an event or an order has: its event and trigger streams."""
+        return self.events, self.triggers
+
     def _key(self, name: str, **parts: str) -> str:
         return KEYSPACE[name].build(self.prefix, **parts)
 
@@ -138,3 +152,12 @@ class TenantKeys:
     def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
         """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""
         return self._key(f"webhook_{part}", hook=hook)
+
+
+def current_key(legacy: str) -> tuple[str, str] | None:
+    """(tenant, the key's name now) for a key of the earlier layout; None for any other key."""
+    found = LEGACY_KEY.fullmatch(legacy)
+    if found is None:
+        return None
+    tenant, rest = found.groups()
+    return tenant, f"{TenantKeys.for_tenant(tenant).prefix}:{rest}"

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-import redis.asyncio as aioredis
-
+from gateway.redis.connection import Client
 from gateway.redis.keys import TenantKeys
 
 Hash = dict[bytes, bytes]
@@ -41,7 +40,8 @@ class OrderRecord:
 
 class Reads:
     __slots__ = ()
-    redis: aioredis.Redis
+    redis: Client
+    transactions: bool  # MULTI where the client has it (Store)
 
     async def named_contacts(
         self, keys: TenantKeys, identifiers: Sequence[tuple[str, str]]
@@ -70,7 +70,7 @@ class Reads:
         ]
 
     async def contact_record(self, keys: TenantKeys, contact_id: str) -> ContactRecord:
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=self.transactions) as pipe:
             pipe.hgetall(keys.contact(contact_id))
             pipe.hgetall(keys.contact(contact_id, ":ids"))
             pipe.zrevrange(keys.contact(contact_id, ":pv"), 0, -1, withscores=True)
@@ -115,7 +115,7 @@ class Reads:
         return cast(list[bytes], await self.redis.lrange(keys.dead_letters, 0, count - 1))
 
     async def order_record(self, keys: TenantKeys, external_order_id: str) -> OrderRecord:
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=self.transactions) as pipe:
             pipe.hgetall(keys.order(external_order_id))
             pipe.hgetall(keys.order(external_order_id, ":f"))
             pipe.lrange(keys.order(external_order_id, ":h"), 0, -1)

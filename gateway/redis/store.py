@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio.cluster import RedisCluster
 
 from gateway.redis.arguments import ScriptArgs
+from gateway.redis.connection import Client
 from gateway.redis.keys import TenantKeys
 from gateway.redis.reads import Reads
 from gateway.redis.scripts import Script
@@ -28,6 +27,10 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.TimeoutError,
     redis_errors.BusyLoadingError,
     redis_errors.ReadOnlyError,
+    # A cluster in a failover or a resharding: the slot's node is down or not chosen yet.
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+    redis_errors.SlotNotCoveredError,
     OSError,
 )
 
@@ -56,24 +59,34 @@ def is_unavailable(error: BaseException) -> bool:
     )
 
 
-def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
-    # No automatic retries: a write retried after a lost reply could be stored twice. A failed
-    # call is answered 503 and the client retries (with its eventId, idempotently).
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=5.0,
-        socket_connect_timeout=2.0,
-        health_check_interval=15,
-        max_connections=max_connections,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=False,
-    )
+class NotReplicated(StoreUnavailable):
+    """The write was made, but fewer replicas than replicas_to_ack confirmed it in time: not
+    acknowledged, so the client retries (with its eventId, which makes the retry a duplicate)."""
 
 
 class Store(Reads):
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: Client, replicas_to_ack: int = 0, ack_timeout_ms: int = 200) -> None:
         self.redis = client
+        self.cluster = isinstance(client, RedisCluster)
+        # Multi-key reads of one contact or order run in MULTI, but redis-py's cluster client
+        # (before 6.2) has no transactions: there the keys, all in the tenant's slot, are read
+        # in one pipeline on one connection.
+        self.transactions = not self.cluster
+        self.replicas_to_ack = replicas_to_ack
+        self.ack_timeout_ms = ack_timeout_ms
+        # Sent behind the writes on the connection that made them (on a cluster, the connection
+        # to the node serving the key): WAIT counts only what its own connection wrote.
+        self.wait = ("WAIT", replicas_to_ack, ack_timeout_ms)
         self.scripts: dict[str, Script] = {}
+
+    def check_acknowledged(self, acked: Any) -> None:
+        if isinstance(acked, BaseException):
+            raise StoreUnavailable(str(acked)) from acked
+        if int(acked) < self.replicas_to_ack:
+            raise NotReplicated(
+                f"{acked} of {self.replicas_to_ack} replicas confirmed the write within "
+                f"{self.ack_timeout_ms} ms"
+            )
 
     def script(self, name: str) -> Script:
         if name not in self.scripts:
@@ -85,19 +98,36 @@ class Store(Reads):
         orders, detector, webhooks): Redis' answer, which results.py reads."""
         script = self.script(name)
         args = call.args(now, items)
+        # KEYS[1] is the tenant prefix (never written): it names the tenant's slot, which a
+        # cluster client routes the call by; the scripts read only ARGV.
+        key = call.prefix
         try:
             try:
-                return await self.redis.execute_command(  # type: ignore[no-untyped-call]
-                    "EVALSHA", script.sha, 0, *args
-                )
+                return await self._call("EVALSHA", script.sha, key, args)
             except redis_errors.NoScriptError:
-                return await self.redis.execute_command(  # type: ignore[no-untyped-call]
-                    "EVAL", script.text, 0, *args
-                )
+                return await self._call("EVAL", script.text, key, args)
         except (redis_errors.RedisError, OSError) as exc:
             if is_unavailable(exc):
                 raise StoreUnavailable(str(exc)) from exc
             raise
+
+    async def _call(self, command: str, script: str, key: str, args: Sequence[Any]) -> Any:
+        if not self.replicas_to_ack:
+            return await self.redis.execute_command(command, script, 1, key, *args)
+        client = self.redis
+        target = (
+            {"target_nodes": client.get_node_from_key(key)}
+            if isinstance(client, RedisCluster)
+            else {}
+        )
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.execute_command(command, script, 1, key, *args)
+            pipe.execute_command(*self.wait, **target)
+            result, acked = await pipe.execute(raise_on_error=False)
+        if isinstance(result, BaseException):
+            raise result
+        self.check_acknowledged(acked)
+        return result
 
     async def create_trigger_group(self, keys: TenantKeys, group: str) -> None:
         """A consumer group of the tenant's trigger stream, reading from its end (the stream is
@@ -115,6 +145,18 @@ class Store(Reads):
             return bool(await self.redis.ping())
         except UNAVAILABLE_ERRORS:
             return False
+
+    async def serves(self, tenants: Sequence[TenantKeys]) -> bool:
+        """Whether Redis answers for every tenant: on a cluster, a keyed read per tenant, which
+        reaches the node serving its slot (and follows a failover's new map)."""
+        if not self.cluster:
+            return await self.ping()
+        try:
+            for keys in tenants:
+                await self.redis.exists(keys.prefix)
+        except UNAVAILABLE_ERRORS:
+            return False
+        return True
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -1,0 +1,163 @@
+"""`gateway migrate`: data of the earlier key layout (`gw:<tenant>:…`) moves into the current one
+(`gw:{<tenant>}:…`), idempotently and resumably, and `gateway serve` refuses to start on the
+earlier layout until it has run (docs/operations.md, Upgrading)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from conftest import ROOT, free_port, start_gateway, tenant_config, unique
+
+from gateway.embedded.server import EmbeddedRedis
+from gateway.redis.keys import KEY_ROOT, TenantKeys
+
+pytestmark = pytest.mark.slow
+
+
+def to_legacy_layout(client: redis.Redis, tenant: str) -> dict[bytes, bytes]:
+    """Rename every key of `tenant` back into the earlier layout, as a gateway before the
+    migration left its data: old name -> current name."""
+    current, legacy = TenantKeys.for_tenant(tenant).prefix, TenantKeys.legacy(tenant).prefix
+    moved = {}
+    for key in list(client.scan_iter(match=current.replace("{", "[{]") + ":*")):
+        old = legacy.encode() + key[len(current) :]
+        client.restore(old, max(int(client.pttl(key)), 0), client.dump(key), replace=True)
+        client.delete(key)
+        moved[old] = key
+    return moved
+
+
+def run_migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "migrate"],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def write_config(path: Path, tenant: str) -> Path:
+    config = tenant_config(tenant)
+    path.write_text(
+        f'[[tenants]]\nid = "{tenant}"\nserver_keys = {config["server_keys"]!r}\n'.replace("'", '"')
+    )
+    return path
+
+
+async def fill(api: Any) -> None:
+    """A contact with a view, a cart, an order and its trigger."""
+    email = "moved@example.com"
+    product = {
+        "eventTypeKey": "productViewed",
+        "keyValue": email,
+        "params": [{"name": "product", "value": '{"productId": "P1", "price": 9}'}],
+    }
+    assert (await api.event(product)).status_code == 200
+    order = {
+        "orders": [
+            {
+                "externalOrderId": "O1",
+                "externalCustomerId": "c1",
+                "email": email,
+                "status": "INITIALIZED",
+                "totalCost": 9,
+                "date": "2026-11-30T10:00:00",
+            }
+        ]
+    }
+    answer = await api.http.post("/v1/orders", json=order, headers=api.server())
+    assert answer.json() == {"failedOrders": []}
+
+
+async def test_migrate_moves_every_key_and_the_api_reads_it_back(
+    make_api: Any, sync_redis: redis.Redis, tmp_path: Path, redis_url: str
+) -> None:
+    api, _ = await make_api()
+    await fill(api)
+    before = (await api.contact("moved@example.com"), (await api.get("/v1/orders/O1")).json())
+    moved = to_legacy_layout(sync_redis, api.tenant_id)
+    assert moved and not list(sync_redis.scan_iter(match=f"{KEY_ROOT}[{{]{api.tenant_id}}}:*"))
+
+    # a run killed part-way leaves keys moved, keys copied but not yet deleted, and keys not moved
+    pairs = list(moved.items())
+    first, second = pairs[0], pairs[1]
+    sync_redis.restore(first[1], 0, sync_redis.dump(first[0]), replace=True)
+    sync_redis.delete(first[0])
+    sync_redis.restore(second[1], 0, sync_redis.dump(second[0]), replace=True)
+
+    done = run_migrate({"REDIS_URL": redis_url})
+    assert done.returncode == 0, done.stderr
+    assert f"{api.tenant_id}: {len(moved) - 1} keys moved" in done.stdout
+    for old, new in moved.items():
+        assert not sync_redis.exists(old)
+        assert sync_redis.exists(new)
+    after = (await api.contact("moved@example.com"), (await api.get("/v1/orders/O1")).json())
+    assert after == before
+    again = run_migrate({"REDIS_URL": redis_url})
+    assert again.returncode == 0, again.stderr
+    assert "0 keys moved in all" in again.stdout  # idempotent
+
+
+def test_serve_refuses_the_earlier_layout_and_names_the_command(
+    tmp_path: Path, sync_redis: redis.Redis, redis_url: str
+) -> None:
+    tenant = unique("legacy")
+    stored = {"eventId": "e1", "eventTypeKey": "pageViewed", "params": {}}
+    sync_redis.xadd(TenantKeys.legacy(tenant).events, {"c": "c1", "e": json.dumps(stored)})
+    config = write_config(tmp_path / "gateway.toml", tenant)
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    with pytest.raises(RuntimeError, match="exited"):
+        start_gateway(port, {"REDIS_URL": redis_url}, "--config", str(config), log=log)
+    assert "gateway migrate" in log.read_text()
+    done = run_migrate({"REDIS_URL": redis_url, "GATEWAY_CONFIG": str(config)})
+    assert done.returncode == 0, done.stderr
+    process = start_gateway(port, {"REDIS_URL": redis_url}, "--config", str(config))
+    try:
+        key = tenant_config(tenant)["server_keys"][0]
+        answer = httpx.get(
+            f"http://127.0.0.1:{port}/v1/events", headers={"authorization": f"Bearer {key}"}
+        )
+        assert answer.status_code == 200
+        assert answer.json()["events"] == [{**stored, "contactId": "c1"}]  # migrated
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+
+
+def test_migrate_works_on_the_embedded_redis(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    tenant = unique("embedded")
+    legacy, current = TenantKeys.legacy(tenant), TenantKeys.for_tenant(tenant)
+    server = EmbeddedRedis(data_dir)
+    server.start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        client.xadd(legacy.events, {"e": "{}"})
+        client.set(legacy.identifier("email", "a@b.c"), "c1", ex=3600)
+        client.close()
+    finally:
+        server.stop()
+    done = run_migrate({"GATEWAY_DATA_DIR": str(data_dir), "REDIS_URL": ""})
+    assert done.returncode == 0, done.stderr
+    assert f"{tenant}: 2 keys moved" in done.stdout
+    server.start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        assert client.xlen(current.events) == 1
+        assert 0 < client.ttl(current.identifier("email", "a@b.c")) <= 3600
+        assert not client.exists(legacy.events)
+        client.close()
+    finally:
+        server.stop()
