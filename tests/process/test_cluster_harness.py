@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from redis import exceptions
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from support.cluster import LocalCluster, LocalClusterError
+
+from tests.support.cluster import LocalCluster, LocalClusterError
 
 pytestmark = pytest.mark.slow
 
