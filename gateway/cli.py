@@ -21,6 +21,7 @@ from gateway.embedded.datadir import DataDirInUse
 from gateway.embedded.server import EmbeddedRedisError
 from gateway.redaction import redacted
 from gateway.redis.connection import BadRedisUrl, connect, parse_cluster
+from gateway.redis.keys import TenantKeys
 from gateway.redis.migrate import Counts, move_legacy_keys
 from gateway.settings import ConfigError, Settings, load_settings
 from gateway.signing import new_secret
@@ -113,8 +114,10 @@ def parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser(
         "migrate",
         help="move data of the earlier key layout into the current one",
-        description="Move every key of the earlier layout (gw:<tenant>:...) to the current one "
-        "(gw:{<tenant>}:..., one Redis Cluster slot per tenant), on REDIS_URL or the embedded "
+        description="Move every key of the earlier layout "
+        f"({TenantKeys.legacy('<tenant>').prefix}:...) to the current one "
+        f"({TenantKeys.for_tenant('<tenant>').prefix}:..., one Redis Cluster slot per tenant), "
+        "on REDIS_URL or the embedded "
         "Redis under GATEWAY_DATA_DIR. Stop every gateway first. Safe to run again, and to "
         "resume after an interruption.",
     )

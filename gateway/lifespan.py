@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from gateway.background import start_background, stop_background
 from gateway.embedded import start_embedded
 from gateway.redis.connection import connect
+from gateway.redis.keys import TenantKeys
 from gateway.redis.migrate import tenants_on_legacy_layout
 from gateway.redis.store import Store
 from gateway.state import GatewayState
@@ -39,7 +40,8 @@ async def lifespan(state: GatewayState) -> AsyncIterator[None]:
     elif legacy := await tenants_on_legacy_layout(store.redis, state.settings.tenant_ids):
         message = (
             f"Redis holds data of the tenants {', '.join(legacy)} in the earlier key layout "
-            "(gw:<tenant>:...): stop every gateway, run `gateway migrate` once, then start again."
+            f"({TenantKeys.legacy('<tenant>').prefix}:...): stop every gateway, run "
+            "`gateway migrate` once, then start again."
         )
         log.error(message, extra={"tenants": legacy})
         await store.close()

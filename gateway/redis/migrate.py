@@ -1,5 +1,6 @@
-"""`gateway migrate`: move data of the earlier key layout (`gw:<tenant>:…`) into the current one
-(`gw:{<tenant>}:…`, every key of a tenant in the tenant's Redis Cluster slot; redis/keys.py).
+"""`gateway migrate`: move data of the earlier key layout (keys.LEGACY_PREFIX: the tenant id
+without braces) into the current one (keys.PREFIX: every key of a tenant in its Redis Cluster
+slot).
 
 Each key is copied whole with DUMP and RESTORE (its type, value, stream consumer groups and
 remaining lifetime), then the old key is deleted: the new name may live on another cluster node,

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from conftest import ROOT, free_port, start_gateway, tenant_config, unique
 
 from gateway.embedded.server import EmbeddedRedis
 from gateway.redis.keys import KEY_ROOT, TenantKeys
+from tests.support.gateways import ROOT, free_port, start_gateway, tenant_config, unique
 
 pytestmark = pytest.mark.slow
 
