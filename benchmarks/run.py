@@ -43,8 +43,8 @@ from gateway.state import GatewayState
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-sys.path.insert(0, str(ROOT / "tests"))
-from seeds import json_blocks, seed_text  # noqa: E402 - the seed extraction the tests use
+sys.path.insert(0, str(ROOT))
+from tests.support.seeds import json_blocks, seed_text  # noqa: E402 - as the tests extract them
 
 ORIGIN = "https://shop.example"
 TENANTS = ("single", "api", "visitors", "batch", "workers", "memory", "detector")

@@ -1,0 +1,81 @@
+"""The keyspace from one table (gateway/redis/keys.py): the Lua scripts, run in a real Redis, build
+every key name as Python does, and the layout stays what the stored data has."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+import gateway.redis.scripts
+from gateway.redis.keys import KEYSPACE, PREFIX, TenantKeys
+from gateway.redis.scripts import lua_key_helpers
+
+LUA = Path(gateway.redis.scripts.__file__).parent / "lua"
+
+# KEYSPACE name -> (TenantKeys' name for it, the Lua builder's arguments, the name after the prefix)
+CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
+    "events": (lambda k: k.events, (), ":events"),
+    "dedup": (lambda k: k.dedup("e-1"), ("e-1",), ":dedup:e-1"),
+    "identifier": (lambda k: k.identifier("email", "a@b.c"), ("email:a@b.c",), ":id:email:a@b.c"),
+    "contact": (lambda k: k.contact("c1"), ("c1",), ":c:{c1}"),
+    "contact_ids": (lambda k: k.contact("c1", ":ids"), ("c1",), ":c:{c1}:ids"),
+    "contact_pv": (lambda k: k.contact("c1", ":pv"), ("c1",), ":c:{c1}:pv"),
+    "contact_pvd": (lambda k: k.contact("c1", ":pvd"), ("c1",), ":c:{c1}:pvd"),
+    "contact_cv": (lambda k: k.contact("c1", ":cv"), ("c1",), ":c:{c1}:cv"),
+    "contact_ev": (lambda k: k.contact("c1", ":ev"), ("c1",), ":c:{c1}:ev"),
+    "contact_visit": (lambda k: k.contact("c1", ":visit"), ("c1",), ":c:{c1}:visit"),
+    "contact_rfm": (lambda k: k.contact("c1", ":rfm"), ("c1",), ":c:{c1}:rfm"),
+    "contact_rfmo": (lambda k: k.contact("c1", ":rfmo"), ("c1",), ":c:{c1}:rfmo"),
+    "merged_into": (lambda k: k.merged_into("c1"), ("c1",), ":c:{c1}:into"),
+    "visits": (lambda k: k.visits, (), ":visits"),
+    "cart": (lambda k: k.cart("rs-1"), ("rs-1",), ":cart:rs-1"),
+    "order": (lambda k: k.order("o-1"), ("o-1",), ":o:{o-1}"),
+    "order_fields": (lambda k: k.order("o-1", ":f"), ("o-1",), ":o:{o-1}:f"),
+    "order_history": (lambda k: k.order("o-1", ":h"), ("o-1",), ":o:{o-1}:h"),
+    "triggers": (lambda k: k.triggers, (), ":triggers"),
+    "tally": (lambda k: k.tally, (), ":tally"),
+    "rate": (lambda k: k.rate("k1"), ("k1",), ":rate:k1"),
+    "webhook_due": (lambda k: k.webhook("h1", "due"), ("h1",), ":wh:h1:due"),
+    "webhook_jobs": (lambda k: k.webhook("h1", "jobs"), ("h1",), ":wh:h1:jobs"),
+    "webhook_tries": (lambda k: k.webhook("h1", "tries"), ("h1",), ":wh:h1:tries"),
+    "dead_letters": (lambda k: k.dead_letters, (), ":wh:dead"),
+}
+
+
+def lua_key(client: redis.Redis, prefix: str, name: str, parts: tuple[str, ...]) -> str:
+    """What the scripts' K_<name> builds, run in Redis."""
+    script = (
+        f"local P = ARGV[1]\n{lua_key_helpers()}\nlocal key = K_{name}\n"
+        "if type(key) == 'function' then return key(unpack(ARGV, 2)) end\nreturn key"
+    )
+    return str(client.eval(script, 0, prefix, *parts).decode())
+
+
+def test_every_key_is_in_the_table_and_its_layout_is_unchanged():
+    assert set(CASES) == set(KEYSPACE)
+    keys = TenantKeys.for_tenant("t1")
+    for build, _, name in CASES.values():
+        assert build(keys) == keys.prefix + name
+    assert keys.prefix.endswith(":t1")
+
+
+def test_the_scripts_build_every_key_as_python_does(sync_redis):
+    keys = TenantKeys.for_tenant("t1")
+    for name, (build, parts, _) in CASES.items():
+        assert lua_key(sync_redis, keys.prefix, name, parts) == build(keys), name
+
+
+# The prefix as it is, and made a Redis Cluster hash tag: a change of keys.PREFIX alone.
+@pytest.mark.parametrize("prefix", [PREFIX, PREFIX.replace("{tenant}", "{{{tenant}}}")])
+def test_the_scripts_read_the_tenant_back_from_its_prefix(sync_redis, monkeypatch, prefix):
+    monkeypatch.setattr(gateway.redis.scripts, "PREFIX", prefix)
+    script = f"local P = ARGV[1]\n{lua_key_helpers()}\nreturn TENANT"
+    assert sync_redis.eval(script, 0, prefix.format(tenant="shop-1")) == b"shop-1"
+
+
+def test_no_script_puts_a_key_name_together_itself():
+    for path in LUA.glob("*.lua"):
+        assert "P .." not in path.read_text(), path.name

@@ -1,0 +1,1 @@
+"""The JS tracker in real headless Chromium against a real gateway process."""

@@ -1,0 +1,1 @@
+"""Real `gateway serve` processes: started, signalled, killed, spoken to over sockets."""

@@ -1,0 +1,1 @@
+"""In-process logic: no server, no Redis."""
