@@ -12,11 +12,13 @@ from gateway.redis.constants import TALLY_ANONYMOUS, TALLY_CLOSED, TALLY_TRIGGER
 class EventResult:
     """One event's answer from ingest.lua, or one order's from orders.lua: `a` stored, `d` a
     duplicate (its eventId seen before), `a|<STATUS>` an order stored (its status now),
-    `i|<reason>` stored, but its order part ignored."""
+    `i|<reason>` stored, but its order part ignored, `e|<error>` not stored: its writes failed
+    (lib_errors.lua `failed`), and the script's error says why."""
 
     duplicate: bool = False
     order_status: str | None = None
     reason: str | None = None  # why the order part was ignored
+    failed: str | None = None  # the script's error, for the log (never the client)
 
     @property
     def ignored(self) -> bool:
@@ -30,6 +32,8 @@ def _read_event_result(reply: bytes) -> EventResult:
     tag, _, note = reply.partition(b"|")
     if tag == b"i":
         return EventResult(reason=note.decode())
+    if tag == b"e":
+        return EventResult(failed=note.decode(errors="replace"))
     return EventResult(order_status=note.decode())
 
 
