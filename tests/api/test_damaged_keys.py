@@ -23,6 +23,7 @@ from gateway.errors import INTERNAL_ERROR
 from gateway.redis.batcher import IngestBatcher
 from gateway.redis.scripts import PLACEHOLDER, lua_tables
 from tests.support.metrics import sample
+from tests.support.orders import order, post_orders
 
 ERROR_ID = re.compile(r"^[0-9a-f]{16}$")
 
@@ -165,6 +166,35 @@ async def test_a_damaged_run_fails_only_the_events_it_holds(api, sync_redis, cap
     assert retried == {"accepted": 3, "duplicates": 0, "failed": []}
     contact = await api.contact("run@example.com")
     assert sorted(p["productId"] for p in contact["recentProducts"]) == ["R2", "R3", "R4"]
+
+
+async def test_a_damaged_contact_fails_its_order_alone(api, sync_redis, caplog):
+    caplog.set_level(logging.ERROR, logger="gateway")
+    await damage(api, sync_redis, "damaged@example.com", "")
+    answer = await post_orders(
+        api,
+        order("good-1", email="one@example.com"),
+        order("bad", email="damaged@example.com"),
+        {"externalOrderId": "invalid"},
+        order("good-2", status="DELIVERED", email="two@example.com"),
+    )
+    bad, invalid = answer["failedOrders"]
+    assert bad == {
+        "index": 1,
+        "externalOrderId": "bad",
+        "errors": [INTERNAL_ERROR.message],
+        "error": "internal_error",
+        "id": bad["id"],
+    }
+    assert "WRONGTYPE" in logged(caplog, bad["id"])
+    assert invalid["index"] == 2 and "error" not in invalid
+    assert (await api.get("/v1/orders/good-1")).json()["status"] == "INITIALIZED"
+    assert (await api.get("/v1/orders/good-2")).json()["status"] == "DELIVERED"
+    assert (await api.get("/v1/orders/bad")).status_code == 404
+    assert (await api.contact("two@example.com"))["orders"]["count"] == 1
+    metrics = (await api.http.get("/metrics")).text
+    failed = "gateway_orders_failed_total"
+    assert sample(metrics, failed, reason="internal_error", tenant=api.tenant_id) == 1
 
 
 def lib_failed(sync_redis: Any, error: str) -> bytes:
