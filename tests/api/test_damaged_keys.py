@@ -129,6 +129,19 @@ async def test_a_damaged_contact_fails_alone_among_concurrent_requests(
     assert contact["recentProducts"][0]["productId"] == "P1"
 
 
+@pytest.mark.both_transports
+async def test_the_500_of_a_failed_event_names_its_log_entry(api, sync_redis, caplog):
+    caplog.set_level(logging.ERROR, logger="gateway")
+    await damage(api, sync_redis, "damaged@example.com", "")
+    for site in (False, True):
+        answer = await api.event(viewed("damaged@example.com", f"site-{site}"), site=site)
+        assert (answer.status_code, answer.headers["content-type"]) == (500, "application/json")
+        body = answer.json()
+        assert (body["error"], body["message"]) == ("internal_error", INTERNAL_ERROR.message)
+        assert "WRONGTYPE" in logged(caplog, body["id"])
+    assert (await api.event(viewed("healthy@example.com", "h"))).status_code == 200
+
+
 async def test_a_damaged_run_fails_only_the_events_it_holds(api, sync_redis, caplog):
     """Events of one contact in a row are a run: their list and view writes are made once at its
     end. Damaged views fail that write, so the run's events after its first fail, and only those;

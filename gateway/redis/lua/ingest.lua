@@ -243,7 +243,7 @@ for i, ev in ipairs(events) do
       end_run()
       local ok, cid, result = pcall(store_event, ev, raws[i], dk)
       if not ok then
-        fail(i, cid)
+        fail(i, cid) -- pcall's error, in place of the contact id
       else
         results[i] = result
         if history_only then
