@@ -9,6 +9,7 @@ never told its data is stored unless Redis said so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from gateway.redis.arguments import ScriptArgs
 from gateway.redis.connection import Client
+from gateway.redis.constants import WHOLE_CALL_ERRORS
 from gateway.redis.keys import TenantKeys
 from gateway.redis.reads import Reads
 from gateway.redis.scripts import Script
@@ -35,10 +37,13 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-# Errors with which Redis refuses a write it would take later: memory full (maxmemory with
-# noeviction; inside a script only its first write can be refused, so nothing is half-written) and
-# a failing disk (MISCONF). Like an outage, they are a 503 to retry, not a bug.
-REFUSED_WRITES = ("OOM command not allowed", "MISCONF ")
+# Errors with which Redis refuses a call it would take later (constants.WHOLE_CALL_ERRORS, matched
+# as codes the same way): memory full (maxmemory with noeviction; inside a script only its first
+# write can be refused, so nothing is half-written), a failing disk (MISCONF), a replica or a
+# loading server, a slot moving or not served. Like an outage, they are a 503 to retry, not a bug.
+REFUSED_CALL = re.compile(
+    "(?:^|-)(?:" + "|".join(re.escape(code) for code in WHOLE_CALL_ERRORS) + ")"
+)
 
 
 class StoreUnavailable(Exception):
@@ -46,17 +51,14 @@ class StoreUnavailable(Exception):
 
 
 # redis-py turns a plain OOM reply into OutOfMemoryError, taking "OOM" out of its message; an
-# error inside a script keeps the words (REFUSED_WRITES).
+# error inside a script keeps the words (REFUSED_CALL).
 _REFUSED_CLASSES = (*UNAVAILABLE_ERRORS, redis_errors.OutOfMemoryError)
 
 
 def is_unavailable(error: BaseException) -> bool:
     if isinstance(error, _REFUSED_CLASSES):
         return True
-    message = str(error)
-    return isinstance(error, redis_errors.ResponseError) and any(
-        refused in message for refused in REFUSED_WRITES
-    )
+    return isinstance(error, redis_errors.ResponseError) and bool(REFUSED_CALL.search(str(error)))
 
 
 class NotReplicated(StoreUnavailable):
