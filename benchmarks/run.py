@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -30,6 +31,7 @@ from typing import Any
 import httpx
 import orjson
 import redis
+from redis.cluster import ClusterNode
 
 from gateway.clock import iso, now_ms
 from gateway.embedded.server import EmbeddedRedis
@@ -44,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(ROOT))
+from tests.support.cluster import LocalCluster  # noqa: E402 - the tests' local cluster
 from tests.support.seeds import json_blocks, seed_text  # noqa: E402 - as the tests extract them
 
 ORIGIN = "https://shop.example"
@@ -69,8 +72,8 @@ def seed_event() -> dict[str, Any]:
     return event
 
 
-def write_config(path: Path) -> None:
-    lines = ["[gateway]", "events_stream_maxlen = 5000000", ""]
+def write_config(path: Path, *gateway: str) -> None:
+    lines = ["[gateway]", "events_stream_maxlen = 5000000", *gateway, ""]
     for tenant in TENANTS:
         lines += [
             "[[tenants]]",
@@ -252,6 +255,18 @@ class Row:
 
 
 @dataclass
+class ClusterProbe:
+    """What a row on the local cluster reads: the stream through a cluster client, and the CPU of
+    every node (replication costs the replicas CPU too)."""
+
+    client: redis.RedisCluster
+    nodes: list[redis.Redis]
+
+    def cpu(self) -> float:
+        return sum(redis_cpu(node) for node in self.nodes)
+
+
+@dataclass
 class Bench:
     args: argparse.Namespace
     redis: redis.Redis
@@ -268,6 +283,7 @@ class Bench:
         body: Path,
         events_per_request: int = 1,
         path: str | None = None,
+        cluster: ClusterProbe | None = None,
     ) -> Row:
         """A gateway row: the tenant's site key, and its event stream for the stored check."""
         path = path or ("/v1/event" if events_per_request == 1 else "/v1/events")
@@ -279,6 +295,7 @@ class Bench:
             body,
             events_per_request,
             TenantKeys.for_tenant(tenant).events,
+            cluster,
         )
 
     def measure(
@@ -290,16 +307,22 @@ class Bench:
         body: Path,
         events_per_request: int,
         stream: str | None,
+        cluster: ClusterProbe | None = None,
     ) -> Row:
         assert server.process is not None
         url = f"http://127.0.0.1:{server.port}{path}"
-        fresh_redis(self.redis)
-        before = self.redis.xlen(stream) if stream else 0
+        counter: redis.Redis | redis.RedisCluster = self.redis
+        if cluster is None:
+            fresh_redis(self.redis)
+            used_cpu = functools.partial(redis_cpu, self.redis)
+        else:
+            counter, used_cpu = cluster.client, cluster.cpu
+        before = counter.xlen(stream) if stream else 0
         warm = wrk(url, body, self.args.warmup, self.args)
-        cpu, redis_before = cpu_seconds(server.process.pid), redis_cpu(self.redis)
+        cpu, redis_before = cpu_seconds(server.process.pid), used_cpu()
         run = wrk(url, body, self.args.duration, self.args)
         cpu = cpu_seconds(server.process.pid) - cpu
-        redis_used = redis_cpu(self.redis) - redis_before
+        redis_used = used_cpu() - redis_before
         errors = warm.non2xx + warm.socket_errors + run.non2xx + run.socket_errors
         answered = (warm.requests + run.requests - warm.non2xx - run.non2xx) * events_per_request
         row = Row(name, what, run.rps, events_per_request, run.p50_ms, run.p99_ms, run.max_ms)
@@ -311,7 +334,7 @@ class Bench:
             # wrk counts only answers it read before its clock stopped; a request in flight then
             # may still be stored, so stored >= answered is the honest check.
             row.answered_200 = answered
-            row.stored = self.redis.xlen(stream) - before
+            row.stored = counter.xlen(stream) - before
             if row.stored < answered:
                 self.failures.append(f"{name}: {answered} events answered 200, {row.stored} stored")
         if errors:
@@ -351,7 +374,9 @@ def uvicorn_args(app: str, port: int) -> list[str]:
     ]
 
 
-def gateway_server(name: str, work: Path, redis_url: str, workers: int) -> Server:
+def gateway_server(
+    name: str, work: Path, redis_url: str, workers: int, config: str = "gateway.toml"
+) -> Server:
     port = free_port()
     return python_server(
         name,
@@ -366,7 +391,7 @@ def gateway_server(name: str, work: Path, redis_url: str, workers: int) -> Serve
         "--workers",
         str(workers),
         "--config",
-        str(work / "gateway.toml"),
+        str(work / config),
         "--log-level",
         "warning",
     )
@@ -516,6 +541,35 @@ def detector(bench: Bench) -> dict[str, Any]:
     return result
 
 
+def cluster_rows(bench: Bench, work: Path, single_body: Path, batch_body: Path) -> None:
+    """The same load through the cluster client on a local Redis Cluster (3 primaries, 3 replicas,
+    on this machine), with and without replicas_to_ack = 1 (docs/operations.md)."""
+    write_config(work / "gateway-ack.toml", "replicas_to_ack = 1")
+    with LocalCluster(work / "cluster") as cluster:
+        nodes = [ClusterNode(host, port) for host, port in cluster.startup_nodes]
+        client = redis.RedisCluster(startup_nodes=nodes)
+        probe = ClusterProbe(client, [redis.Redis(host=n.host, port=n.port) for n in nodes])
+        for name, config, what in (
+            ("cluster", "gateway.toml", "gateway, 1 worker, Redis Cluster"),
+            ("cluster-ack", "gateway-ack.toml", "… and replicas_to_ack = 1"),
+        ):
+            server = gateway_server(name, work, cluster.url, 1, config)
+            with running(server):
+                bench.gateway_row(name, what, server, "single", single_body, cluster=probe)
+                bench.gateway_row(
+                    f"{name}-batch",
+                    f"{what}, batches of {BATCH}",
+                    server,
+                    "batch",
+                    batch_body,
+                    BATCH,
+                    cluster=probe,
+                )
+        client.close()
+        for node in probe.nodes:
+            node.close()
+
+
 def targets(bench: Bench, memory: dict[str, Any], visits: dict[str, Any]) -> list[dict[str, Any]]:
     r = bench.rows
     single, bare, naive = r["gateway"].rps, r["bare"].rps, r["naive"].rps
@@ -534,6 +588,22 @@ def targets(bench: Bench, memory: dict[str, Any], visits: dict[str, Any]) -> lis
             "target": "/api/v1/event/ within noise (≥ 0.95 ×) of /v1/event",
             "value": f"{r['api-path'].rps / single:.2f} ×",
             "met": r["api-path"].rps >= 0.95 * single,
+        },
+        {
+            "target": "single events through the cluster client ≥ 0.8 × one node",
+            "value": f"{r['cluster'].rps / single:.2f} ×",
+            "met": r["cluster"].rps >= 0.8 * single,
+        },
+        {
+            "target": "batches through the cluster client ≥ 0.8 × one node",
+            "value": f"{r['cluster-batch'].eps / r['gateway-batch'].eps:.2f} ×",
+            "met": r["cluster-batch"].eps >= 0.8 * r["gateway-batch"].eps,
+        },
+        {
+            "target": "replicas_to_ack = 1 (information): single, batches ÷ without",
+            "value": f"{r['cluster-ack'].rps / r['cluster'].rps:.2f} ×, "
+            f"{r['cluster-ack-batch'].eps / r['cluster-batch'].eps:.2f} ×",
+            "met": True,
         },
         {
             "target": "batches ≥ 100,000 events/s, one worker",
@@ -712,6 +782,7 @@ def main() -> int:
             bench.gateway_row(
                 "gateway-2w", "gateway, --workers 2", gateway2, "workers", single_body
             )
+        cluster_rows(bench, work, single_body, batch_body)
         gateway = gateway_server("gateway-batch", work, store.url, 1)
         with running(gateway):
             bench.gateway_row(

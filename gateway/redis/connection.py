@@ -91,7 +91,7 @@ class CoveredSlots(NodesManager):
     after the first ClusterDownError its slot is missing from the map, and the plain lookup
     raised a bare KeyError."""
 
-    __slots__ = ()  # NodesManager has __slots__: the same layout, or __class__ cannot be set
+    __slots__ = ()
 
     def get_node_from_slot(self, slot: int, *args: Any, **kwargs: Any) -> ClusterNode:
         try:

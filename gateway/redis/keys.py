@@ -122,6 +122,7 @@ class TenantKeys:
 
     @property
     def tally(self) -> str:
+        """Visit and trigger counts for /metrics: written by the scripts, drained by detect.lua."""
         return self._key("tally")
 
     def dedup(self, event_id: str) -> str:

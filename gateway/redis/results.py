@@ -12,15 +12,13 @@ from gateway.redis.constants import TALLY_ANONYMOUS, TALLY_CLOSED, TALLY_TRIGGER
 class EventResult:
     """One event's answer from ingest.lua, or one order's from orders.lua: `a` stored, `d` a
     duplicate (its eventId seen before), `a|<STATUS>` an order stored (its status now),
-    `i|<reason>` stored, but its order part ignored."""
+    `i|<reason>` stored, but its order part ignored. Plain fields, no properties: they are read
+    per event on the ingest path."""
 
     duplicate: bool = False
-    order_status: str | None = None
+    ignored: bool = False
     reason: str | None = None  # why the order part was ignored
-
-    @property
-    def ignored(self) -> bool:
-        return self.reason is not None
+    order_status: str | None = None
 
 
 _PLAIN = {b"a": EventResult(), b"d": EventResult(duplicate=True)}
@@ -29,7 +27,7 @@ _PLAIN = {b"a": EventResult(), b"d": EventResult(duplicate=True)}
 def _read_event_result(reply: bytes) -> EventResult:
     tag, _, note = reply.partition(b"|")
     if tag == b"i":
-        return EventResult(reason=note.decode())
+        return EventResult(ignored=True, reason=note.decode())
     return EventResult(order_status=note.decode())
 
 

@@ -1,5 +1,5 @@
-"""The keyspace from one table: Python and the Lua scripts build every key name alike, and the
-layout stays what the stored data has."""
+"""The keyspace from one table (gateway/redis/keys.py): the Lua scripts, run in a real Redis, build
+every key name as Python does, and the layout stays what the stored data has."""
 
 from __future__ import annotations
 
