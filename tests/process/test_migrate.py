@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +18,25 @@ import httpx
 import pytest
 import redis
 
+from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
 from gateway.redis.keys import KEY_ROOT, TenantKeys
-from tests.support.gateways import ROOT, free_port, start_gateway, tenant_config, unique
+from gateway.settings import Settings
+from tests.support.cluster import BACKENDS, LocalCluster
+from tests.support.gateways import (
+    ROOT,
+    Api,
+    build_settings,
+    free_port,
+    start_gateway,
+    tenant_config,
+    unique,
+)
 
 pytestmark = pytest.mark.slow
 
 
-def to_legacy_layout(client: redis.Redis, tenant: str) -> dict[bytes, bytes]:
+def to_legacy_layout(client: redis.Redis | redis.RedisCluster, tenant: str) -> dict[bytes, bytes]:
     """Rename every key of `tenant` back into the earlier layout, as a gateway before the
     migration left its data: old name -> current name."""
     current, legacy = TenantKeys.for_tenant(tenant).prefix, TenantKeys.legacy(tenant).prefix
@@ -80,6 +93,7 @@ async def fill(api: Any) -> None:
     assert answer.json() == {"failedOrders": []}
 
 
+@pytest.mark.parametrize("redis_url", BACKENDS, indirect=True)
 async def test_migrate_moves_every_key_and_the_api_reads_it_back(
     make_api: Any, sync_redis: redis.Redis, tmp_path: Path, redis_url: str
 ) -> None:
@@ -109,6 +123,7 @@ async def test_migrate_moves_every_key_and_the_api_reads_it_back(
     assert "0 keys moved in all" in again.stdout  # idempotent
 
 
+@pytest.mark.parametrize("redis_url", BACKENDS, indirect=True)
 def test_serve_refuses_the_earlier_layout_and_names_the_command(
     tmp_path: Path, sync_redis: redis.Redis, redis_url: str
 ) -> None:
@@ -134,6 +149,59 @@ def test_serve_refuses_the_earlier_layout_and_names_the_command(
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
+
+
+@asynccontextmanager
+async def gateway_apis(settings: Settings) -> AsyncIterator[list[Api]]:
+    """An in-process gateway app with `settings`: an Api for each of its tenants."""
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        yield [Api(http, app.state, t.id, f"sk_{t.id}", f"pk_{t.id}") for t in settings.tenants]
+
+
+def tenants_on_every_primary(cluster: LocalCluster) -> list[str]:
+    """Fresh tenant ids, one on each primary of the cluster (by the slot of their prefix)."""
+    found: dict[int, str] = {}
+    while len(found) < len(cluster.current_primaries()):
+        tenant = unique("spread")
+        found.setdefault(cluster.primary_for_key(TenantKeys.for_tenant(tenant).prefix).port, tenant)
+    return list(found.values())
+
+
+@pytest.mark.parametrize("redis_url", ["cluster"], indirect=True)
+async def test_migrate_on_the_cluster_gathers_each_tenant_onto_its_node(
+    cluster: LocalCluster, sync_redis: redis.RedisCluster, tmp_path: Path, redis_url: str
+) -> None:
+    """The earlier layout spread a tenant's keys over every node (no hash tag); migrated, each
+    tenant's keys are on the one primary serving its slot, tenants on all of the primaries."""
+    tenants = tenants_on_every_primary(cluster)
+    settings = build_settings(redis_url, tmp_path, [tenant_config(t) for t in tenants])
+    async with gateway_apis(settings) as apis:  # stopped before its keys are renamed under it
+        for api in apis:
+            await fill(api)
+        before = [await api.contact("moved@example.com") for api in apis]
+    moved = {t: to_legacy_layout(sync_redis, t) for t in tenants}
+    legacy_homes = {
+        cluster.primary_for_key(old.decode()).port for keys in moved.values() for old in keys
+    }
+    assert len(legacy_homes) == 3  # the earlier layout: every tenant's keys on every node
+
+    done = run_migrate({"REDIS_URL": redis_url, "GATEWAY_CONFIG": ""})
+    assert done.returncode == 0, done.stderr
+    for tenant, keys in moved.items():
+        news = list(keys.values())
+        assert f"{tenant}: {len(news)} keys moved" in done.stdout
+        home = cluster.primary_for_key(TenantKeys.for_tenant(tenant).prefix)
+        with home.client() as direct:  # all on the primary serving the tenant's slot
+            assert direct.exists(*news) == len(news)
+        assert sync_redis.exists(*keys) == 0  # the old names are gone
+    async with gateway_apis(settings) as apis:  # (its detector drains the :tally it finds)
+        for api, contact in zip(apis, before, strict=True):
+            assert await api.contact("moved@example.com") == contact
+            assert (await api.get("/v1/orders/O1")).json()["externalOrderId"] == "O1"
+    again = run_migrate({"REDIS_URL": redis_url, "GATEWAY_CONFIG": ""})
+    assert "0 keys moved in all" in again.stdout
 
 
 def test_migrate_works_on_the_embedded_redis(tmp_path: Path) -> None:

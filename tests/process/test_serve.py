@@ -260,3 +260,38 @@ def test_the_console_script_with_no_options_serves_and_keeps_its_data(tmp_path: 
     finally:
         code = ctrl_c(process)
     assert code == 0, (tmp_path / "second.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("foo://x", "unknown scheme 'foo'"),
+        ("redis+cluster://", "'' is not host:port"),
+        ("redis+cluster://h:99999", "'99999' is not a port (1-65535)"),
+        ("redis+cluster://user:s3cret@h", "'h' is not host:port"),
+        ("rediss+cluster://u:s3cret@h:1,h2:0", "'0' is not a port (1-65535)"),
+        ("redis://:s3cret@:99999", "no host"),
+        ("redis://:s3cret@h:99999", "the port is not a number"),
+    ],
+)
+def test_a_malformed_redis_url_stops_start_up_without_showing_its_password(tmp_path, url, problem):
+    config = tmp_path / "gateway.toml"
+    config.write_text('[[tenants]]\nid = "t"\nserver_keys = ["sk_t_0123456789"]\n')
+    env = {"REDIS_URL": url, "GATEWAY_CONFIG": str(config), "GATEWAY_DATA_DIR": str(tmp_path)}
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("gateway: configuration error: REDIS_URL "), result.stderr
+    assert problem in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    if "s3cret" in url:
+        assert "***@" in result.stderr  # the URL is shown, its credentials masked
+    with socket.socket() as sock:  # it never listened
+        assert sock.connect_ex(("127.0.0.1", port)) != 0

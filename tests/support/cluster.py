@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+from redis.cluster import ClusterNode
 
 HOST = "127.0.0.1"
 SLOTS = 16384
@@ -34,6 +35,7 @@ SLOTS = 16384
 # ephemeral range (32768+), where no outgoing connection takes one between our probe and bind.
 PORTS = range(15000, 22000)
 
+BACKENDS = ("single", "cluster")  # the tests' `redis_url` parameters (tests/conftest.py)
 SlotMap = dict[tuple[int, int], tuple[int, tuple[int, ...]]]  # (first, last) -> primary, replicas
 
 
@@ -315,6 +317,20 @@ class LocalCluster:
             client.execute_command("CLUSTER", "ADDSLOTS", slot)
         self.uncovered.discard(slot)
         self.wait_settled(timeout, f"slot {slot} to be served by {owner} again")
+
+
+def sync_client(url: str) -> redis.Redis | redis.RedisCluster:
+    """A synchronous client for a REDIS_URL as the gateway reads it: a `redis+cluster://` URL
+    (nodes as host:port, comma-separated; no credentials, as LocalCluster has none) gives a
+    redis.RedisCluster that keeps serving the slots still covered when one is not."""
+    scheme, _, hosts = url.partition("://")
+    if scheme != "redis+cluster":
+        return redis.Redis.from_url(url)
+    nodes = [
+        ClusterNode(host, int(port))
+        for host, _, port in (n.rpartition(":") for n in hosts.split(","))
+    ]
+    return redis.RedisCluster(startup_nodes=nodes, require_full_coverage=False)
 
 
 def _left(deadline: float) -> float:
