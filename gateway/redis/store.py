@@ -9,7 +9,9 @@ never told its data is stored unless Redis said so.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,6 +82,7 @@ class Store(Reads):
         # to the node serving the key): WAIT counts only what its own connection wrote.
         self.wait = ("WAIT", replicas_to_ack, ack_timeout_ms)
         self.scripts: dict[str, Script] = {}
+        self._slots_read_at = 0.0
 
     def check_acknowledged(self, acked: Any) -> None:
         if isinstance(acked, BaseException):
@@ -110,6 +113,8 @@ class Store(Reads):
                 return await self._call("EVAL", script.text, key, args)
         except (redis_errors.RedisError, OSError) as exc:
             if is_unavailable(exc):
+                if isinstance(exc, redis_errors.SlotNotCoveredError):
+                    await self.reread_slots()
                 raise StoreUnavailable(str(exc)) from exc
             raise
 
@@ -156,9 +161,24 @@ class Store(Reads):
         try:
             for keys in tenants:
                 await self.redis.exists(keys.prefix)
-        except UNAVAILABLE_ERRORS:
+        except UNAVAILABLE_ERRORS as exc:
+            if isinstance(exc, redis_errors.SlotNotCoveredError):
+                await self.reread_slots()
             return False
         return True
+
+    async def reread_slots(self, at_most_every: float = 1.0) -> None:
+        """Read the cluster's slot map again. redis-py re-reads it after a connection error, but
+        a slot it found unserved stays missing from its map, so every later call for it fails
+        before anything is sent: without this, a tenant whose slot is served again would stay
+        503 until a restart. The detector's calls for every tenant come here within a second."""
+        client = self.redis
+        now = time.monotonic()
+        if not isinstance(client, RedisCluster) or now - self._slots_read_at < at_most_every:
+            return
+        self._slots_read_at = now
+        with contextlib.suppress(*UNAVAILABLE_ERRORS, redis_errors.RedisClusterException):
+            await client.nodes_manager.initialize()
 
     async def close(self) -> None:
         await self.redis.aclose()
