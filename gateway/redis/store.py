@@ -111,7 +111,7 @@ class Store(Reads):
                 return await self._call("EVALSHA", script.sha, key, args)
             except redis_errors.NoScriptError:
                 return await self._call("EVAL", script.text, key, args)
-        except (redis_errors.RedisError, OSError) as exc:
+        except (redis_errors.RedisError, redis_errors.RedisClusterException, OSError) as exc:
             if is_unavailable(exc):
                 if isinstance(exc, redis_errors.SlotNotCoveredError):
                     await self.reread_slots()
