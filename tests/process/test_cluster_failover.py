@@ -118,10 +118,11 @@ async def poll_ready(base: str, stop: asyncio.Event, seen: list[tuple[float, int
 
 
 def tenant_on(cluster: LocalCluster, primary: Node, name: str) -> str:
-    while True:
+    for _ in range(1000):
         tenant = unique(name)
         if cluster.primary_for_key(TenantKeys.for_tenant(tenant).prefix) is primary:
             return tenant
+    raise AssertionError(f"no tenant id on {primary}")
 
 
 def write_config(path: Path, tenants: list[str], trigger_tenant: str) -> Path:
