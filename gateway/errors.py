@@ -1,10 +1,15 @@
-"""The one error shape of the API: `{"error": code, "message": sentence, "field": path}`."""
+"""The one error shape of the API: `{"error": code, "message": sentence, "field": path}`, and
+`"id"` on a 500 whose log entry (`error_id`) says why."""
 
 from __future__ import annotations
 
+import logging
+import secrets
 from typing import Any
 
 import orjson
+
+log = logging.getLogger("gateway")
 
 
 class ApiError(Exception):
@@ -15,6 +20,7 @@ class ApiError(Exception):
         message: str,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        error_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -22,11 +28,14 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.headers = headers or {}
+        self.error_id = error_id
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.code, "message": self.message}
         if self.field is not None:
             body["field"] = self.field
+        if self.error_id is not None:
+            body["id"] = self.error_id
         return body
 
     def json(self) -> bytes:
@@ -53,3 +62,12 @@ INTERNAL_ERROR = ApiError(
     "The gateway failed on this request; its log says why. A write may or may not have been "
     "stored: retry it (events with the same eventId).",
 )
+
+
+def not_stored(error: str, **context: str | int) -> ApiError:
+    """INTERNAL_ERROR for one event or order Redis failed to store (`error`, the script's words,
+    e.g. WRONGTYPE of a damaged key), logged with a new id that the answer carries: the client's
+    500 leads to its log entry, and the other events of its script call are stored as usual."""
+    error_id = secrets.token_hex(8)
+    log.error("not stored: %s", error, extra={"error_id": error_id, **context})
+    return ApiError(500, INTERNAL_ERROR.code, INTERNAL_ERROR.message, error_id=error_id)

@@ -96,7 +96,7 @@ class Metrics:
         )
         self.events_rejected = Counter(
             "gateway_events_rejected_total",
-            "Events or requests refused, by reason.",
+            "Events or requests refused, by reason (internal_error: Redis failed on the event).",
             ("tenant", "reason"),
         )
         self.events_repaired = Counter(

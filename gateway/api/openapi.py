@@ -26,6 +26,11 @@ from gateway.model.params import MAX_PARAM_NAME, MAX_PARAMS, MAX_STRING
 
 JSON = "application/json"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+ERROR_ID = {
+    "type": "string",
+    "description": "with `internal_error` when Redis failed on this event or order: the id of "
+    "the log entry that says why",
+}
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
 
@@ -62,8 +67,8 @@ ERRORS: dict[int, tuple[str, str, dict[str, Any]]] = {
     431: ("HeadersTooLarge", "The request head (URL and headers) is too large", {}),
     500: (
         "InternalError",
-        "`internal_error`: a failure nobody foresaw (the log says why); a write may or may not be "
-        "stored, so retry it with the same eventId",
+        "`internal_error`: a failure nobody foresaw (the log says why; `id`, when given, names "
+        "its entry); a write may or may not be stored, so retry it with the same eventId",
         {},
     ),
     503: ("Unavailable", "Redis unavailable; nothing was stored; see Retry-After", RETRY_AFTER),
@@ -252,7 +257,14 @@ def build() -> dict[str, Any]:
         },
     )
     failed = _obj(
-        "index", "error", "message", index=INTEGER, error=STRING, message=STRING, field=STRING
+        "index",
+        "error",
+        "message",
+        index=INTEGER,
+        error=STRING,
+        message=STRING,
+        field=STRING,
+        id=ERROR_ID,
     )
     ignored = _obj("index", "eventId", "reason", index=INTEGER, eventId=STRING, reason=STRING)
     events_answer = _obj(
@@ -290,7 +302,12 @@ def build() -> dict[str, Any]:
                 "Error": {
                     "type": "object",
                     "required": ["error", "message"],
-                    "properties": {"error": STRING, "message": STRING, "field": STRING},
+                    "properties": {
+                        "error": STRING,
+                        "message": STRING,
+                        "field": STRING,
+                        "id": ERROR_ID,
+                    },
                 },
                 "Event": EVENT,
                 "Order": ORDER,

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.clock import iso, now_ms, stored_iso
-from gateway.errors import ApiError, invalid
+from gateway.errors import INTERNAL_ERROR, ApiError, invalid, not_stored
 from gateway.http import json_response, not_found, read_json
 from gateway.model import orders
 from gateway.redis.constants import ORDER_IDENTIFIERS
@@ -41,6 +41,7 @@ async def post_orders(request: Request) -> Response:
     received = iso(now)
     failed: list[dict[str, Any]] = []
     calls: list[bytes] = []
+    placed: list[int] = []  # the index of each call's order
     for index, raw in enumerate(batch):
         errors, call = _prepare(raw, received)
         if call is None:
@@ -49,12 +50,21 @@ async def post_orders(request: Request) -> Response:
             gateway.metrics.orders_failed.inc(tenant.id, "invalid")
         else:
             calls.append(call)
+            placed.append(index)
     limits = gateway.limits(tenant)
     for start in range(0, len(calls), CHUNK):
         replies = await gateway.store.run("orders", limits, now, calls[start : start + CHUNK])
-        for result in event_results(replies):
-            if result.order_status is not None:  # orders.lua stores every order it is given
+        chunk = placed[start : start + CHUNK]
+        for index, result in zip(chunk, event_results(replies), strict=True):
+            if result.failed is not None:  # Redis failed on this order alone (a damaged key)
+                given = batch[index]["externalOrderId"]
+                error = not_stored(result.failed, tenant=tenant.id, external_order_id=given)
+                gateway.metrics.orders_failed.inc(tenant.id, INTERNAL_ERROR.code)
+                entry = {"index": index, "externalOrderId": given, "errors": [error.message]}
+                failed.append({**entry, "error": error.code, "id": error.error_id})
+            elif result.order_status is not None:  # every other order is stored
                 gateway.metrics.orders_stored.inc(tenant.id, result.order_status, "orders")
+    failed.sort(key=lambda entry: int(entry["index"]))  # in index order: the invalid came first
     return json_response({"failedOrders": failed})
 
 

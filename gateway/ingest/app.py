@@ -15,7 +15,7 @@ import orjson
 
 from gateway.auth import PREFLIGHT_HEADERS, Principal
 from gateway.clock import iso, now_ms
-from gateway.errors import ApiError, invalid, unavailable
+from gateway.errors import INTERNAL_ERROR, ApiError, invalid, not_stored, unavailable
 from gateway.http import Receive, Scope, Send, read_json
 from gateway.model import events
 from gateway.redis.results import EventResult
@@ -105,6 +105,8 @@ class IngestApp:
     async def one(self, principal: Principal, document: Any, now: int) -> tuple[int, bytes]:
         prepared = events.prepare(document, principal.is_site, iso(now))
         (result,) = await self.store(principal, [prepared], now)
+        if result.failed is not None:  # counted as a refusal by `respond`, as any ApiError
+            raise not_stored(result.failed, tenant=principal.tenant.id, event_id=prepared.event_id)
         if result.reason is not None:  # an order event whose order part changed nothing
             answer = {"status": "ignored", "eventId": prepared.event_id, "reason": result.reason}
             return 200, orjson.dumps(answer)
@@ -126,13 +128,20 @@ class IngestApp:
         del document
         results = await self.store(principal, good, now) if good else []
         duplicates = sum(1 for r in results if r.duplicate)
-        ignored = [
-            {"index": index, "eventId": p.event_id, "reason": r.reason}
-            for index, p, r in zip(indices, good, results, strict=True)
-            if r.ignored
-        ]
+        ignored: list[dict[str, Any]] = []
+        invalid_count = len(failed)
+        for index, p, r in zip(indices, good, results, strict=True):
+            if r.reason is not None:
+                ignored.append({"index": index, "eventId": p.event_id, "reason": r.reason})
+            elif r.failed is not None:  # Redis failed on this event alone (a damaged key)
+                tenant = principal.tenant.id
+                self.metrics.events_rejected.inc(tenant, INTERNAL_ERROR.code)
+                error = not_stored(r.failed, tenant=tenant, event_id=p.event_id, index=index)
+                failed.append({"index": index, **error.body()})
+        if len(failed) > invalid_count:  # one list in index order, the invalid ones among them
+            failed.sort(key=lambda entry: int(entry["index"]))
         answer: dict[str, Any] = {
-            "accepted": len(good) - duplicates - len(ignored),
+            "accepted": len(good) - duplicates - len(ignored) - (len(failed) - invalid_count),
             "duplicates": duplicates,
             "failed": failed,
         }
@@ -174,7 +183,7 @@ class IngestApp:
         for p, result in zip(prepared, results, strict=True):
             if result.duplicate:
                 duplicate.inc(tenant.id)
-            else:
+            elif result.failed is None:  # a failed event is counted by its caller
                 accepted.inc(
                     tenant.id, p.event_type if p.event_type in events.KNOWN_TYPES else "custom"
                 )

@@ -191,39 +191,51 @@ class IngestBatcher:
     async def _cluster_round_trip(
         self, client: RedisCluster, commands: list[tuple[Any, ...]]
     ) -> list[Any]:
-        """The commands through a cluster pipeline: grouped by the node serving each one's slot,
-        one connection per node, the nodes concurrently; a WAIT per node behind its commands. A
-        slot no node serves fails its own commands only: other tenants' go on."""
-        store = self.store
+        """The commands grouped by the node serving each one's slot, a pipeline per node (one
+        connection, a WAIT behind its commands), the nodes concurrently. A node that is down, or
+        a slot no node serves, fails its own commands only: other tenants' go on."""
         results: list[Any] = [None] * len(commands)
-        routed: list[tuple[int, ClusterNode]] = []
+        by_node: dict[str, tuple[ClusterNode, list[int]]] = {}
+        unserved = False
         for index, command in enumerate(commands):
             try:
                 node = client.get_node_from_key(command[3])
             except UNAVAILABLE_ERRORS as error:
                 results[index] = error
+                unserved = True
                 continue
             if node is None:  # the slot map is being rebuilt
                 results[index] = StoreUnavailable("no node serves the tenant's slot yet")
             else:
-                routed.append((index, node))
-        if not routed:
-            return results
-        waits: dict[str, int] = {}  # node name -> the place of its WAIT's reply
-        async with client.pipeline(transaction=False) as pipe:
-            for index, _ in routed:
-                pipe.execute_command(*commands[index])
-            if store.replicas_to_ack:
-                for _, node in routed:
-                    if node.name not in waits:
-                        waits[node.name] = len(routed) + len(waits)
-                        pipe.execute_command(*store.wait, target_nodes=node)
-            replies = await pipe.execute(raise_on_error=False)
-        for (index, node), reply in zip(routed, replies, strict=False):
-            if waits:
-                (reply,) = _unless_acknowledged(store, [reply], replies[waits[node.name]])
-            results[index] = reply
+                by_node.setdefault(node.name, (node, []))[1].append(index)
+        if unserved:
+            await self.store.reread_slots()
+        groups = list(by_node.values())
+        replies = await asyncio.gather(
+            *(
+                self._node_round_trip(client, node, [commands[i] for i in indices])
+                for node, indices in groups
+            ),
+            return_exceptions=True,
+        )
+        for (_, indices), reply in zip(groups, replies, strict=True):
+            for place, index in enumerate(indices):
+                results[index] = reply if isinstance(reply, BaseException) else reply[place]
         return results
+
+    async def _node_round_trip(
+        self, client: RedisCluster, node: ClusterNode, commands: list[tuple[Any, ...]]
+    ) -> list[Any]:
+        store = self.store
+        async with client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            if store.replicas_to_ack:
+                pipe.execute_command(*store.wait, target_nodes=node)
+            replies = list(await pipe.execute(raise_on_error=False))
+        if store.replicas_to_ack:
+            replies = _unless_acknowledged(store, replies[:-1], replies[-1])
+        return replies
 
     async def drain(self) -> None:
         """Wait for every queued and in-flight call (clean shutdown)."""

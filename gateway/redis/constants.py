@@ -48,3 +48,22 @@ VISIT_TRIGGERS = ("abandonedCart", "abandonedBrowse", "abandonedCategory", "aban
 # Fields of P:tally, which lib.lua counts into and detect.lua drains for /metrics: visits closed,
 # those of anonymous contacts, and "<TALLY_TRIGGER><type>" per trigger type emitted.
 TALLY_CLOSED, TALLY_ANONYMOUS, TALLY_TRIGGER = "closed", "anonymous", "trigger:"
+
+# Errors with which a script fails its whole call, as before, where any other error in an
+# event's (or an order's) writes fails that one alone (lib_errors.lua `failed`): Redis refusing
+# writes for now (memory full, a failing disk, a replica, too few replicas, a restart) or the call
+# sent to the wrong node (Redis Cluster). They concern the call, not an event: the client answers
+# them as a whole (OOM and MISCONF a 503 to retry, store.py is_unavailable), not event by event.
+# Matched as the error's code: its text starts with it, or has it after a "-" (Redis 6 puts the
+# place of the failing call first, e.g. "=[C]: -1: -OOM command not allowed...").
+WHOLE_CALL_ERRORS = (
+    "OOM ",
+    "MISCONF ",
+    "READONLY ",
+    "NOREPLICAS ",
+    "LOADING ",
+    "MOVED ",
+    "ASK ",
+    "TRYAGAIN ",
+    "CLUSTERDOWN ",
+)

@@ -12,13 +12,15 @@ from gateway.redis.constants import TALLY_ANONYMOUS, TALLY_CLOSED, TALLY_TRIGGER
 class EventResult:
     """One event's answer from ingest.lua, or one order's from orders.lua: `a` stored, `d` a
     duplicate (its eventId seen before), `a|<STATUS>` an order stored (its status now),
-    `i|<reason>` stored, but its order part ignored. Plain fields, no properties: they are read
-    per event on the ingest path."""
+    `i|<reason>` stored, but its order part ignored, `e|<error>` not stored: its writes failed
+    (lib_errors.lua `failed`), and the script's error says why. Plain fields, no properties:
+    they are read per event on the ingest path."""
 
     duplicate: bool = False
     ignored: bool = False
     reason: str | None = None  # why the order part was ignored
     order_status: str | None = None
+    failed: str | None = None  # the script's error, for the log (never the client)
 
 
 _PLAIN = {b"a": EventResult(), b"d": EventResult(duplicate=True)}
@@ -28,6 +30,8 @@ def _read_event_result(reply: bytes) -> EventResult:
     tag, _, note = reply.partition(b"|")
     if tag == b"i":
         return EventResult(ignored=True, reason=note.decode())
+    if tag == b"e":
+        return EventResult(failed=note.decode(errors="replace"))
     return EventResult(order_status=note.decode())
 
 

@@ -26,6 +26,7 @@ from gateway.redis.constants import (
     TALLY_CLOSED,
     TALLY_TRIGGER,
     VISIT_TRIGGERS,
+    WHOLE_CALL_ERRORS,
 )
 from gateway.redis.keys import KEYSPACE, MAX_DEAD, ORDER_HISTORY_MAX, PREFIX, TRIGGERS_MAXLEN
 
@@ -67,6 +68,7 @@ def lua_tables() -> dict[str, str]:
         "ORDER_IDENTIFIERS": lua_value(list(ORDER_IDENTIFIERS.items())),
         "EVENT_CODES": lua_value(EVENT_CODES),
         "LIST_CODES": lua_value(LIST_CODES),
+        "WHOLE_CALL_ERRORS": lua_value(WHOLE_CALL_ERRORS),
         # values for `local A, B, ... = {{NAME}}`
         "VISIT_TRIGGERS": ", ".join(lua_value(kind) for kind in VISIT_TRIGGERS),
         "TALLY": ", ".join(lua_value(f) for f in (TALLY_CLOSED, TALLY_ANONYMOUS, TALLY_TRIGGER)),

@@ -9,6 +9,9 @@ never told its data is stored unless Redis said so.
 
 from __future__ import annotations
 
+import contextlib
+import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +20,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from gateway.redis.arguments import ScriptArgs
 from gateway.redis.connection import Client
+from gateway.redis.constants import WHOLE_CALL_ERRORS
 from gateway.redis.keys import TenantKeys
 from gateway.redis.reads import Reads
 from gateway.redis.scripts import Script
@@ -35,10 +39,13 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-# Errors with which Redis refuses a write it would take later: memory full (maxmemory with
-# noeviction; inside a script only its first write can be refused, so nothing is half-written) and
-# a failing disk (MISCONF). Like an outage, they are a 503 to retry, not a bug.
-REFUSED_WRITES = ("OOM command not allowed", "MISCONF ")
+# Errors with which Redis refuses a call it would take later (constants.WHOLE_CALL_ERRORS, matched
+# as codes the same way): memory full (maxmemory with noeviction; inside a script only its first
+# write can be refused, so nothing is half-written), a failing disk (MISCONF), a replica or a
+# loading server, a slot moving or not served. Like an outage, they are a 503 to retry, not a bug.
+REFUSED_CALL = re.compile(
+    "(?:^|-)(?:" + "|".join(re.escape(code) for code in WHOLE_CALL_ERRORS) + ")"
+)
 
 
 class StoreUnavailable(Exception):
@@ -46,17 +53,14 @@ class StoreUnavailable(Exception):
 
 
 # redis-py turns a plain OOM reply into OutOfMemoryError, taking "OOM" out of its message; an
-# error inside a script keeps the words (REFUSED_WRITES).
+# error inside a script keeps the words (REFUSED_CALL).
 _REFUSED_CLASSES = (*UNAVAILABLE_ERRORS, redis_errors.OutOfMemoryError)
 
 
 def is_unavailable(error: BaseException) -> bool:
     if isinstance(error, _REFUSED_CLASSES):
         return True
-    message = str(error)
-    return isinstance(error, redis_errors.ResponseError) and any(
-        refused in message for refused in REFUSED_WRITES
-    )
+    return isinstance(error, redis_errors.ResponseError) and bool(REFUSED_CALL.search(str(error)))
 
 
 class NotReplicated(StoreUnavailable):
@@ -78,6 +82,7 @@ class Store(Reads):
         # to the node serving the key): WAIT counts only what its own connection wrote.
         self.wait = ("WAIT", replicas_to_ack, ack_timeout_ms)
         self.scripts: dict[str, Script] = {}
+        self._slots_read_at = 0.0
 
     def check_acknowledged(self, acked: Any) -> None:
         if isinstance(acked, BaseException):
@@ -108,6 +113,8 @@ class Store(Reads):
                 return await self._call("EVAL", script.text, key, args)
         except (redis_errors.RedisError, OSError) as exc:
             if is_unavailable(exc):
+                if isinstance(exc, redis_errors.SlotNotCoveredError):
+                    await self.reread_slots()
                 raise StoreUnavailable(str(exc)) from exc
             raise
 
@@ -154,9 +161,24 @@ class Store(Reads):
         try:
             for keys in tenants:
                 await self.redis.exists(keys.prefix)
-        except UNAVAILABLE_ERRORS:
+        except UNAVAILABLE_ERRORS as exc:
+            if isinstance(exc, redis_errors.SlotNotCoveredError):
+                await self.reread_slots()
             return False
         return True
+
+    async def reread_slots(self, at_most_every: float = 1.0) -> None:
+        """Read the cluster's slot map again. redis-py re-reads it after a connection error, but
+        a slot it found unserved stays missing from its map, so every later call for it fails
+        before anything is sent: without this, a tenant whose slot is served again would stay
+        503 until a restart. The detector's calls for every tenant come here within a second."""
+        client = self.redis
+        now = time.monotonic()
+        if not isinstance(client, RedisCluster) or now - self._slots_read_at < at_most_every:
+            return
+        self._slots_read_at = now
+        with contextlib.suppress(*UNAVAILABLE_ERRORS, redis_errors.RedisClusterException):
+            await client.nodes_manager.initialize()
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -7,17 +7,7 @@ from typing import Any
 
 import orjson
 
-
-def viewed(email: str, product: str | None, event_id: str) -> dict[str, Any]:
-    params: list[dict[str, Any]] = [{"name": "email", "value": email}]
-    if product is not None:
-        params.append({"name": "product", "value": product})
-    return {"eventTypeKey": "productViewed", "eventId": event_id, "params": params}
-
-
-def good(n: int) -> dict[str, Any]:
-    product = orjson.dumps({"productId": f"P{n}", "price": n}).decode()
-    return viewed(f"buyer{n}@example.com", product, f"good-{n}")
+from tests.support.events import good, viewed
 
 
 async def test_concurrent_requests_in_one_batch_each_get_their_own_answer(api, sync_redis):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
 
 import orjson
 
 from gateway.settings import VISIT_TRIGGERS
+from tests.support.events import good
 from tests.support.faults import page_view
 from tests.support.gateways import free_port
 from tests.support.metrics import sample
@@ -32,18 +32,6 @@ BOUNDED = {
 BOUNDED_NAME = re.compile("|".join(f"(?:{pattern})" for pattern in BOUNDED) + "$")
 STREAM_SLACK = 200  # MAXLEN ~ trims whole radix-tree nodes (100 entries each), so a little over
 LIMITS = {"events_stream_maxlen": 1000, "recent_views": 3, "contact_events": 5}
-
-
-def viewed(email: str, product: str | None, event_id: str) -> dict[str, Any]:
-    params: list[dict[str, Any]] = [{"name": "email", "value": email}]
-    if product is not None:
-        params.append({"name": "product", "value": product})
-    return {"eventTypeKey": "productViewed", "eventId": event_id, "params": params}
-
-
-def good(n: int) -> dict[str, Any]:
-    product = orjson.dumps({"productId": f"P{n}", "price": n}).decode()
-    return viewed(f"buyer{n}@example.com", product, f"good-{n}")
 
 
 def mixed_events(n: int, who: str) -> list[dict[str, object]]:

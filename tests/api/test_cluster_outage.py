@@ -80,13 +80,6 @@ async def test_an_unserved_slot_refuses_only_its_tenant(
     assert (await down.get("/healthz")).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: a read that meets CLUSTERDOWN makes the client reload its slot map, "
-    "without the slot; from then on CoveredSlots raises SlotNotCoveredError before any command "
-    "is sent and nothing reloads the map again: the tenant stays 503 (and /readyz 503) after "
-    "its slot is served again, until the gateway restarts",
-)
 async def test_a_slot_served_again_is_served_by_the_same_gateway(
     make_api, cluster: LocalCluster, uncovered: dict[int, Node]
 ):

@@ -251,13 +251,6 @@ async def test_a_primary_killed_under_load_loses_no_acknowledged_event(tmp_path:
             assert stop_gateway(gateway) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: the ingest batcher's cluster pipeline raises the dead node's "
-    "ConnectionError for the whole pipeline (redis-py ClusterNode.execute_pipeline raises "
-    "from send_packed_command; asyncio.gather passes it on), and IngestBatcher._send fails "
-    "every waiter of the batch: events of tenants on live primaries merged with it get 503",
-)
 async def test_a_dead_primary_fails_only_its_tenants(tmp_path: Path) -> None:
     """Before any failover (a node timeout longer than the test), a primary is down: its
     tenant's events are 503, events of a tenant on another primary sent at the same time 200."""

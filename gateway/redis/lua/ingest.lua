@@ -7,8 +7,9 @@
 --        ig (why the order part is ignored); parts before it are false], then the events as the
 --       stream keeps them (JSON), one per line, in the same order.
 -- Returns one "a" (accepted) or "d" (duplicate) per event; order events "a|<STATUS>" or
--- "i|<reason>" (stored, its order part ignored) (results.EventResult).
--- Python has validated every envelope: a Lua error would leave a batch half-written.
+-- "i|<reason>" (stored, its order part ignored); "e|<error>" for an event whose writes failed
+-- (lib_errors.lua: a damaged key fails its event, not the call) (results.EventResult).
+-- Python has validated every envelope, so what can fail is what Redis holds.
 local limits, first_item = {{TenantLimits}}
 local now, timeout, dedup_ttl = NOW, limits.visit_timeout_ms, limits.dedup_window
 local maxlen, cap_views = limits.stream_maxlen, limits.recent_views
@@ -57,10 +58,10 @@ local function view_value(pv) return pv[3] and (now - pv[3]) .. pv[2] or pv[2] e
 -- are written once at the end of the run: one LPUSH, ZADD, HSET and HINCRBY per run instead of
 -- about a dozen calls per event. All events of a call share `now`, so the contact, visit and TTL
 -- state the first event left is already what each further event would leave.
+-- `added`: the indices of the events after the first, whose writes flush_run finishes.
 local run = nil
 
 local function flush_run()
-  if not run then return end
   local cid = run.cid
   if #run.ev > 0 then
     local evk = K_contact_ev(cid)
@@ -92,7 +93,6 @@ local function flush_run()
     redis.call('ZREMRANGEBYRANK', cv, 0, -(cap_views + 1))
     redis.call('EXPIRE', cv, ttl)
   end
-  run = nil
 end
 
 local function add_to_run(ev, raw, dk)
@@ -107,7 +107,6 @@ local function add_to_run(ev, raw, dk)
   elseif ev[CV] then
     run.categories[#run.categories + 1] = ev[CV]
   end
-  return 'a'
 end
 
 -- Store one event in full (the first of a run, or a cart or order event): its contact, result.
@@ -203,6 +202,28 @@ for i = 1, #events do -- string.find, not gmatch: a third of the cost (measured)
   from = newline and newline + 1
 end
 local results = {}
+
+-- A failed event is not acknowledged, so its eventId must not make the client's retry a
+-- duplicate: its dedup mark (if it was set) goes.
+local function fail(i, err)
+  results[i] = failed(err)
+  local ev = events[i]
+  if ev[DEDUP] then redis.call('DEL', K_dedup(ev[ID])) end
+end
+
+-- A run's deferred writes are those of its events after the first: if they fail, so do those
+-- events (the first was stored in full), and only those.
+local function end_run()
+  if not run then return end
+  local ok, err = pcall(flush_run)
+  if not ok then
+    for _, i in ipairs(run.added) do fail(i, err) end
+  end
+  run = nil
+end
+
+-- Each event is stored under pcall (lib_errors.lua), of a function made once: no closure per
+-- event.
 for i, ev in ipairs(events) do
   local dk = ev[DEDUP] and K_dedup(ev[ID])
   if dk and redis.call('EXISTS', dk) == 1 then
@@ -211,17 +232,27 @@ for i, ev in ipairs(events) do
     local ids = ev[IDS]
     local history_only = not (ev[CART] or ev[ORDER] or ev[IG])
     if history_only and run and same_ids(ids, run.ids) then
-      results[i] = add_to_run(ev, raws[i], dk)
+      local ok, err = pcall(add_to_run, ev, raws[i], dk)
+      if ok then
+        results[i] = 'a'
+        run.added[#run.added + 1] = i
+      else
+        fail(i, err)
+      end
     else
-      flush_run()
-      local cid, result = store_event(ev, raws[i], dk)
-      results[i] = result
-      if history_only then
-        run = {ids = ids, cid = cid, ev = {}, counts = {}, products = {}, views = {},
-               categories = {}}
+      end_run()
+      local ok, cid, result = pcall(store_event, ev, raws[i], dk)
+      if not ok then
+        fail(i, cid) -- pcall's error, in place of the contact id
+      else
+        results[i] = result
+        if history_only then
+          run = {ids = ids, cid = cid, ev = {}, counts = {}, products = {}, views = {},
+                 categories = {}, added = {}}
+        end
       end
     end
   end
 end
-flush_run()
+end_run()
 return results
