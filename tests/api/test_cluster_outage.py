@@ -80,9 +80,27 @@ async def test_an_unserved_slot_refuses_only_its_tenant(
     assert (await down.get("/healthz")).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "readyz",
+        "event",
+        pytest.param(
+            "order",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="gateway bug: Store.run re-reads the slot map on SlotNotCoveredError "
+                "only inside `except (RedisError, OSError)`, but SlotNotCoveredError is a "
+                "RedisClusterException, not a RedisError: orders (and the detector, webhooks) "
+                "never bring the slot back; only /readyz or an event does",
+            ),
+        ),
+    ],
+)
 async def test_a_slot_served_again_is_served_by_the_same_gateway(
-    make_api, cluster: LocalCluster, uncovered: dict[int, Node]
+    make_api, cluster: LocalCluster, uncovered: dict[int, Node], probe: str
 ):
+    """Whatever the tenant's client sends (here nothing but `probe`), it is served again."""
     down, _ = await make_api()
     owner = await take_away(cluster, uncovered, down)
     refused = await down.event(page("ann@example.com", eventId="during"))
@@ -91,15 +109,24 @@ async def test_a_slot_served_again_is_served_by_the_same_gateway(
     assert (await down.get("/readyz")).status_code == 503  # ... here, without the slot
 
     cluster.cover_slot(slot(down), owner)
+    tries = iter(range(1000))
 
     async def served_again() -> bool:
-        return (await down.get("/readyz")).status_code == 200
+        if probe == "readyz":
+            return (await down.get("/readyz")).status_code == 200
+        if probe == "event":
+            body = page("ann@example.com", eventId=f"probe-{next(tries)}")
+            return (await down.event(body)).status_code == 200
+        orders = {"orders": [order(f"o-{next(tries)}")]}
+        answer = await down.http.post("/v1/orders", json=orders, headers=down.server())
+        return answer.status_code == 200
 
-    await wait_for(served_again, 5, "/readyz to be 200 again")
+    await wait_for(served_again, 5, f"{probe} to be served again")
     after = await down.event(page("ann@example.com", eventId="after"))
     assert after.json() == {"status": "accepted", "eventId": "after"}
-    stored = (await down.get("/v1/events")).json()["events"]
-    assert [e["eventId"] for e in stored] == ["after", "before"]  # none of the 503s
+    stored = {e["eventId"] for e in (await down.get("/v1/events")).json()["events"]}
+    assert {"before", "after"} <= stored and "during" not in stored  # none of the 503s
+    assert (await down.get("/readyz")).status_code == 200
 
 
 @pytest.mark.xfail(
