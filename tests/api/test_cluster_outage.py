@@ -4,15 +4,17 @@ is served again the same gateway serves the tenant again, without a restart."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from redis.crc import key_slot
 
-from tests.support.cluster import LocalCluster
+from tests.support.cluster import LocalCluster, Node
 from tests.support.gateways import Api
 from tests.support.orders import order
-from tests.support.triggering import page
+from tests.support.triggering import TIMEOUT, Receiver, closed, page, product, send
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.parametrize("redis_url", ["cluster"], indirect=True)
@@ -25,25 +27,25 @@ def slot(api: Api) -> int:
 
 
 @pytest.fixture
-def uncovered(cluster: LocalCluster) -> Iterator[list[int]]:
-    """Slots to take away for the test (`uncovered.append(slot)`), served again at its end."""
-    slots: list[int] = []
+def uncovered(cluster: LocalCluster) -> Iterator[dict[int, Node]]:
+    """The slots the test took away (take_away), each served by its owner again at the end."""
+    slots: dict[int, Node] = {}
     yield slots
-    for taken in slots:
+    for taken, owner in slots.items():
         if taken in cluster.uncovered:
-            cluster.cover_slot(taken, cluster.current_primaries()[0])
+            cluster.cover_slot(taken, owner)
 
 
-async def take_away(cluster: LocalCluster, uncovered: list[int], api: Api) -> None:
-    """Serve no longer the slot of `api`'s tenant, once the gateway has served it."""
+async def take_away(cluster: LocalCluster, uncovered: dict[int, Node], api: Api) -> Node:
+    """Serve no longer the slot of `api`'s tenant, once the gateway has served it; its owner."""
     assert (await api.event(page("ann@example.com", eventId="before"))).status_code == 200
-    uncovered.append(slot(api))
-    cluster.uncover_slot(slot(api))
+    uncovered[slot(api)] = cluster.uncover_slot(slot(api))
+    return uncovered[slot(api)]
 
 
 @pytest.mark.both_transports
 async def test_an_unserved_slot_refuses_only_its_tenant(
-    make_api, cluster: LocalCluster, uncovered: list[int]
+    make_api, cluster: LocalCluster, uncovered: dict[int, Node]
 ):
     down, up = await make_api()
     assert slot(down) != slot(up)
@@ -78,24 +80,96 @@ async def test_an_unserved_slot_refuses_only_its_tenant(
     assert (await down.get("/healthz")).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "readyz",
+        "event",
+        pytest.param(
+            "order",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="gateway bug: Store.run re-reads the slot map on SlotNotCoveredError "
+                "only inside `except (RedisError, OSError)`, but SlotNotCoveredError is a "
+                "RedisClusterException, not a RedisError: orders (and the detector, webhooks) "
+                "never bring the slot back; only /readyz or an event does",
+            ),
+        ),
+    ],
+)
 async def test_a_slot_served_again_is_served_by_the_same_gateway(
-    make_api, cluster: LocalCluster, uncovered: list[int]
+    make_api, cluster: LocalCluster, uncovered: dict[int, Node], probe: str
 ):
+    """Whatever the tenant's client sends (here nothing but `probe`), it is served again."""
     down, _ = await make_api()
-    owner = cluster.primary_for_key(down.keys.events)
-    await take_away(cluster, uncovered, down)
+    owner = await take_away(cluster, uncovered, down)
     refused = await down.event(page("ann@example.com", eventId="during"))
     assert (refused.status_code, refused.headers["retry-after"]) == (503, "1")
     assert (await down.get("/v1/events")).status_code == 503  # CLUSTERDOWN: the map is reloaded
     assert (await down.get("/readyz")).status_code == 503  # ... here, without the slot
 
     cluster.cover_slot(slot(down), owner)
+    tries = iter(range(1000))
 
     async def served_again() -> bool:
-        return (await down.get("/readyz")).status_code == 200
+        if probe == "readyz":
+            return (await down.get("/readyz")).status_code == 200
+        if probe == "event":
+            body = page("ann@example.com", eventId=f"probe-{next(tries)}")
+            return (await down.event(body)).status_code == 200
+        orders = {"orders": [order(f"o-{next(tries)}")]}
+        answer = await down.http.post("/v1/orders", json=orders, headers=down.server())
+        return answer.status_code == 200
 
-    await wait_for(served_again, 5, "/readyz to be 200 again")
+    await wait_for(served_again, 5, f"{probe} to be served again")
     after = await down.event(page("ann@example.com", eventId="after"))
     assert after.json() == {"status": "accepted", "eventId": "after"}
-    stored = (await down.get("/v1/events")).json()["events"]
-    assert [e["eventId"] for e in stored] == ["after", "before"]  # none of the 503s
+    stored = {e["eventId"] for e in (await down.get("/v1/events")).json()["events"]}
+    assert {"before", "after"} <= stored and "during" not in stored  # none of the 503s
+    assert (await down.get("/readyz")).status_code == 200
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gateway bug: the detector's pass (background/detector.py run) goes through the "
+    "tenants in one try block, so the first tenant whose call fails (here SlotNotCoveredError, "
+    "which Store.run does not even turn into StoreUnavailable: it is a RedisClusterException, "
+    "not a RedisError) ends the pass: no visit of a tenant listed after it ever closes",
+)
+async def test_an_unserved_slot_stops_no_other_tenants_triggers(
+    make_api, cluster: LocalCluster, uncovered: dict[int, Node]
+):
+    down, up = await make_api(visit_timeout_seconds=TIMEOUT)  # the detector sees down first
+    await take_away(cluster, uncovered, down)
+    await send(up, product("bob@example.com", "P1"))
+    (trigger,) = await closed(up, 1)
+    assert trigger["type"] == "abandonedBrowse"
+    assert trigger["contact"]["email"] == "bob@example.com"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gateway bug: the webhook loop (background/webhooks.py run) polls the hooks in one "
+    "try block, so the first hook whose tenant's slot fails ends every pass: the hooks of "
+    "tenants listed after it are never delivered",
+)
+async def test_an_unserved_slot_holds_back_no_other_tenants_webhooks(
+    make_api, cluster: LocalCluster, uncovered: dict[int, Node], receiver: Receiver
+):
+    hook = {"url": receiver.url, "secret": "whsec_cluster_outage"}
+    down, up = await make_api(webhooks=[hook])  # the webhook loop polls down's hook first
+    await take_away(cluster, uncovered, down)
+    await asyncio.sleep(0.5)  # the pass under way when the slot went is over
+    # An orderINITIALIZED trigger, emitted on the spot; retried as a client does on a 503 (the
+    # client closes every connection when a node answers CLUSTERDOWN, the up tenant's too).
+    for _ in range(10):
+        answer = await up.http.post(
+            "/v1/orders", json={"orders": [order("o-1")]}, headers=up.server()
+        )
+        if answer.status_code != 503:
+            break
+        await asyncio.sleep(0.2)
+    assert answer.json() == {"failedOrders": []}
+    await wait_for(lambda: len(receiver.requests) >= 1, 10, "the webhook of the served tenant")
+    _, body, _ = receiver.requests[0]
+    assert orjson.loads(body)["type"] == "orderINITIALIZED"

@@ -43,10 +43,11 @@ STEADY = 1.5  # seconds of load before the kill and after the failed-over tenant
 RECOVERY = 10.0  # from the killed node's return to the tenant's first 200
 VISIT_TIMEOUT = 3.0  # the trigger tenant's visits close after the failover has begun
 VISITORS = 20
-# Measured: 93-99% of the other tenants' requests are 200 during the failover. The rest are 503s
-# of events that shared an ingest batch with the failed node's tenant: the cluster pipeline fails
-# as a whole when one node refuses the connection (test_a_dead_primary_fails_only_its_tenants).
-BYSTANDERS_OK = 0.8
+# The other tenants' requests answered 200 during the failover: all of them in every run measured
+# since the batcher sends a pipeline per node (93-99% before, when one node refusing connections
+# failed the whole cluster pipeline). A little room for a reply cut by the client's own re-read
+# of the slot map.
+BYSTANDERS_OK = 0.98
 
 
 @dataclass
@@ -118,10 +119,11 @@ async def poll_ready(base: str, stop: asyncio.Event, seen: list[tuple[float, int
 
 
 def tenant_on(cluster: LocalCluster, primary: Node, name: str) -> str:
-    while True:
+    for _ in range(1000):
         tenant = unique(name)
         if cluster.primary_for_key(TenantKeys.for_tenant(tenant).prefix) is primary:
             return tenant
+    raise AssertionError(f"no tenant id on {primary}")
 
 
 def write_config(path: Path, tenants: list[str], trigger_tenant: str) -> Path:

@@ -163,10 +163,13 @@ async def gateway_apis(settings: Settings) -> AsyncIterator[list[Api]]:
 def tenants_on_every_primary(cluster: LocalCluster) -> list[str]:
     """Fresh tenant ids, one on each primary of the cluster (by the slot of their prefix)."""
     found: dict[int, str] = {}
-    while len(found) < len(cluster.current_primaries()):
+    primaries = len(cluster.current_primaries())
+    for _ in range(1000):
         tenant = unique("spread")
         found.setdefault(cluster.primary_for_key(TenantKeys.for_tenant(tenant).prefix).port, tenant)
-    return list(found.values())
+        if len(found) == primaries:
+            return list(found.values())
+    raise AssertionError(f"no tenant for each of {primaries} primaries: {found}")
 
 
 @pytest.mark.parametrize("redis_url", ["cluster"], indirect=True)

@@ -259,7 +259,9 @@ class LocalCluster:
         return self.primary_for_slot(self.keyslot(key))
 
     def current_primaries(self) -> list[Node]:
-        return [self.node(p) for p, _ in self.slot_map(self._any()).values()]
+        """Each primary serving slots, once (one may serve several ranges of slots)."""
+        ports = dict.fromkeys(p for p, _ in self.slot_map(self._any()).values())
+        return [self.node(p) for p in ports]
 
     def replicas_of(self, primary: Node) -> list[Node]:
         view = self.slot_map(self._any())
