@@ -39,22 +39,26 @@ class Detector:
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self.interval
         while not stop.is_set():
-            try:
-                more = False
-                for tenant, keys in self.tenants:
+            more = failed = False
+            # Each tenant on its own: on a cluster, a tenant whose slot is down must not hold
+            # back the visits of the tenants after it.
+            for tenant, keys in self.tenants:
+                try:
                     more = await self.detect(tenant, keys) or more
-                backoff = self.interval
-                if not more:
-                    await pause(stop, self.interval)
-            except StoreUnavailable as exc:
-                log.warning("detector: redis unavailable, retrying", extra={"error": str(exc)})
-                await pause(stop, backoff)
-                backoff = min(MAX_BACKOFF, backoff * 2)
-            except Exception:
-                # A script error must not end detection for good; it is logged and retried.
-                log.exception("detector pass failed")
-                await pause(stop, backoff)
-                backoff = min(MAX_BACKOFF, backoff * 2)
+                except StoreUnavailable as exc:
+                    failed = True
+                    log.warning(
+                        "detector: redis unavailable, retrying",
+                        extra={"tenant": tenant, "error": str(exc)},
+                    )
+                except Exception:
+                    # A script error must not end detection for good; logged and retried.
+                    failed = True
+                    log.exception("detector pass failed", extra={"tenant": tenant})
+            if more:
+                continue  # more visits are due now: no pause, even if a tenant failed
+            await pause(stop, backoff if failed else self.interval)
+            backoff = min(MAX_BACKOFF, backoff * 2) if failed else self.interval
 
     async def detect(self, tenant: str, keys: TenantKeys) -> bool:
         """One pass for a tenant; True when it hit the batch size (more may be due)."""

@@ -81,14 +81,17 @@ class Deliverer:
             for t in gateway.settings.tenants
             for w in t.webhooks
         ]
-        self.ready = False
+        self.ready: set[str] = set()  # hooks whose consumer group exists
         self.sending: set[asyncio.Task[None]] = set()
 
     async def prepare(self) -> None:
         """Create each webhook's consumer group; new groups start at the stream's end."""
         for hook in self.hooks:
-            await self.gateway.store.create_trigger_group(hook.keys, hook.group)
-        self.ready = True
+            await self.prepare_hook(hook)
+
+    async def prepare_hook(self, hook: Hook) -> None:
+        await self.gateway.store.create_trigger_group(hook.keys, hook.group)
+        self.ready.add(hook.id)
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self.hooks:
@@ -97,19 +100,24 @@ class Deliverer:
         async with httpx.AsyncClient(follow_redirects=False) as client:
             try:
                 while not stop.is_set():
-                    try:
-                        if not self.ready:
-                            await self.prepare()
-                        for hook in self.hooks:
+                    failed = False
+                    # Each hook on its own: on a cluster, a tenant whose slot is down must not
+                    # hold back the deliveries of the hooks after it.
+                    for hook in self.hooks:
+                        try:
+                            if hook.id not in self.ready:
+                                await self.prepare_hook(hook)
                             await self.poll(client, hook)
-                        backoff = POLL_SECONDS
-                        await pause(stop, POLL_SECONDS)
-                    except Exception as exc:
-                        if "NOGROUP" in str(exc):
-                            self.ready = False  # Redis lost its data: groups are recreated
-                        log.warning("webhooks: pass failed", extra={"error": str(exc)})
-                        await pause(stop, backoff)
-                        backoff = min(MAX_BACKOFF, backoff * 2)
+                        except Exception as exc:
+                            failed = True
+                            if "NOGROUP" in str(exc):
+                                self.ready.discard(hook.id)  # Redis lost its data: made again
+                            log.warning(
+                                "webhooks: pass failed",
+                                extra={"webhook": hook.id, "error": str(exc)},
+                            )
+                    await pause(stop, backoff if failed else POLL_SECONDS)
+                    backoff = min(MAX_BACKOFF, backoff * 2) if failed else POLL_SECONDS
             finally:
                 # POSTs under way get a moment to finish and be recorded; the rest are left to
                 # their lease, which brings them back (here or in another process).
