@@ -80,14 +80,7 @@ async def test_an_unserved_slot_refuses_only_its_tenant(
     assert (await down.get("/healthz")).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "probe",
-    [
-        "readyz",
-        "event",
-        "order",
-    ],
-)
+@pytest.mark.parametrize("probe", ["readyz", "event", "order"])
 async def test_a_slot_served_again_is_served_by_the_same_gateway(
     make_api, cluster: LocalCluster, uncovered: dict[int, Node], probe: str
 ):
