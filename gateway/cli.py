@@ -140,20 +140,24 @@ def announce_keys(settings: Settings) -> None:
     )
 
 
+def checked_settings(config: str | None) -> Settings | None:
+    """The settings, REDIS_URL checked too; None once the problem is printed (exit status 2)."""
+    try:
+        settings = load_settings(config)
+        if settings.redis_url is not None:
+            parse_cluster(settings.redis_url)
+    except (ConfigError, BadRedisUrl) as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return None
+    return settings
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+    settings = checked_settings(args.config)
+    if settings is None:
         return 2
-    if settings.redis_url is not None:
-        try:
-            parse_cluster(settings.redis_url)
-        except BadRedisUrl as exc:
-            print(f"gateway: configuration error: {exc}", file=sys.stderr)
-            return 2
     if args.config:
         os.environ["GATEWAY_CONFIG"] = str(settings.config_path)
     log.info(
@@ -190,10 +194,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def migrate(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+    settings = checked_settings(args.config)
+    if settings is None:
         return 2
     embedded = None
     url = settings.redis_url

@@ -274,13 +274,16 @@ def test_the_console_script_with_no_options_serves_and_keeps_its_data(tmp_path: 
         ("redis://:s3cret@h:99999", "the port is not a number"),
     ],
 )
-def test_a_malformed_redis_url_stops_start_up_without_showing_its_password(tmp_path, url, problem):
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+def test_a_malformed_redis_url_stops_start_up_without_showing_its_password(
+    tmp_path, url, problem, command
+):
     config = tmp_path / "gateway.toml"
     config.write_text('[[tenants]]\nid = "t"\nserver_keys = ["sk_t_0123456789"]\n')
     env = {"REDIS_URL": url, "GATEWAY_CONFIG": str(config), "GATEWAY_DATA_DIR": str(tmp_path)}
     port = free_port()
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+        [sys.executable, "-m", "gateway", command, *(["--port", str(port)] * (command == "serve"))],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
