@@ -196,20 +196,18 @@ class IngestBatcher:
         a slot no node serves, fails its own commands only: other tenants' go on."""
         results: list[Any] = [None] * len(commands)
         by_node: dict[str, tuple[ClusterNode, list[int]]] = {}
-        unserved = False
+        failed = False
         for index, command in enumerate(commands):
             try:
                 node = client.get_node_from_key(command[3])
             except UNAVAILABLE_ERRORS as error:
                 results[index] = error
-                unserved = True
+                failed = True
                 continue
             if node is None:  # the slot map is being rebuilt
                 results[index] = StoreUnavailable("no node serves the tenant's slot yet")
             else:
                 by_node.setdefault(node.name, (node, []))[1].append(index)
-        if unserved:
-            await self.store.reread_slots()
         groups = list(by_node.values())
         replies = await asyncio.gather(
             *(
@@ -219,8 +217,11 @@ class IngestBatcher:
             return_exceptions=True,
         )
         for (_, indices), reply in zip(groups, replies, strict=True):
+            failed = failed or isinstance(reply, BaseException)
             for place, index in enumerate(indices):
                 results[index] = reply if isinstance(reply, BaseException) else reply[place]
+        if failed:
+            await self.store.reread_slots()
         return results
 
     async def _node_round_trip(

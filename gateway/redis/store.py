@@ -113,8 +113,7 @@ class Store(Reads):
                 return await self._call("EVAL", script.text, key, args)
         except (redis_errors.RedisError, redis_errors.RedisClusterException, OSError) as exc:
             if is_unavailable(exc):
-                if isinstance(exc, redis_errors.SlotNotCoveredError):
-                    await self.reread_slots()
+                await self.reread_slots()
                 raise StoreUnavailable(str(exc)) from exc
             raise
 
@@ -161,17 +160,17 @@ class Store(Reads):
         try:
             for keys in tenants:
                 await self.redis.exists(keys.prefix)
-        except UNAVAILABLE_ERRORS as exc:
-            if isinstance(exc, redis_errors.SlotNotCoveredError):
-                await self.reread_slots()
+        except UNAVAILABLE_ERRORS:
+            await self.reread_slots()
             return False
         return True
 
     async def reread_slots(self, at_most_every: float = 1.0) -> None:
-        """Read the cluster's slot map again. redis-py re-reads it after a connection error, but
-        a slot it found unserved stays missing from its map, so every later call for it fails
-        before anything is sent: without this, a tenant whose slot is served again would stay
-        503 until a restart. The detector's calls for every tenant come here within a second."""
+        """Read the cluster's slot map again after a call failed for want of its node. redis-py
+        re-reads it itself only in some cases and versions (not after a failed pipeline in all
+        of them, nor ever for a slot it found unserved, which stays missing from its map):
+        without this, a tenant whose slot moved or came back could stay 503 until a restart.
+        Every call may come here; the map is read at most once a second."""
         client = self.redis
         now = time.monotonic()
         if not isinstance(client, RedisCluster) or now - self._slots_read_at < at_most_every:
