@@ -71,11 +71,10 @@ class NotReplicated(StoreUnavailable):
 class Store(Reads):
     def __init__(self, client: Client, replicas_to_ack: int = 0, ack_timeout_ms: int = 200) -> None:
         self.redis = client
-        self.cluster = isinstance(client, RedisCluster)
-        # Multi-key reads of one contact or order run in MULTI, but redis-py's cluster client
-        # (before 6.2) has no transactions: there the keys, all in the tenant's slot, are read
-        # in one pipeline on one connection.
-        self.transactions = not self.cluster
+        # Multi-key reads of one contact or order run in MULTI, but redis-py's async cluster
+        # client does not take transactions in every version admitted (6.0 refuses them): there
+        # the keys, all in the tenant's slot, are read in one pipeline on one connection.
+        self.transactions = not isinstance(client, RedisCluster)
         self.replicas_to_ack = replicas_to_ack
         self.ack_timeout_ms = ack_timeout_ms
         # Sent behind the writes on the connection that made them (on a cluster, the connection
@@ -155,7 +154,7 @@ class Store(Reads):
     async def serves(self, tenants: Sequence[TenantKeys]) -> bool:
         """Whether Redis answers for every tenant: on a cluster, a keyed read per tenant, which
         reaches the node serving its slot (and follows a failover's new map)."""
-        if not self.cluster:
+        if not isinstance(self.redis, RedisCluster):
             return await self.ping()
         try:
             for keys in tenants:

@@ -6,7 +6,6 @@ protocol's short way is what answers the ingest paths."""
 from __future__ import annotations
 
 import base64
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import httpx
 import pytest
 from esputnik.esputnik import ESputnikAPIAdaptor
 
-from tests.support.gateways import free_port, start_gateway, unique
+from tests.support.gateways import free_port, start_gateway, stop_gateway, unique, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -45,19 +44,14 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("esputnik")
     tenant = unique("esp")
-    config = folder / "gateway.toml"
-    config.write_text(
-        f'[[tenants]]\nid = "{tenant}"\nserver_keys = ["sk_{tenant}"]\n'
-        f'site_keys = ["pk_{tenant}"]\nallowed_origins = ["{SITE_ORIGIN}"]\n'
-    )
+    config = write_config(folder / "gateway.toml", [tenant])  # allows SITE_ORIGIN
     port = free_port()
     log = folder / "gateway.log"
     process = start_gateway(port, {"REDIS_URL": redis_url}, "--config", str(config), log=log)
     try:
         yield Served(port, tenant)
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
+        assert stop_gateway(process) == 0
         assert "Traceback" not in Path(log).read_text()
 
 

@@ -31,6 +31,7 @@ from tests.support.gateways import (
     start_gateway,
     tenant_config,
     unique,
+    write_config,
 )
 
 pytestmark = pytest.mark.slow
@@ -58,14 +59,6 @@ def run_migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
-
-
-def write_config(path: Path, tenant: str) -> Path:
-    config = tenant_config(tenant)
-    path.write_text(
-        f'[[tenants]]\nid = "{tenant}"\nserver_keys = {config["server_keys"]!r}\n'.replace("'", '"')
-    )
-    return path
 
 
 async def fill(api: Any) -> None:
@@ -130,7 +123,7 @@ def test_serve_refuses_the_earlier_layout_and_names_the_command(
     tenant = unique("legacy")
     stored = {"eventId": "e1", "eventTypeKey": "pageViewed", "params": {}}
     sync_redis.xadd(TenantKeys.legacy(tenant).events, {"c": "c1", "e": json.dumps(stored)})
-    config = write_config(tmp_path / "gateway.toml", tenant)
+    config = write_config(tmp_path / "gateway.toml", [tenant])
     port = free_port()
     log = tmp_path / "gateway.log"
     with pytest.raises(RuntimeError, match="exited"):
