@@ -27,7 +27,7 @@ from typing import Literal
 KEY_ROOT = "gw:"
 PREFIX = KEY_ROOT + "{{{tenant}}}"  # str.format: `{{` is a literal brace
 LEGACY_PREFIX = KEY_ROOT + "{tenant}"
-# A key of the earlier layout, `gw:<tenant>:...` (tenant ids: settings.TENANT_ID).
+# A key of the earlier layout, `gw:<tenant>:...` (tenant ids: settings.tenants.TENANT_ID).
 LEGACY_KEY = re.compile(r"gw:([A-Za-z0-9_-]{1,64}):(.+)", re.DOTALL)
 TRIGGERS_MAXLEN = 1_000_000  # XADD MAXLEN ~ of a tenant's trigger stream
 MAX_DEAD = 10_000  # dead letters kept per tenant, newest first

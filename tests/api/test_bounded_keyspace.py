@@ -12,7 +12,7 @@ import re
 
 import orjson
 
-from gateway.settings import VISIT_TRIGGERS
+from gateway.redis.constants import VISIT_TRIGGERS
 from tests.support.events import good
 from tests.support.faults import page_view
 from tests.support.gateways import free_port

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
-from gateway.settings import VISIT_TRIGGERS
+from gateway.redis.constants import VISIT_TRIGGERS
 from tests.support.gateways import Api, build_settings, free_port, tenant_config, unique
 from tests.support.triggering import TIMEOUT, cart, category, closed, page, product, send, triggers
 
