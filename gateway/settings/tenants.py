@@ -1,5 +1,5 @@
-"""`[[tenants]]`: a shop's keys, origins, visit and cart windows, rate limit and webhooks, and the
-generated `default` tenant of a gateway started without a config file."""
+"""`[[tenants]]`: a shop's keys, origins, visit and cart windows, rate limit, webhooks and trigger
+policies, and the generated `default` tenant of a gateway started without a config file."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from gateway.settings.checks import ConfigError, keys, number, strings, unknown
+from gateway.settings.triggers import TriggerPolicy, parse_policy
 from gateway.settings.webhooks import Webhook, parse_webhook
 
 TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -28,6 +29,7 @@ class Tenant:
     cart_purchase_window_seconds: float = 86400.0
     rate_limit_per_second: float = 0.0
     webhooks: tuple[Webhook, ...] = ()
+    triggers: TriggerPolicy = TriggerPolicy()
 
     def origin_allowed(self, origin: str) -> bool:
         return "*" in self.allowed_origins or origin in self.allowed_origins
@@ -42,6 +44,7 @@ TENANT_KEYS = {
     "cart_purchase_window_seconds",
     "rate_limit_per_second",
     "webhooks",
+    "triggers",
 }
 
 
@@ -89,6 +92,7 @@ def parse_tenant(where: str, raw: Any) -> Tenant:
             f"{where}.rate_limit_per_second", raw.get("rate_limit_per_second", 0.0), float, 0
         ),
         webhooks=tuple(parse_webhook(f"{where}.webhooks[{i}]", h) for i, h in enumerate(hooks)),
+        triggers=parse_policy(f"{where}.triggers", raw.get("triggers", {})),
     )
 
 

@@ -237,3 +237,41 @@ def test_webhook_retry_settings_are_validated(tmp_path):
     raw["tenants"][0]["webhooks"] = [{**WEBHOOK, "url": "https://x", "retry_budget_seconds": 60}]
     (webhook,) = parse_config(raw, tmp_path, None).tenants[0].webhooks
     assert webhook.retry_budget_seconds == 60.0 and webhook.timeout_seconds == 10.0
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ({"delay_seconds": -1}, "tenants[0].triggers.delay_seconds: must be at least 0"),
+        ({"cooldown_seconds": "1h"}, "tenants[0].triggers.cooldown_seconds: expected a number"),
+        ({"watch_days": 1.5}, "tenants[0].triggers.watch_days: expected a whole number"),
+        (
+            {"price_drop_min_percent": 150},
+            "tenants[0].triggers.price_drop_min_percent: must be at most 100",
+        ),
+        ({"price_drop_min_percent": 0}, "tenants[0].triggers.price_drop_min_percent: must be at"),
+        ({"delay": 60}, "tenants[0].triggers.delay: unknown config key"),
+    ],
+)
+def test_trigger_policies_are_validated(policy, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config({"tenants": [{**TENANT, "triggers": policy}]}, Path("/tmp"), None)
+    assert message in str(error.value)
+
+
+def test_trigger_policies_are_read_with_their_defaults(tmp_path):
+    path = tmp_path / "gateway.toml"
+    path.write_text("""
+[[tenants]]
+id = "shop-a"
+server_keys = ["sk_live_a1"]
+
+[tenants.triggers]
+delay_seconds = 3600
+cooldown_seconds = 604800
+""")
+    (tenant,) = load_settings(str(path), env={"GATEWAY_DATA_DIR": str(tmp_path)}).tenants
+    policy = tenant.triggers
+    assert (policy.delay_seconds, policy.cooldown_seconds) == (3600, 604800)
+    assert (policy.suppress_after_order_seconds, policy.attribution_window_seconds) == (0, 432000)
+    assert (policy.watch_days, policy.price_drop_min_percent) == (30, 10)
