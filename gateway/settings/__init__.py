@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.settings.checks import ConfigError, number, unknown
+from gateway.settings.destinations import Destination
 from gateway.settings.tenants import Tenant, default_tenant, parse_tenant
 from gateway.settings.webhooks import Webhook
 
 __all__ = [
+    "Destination",
     "REQUEST_TIMEOUT_SECONDS",
     "ConfigError",
     "Settings",

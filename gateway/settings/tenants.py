@@ -1,5 +1,6 @@
-"""`[[tenants]]`: a shop's keys, origins, visit and cart windows, rate limit, webhooks and trigger
-policies, and the generated `default` tenant of a gateway started without a config file."""
+"""`[[tenants]]`: a shop's keys, origins, visit and cart windows, rate limit, webhooks, trigger
+policies and destinations, and the generated `default` tenant of a gateway started without a config
+file."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import orjson
 
 from gateway.settings.checks import ConfigError, keys, number, strings, unknown
+from gateway.settings.destinations import Destination, parse_destination
 from gateway.settings.triggers import TriggerPolicy, parse_policy
 from gateway.settings.webhooks import Webhook, parse_webhook
 
@@ -30,6 +32,7 @@ class Tenant:
     rate_limit_per_second: float = 0.0
     webhooks: tuple[Webhook, ...] = ()
     triggers: TriggerPolicy = TriggerPolicy()
+    destinations: tuple[Destination, ...] = ()
 
     def origin_allowed(self, origin: str) -> bool:
         return "*" in self.allowed_origins or origin in self.allowed_origins
@@ -45,6 +48,7 @@ TENANT_KEYS = {
     "rate_limit_per_second",
     "webhooks",
     "triggers",
+    "destinations",
 }
 
 
@@ -74,6 +78,9 @@ def parse_tenant(where: str, raw: Any) -> Tenant:
     hooks = raw.get("webhooks", [])
     if not isinstance(hooks, list):
         raise ConfigError(f"{where}.webhooks: expected an array of tables")
+    destinations = raw.get("destinations", [])
+    if not isinstance(destinations, list):
+        raise ConfigError(f"{where}.destinations: expected an array of tables")
     return Tenant(
         id=tenant_id,
         server_keys=server_keys,
@@ -93,7 +100,17 @@ def parse_tenant(where: str, raw: Any) -> Tenant:
         ),
         webhooks=tuple(parse_webhook(f"{where}.webhooks[{i}]", h) for i, h in enumerate(hooks)),
         triggers=parse_policy(f"{where}.triggers", raw.get("triggers", {})),
+        destinations=_destinations(f"{where}.destinations", destinations),
     )
+
+
+def _destinations(where: str, listed: list[Any]) -> tuple[Destination, ...]:
+    parsed = tuple(parse_destination(f"{where}[{i}]", d) for i, d in enumerate(listed))
+    ids = [d.id for d in parsed]
+    for i, found in enumerate(ids):
+        if found in ids[:i]:  # one queue per destination: two would share it
+            raise ConfigError(f"{where}[{i}].url: the same destination is configured twice")
+    return parsed
 
 
 def default_tenant(data_dir: Path) -> Tenant:

@@ -275,3 +275,61 @@ cooldown_seconds = 604800
     assert (policy.delay_seconds, policy.cooldown_seconds) == (3600, 604800)
     assert (policy.suppress_after_order_seconds, policy.attribution_window_seconds) == (0, 432000)
     assert (policy.watch_days, policy.price_drop_min_percent) == (30, 10)
+
+
+DESTINATION = {"kind": "esputnik", "url": "https://esputnik.com/api", "api_key": "k-secret-1"}
+
+
+def _with_destination(**changes):
+    entry = {**DESTINATION, **changes}
+    for name in [name for name, value in changes.items() if value is None]:
+        del entry[name]
+    return {"tenants": [{**TENANT, "destinations": [entry]}]}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (_with_destination(kind="segment"), "tenants[0].destinations[0].kind: expected one of"),
+        (_with_destination(kind=None), "tenants[0].destinations[0].kind"),
+        (_with_destination(url="ftp://esputnik.com"), "tenants[0].destinations[0].url"),
+        (_with_destination(url="https://"), "tenants[0].destinations[0].url: expected an http(s)"),
+        (_with_destination(url="esputnik.com/api"), "tenants[0].destinations[0].url"),
+        (_with_destination(api_key=""), "tenants[0].destinations[0].api_key: expected a non-empty"),
+        (_with_destination(api_key=None), "tenants[0].destinations[0].api_key"),
+        (_with_destination(api_key=" "), "tenants[0].destinations[0].api_key"),
+        (
+            _with_destination(types=["productviewed"]),
+            "tenants[0].destinations[0].types: unknown event type 'productviewed'",
+        ),
+        (_with_destination(types=[]), "tenants[0].destinations[0].types: empty list"),
+        (_with_destination(timeout_seconds=0), "tenants[0].destinations[0].timeout_seconds"),
+        (
+            _with_destination(max_attempt_seconds="1h"),
+            "tenants[0].destinations[0].max_attempt_seconds: expected a number",
+        ),
+        (_with_destination(apikey="x"), "tenants[0].destinations[0].apikey: unknown config key"),
+        (
+            {"tenants": [{**TENANT, "destinations": [DESTINATION, DESTINATION]}]},
+            "tenants[0].destinations[1].url: the same destination is configured twice",
+        ),
+        ({"tenants": [{**TENANT, "destinations": DESTINATION}]}, "tenants[0].destinations:"),
+    ],
+)
+def test_destination_errors_name_the_key(raw, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw, Path("/tmp"), None)
+    assert message in str(error.value)
+    assert "k-secret-1" not in str(error.value)
+
+
+def test_destination_is_read_and_its_key_never_shown():
+    raw = _with_destination(url="https://esputnik.com/api/", types=["productViewed"])
+    (tenant,) = parse_config(raw, Path("/tmp"), None).tenants
+    (destination,) = tenant.destinations
+    assert destination.url == "https://esputnik.com/api"
+    assert destination.types == frozenset({"productViewed"})
+    assert destination.api_key == "k-secret-1"
+    assert (destination.timeout_seconds, destination.max_attempt_seconds) == (10.0, 3600.0)
+    assert "k-secret-1" not in repr(destination) and "***" in repr(destination)
+    assert "k-secret-1" not in repr(tenant)
