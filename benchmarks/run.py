@@ -495,7 +495,7 @@ def store_visits(bench: Bench) -> tuple[int, int]:
     first = now_ms()
     for start in range(0, VISITS, 500):
         now = now_ms()
-        chunk = [(p.envelope, p.raw) for p in prepared[start : start + 500]]
+        chunk = [(p.envelope, p.raw, p.forward) for p in prepared[start : start + 500]]
         bench.redis.evalsha(script.sha, 0, *gateway.limits(tenant).args(now, ingest_items(chunk)))
     return first + VISIT_TIMEOUT * 1000, now + VISIT_TIMEOUT * 1000
 

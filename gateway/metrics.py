@@ -171,6 +171,40 @@ class Metrics:
             self.webhook_failures,
             self.webhook_dead,
         ]
+        # destinations (gateway/background/destinations.py), labels tenant and destination id
+        forwarding = ("tenant", "destination")
+        self.destination_forwarded = Counter(
+            "gateway_destination_forwarded_total",
+            "Events and orders a destination answered 2xx.",
+            forwarding,
+        )
+        self.destination_failed = Counter(
+            "gateway_destination_failed_total",
+            "Events and orders whose forwarding attempt failed (retried or dead).",
+            forwarding,
+        )
+        self.destination_dead = Counter(
+            "gateway_destination_dead_total",
+            "Events and orders moved to the destinations' dead letters.",
+            forwarding,
+        )
+        self.destination_queue = Gauge(
+            "gateway_destination_queue_length",
+            "Events and orders queued for a destination, not yet forwarded or dead.",
+            forwarding,
+        )
+        self.destination_oldest = Gauge(
+            "gateway_destination_oldest_seconds",
+            "Age of the oldest event or order not yet forwarded (0: none).",
+            forwarding,
+        )
+        self.families += [
+            self.destination_forwarded,
+            self.destination_failed,
+            self.destination_dead,
+            self.destination_queue,
+            self.destination_oldest,
+        ]
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         ProcessCollector(registry=self.registry)

@@ -41,6 +41,9 @@ class GatewayState:
                 contact_events=settings.contact_events,
                 cart_ttl=settings.cart_ttl_seconds,
                 purchase_window_ms=int(t.cart_purchase_window_seconds * 1000),
+                destinations=";".join(
+                    f"{d.id}={','.join(sorted(d.types or ()))}" for d in t.destinations
+                ),
             )
             for t in settings.tenants
         }

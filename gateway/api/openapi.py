@@ -57,6 +57,7 @@ ERRORS: dict[int, tuple[str, str, dict[str, Any]]] = {
         {"Allow": _header("the methods of the path, e.g. `GET, HEAD`")},
     ),
     408: ("RequestTimeout", "The request was not received in time", {}),
+    409: ("Conflict", "The request does not fit the configuration now", {}),
     413: (
         "PayloadTooLarge",
         "Body over max_body_bytes (also after gunzip) or batch over max_batch",
@@ -398,6 +399,32 @@ def build() -> dict[str, Any]:
                     [_limit(FEED_LIMIT)],
                     _obj("dead", dead={"type": "array", "items": {"type": "object"}}),
                 )
+            },
+            "/v1/destinations/dead": {
+                "get": _read(
+                    "Events and orders a destination refused or that used up their retries",
+                    [_query("before"), _limit(FEED_LIMIT)],
+                    _obj(
+                        "dead",
+                        "next",
+                        dead={"type": "array", "items": {"type": "object"}},
+                        next={"type": "string", "nullable": True},
+                    ),
+                )
+            },
+            "/v1/destinations/dead/{id}/retry": {
+                "post": {
+                    "summary": "Queue a dead letter for its destination again",
+                    "security": [{"basic": []}, {"bearer": []}],
+                    "parameters": [_path_param("id")],
+                    "responses": {
+                        "202": {
+                            "description": "Queued",
+                            "content": {JSON: {"schema": _obj("id", "status")}},
+                        },
+                        **_errors(401, 403, 404, 409, 429, 503),
+                    },
+                }
             },
             "/js/tracker.js": {
                 "get": {

@@ -33,17 +33,16 @@ async def post_orders(request: Request) -> Response:
     batch = document.get("orders") if isinstance(document, dict) else None
     if not isinstance(batch, list):
         raise invalid("orders", 'The body must be {"orders": [...]}.')
-    limit = gateway.settings.max_batch
+    tenant, limit = principal.tenant, gateway.settings.max_batch
     if len(batch) > limit:
         raise ApiError(413, "batch_too_large", f"At most {limit} orders per request.", "orders")
-    tenant = principal.tenant
     now = now_ms()
     received = iso(now)
     failed: list[dict[str, Any]] = []
     calls: list[bytes] = []
     placed: list[int] = []  # the index of each call's order
     for index, raw in enumerate(batch):
-        errors, call = _prepare(raw, received)
+        errors, call = _prepare(raw, received, bool(tenant.destinations))
         if call is None:
             given = raw.get("externalOrderId") if isinstance(raw, dict) else None
             failed.append({"index": index, "externalOrderId": given, "errors": errors})
@@ -68,8 +67,9 @@ async def post_orders(request: Request) -> Response:
     return json_response({"failedOrders": failed})
 
 
-def _prepare(raw: Any, received: str) -> tuple[list[str], bytes | None]:
-    """(every reason the order fails, or the script's JSON for it)."""
+def _prepare(raw: Any, received: str, forward: bool) -> tuple[list[str], bytes | None]:
+    """(every reason the order fails, or the script's JSON for it); `forward`: the tenant's
+    destinations are sent the order as received (docs/destinations.md)."""
     if not isinstance(raw, dict):
         return ["The order must be a JSON object."], None
     checked = orders.check(raw)
@@ -84,6 +84,8 @@ def _prepare(raw: Any, received: str) -> tuple[list[str], bytes | None]:
         "nc": secrets.token_hex(8),
         "order": orders.envelope(checked, "put", "orders", received),
     }
+    if forward:
+        call["fwd"] = orjson.dumps(raw).decode()
     return [], orjson.dumps(call)
 
 

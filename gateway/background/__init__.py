@@ -1,5 +1,5 @@
 """The tasks every gateway process runs beside its requests: the visit detector, which emits
-triggers, and the webhook deliverer, which sends them."""
+triggers, the webhook deliverer, which sends them, and the destinations' forwarder."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from gateway.background.destinations import destination_deliverer
 from gateway.background.detector import Detector
-from gateway.background.webhooks import Deliverer
+from gateway.background.webhooks import webhook_deliverer
 from gateway.redis.store import StoreUnavailable
 from gateway.state import GatewayState
 
@@ -23,15 +24,17 @@ class Background:
 
 
 async def start_background(state: GatewayState) -> Background:
-    deliverer = Deliverer(state)
+    deliverer, forwarder = webhook_deliverer(state), destination_deliverer(state)
     with contextlib.suppress(StoreUnavailable):
         await deliverer.prepare()  # before any trigger can exist; else retried by run()
+        await forwarder.prepare()
     stop = asyncio.Event()
     return Background(
         stop,
         [
             asyncio.create_task(Detector(state).run(stop), name="detector"),
             asyncio.create_task(deliverer.run(stop), name="webhooks"),
+            asyncio.create_task(forwarder.run(stop), name="destinations"),
         ],
     )
 

@@ -103,7 +103,9 @@ class IngestApp:
         ]
 
     async def one(self, principal: Principal, document: Any, now: int) -> tuple[int, bytes]:
-        prepared = events.prepare(document, principal.is_site, iso(now))
+        prepared = events.prepare(
+            document, principal.is_site, iso(now), bool(principal.tenant.destinations)
+        )
         (result,) = await self.store(principal, [prepared], now)
         if result.failed is not None:  # counted as a refusal by `respond`, as any ApiError
             raise not_stored(result.failed, tenant=principal.tenant.id, event_id=prepared.event_id)
@@ -156,10 +158,10 @@ class IngestApp:
         good: list[events.Prepared] = []
         indices: list[int] = []
         failed: list[dict[str, Any]] = []
-        tenant = principal.tenant.id
+        tenant, forward = principal.tenant.id, bool(principal.tenant.destinations)
         for index, item in enumerate(document):
             try:
-                good.append(events.prepare(item, principal.is_site, received))
+                good.append(events.prepare(item, principal.is_site, received, forward))
                 indices.append(index)
             except ApiError as error:
                 self.metrics.events_rejected.inc(tenant, error.code)
@@ -175,7 +177,7 @@ class IngestApp:
         tenant = principal.tenant
         try:
             results = await self.gateway.batcher.submit(
-                self.gateway.limits(tenant), now, [(p.envelope, p.raw) for p in prepared]
+                self.gateway.limits(tenant), now, [(p.envelope, p.raw, p.forward) for p in prepared]
             )
         except StoreUnavailable:
             raise unavailable() from None

@@ -76,6 +76,7 @@ class Prepared:
     envelope: bytes
     raw: bytes
     repaired: bool
+    forward: bytes = b""  # the body a destination is sent (its tenant has one): esputnik_event
 
 
 def _timestamp(occurred: Any) -> str:
@@ -88,8 +89,9 @@ def _timestamp(occurred: Any) -> str:
     return occurred
 
 
-def prepare(body: Any, site_key: bool, received: str) -> Prepared:
-    """Validate one event; `received` is the gateway's ISO receive time."""
+def prepare(body: Any, site_key: bool, received: str, forward: bool = False) -> Prepared:
+    """Validate one event; `received` is the gateway's ISO receive time; `forward`: the tenant
+    has destinations, which are sent the event as received (esputnik_event)."""
     if not isinstance(body, dict):
         raise invalid("body", "The body must be a JSON event object.")
     get = body.get
@@ -149,5 +151,34 @@ def prepare(body: Any, site_key: bool, received: str) -> Prepared:
         envelope += _ABSENT[name]
         envelope.append(value)
     return Prepared(
-        event_id, event_type, orjson.dumps(envelope), orjson.dumps(raw), params.repaired
+        event_id,
+        event_type,
+        orjson.dumps(envelope),
+        orjson.dumps(raw),
+        params.repaired,
+        esputnik_event(event_type, key_value, get("params")) if forward else b"",
     )
+
+
+def esputnik_event(event_type: str, key_value: Any, params: Any) -> bytes:
+    """eSputnik's `v1/event` body for a valid event, its param values as received: a string
+    (stringified JSON too) stays as it is, anything else is JSON-encoded once
+    (docs/destinations.md). Without a keyValue eSputnik finds the contact in the params."""
+    entries: list[tuple[Any, Any]] = []
+    if isinstance(params, dict):
+        entries = list(params.items())
+    elif isinstance(params, list):
+        entries = [(entry["name"], entry.get("value")) for entry in params]
+    listed = [
+        {"name": name, "value": value if isinstance(value, str) else _text(value)}
+        for name, value in entries
+    ]
+    body: dict[str, Any] = {"eventTypeKey": event_type}
+    if key_value is not None:
+        body["keyValue"] = key_value if isinstance(key_value, str) else _text(key_value)
+    body["params"] = listed
+    return orjson.dumps(body)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else orjson.dumps(value).decode()

@@ -67,6 +67,9 @@ class TenantLimits(ScriptArgs):
     contact_events: int
     cart_ttl: int  # s
     purchase_window_ms: int
+    # Each destination's queue id and the event types it takes, "<id>=<type>,<type>;<id>=" (no
+    # types: every type); "" for none (lib_destinations.lua).
+    destinations: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +91,12 @@ class RateArgs(ScriptArgs):
 
 @dataclass(frozen=True, slots=True)
 class WebhookStep(ScriptArgs):
-    """webhook.lua: one step (`op`, set by each subclass) of webhook `hook`'s delivery schedule.
-    The script reads these two fields first, to know which step's fields follow."""
+    """webhook.lua: one step (`op`, set by each subclass) of webhook or destination `hook`'s
+    delivery schedule. The script reads these fields first, to know which step's fields follow."""
 
     prefix: str
-    hook: str
+    hook: str  # the webhook's id, or a destination's
+    source: str  # "triggers" (a webhook) or "queue" (a destination's own queue)
     op: str = field(init=False)
 
 
@@ -142,6 +146,16 @@ class WebhookDead(WebhookStep):
     entry: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class DestinationRevive(ScriptArgs):
+    """destination.lua: queue dead letter `dead_id` again for its destination, if that is one of
+    `configured` (comma-separated ids)."""
+
+    prefix: str
+    dead_id: str
+    configured: str
+
+
 SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     TenantLimits,
     DetectArgs,
@@ -152,6 +166,7 @@ SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     WebhookDone,
     WebhookRetry,
     WebhookDead,
+    DestinationRevive,
 )
 
 # An ingest.lua item is one JSON array per event, read by position (decoding an object's keys

@@ -14,7 +14,7 @@ from gateway.redis.arguments import TenantLimits
 from gateway.redis.results import EventResult, event_results
 from gateway.redis.store import UNAVAILABLE_ERRORS, Store, StoreUnavailable, is_unavailable
 
-Items = Sequence[tuple[bytes, bytes]]  # (envelope, raw) per event
+Items = Sequence[tuple[bytes, bytes, bytes]]  # (envelope, raw, forward) per event
 Waiter = tuple[asyncio.Future[list[EventResult]], int, int]  # a caller's future and its slice
 Pending = tuple[TenantLimits, int, Items, asyncio.Future[list[EventResult]]]
 
@@ -22,9 +22,14 @@ Pending = tuple[TenantLimits, int, Items, asyncio.Future[list[EventResult]]]
 def ingest_items(items: Items) -> list[bytes]:
     """The items of one ingest.lua call: every envelope in one JSON array and every raw event in
     one newline-separated string (orjson never writes a bare newline). Two arguments instead of
-    two per event: packing a command costs redis-py time per argument."""
-    heads = b"[" + b",".join([envelope for envelope, _ in items]) + b"]"
-    return [heads, b"\n".join([raw for _, raw in items])]
+    two per event: packing a command costs redis-py time per argument. A tenant with destinations
+    has a third: every event's forwarded body (docs/destinations.md), likewise; all of a call's
+    events are one tenant's, so either all have one or none has."""
+    heads = b"[" + b",".join([envelope for envelope, _, _ in items]) + b"]"
+    found = [heads, b"\n".join([raw for _, raw, _ in items])]
+    if items and items[0][2]:
+        found.append(b"\n".join([forward for _, _, forward in items]))
+    return found
 
 
 class IngestBatcher:
@@ -85,7 +90,7 @@ class IngestBatcher:
 
     def _merge(self, batch: list[Pending]) -> list[tuple[list[Any], list[Waiter]]]:
         """(ARGV, [(future, first, end)]) per script call: each waiter's slice of its results."""
-        calls: list[tuple[TenantLimits, int, list[tuple[bytes, bytes]], list[Waiter]]] = []
+        calls: list[tuple[TenantLimits, int, list[tuple[bytes, bytes, bytes]], list[Waiter]]] = []
         open_calls: dict[TenantLimits, int] = {}
         for limits, now, items, future in batch:
             index = open_calls.get(limits)

@@ -51,6 +51,7 @@ class Key:
 CONTACT = ":c:{{{contact_id}}}"
 ORDER = ":o:{{{external_order_id}}}"
 WEBHOOK = ":wh:{hook}"
+DESTINATION = ":dst:{destination}"
 CONTACT_TTL = "contact_ttl_seconds"
 
 KEYSPACE = {
@@ -79,6 +80,10 @@ KEYSPACE = {
     "webhook_jobs": Key(WEBHOOK + ":jobs", "hash", "until delivered or dead-lettered"),
     "webhook_tries": Key(WEBHOOK + ":tries", "hash", "until delivered or dead-lettered"),
     "dead_letters": Key(":wh:dead", "list", "capped: the newest MAX_DEAD"),
+    "destination_queue": Key(DESTINATION + ":q", "stream", "each entry until forwarded or dead"),
+    "destination_due": Key(DESTINATION + ":due", "zset", "until forwarded or dead-lettered"),
+    "destination_tries": Key(DESTINATION + ":tries", "hash", "until forwarded or dead-lettered"),
+    "destination_dead": Key(":dst:dead", "stream", "capped: MAXLEN ~ MAX_DEAD"),
 }
 
 
@@ -153,6 +158,17 @@ class TenantKeys:
     def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
         """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""
         return self._key(f"webhook_{part}", hook=hook)
+
+    def destination(self, destination: str, part: Literal["q", "due", "tries"]) -> str:
+        """A destination's queue ("q": every job not yet forwarded) and its delivery schedule
+        ("due", "tries"), as webhook.lua keeps a webhook's (docs/destinations.md)."""
+        names = {"q": "destination_queue", "due": "destination_due", "tries": "destination_tries"}
+        return self._key(names[part], destination=destination)
+
+    @property
+    def destination_dead(self) -> str:
+        """Jobs a destination refused or that used up their retries (GET /v1/destinations/dead)."""
+        return self._key("destination_dead")
 
 
 def current_key(legacy: str) -> tuple[str, str] | None:

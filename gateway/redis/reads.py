@@ -114,6 +114,22 @@ class Reads:
         """The newest `count` dead letters, newest first."""
         return cast(list[bytes], await self.redis.lrange(keys.dead_letters, 0, count - 1))
 
+    async def destination_dead(self, keys: TenantKeys, last: str, count: int) -> list[StreamEntry]:
+        """Destinations' dead letters from `last` (a stream id, "(id" exclusive, or "+") back."""
+        return cast(
+            list[StreamEntry],
+            await self.redis.xrevrange(keys.destination_dead, last, "-", count=count),
+        )
+
+    async def destination_queue(self, keys: TenantKeys, destination: str) -> tuple[int, str | None]:
+        """A destination's undelivered jobs: how many, and the oldest one's stream id."""
+        queue = keys.destination(destination, "q")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(queue)
+            pipe.xrange(queue, "-", "+", count=1)
+            length, first = await pipe.execute()
+        return int(length), first[0][0].decode() if first else None
+
     async def order_record(self, keys: TenantKeys, external_order_id: str) -> OrderRecord:
         async with self.redis.pipeline(transaction=self.transactions) as pipe:
             pipe.hgetall(keys.order(external_order_id))

@@ -137,8 +137,16 @@ class Store(Reads):
     async def create_trigger_group(self, keys: TenantKeys, group: str) -> None:
         """A consumer group of the tenant's trigger stream, reading from its end (the stream is
         made if need be); a group that exists already is left as it is."""
+        await self.create_group(keys.triggers, group, "$")
+
+    async def create_queue_group(self, keys: TenantKeys, destination: str, group: str) -> None:
+        """The consumer group of a destination's queue, reading from its start: what ingest
+        queued before the group existed is forwarded too."""
+        await self.create_group(keys.destination(destination, "q"), group, "0")
+
+    async def create_group(self, stream: str, group: str, start: str) -> None:
         try:
-            await self.redis.xgroup_create(keys.triggers, group, id="$", mkstream=True)
+            await self.redis.xgroup_create(stream, group, id=start, mkstream=True)
         except redis_errors.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise

@@ -5,7 +5,8 @@
 --        pv [productId, value, receive ms (compact value)], cv categoryId,
 --        cart [recycleStateId, json, empty], order (lib_orders.lua apply_order),
 --        ig (why the order part is ignored); parts before it are false], then the events as the
---       stream keeps them (JSON), one per line, in the same order.
+--       stream keeps them (JSON), one per line, in the same order; with destinations, a third: the
+--       body each is forwarded as (lib_destinations.lua), one per line.
 -- Returns one "a" (accepted) or "d" (duplicate) per event; order events "a|<STATUS>" or
 -- "i|<reason>" (stored, its order part ignored); "e|<error>" for an event whose writes failed
 -- (lib_errors.lua: a damaged key fails its event, not the call) (results.EventResult).
@@ -14,6 +15,7 @@ local limits, first_item = {{TenantLimits}}
 local now, timeout, dedup_ttl = NOW, limits.visit_timeout_ms, limits.dedup_window
 local maxlen, cap_views = limits.stream_maxlen, limits.recent_views
 local cap_events = limits.contact_events
+local dests = destination_queues(limits.destinations)
 -- TTLs cost a command per key, so they are not renewed on every event: a contact's keys expire
 -- `contact_ttl + slack` after their last renewal, renewed (with its identifier keys) once `slack`
 -- has passed; keys created in between get theirs at creation. A contact is thus kept at least
@@ -31,9 +33,11 @@ local {{ENVELOPE_NAMES}} = {{ENVELOPE_PLACES}}
 local function list_entry(ty, sid) return (LIST_CODES[ty] or ty) .. '|' .. sid end
 
 -- The event on the tenant's stream, and a client's eventId marked seen (at `dk`): its stream id.
-local function append_event(cid, ev, raw, dk)
+-- Queued for the destinations in the same step (`fwd`: its forwarded body, nil without any).
+local function append_event(cid, ev, raw, dk, fwd)
   local sid = redis.call('XADD', K_events, 'MAXLEN', '~', maxlen, '*', 'c', cid, 'e', raw)
   if ev[DEDUP] then redis.call('SET', dk, cid, 'EX', dedup_ttl) end
+  if fwd then forward(dests, 'e', ev[TYPE], fwd) end
   return sid
 end
 
@@ -95,9 +99,9 @@ local function flush_run()
   end
 end
 
-local function add_to_run(ev, raw, dk)
+local function add_to_run(ev, raw, dk, fwd)
   local cid, ty, pv = run.cid, ev[TYPE], ev[PV]
-  run.ev[#run.ev + 1] = list_entry(ty, append_event(cid, ev, raw, dk))
+  run.ev[#run.ev + 1] = list_entry(ty, append_event(cid, ev, raw, dk, fwd))
   local counter = EVENT_CODES[ty] or 'x'
   run.counts[counter] = (run.counts[counter] or 0) + 1
   if pv then
@@ -110,7 +114,7 @@ local function add_to_run(ev, raw, dk)
 end
 
 -- Store one event in full (the first of a run, or a cart or order event): its contact, result.
-local function store_event(ev, raw, dk)
+local function store_event(ev, raw, dk, fwd)
   local cid = resolve_contact(ev[IDS], ev[FRESH], limits)
   local ty, pv, cv, cart = ev[TYPE], ev[PV], ev[CV], ev[CART]
   local last = close_idle_visit(cid, now, timeout)
@@ -126,7 +130,7 @@ local function store_event(ev, raw, dk)
     redis.call('HSET', ck, 'updated', now)
   end
 
-  local entry = list_entry(ty, append_event(cid, ev, raw, dk))
+  local entry = list_entry(ty, append_event(cid, ev, raw, dk, fwd))
   local listed = redis.call('LPUSH', K_contact_ev(cid), entry)
   if listed == 1 and not renew then redis.call('EXPIRE', K_contact_ev(cid), ttl) end
   if listed > cap_events then redis.call('LTRIM', K_contact_ev(cid), 0, cap_events - 1) end
@@ -201,6 +205,16 @@ for i = 1, #events do -- string.find, not gmatch: a third of the cost (measured)
   raws[i] = string.sub(lines, from, (newline or 0) - 1)
   from = newline and newline + 1
 end
+local fwds = {}
+if #dests > 0 then
+  local bodies = ARGV[first_item + 2]
+  from = 1
+  for i = 1, #events do
+    local newline = string.find(bodies, '\n', from, true)
+    fwds[i] = string.sub(bodies, from, (newline or 0) - 1)
+    from = newline and newline + 1
+  end
+end
 local results = {}
 
 -- A failed event is not acknowledged, so its eventId must not make the client's retry a
@@ -232,7 +246,7 @@ for i, ev in ipairs(events) do
     local ids = ev[IDS]
     local history_only = not (ev[CART] or ev[ORDER] or ev[IG])
     if history_only and run and same_ids(ids, run.ids) then
-      local ok, err = pcall(add_to_run, ev, raws[i], dk)
+      local ok, err = pcall(add_to_run, ev, raws[i], dk, fwds[i])
       if ok then
         results[i] = 'a'
         run.added[#run.added + 1] = i
@@ -241,7 +255,7 @@ for i, ev in ipairs(events) do
       end
     else
       end_run()
-      local ok, cid, result = pcall(store_event, ev, raws[i], dk)
+      local ok, cid, result = pcall(store_event, ev, raws[i], dk, fwds[i])
       if not ok then
         fail(i, cid) -- pcall's error, in place of the contact id
       else

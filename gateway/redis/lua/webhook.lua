@@ -1,24 +1,46 @@
--- One step of a webhook's delivery schedule (arguments.WebhookStep; `op` says which):
---   enqueue (WebhookEnqueue): move new triggers of the stream (read through the webhook's
---       consumer group) into the schedule, due now; XACKed in the same step, so a trigger is
---       scheduled exactly once even if the process dies right after.
+-- One step of a webhook's or a destination's delivery schedule (arguments.WebhookStep; `op` says
+-- which, `source` whose):
+--   enqueue (WebhookEnqueue): move new entries of the source stream (read through the consumer
+--       group) into the schedule, due now; XACKed in the same step, so an entry is scheduled
+--       exactly once even if the process dies right after.
 --   claim (WebhookClaim): the due jobs [streamId, body, attempts, ...] (results.ClaimedJob);
 --       each is pushed back by the lease, so a process that dies mid-POST leaves it to be
 --       retried (at least once).
 --   done (WebhookDone): delivered, forget it.
 --   retry (WebhookRetry): failed, try again at due_ms.
---   dead (WebhookDead): failed for good, move to the dead-letter list.
--- Keys: K_webhook_due (zset streamId -> due ms), K_webhook_jobs (hash streamId -> trigger JSON),
--- K_webhook_tries (hash streamId -> attempts), K_dead_letters (list, newest first).
+--   dead (WebhookDead): failed for good, move to the dead letters.
+-- A webhook ("triggers") reads the trigger stream; its keys: K_webhook_due (zset streamId -> due
+-- ms), K_webhook_jobs (hash streamId -> trigger JSON), K_webhook_tries (hash streamId ->
+-- attempts), K_dead_letters (list, newest first). A destination ("queue") reads its own queue
+-- (lib_destinations.lua), which keeps each job (field kind -> body) until it is forwarded or dead,
+-- so its length is what is undelivered; its dead letters are the stream K_destination_dead
+-- (fields d destination, k kind, b body, m the entry), re-queued by destination.lua.
 local step = {{WebhookStep}}
-local op = step.op
-local due, jobs, tries = K_webhook_due(step.hook), K_webhook_jobs(step.hook),
-                         K_webhook_tries(step.hook)
+local op, queue = step.op, step.source == 'queue'
+local due, jobs, tries
+if queue then
+  due, jobs, tries = K_destination_due(step.hook), K_destination_queue(step.hook),
+                     K_destination_tries(step.hook)
+else
+  due, jobs, tries = K_webhook_due(step.hook), K_webhook_jobs(step.hook),
+                     K_webhook_tries(step.hook)
+end
 local MAX_DEAD = {{MAX_DEAD}}
+
+-- A queued job's kind and body ('e' an event, 'o' an order), or nil when it is gone.
+local function queued(id)
+  local entry = redis.call('XRANGE', jobs, id, id)[1]
+  if entry then return entry[2][1], entry[2][2] end
+  return nil
+end
 
 local function forget(id)
   local existed = redis.call('ZREM', due, id)
-  redis.call('HDEL', jobs, id)
+  if queue then
+    redis.call('XDEL', jobs, id)
+  else
+    redis.call('HDEL', jobs, id)
+  end
   redis.call('HDEL', tries, id)
   return existed
 end
@@ -30,30 +52,47 @@ if op == 'enqueue' then
     wanted = {}
     for ty in string.gmatch(args.types, '[^,]+') do wanted[ty] = true end
   end
+  local source = queue and jobs or K_triggers
   local read = redis.call('XREADGROUP', 'GROUP', args.group, 'gateway', 'COUNT', args.count,
-                          'STREAMS', K_triggers, '>')
+                          'STREAMS', source, '>')
   if not read then return 0 end
   local added = 0
   for _, entry in ipairs(read[1][2]) do
     local id, fields = entry[1], entry[2]
-    local f = {}
-    for j = 1, #fields, 2 do f[fields[j]] = fields[j + 1] end
-    if f.trigger and (not wanted or wanted[f.type]) then
-      redis.call('HSET', jobs, id, f.trigger)
+    if queue then
       redis.call('ZADD', due, NOW, id)
       added = added + 1
+    else
+      local f = {}
+      for j = 1, #fields, 2 do f[fields[j]] = fields[j + 1] end
+      if f.trigger and (not wanted or wanted[f.type]) then
+        redis.call('HSET', jobs, id, f.trigger)
+        redis.call('ZADD', due, NOW, id)
+        added = added + 1
+      end
     end
-    redis.call('XACK', K_triggers, args.group, id)
+    redis.call('XACK', source, args.group, id)
   end
   return added
 elseif op == 'claim' then
   local args = {{WebhookClaim}}
   local out = {}
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', NOW, 'LIMIT', 0, args.count)) do
-    redis.call('ZADD', due, NOW + args.lease_ms, id)
-    out[#out + 1] = id
-    out[#out + 1] = redis.call('HGET', jobs, id) or ''
-    out[#out + 1] = redis.call('HINCRBY', tries, id, 1)
+    local body
+    if queue then
+      local kind, text = queued(id)
+      body = kind and kind .. text
+    else
+      body = redis.call('HGET', jobs, id)
+    end
+    if body then
+      redis.call('ZADD', due, NOW + args.lease_ms, id)
+      out[#out + 1] = id
+      out[#out + 1] = body
+      out[#out + 1] = redis.call('HINCRBY', tries, id, 1)
+    else -- its data was erased: nothing left to send
+      forget(id)
+    end
   end
   return out
 elseif op == 'done' then
@@ -67,9 +106,17 @@ elseif op == 'retry' then
   return 0
 elseif op == 'dead' then
   local args = {{WebhookDead}}
+  local kind, body
+  if queue then kind, body = queued(args.stream_id) end
   if forget(args.stream_id) == 0 then return 0 end
-  redis.call('LPUSH', K_dead_letters, args.entry)
-  redis.call('LTRIM', K_dead_letters, 0, MAX_DEAD - 1)
+  if queue then
+    if not kind then return 0 end
+    redis.call('XADD', K_destination_dead, 'MAXLEN', '~', MAX_DEAD, '*',
+               'd', step.hook, 'k', kind, 'b', body, 'm', args.entry)
+  else
+    redis.call('LPUSH', K_dead_letters, args.entry)
+    redis.call('LTRIM', K_dead_letters, 0, MAX_DEAD - 1)
+  end
   return 1
 end
 return redis.error_reply('unknown op ' .. tostring(op))

@@ -1,0 +1,258 @@
+"""The delivery machinery webhooks and destinations share: jobs scheduled in Redis (webhook.lua),
+claimed with a lease, POSTed, and retried with exponential backoff until their budget is spent.
+
+A channel (one webhook, one destination) reads its source stream through its own consumer
+group; `webhook.lua` moves what it reads into the channel's schedule (a sorted set of due times)
+in the same step as the XACK, so nothing read is lost. Due jobs are claimed with a lease: a
+process that dies mid-POST leaves them to come due again, so delivery is at least once, and two
+processes never hold the same job at once. A channel plans the claimed jobs as chains of
+requests, each chain sent in order (a destination's chain is one contact's jobs: in order per
+contact), the chains side by side. A failed attempt is retried after an exponential delay with
+jitter (or the answer's Retry-After, if longer) until the job is `retry_budget_seconds` old (the
+last delay is clipped to end there); one made at or after that age, or refused for good (a
+channel's `final` answers), goes to the dead letters. It runs in a background task with its own
+HTTP client: a slow endpoint never slows ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from abc import ABC, abstractmethod
+from asyncio import FIRST_COMPLETED
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from gateway.background.loop import MAX_BACKOFF, pause
+from gateway.clock import now_ms
+from gateway.redis.arguments import (
+    WebhookClaim,
+    WebhookDead,
+    WebhookDone,
+    WebhookEnqueue,
+    WebhookRetry,
+)
+from gateway.redis.keys import TenantKeys
+from gateway.redis.results import ClaimedJob
+from gateway.redis.store import StoreUnavailable
+from gateway.state import GatewayState
+
+log = logging.getLogger("gateway.delivery")
+
+POLL_SECONDS = 0.1
+READ_BATCH = 100
+MAX_IN_FLIGHT = 32  # concurrent chains of requests per process, over all channels
+MAX_RETRY_DELAY = 600.0  # backoff cap, seconds
+LEASE_MARGIN_MS = 1000  # a claimed job comes due again this long after its chain's time
+STOP_GRACE = 2.0  # seconds in-flight POSTs get at shutdown
+
+
+def retry_delay(initial: float, attempt: int) -> float:
+    """Exponential backoff with jitter: spreads retries of many jobs over time."""
+    return float(min(MAX_RETRY_DELAY, initial * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one request went: `error` None when it was answered 2xx."""
+
+    error: str | None = None
+    retry_after: float | None = None  # seconds the answer asked to wait
+    final: bool = False  # refused for good: no retry
+    answer: str | None = None  # the refusal's body, kept in the dead letter
+
+
+Unit = Sequence[ClaimedJob]  # the jobs one request sends
+Chain = Sequence[Unit]  # requests sent one after the other
+
+
+class Channel(ABC):
+    """One webhook or destination of a tenant: where its jobs come from and how they are sent."""
+
+    tenant: str
+    keys: TenantKeys
+    source: str  # "triggers" or "queue" (arguments.WebhookStep)
+    types: str = ""  # only these trigger types ("" all), for a webhook
+    timeout_seconds: float
+    retry_initial_seconds: float
+    retry_budget_seconds: float
+    max_claim: int = MAX_IN_FLIGHT  # jobs claimed per pass (chains never exceed free slots)
+    longest_chain: int = 1  # requests one chain may hold: the lease covers them all
+
+    @property
+    @abstractmethod
+    def id(self) -> str: ...
+
+    @property
+    def group(self) -> str:
+        return f"webhook:{self.id}"
+
+    @abstractmethod
+    async def prepare(self, gateway: GatewayState) -> None:
+        """Create the channel's consumer group."""
+
+    def plan(self, jobs: list[ClaimedJob]) -> list[Chain]:
+        """The claimed jobs as chains of requests: by default each job alone."""
+        return [[[job]] for job in jobs]
+
+    @abstractmethod
+    async def send(self, client: httpx.AsyncClient, unit: Unit) -> Outcome: ...
+
+    @abstractmethod
+    def dead_entry(self, job: ClaimedJob, outcome: Outcome, now: int) -> bytes:
+        """The dead letter's JSON for a job that failed for good."""
+
+    @abstractmethod
+    def count(self, gateway: GatewayState, what: str, jobs: int) -> None:
+        """Count delivered ("done"), failed ("failed") or dead-lettered ("dead") jobs."""
+
+    async def observe(self, gateway: GatewayState) -> None:
+        """Read what /metrics shows of the channel, once per pass: by default nothing."""
+        return None
+
+
+class Deliverer:
+    """Runs every channel of the process: one pass each per POLL_SECONDS."""
+
+    def __init__(self, gateway: GatewayState, channels: Sequence[Channel], name: str) -> None:
+        self.gateway = gateway
+        self.channels = list(channels)
+        self.name = name
+        self.ready: set[str] = set()  # channels whose consumer group exists
+        self.sending: set[asyncio.Task[None]] = set()
+
+    async def prepare(self) -> None:
+        for channel in self.channels:
+            await channel.prepare(self.gateway)
+            self.ready.add(channel.id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self.channels:
+            return
+        backoff = POLL_SECONDS
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            try:
+                while not stop.is_set():
+                    failed = busy = False
+                    # Each channel on its own: on a cluster, a tenant whose slot is down must not
+                    # hold back the deliveries of the channels after it.
+                    for channel in self.channels:
+                        try:
+                            if channel.id not in self.ready:
+                                await channel.prepare(self.gateway)
+                                self.ready.add(channel.id)
+                            busy = await self.poll(client, channel) or busy
+                        except Exception as exc:
+                            failed = True
+                            if "NOGROUP" in str(exc):
+                                self.ready.discard(channel.id)  # Redis lost its data: made again
+                            log.warning(
+                                f"{self.name}: pass failed",
+                                extra={"channel": channel.id, "error": str(exc)},
+                            )
+                    if failed or not busy:
+                        await pause(stop, backoff if failed else POLL_SECONDS)
+                    elif len(self.sending) >= MAX_IN_FLIGHT:  # a backlog: on as a slot frees
+                        await asyncio.wait(
+                            self.sending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED
+                        )
+                    else:
+                        await asyncio.sleep(0)  # a backlog: the next claim at once
+                    backoff = min(MAX_BACKOFF, backoff * 2) if failed else POLL_SECONDS
+            finally:
+                # POSTs under way get a moment to finish and be recorded; the rest are left to
+                # their lease, which brings them back (here or in another process).
+                if self.sending:
+                    await asyncio.wait(self.sending, timeout=STOP_GRACE)
+                for task in self.sending:
+                    task.cancel()
+                await asyncio.gather(*self.sending, return_exceptions=True)
+
+    async def poll(self, client: httpx.AsyncClient, channel: Channel) -> bool:
+        """One pass of a channel; whether it may have more due jobs than it could claim."""
+        store, prefix = self.gateway.store, channel.keys.prefix
+        step = (prefix, channel.id, channel.source)
+        enqueue = WebhookEnqueue(*step, channel.group, channel.types, READ_BATCH)
+        backlog = await store.run("webhook", enqueue, now_ms()) >= READ_BATCH
+        await channel.observe(self.gateway)
+        free = MAX_IN_FLIGHT - len(self.sending)
+        if free <= 0:
+            return True
+        # Each request of a chain ends within the timeout; the chain's lease covers them all, and
+        # one timeout more for the Redis calls between (a single request: twice its timeout).
+        chain_ms = channel.timeout_seconds * 1000 * (channel.longest_chain + 1)
+        count = min(free, channel.max_claim)
+        claim = WebhookClaim(*step, int(chain_ms) + LEASE_MARGIN_MS, count)
+        jobs = ClaimedJob.read_all(await store.run("webhook", claim, now_ms()))
+        for chain in channel.plan(jobs):
+            task = asyncio.create_task(self.deliver(client, channel, chain))
+            self.sending.add(task)
+            task.add_done_callback(self.sending.discard)
+        return backlog or len(jobs) == count
+
+    async def deliver(self, client: httpx.AsyncClient, channel: Channel, chain: Chain) -> None:
+        for place, unit in enumerate(chain):
+            started = now_ms()  # an attempt begun before the budget's end is never the last one
+            outcome = await channel.send(client, unit)
+            try:
+                due = await self.record(channel, unit, outcome, started)
+                if due is not None:
+                    # The chain's later requests wait behind this one: they keep their order.
+                    later = [job for rest in chain[place + 1 :] for job in rest]
+                    for offset, job in enumerate(later, start=1):
+                        retry = WebhookRetry(*self.step(channel), job.stream_id, due + offset)
+                        await self.gateway.store.run("webhook", retry, now_ms())
+                    return
+            except StoreUnavailable as exc:
+                # The lease brings the jobs back once Redis answers again.
+                log.warning(f"{self.name}: could not record an attempt", extra={"error": str(exc)})
+                return
+
+    def step(self, channel: Channel) -> tuple[str, str, str]:
+        return channel.keys.prefix, channel.id, channel.source
+
+    async def record(
+        self, channel: Channel, unit: Unit, outcome: Outcome, started: int
+    ) -> int | None:
+        """Record a request's outcome for its jobs: the time they are retried at, if they are."""
+        store, step, gateway = self.gateway.store, self.step(channel), self.gateway
+        if outcome.error is None:
+            channel.count(gateway, "done", len(unit))
+            for job in unit:
+                await store.run("webhook", WebhookDone(*step, job.stream_id), now_ms())
+            return None
+        channel.count(gateway, "failed", len(unit))
+        now = now_ms()
+        retried: int | None = None
+        for job in unit:
+            born = int(job.stream_id.partition("-")[0])  # stream ids start with the append time
+            spent = born + math.ceil(channel.retry_budget_seconds * 1000)
+            if not outcome.final and started < spent:
+                # Retried until the budget is spent: a delay that would overshoot it is clipped,
+                # so the last attempt is made at its end rather than up to a whole (10-minute)
+                # delay before it.
+                delay = retry_delay(channel.retry_initial_seconds, job.attempt)
+                delay = max(delay, min(outcome.retry_after or 0.0, MAX_RETRY_DELAY))
+                due = min(now + int(delay * 1000), spent)
+                await store.run("webhook", WebhookRetry(*step, job.stream_id, due), now)
+                retried = due if retried is None else max(retried, due)
+                continue
+            entry = channel.dead_entry(job, outcome, now)
+            if await store.run("webhook", WebhookDead(*step, job.stream_id, entry), now):
+                channel.count(gateway, "dead", 1)
+        return retried
+
+
+def retry_after(value: str | None) -> float | None:
+    """A Retry-After header's seconds (its HTTP-date form is not used by the APIs we call)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return min(seconds, MAX_RETRY_DELAY) if seconds >= 0 else None  # nan too
