@@ -46,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(ROOT))
+from benchmarks import forwarding  # noqa: E402 - beside this file
 from tests.support.cluster import LocalCluster  # noqa: E402 - the tests' local cluster
 from tests.support.seeds import json_blocks, seed_text  # noqa: E402 - as the tests extract them
 
@@ -570,7 +571,35 @@ def cluster_rows(bench: Bench, work: Path, single_body: Path, batch_body: Path) 
             node.close()
 
 
-def targets(bench: Bench, memory: dict[str, Any], visits: dict[str, Any]) -> list[dict[str, Any]]:
+def destination_rows(bench: Bench, work: Path, redis_url: str, body: Path) -> dict[str, Any]:
+    """Single events of a tenant with one destination (a fake eSputnik answering 200; the
+    forwarder runs in the measured process), and the forwarder's own events/s
+    (docs/destinations.md)."""
+    port = free_port()
+    fake = python_server("esputnik", work, port, {}, str(HERE / "bare_protocol.py"), str(port))
+    config = work / "destination.toml"
+    forwarding.destination_config(work / "gateway.toml", config, f"http://127.0.0.1:{port}/api")
+    with running(fake):
+        gateway = gateway_server("gateway-dest", work, redis_url, 1, config.name)
+        with running(gateway):
+            bench.gateway_row(
+                "destination",
+                "gateway, 1 worker, one destination (a fake eSputnik answering 200)",
+                gateway,
+                forwarding.TENANT,
+                body,
+            )
+        fresh_redis(bench.redis)
+        queue = forwarding.queue(bench.redis, config, work, forwarding.FORWARDED)
+        with running(gateway_server("gateway-forward", work, redis_url, 1, config.name)):
+            forwarded = forwarding.drain(bench.redis, queue)
+    print(f"  forwarder      {forwarded['eps']:>9,.0f} events/s to a local fake", flush=True)
+    return forwarded
+
+
+def targets(
+    bench: Bench, memory: dict[str, Any], visits: dict[str, Any], forwarded: dict[str, Any]
+) -> list[dict[str, Any]]:
     r = bench.rows
     single, bare, naive = r["gateway"].rps, r["bare"].rps, r["naive"].rps
     return [
@@ -616,6 +645,16 @@ def targets(bench: Bench, memory: dict[str, Any], visits: dict[str, Any]) -> lis
             "met": r["gateway"].p99_ms < 10,
         },
         {
+            "target": "single events with one destination ≥ 0.9 × without",
+            "value": f"{r['destination'].rps / single:.2f} ×",
+            "met": r["destination"].rps >= 0.9 * single,
+        },
+        {
+            "target": "forwarder, one process, to a local fake (information)",
+            "value": f"{forwarded['eps']:,.0f} events/s",
+            "met": True,
+        },
+        {
             "target": "--workers 2 ≥ 1.6 × one worker",
             "value": f"{r['gateway-2w'].rps / single:.2f} ×",
             "met": r["gateway-2w"].rps >= 1.6 * single,
@@ -644,6 +683,7 @@ def markdown(
     visits: dict[str, Any],
     checks: list[dict[str, Any]],
     meta: dict[str, Any],
+    forwarded: dict[str, Any],
 ) -> str:
     bare = bench.rows["bare"]
     lines = [
@@ -678,6 +718,10 @@ def markdown(
         f"closed and {visits['triggers']:,} triggers emitted **{visits['seconds']:.2f} s** after "
         f"the first was due ({visits['after_last_due_seconds']:.2f} s after the last); "
         f"max lag **{visits['max_lag_seconds']:.2f} s**.",
+        "",
+        f"Forwarder (1 worker): {forwarded['events']:,} events queued for one destination, "
+        f"forwarded one `POST v1/event` each to a local fake answering 200 in "
+        f"{forwarded['seconds']:.1f} s: **{forwarded['eps']:,.0f} events/s**.",
         "",
         "| target | this run | met |",
         "|---|---:|:-:|",
@@ -777,6 +821,7 @@ def main() -> int:
                 "visitors",
                 visitor_body,
             )
+        forwarded = destination_rows(bench, work, store.url, single_body)
         gateway2 = gateway_server("gateway-2w", work, store.url, 2)
         with running(gateway2):
             bench.gateway_row(
@@ -797,8 +842,8 @@ def main() -> int:
             memory = memory_per_contact(bench, f"http://127.0.0.1:{gateway.port}")
             fresh_redis(bench.redis)
             visits = detector(bench)
-        checks = targets(bench, memory, visits)
-        text = markdown(bench, memory, visits, checks, meta)
+        checks = targets(bench, memory, visits, forwarded)
+        text = markdown(bench, memory, visits, checks, meta, forwarded)
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "latest.md").write_text(text)
         (RESULTS / "latest.json").write_bytes(
@@ -809,6 +854,7 @@ def main() -> int:
                     "rows": [{**asdict(r), "eps": r.eps} for r in bench.rows.values()],
                     "memory_per_contact": memory,
                     "detector": visits,
+                    "forwarder": forwarded,
                     "targets": checks,
                     "failures": bench.failures,
                 },

@@ -17,6 +17,7 @@ HTTP client: a slow endpoint never slows ingest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -67,7 +68,7 @@ class Outcome:
 
 
 Unit = Sequence[ClaimedJob]  # the jobs one request sends
-Chain = Sequence[Unit]  # requests sent one after the other
+Chain = list[Unit]  # requests sent one after the other; a channel may add to a running one
 
 
 class Channel(ABC):
@@ -80,7 +81,7 @@ class Channel(ABC):
     timeout_seconds: float
     retry_initial_seconds: float
     retry_budget_seconds: float
-    max_claim: int = MAX_IN_FLIGHT  # jobs claimed per pass (chains never exceed free slots)
+    max_claim: int = MAX_IN_FLIGHT  # unfinished jobs a process holds of the channel at most
     longest_chain: int = 1  # requests one chain may hold: the lease covers them all
 
     @property
@@ -96,8 +97,17 @@ class Channel(ABC):
         """Create the channel's consumer group."""
 
     def plan(self, jobs: list[ClaimedJob]) -> list[Chain]:
-        """The claimed jobs as chains of requests: by default each job alone."""
+        """The claimed jobs as new chains of requests (by default each job alone); a channel may
+        add some to chains still running instead."""
         return [[[job]] for job in jobs]
+
+    def ended(self, chain: Chain) -> None:
+        """Nothing is added to `chain` any more (it is done, or failed and rescheduled)."""
+        return None
+
+    def close(self) -> None:
+        """The process is stopping: close what the channel holds open."""
+        return None
 
     @abstractmethod
     async def send(self, client: httpx.AsyncClient, unit: Unit) -> Outcome: ...
@@ -124,6 +134,10 @@ class Deliverer:
         self.name = name
         self.ready: set[str] = set()  # channels whose consumer group exists
         self.sending: set[asyncio.Task[None]] = set()
+        self.held = {channel.id: 0 for channel in self.channels}  # unfinished jobs per channel
+        # Jobs delivered, forgotten in Redis by the channel's next pass: one call for many. Until
+        # then their lease keeps them from being claimed again.
+        self.delivered: dict[str, list[str]] = {channel.id: [] for channel in self.channels}
 
     async def prepare(self) -> None:
         for channel in self.channels:
@@ -156,12 +170,8 @@ class Deliverer:
                             )
                     if failed or not busy:
                         await pause(stop, backoff if failed else POLL_SECONDS)
-                    elif len(self.sending) >= MAX_IN_FLIGHT:  # a backlog: on as a slot frees
-                        await asyncio.wait(
-                            self.sending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED
-                        )
                     else:
-                        await asyncio.sleep(0)  # a backlog: the next claim at once
+                        await self.settle(stop)
                     backoff = min(MAX_BACKOFF, backoff * 2) if failed else POLL_SECONDS
             finally:
                 # POSTs under way get a moment to finish and be recorded; the rest are left to
@@ -171,46 +181,81 @@ class Deliverer:
                 for task in self.sending:
                     task.cancel()
                 await asyncio.gather(*self.sending, return_exceptions=True)
+                for channel in self.channels:
+                    channel.close()
+                    with contextlib.suppress(Exception):  # else sent again once leased out
+                        await self.forget_delivered(channel)
+
+    async def settle(self, stop: asyncio.Event) -> None:
+        """With a backlog: the next pass once a chain has ended and at least half the slots are
+        free, so that each claim (Redis calls) brings a number of jobs, not one."""
+        if not self.sending:
+            await asyncio.sleep(0)
+            return
+        await asyncio.wait(self.sending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+        while len(self.sending) > MAX_IN_FLIGHT // 2 and not stop.is_set():
+            await asyncio.wait(self.sending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
 
     async def poll(self, client: httpx.AsyncClient, channel: Channel) -> bool:
         """One pass of a channel; whether it may have more due jobs than it could claim."""
         store, prefix = self.gateway.store, channel.keys.prefix
         step = (prefix, channel.id, channel.source)
+        await self.forget_delivered(channel)
         enqueue = WebhookEnqueue(*step, channel.group, channel.types, READ_BATCH)
         backlog = await store.run("webhook", enqueue, now_ms()) >= READ_BATCH
         await channel.observe(self.gateway)
-        free = MAX_IN_FLIGHT - len(self.sending)
-        if free <= 0:
+        count = min(MAX_IN_FLIGHT - len(self.sending), channel.max_claim - self.held[channel.id])
+        if count <= 0:
             return True
         # Each request of a chain ends within the timeout; the chain's lease covers them all, and
         # one timeout more for the Redis calls between (a single request: twice its timeout).
         chain_ms = channel.timeout_seconds * 1000 * (channel.longest_chain + 1)
-        count = min(free, channel.max_claim)
         claim = WebhookClaim(*step, int(chain_ms) + LEASE_MARGIN_MS, count)
         jobs = ClaimedJob.read_all(await store.run("webhook", claim, now_ms()))
+        self.held[channel.id] += len(jobs)
         for chain in channel.plan(jobs):
             task = asyncio.create_task(self.deliver(client, channel, chain))
             self.sending.add(task)
             task.add_done_callback(self.sending.discard)
         return backlog or len(jobs) == count
 
+    async def forget_delivered(self, channel: Channel) -> None:
+        delivered = self.delivered[channel.id]
+        if not delivered:
+            return
+        self.delivered[channel.id] = []  # those delivered meanwhile go with the next call
+        try:
+            done = WebhookDone(*self.step(channel), ",".join(delivered))
+            await self.gateway.store.run("webhook", done, now_ms())
+        except BaseException:
+            self.delivered[channel.id] += delivered
+            raise
+
     async def deliver(self, client: httpx.AsyncClient, channel: Channel, chain: Chain) -> None:
-        for place, unit in enumerate(chain):
-            started = now_ms()  # an attempt begun before the budget's end is never the last one
-            outcome = await channel.send(client, unit)
-            try:
+        place = 0
+        try:
+            while place < len(chain):  # it may grow while it runs
+                unit = chain[place]
+                started = now_ms()  # an attempt begun before the budget's end is never the last
+                outcome = await channel.send(client, unit)
                 due = await self.record(channel, unit, outcome, started)
+                place += 1
                 if due is not None:
                     # The chain's later requests wait behind this one: they keep their order.
-                    later = [job for rest in chain[place + 1 :] for job in rest]
+                    channel.ended(chain)  # before any await: nothing is added after `later`
+                    later = [job for rest in chain[place:] for job in rest]
                     for offset, job in enumerate(later, start=1):
                         retry = WebhookRetry(*self.step(channel), job.stream_id, due + offset)
                         await self.gateway.store.run("webhook", retry, now_ms())
                     return
-            except StoreUnavailable as exc:
-                # The lease brings the jobs back once Redis answers again.
-                log.warning(f"{self.name}: could not record an attempt", extra={"error": str(exc)})
-                return
+        except StoreUnavailable as exc:
+            # The lease brings the jobs back once Redis answers again.
+            log.warning(f"{self.name}: could not record an attempt", extra={"error": str(exc)})
+        except Exception:  # not expected; the lease brings the jobs back
+            log.exception(f"{self.name}: a delivery failed", extra={"channel": channel.id})
+        finally:
+            channel.ended(chain)
+            self.held[channel.id] -= sum(len(unit) for unit in chain)
 
     def step(self, channel: Channel) -> tuple[str, str, str]:
         return channel.keys.prefix, channel.id, channel.source
@@ -222,8 +267,7 @@ class Deliverer:
         store, step, gateway = self.gateway.store, self.step(channel), self.gateway
         if outcome.error is None:
             channel.count(gateway, "done", len(unit))
-            for job in unit:
-                await store.run("webhook", WebhookDone(*step, job.stream_id), now_ms())
+            self.delivered[channel.id].extend(job.stream_id for job in unit)
             return None
         channel.count(gateway, "failed", len(unit))
         now = now_ms()
@@ -245,14 +289,3 @@ class Deliverer:
             if await store.run("webhook", WebhookDead(*step, job.stream_id, entry), now):
                 channel.count(gateway, "dead", 1)
         return retried
-
-
-def retry_after(value: str | None) -> float | None:
-    """A Retry-After header's seconds (its HTTP-date form is not used by the APIs we call)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return min(seconds, MAX_RETRY_DELAY) if seconds >= 0 else None  # nan too

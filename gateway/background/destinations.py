@@ -11,13 +11,15 @@ any other answer is final: the job is dead-lettered with the first 2 KB of the a
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 
 import httpx
 import orjson
 
-from gateway.background.delivery import Chain, Channel, Deliverer, Outcome, Unit, retry_after
+from gateway.background.delivery import MAX_RETRY_DELAY, Chain, Channel, Deliverer, Outcome, Unit
+from gateway.background.posting import Poster, PostFailed
 from gateway.clock import iso, now_ms
 from gateway.redaction import redacted
 from gateway.redis.keys import TenantKeys
@@ -27,7 +29,6 @@ from gateway.state import GatewayState
 
 log = logging.getLogger("gateway.destinations")
 
-ANSWER_KEPT = 2048  # characters of a refusal's answer kept in its dead letter
 RETRY_INITIAL_SECONDS = 1.0  # first retry delay, doubled per attempt (with jitter)
 OBSERVE_SECONDS = 1.0  # how often the queue's length and age are read for /metrics
 EVENT, ORDER = b"e", b"o"  # a queued job's kind (lib_destinations.lua)
@@ -45,8 +46,20 @@ class Forwarder(Channel):
         self.timeout_seconds = destination.timeout_seconds
         self.retry_budget_seconds = destination.max_attempt_seconds
         self.longest_chain = self.max_claim  # one contact's jobs may fill a whole claim
-        self.auth = httpx.BasicAuth("gateway", destination.api_key)
+        basic = base64.b64encode(f"gateway:{destination.api_key}".encode()).decode()
+        self.poster = Poster(
+            destination.url,
+            {
+                "content-type": "application/json",
+                "user-agent": "gateway-destinations/1",
+                "authorization": f"Basic {basic}",  # never logged: Poster keeps it to itself
+            },
+        )
         self.observed = 0.0
+        # The chain of each contact with events under way in this process: the contact's events
+        # claimed later join it, so they are sent after those before them.
+        self.running: dict[str, Chain] = {}
+        self.contacts: dict[int, str] = {}  # id(chain) -> its contact
 
     @property
     def id(self) -> str:
@@ -60,40 +73,54 @@ class Forwarder(Channel):
         await gateway.store.create_queue_group(self.keys, self.id, self.group)
 
     def plan(self, jobs: list[ClaimedJob]) -> list[Chain]:
-        """Each contact's events one after the other, in queue order; the orders in one batch."""
-        by_contact: dict[str, list[Unit]] = {}
+        """Each contact's events one after the other, in queue order (after those of it still
+        under way); the orders in one batch."""
+        chains: list[Chain] = []
         orders: list[ClaimedJob] = []
         for job in sorted(jobs, key=queue_order):
             if job.body[:1] == ORDER:
                 orders.append(job)
-            else:
-                by_contact.setdefault(contact_of(job), []).append([job])
-        chains: list[Chain] = list(by_contact.values())
+                continue
+            contact = contact_of(job)
+            chain = self.running.get(contact)
+            if chain is None:
+                chain = self.running[contact] = []
+                self.contacts[id(chain)] = contact
+                chains.append(chain)
+            chain.append([job])
         if orders:
             chains.append([orders])  # a claim never holds more than eSputnik's 1,000 a batch
         return chains
 
+    def ended(self, chain: Chain) -> None:
+        contact = self.contacts.pop(id(chain), None)
+        if contact is not None and self.running.get(contact) is chain:
+            del self.running[contact]
+
     async def send(self, client: httpx.AsyncClient, unit: Unit) -> Outcome:
-        url = self.destination.url
+        """One POST (its own client, not `client`: posting.py)."""
         if unit[0].body[:1] == ORDER:
-            url, body = url + "/v1/orders", orders_body(unit)
+            path, body = "/v1/orders", orders_body(unit)
         else:
-            url, body = url + "/v1/event", unit[0].body[1:]
-        headers = {"content-type": "application/json", "user-agent": "gateway-destinations/1"}
+            path, body = "/v1/event", unit[0].body[1:]
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                response = await client.post(url, content=body, headers=headers, auth=self.auth)
+                answer = await self.poster.post(path, body)
         except TimeoutError:
             return Outcome(f"timed out after {self.timeout_seconds:g} s")
-        except httpx.HTTPError as exc:
+        except (PostFailed, OSError) as exc:
+            url = self.destination.url
             return Outcome(f"{type(exc).__name__}: {exc}".replace(url, redacted(url)))
-        status = response.status_code
+        status = answer.status
         if 200 <= status < 300:
             return Outcome()
         error = f"HTTP {status}"
         if status == 429 or status >= 500:
-            return Outcome(error, retry_after(response.headers.get("retry-after")))
-        return Outcome(error, final=True, answer=response.text[:ANSWER_KEPT])
+            return Outcome(error, retry_after(answer.retry_after))
+        return Outcome(error, final=True, answer=answer.body.decode(errors="replace"))
+
+    def close(self) -> None:
+        self.poster.close()
 
     def dead_entry(self, job: ClaimedJob, outcome: Outcome, now: int) -> bytes:
         log.warning(
@@ -127,6 +154,17 @@ class Forwarder(Channel):
         age = 0.0 if oldest is None else max(0.0, (now_ms() - queue_order_ms(oldest)) / 1000)
         gateway.metrics.destination_queue.set(self.tenant, self.id, value=length)
         gateway.metrics.destination_oldest.set(self.tenant, self.id, value=age)
+
+
+def retry_after(value: str | None) -> float | None:
+    """A Retry-After header's seconds (its HTTP-date form is not used by the APIs we call)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return min(seconds, MAX_RETRY_DELAY) if seconds >= 0 else None  # nan too
 
 
 def queue_order(job: ClaimedJob) -> tuple[int, int]:

@@ -122,10 +122,10 @@ class WebhookClaim(WebhookStep):
 
 @dataclass(frozen=True, slots=True)
 class WebhookDone(WebhookStep):
-    """The job `stream_id` was delivered: forget it."""
+    """The jobs `stream_ids` (comma-separated) were delivered: forget them."""
 
     op: str = field(default="done", init=False)
-    stream_id: str
+    stream_ids: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@
 --   claim (WebhookClaim): the due jobs [streamId, body, attempts, ...] (results.ClaimedJob);
 --       each is pushed back by the lease, so a process that dies mid-POST leaves it to be
 --       retried (at least once).
---   done (WebhookDone): delivered, forget it.
+--   done (WebhookDone): delivered, forget them.
 --   retry (WebhookRetry): failed, try again at due_ms.
 --   dead (WebhookDead): failed for good, move to the dead letters.
 -- A webhook ("triggers") reads the trigger stream; its keys: K_webhook_due (zset streamId -> due
@@ -97,7 +97,9 @@ elseif op == 'claim' then
   return out
 elseif op == 'done' then
   local args = {{WebhookDone}}
-  return forget(args.stream_id)
+  local forgotten = 0
+  for id in string.gmatch(args.stream_ids, '[^,]+') do forgotten = forgotten + forget(id) end
+  return forgotten
 elseif op == 'retry' then
   local args = {{WebhookRetry}}
   if redis.call('ZSCORE', due, args.stream_id) then

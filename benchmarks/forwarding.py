@@ -1,0 +1,96 @@
+"""`make bench`'s destination figures (docs/destinations.md): a config whose tenant `destination`
+forwards to a fake eSputnik (bare_protocol.py: it answers 200 to anything), and the forwarder's
+own throughput: events queued while no gateway runs, then drained by one gateway process."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from gateway.clock import iso, now_ms
+from gateway.model import events
+from gateway.redis.batcher import ingest_items
+from gateway.redis.keys import TenantKeys
+from gateway.redis.scripts import Script
+from gateway.settings import Tenant, load_settings
+from gateway.state import GatewayState
+
+TENANT = "destination"
+FORWARDED = 20_000  # events the forwarder drains in its row
+
+
+def destination_config(source: Path, target: Path, url: str) -> None:
+    """`source`'s config plus the tenant `destination`, forwarding to `url`."""
+    target.write_text(
+        source.read_text()
+        + "\n".join(
+            [
+                "[[tenants]]",
+                f'id = "{TENANT}"',
+                f'server_keys = ["sk_bench_{TENANT}"]',
+                f'site_keys = ["pk_bench_{TENANT}"]',
+                'allowed_origins = ["https://shop.example"]',
+                "[[tenants.destinations]]",
+                'kind = "esputnik"',
+                f'url = "{url}"',
+                'api_key = "bench-key"',
+                "",
+            ]
+        )
+    )
+
+
+def _tenant(config: Path, work: Path) -> tuple[GatewayState, Tenant]:
+    settings = load_settings(
+        str(config), env={"REDIS_URL": "redis://unused", "GATEWAY_DATA_DIR": str(work / "data")}
+    )
+    (tenant,) = [t for t in settings.tenants if t.id == TENANT]
+    return GatewayState(settings), tenant
+
+
+def queue(client: redis.Redis, config: Path, work: Path, count: int) -> str:
+    """Queue `count` product views of as many contacts for the destination, through the ingest
+    script called directly (as the batcher calls it); the queue's key."""
+    gateway, tenant = _tenant(config, work)
+    script = Script.load("ingest")
+    client.script_load(script.text)
+    received = iso(now_ms())
+    prepared = [
+        events.prepare(
+            {
+                "eventTypeKey": "productViewed",
+                "keyValue": f"forward{n}@example.com",
+                "params": [{"name": "product", "value": '{"productId":"P1","price":4.5}'}],
+            },
+            False,
+            received,
+            forward=True,
+        )
+        for n in range(count)
+    ]
+    for start in range(0, count, 500):
+        chunk = [(p.envelope, p.raw, p.forward) for p in prepared[start : start + 500]]
+        args = gateway.limits(tenant).args(now_ms(), ingest_items(chunk))
+        client.evalsha(script.sha, 0, *args)
+    return TenantKeys.for_tenant(TENANT).destination(tenant.destinations[0].id, "q")
+
+
+def drain(client: redis.Redis, key: str, timeout: float = 300.0) -> dict[str, Any]:
+    """Wait, with a gateway running, until the queue `key` is empty: events/s from the first
+    forwarded event to the last."""
+    queued = client.xlen(key)
+    deadline = time.monotonic() + timeout
+    while client.xlen(key) >= queued:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the forwarder did not start")
+        time.sleep(0.01)
+    started, left = time.monotonic(), client.xlen(key)
+    while client.xlen(key):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the forwarder left {client.xlen(key)} of {queued} events")
+        time.sleep(0.01)
+    seconds = time.monotonic() - started
+    return {"events": queued, "seconds": seconds, "eps": left / seconds if seconds else 0.0}
