@@ -31,7 +31,7 @@ log = logging.getLogger("gateway.destinations")
 
 RETRY_INITIAL_SECONDS = 1.0  # first retry delay, doubled per attempt (with jitter)
 OBSERVE_SECONDS = 1.0  # how often the queue's length and age are read for /metrics
-EVENT, ORDER = b"e", b"o"  # a queued job's kind (lib_destinations.lua)
+ORDER = b"o"  # a queued job's kind: "e" an event, "o" an order (lib_destinations.lua)
 CONTACT_PARAMS = ("email", "phone", "contactkey", "externalcustomerid")
 
 

@@ -51,6 +51,8 @@ def parse_destination(where: str, raw: Any) -> Destination:
     url = raw.get("url")
     if not isinstance(url, str) or not WEBHOOK_URL.fullmatch(url):
         raise ConfigError(f"{where}.url: expected an http(s) URL with a host")
+    if not url.isascii():  # it goes into the request line and Host header as it is
+        raise ConfigError(f"{where}.url: expected ASCII (an international host name in punycode)")
     api_key = raw.get("api_key")
     if not isinstance(api_key, str) or not api_key.strip():
         # The message never quotes the value: it is a secret.

@@ -213,3 +213,33 @@ async def test_dead_letters_page_and_odd_ids_are_not_found(make_api, esputnik):
     for odd in ("x", "99999999999999999999-0", "1-99999999999999999999"):
         response = await api.http.post(f"/v1/destinations/dead/{odd}/retry", headers=api.server())
         assert response.status_code == 404, odd
+
+
+async def test_a_kept_alive_connection_the_server_dropped_is_not_a_failure(make_api, esputnik):
+    # Servers close idle kept-alive connections: the request that meets such a close is sent
+    # again on a new connection, not counted as failed nor delayed by a retry.
+    esputnik.drop_after_answer = True
+    api, _ = await make_api(destinations=[destination(esputnik.url, **FAST)])
+    for n in range(3):
+        assert (await api.event(view(f"drop{n}@example.com", n))).status_code == 200
+        await forwarded(esputnik, "/v1/event", n + 1)
+    metrics, dest = api.gateway.metrics, _id(api)
+    await wait_for(lambda: metrics.destination_forwarded.get(api.tenant_id, dest) == 3)
+    assert metrics.destination_failed.get(api.tenant_id, dest) == 0
+    assert len(esputnik.requests) == 3
+
+
+async def test_a_dead_letter_of_a_destination_no_longer_configured(make_api, sync_redis):
+    api, _ = await make_api()
+    keys = api.gateway.tenant_keys(api.gateway.settings.tenants[0])
+    entry = {"attempts": 1, "lastError": "HTTP 400", "answer": "no", "deadAt": "x"}
+    body = {"eventTypeKey": "pageViewed", "keyValue": "gone@example.com", "params": []}
+    dead_id = sync_redis.xadd(
+        keys.destination_dead,
+        {"d": "0123456789ab", "k": "e", "b": orjson.dumps(body), "m": orjson.dumps(entry)},
+    ).decode()
+    (dead,) = (await api.get("/v1/destinations/dead")).json()["dead"]
+    assert (dead["id"], dead["url"], dead["body"]) == (dead_id, None, body)
+    response = await api.http.post(f"/v1/destinations/dead/{dead_id}/retry", headers=api.server())
+    assert response.status_code == 409 and response.json()["error"] == "destination_gone"
+    assert len((await api.get("/v1/destinations/dead")).json()["dead"]) == 1  # kept

@@ -48,6 +48,7 @@ class FakeEsputnik:
     server: asyncio.Server | None = None
     url: str = ""  # the API base, as a destination's `url`
     port: int = 0  # 0: any free port
+    drop_after_answer: bool = False  # close each connection once answered, without saying so
 
     async def start(self) -> str:
         self.server = await asyncio.start_server(self.handle, "127.0.0.1", self.port)
@@ -90,6 +91,8 @@ class FakeEsputnik:
                     + answer.body
                 )
                 await writer.drain()
+                if self.drop_after_answer:
+                    return
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the client closed the connection
         finally:

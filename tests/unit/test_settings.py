@@ -295,6 +295,7 @@ def _with_destination(**changes):
         (_with_destination(url="ftp://esputnik.com"), "tenants[0].destinations[0].url"),
         (_with_destination(url="https://"), "tenants[0].destinations[0].url: expected an http(s)"),
         (_with_destination(url="esputnik.com/api"), "tenants[0].destinations[0].url"),
+        (_with_destination(url="https://éxample.com/api"), "tenants[0].destinations[0].url"),
         (_with_destination(api_key=""), "tenants[0].destinations[0].api_key: expected a non-empty"),
         (_with_destination(api_key=None), "tenants[0].destinations[0].api_key"),
         (_with_destination(api_key=" "), "tenants[0].destinations[0].api_key"),
