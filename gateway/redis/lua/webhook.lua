@@ -56,24 +56,25 @@ if op == 'enqueue' then
   local read = redis.call('XREADGROUP', 'GROUP', args.group, 'gateway', 'COUNT', args.count,
                           'STREAMS', source, '>')
   if not read then return 0 end
-  local added = 0
+  local ids, scheduled = {}, {} -- one XACK and one ZADD for the whole read
   for _, entry in ipairs(read[1][2]) do
     local id, fields = entry[1], entry[2]
-    if queue then
-      redis.call('ZADD', due, NOW, id)
-      added = added + 1
-    else
+    ids[#ids + 1] = id
+    local take = queue
+    if not queue then
       local f = {}
       for j = 1, #fields, 2 do f[fields[j]] = fields[j + 1] end
-      if f.trigger and (not wanted or wanted[f.type]) then
-        redis.call('HSET', jobs, id, f.trigger)
-        redis.call('ZADD', due, NOW, id)
-        added = added + 1
-      end
+      take = f.trigger and (not wanted or wanted[f.type])
+      if take then redis.call('HSET', jobs, id, f.trigger) end
     end
-    redis.call('XACK', source, args.group, id)
+    if take then
+      scheduled[#scheduled + 1] = NOW
+      scheduled[#scheduled + 1] = id
+    end
   end
-  return added
+  if #scheduled > 0 then redis.call('ZADD', due, unpack(scheduled)) end
+  redis.call('XACK', source, args.group, unpack(ids))
+  return #scheduled / 2
 elseif op == 'claim' then
   local args = {{WebhookClaim}}
   local out = {}
