@@ -107,6 +107,7 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       });
       p.gw('track', 'one');
       p.gw('identify', { sms: '+38 050 123', phone: 'n/a', contactId: 'x'.repeat(257), n: 'Ann' });
+      p.gw('identify', { about: 'y'.repeat(257) }); // any field over 256 characters
       p.gw('track', 'two');
       await until(() => gateway.events().length === 2);
       const [one, two] = gateway.events();
