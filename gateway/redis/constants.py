@@ -14,8 +14,9 @@ KIND_ORDER = (
     "key",
     "visitor",
 )
-# Kinds that let a trigger reach a person (docs/triggers.md); the others are anonymous.
-REACHABLE_KINDS = frozenset({"contactId", "email", "phone", "pushToken", "contactKey"})
+# Kinds that let a trigger reach a person (docs/triggers.md); the others are anonymous. The shop's
+# own customer id (externalCustomerId) reaches the person through the shop's CRM.
+REACHABLE_KINDS = frozenset({"contactId", "email", "phone", "pushToken", "contactKey", "customer"})
 # kind -> the name a reader sees in `identifiers` (contacts, triggers)
 PUBLIC_NAMES = {
     "contactId": "contactId",

@@ -176,7 +176,8 @@ local function iso(ms)
 end
 
 -- The contact's identifiers as JSON {publicName: [values, oldest first]}, whether one of them
--- reaches a person, and the first email and phone. Values are strings: cjson encodes them safely.
+-- reaches a person, and the first email, phone and externalCustomerId (kind `customer`). Values
+-- are strings: cjson encodes them safely.
 local function contact_identity(cid)
   local raw = redis.call('HGETALL', K_contact_ids(cid))
   local list = {}
@@ -189,7 +190,9 @@ local function contact_identity(cid)
   for _, item in ipairs(list) do
     local kind, value = string.match(item[1], '^([^:]+):(.*)$')
     if REACHABLE[kind] then found.reachable = true end
-    if (kind == 'email' or kind == 'phone') and not found[kind] then found[kind] = value end
+    if (kind == 'email' or kind == 'phone' or kind == 'customer') and not found[kind] then
+      found[kind] = value
+    end
     local name = PUBLIC_NAMES[kind] or kind
     if not groups[name] then
       groups[name] = {}
@@ -230,6 +233,7 @@ local function contact_json(cid, who)
   return '{"id":' .. cjson.encode(cid)
     .. ',"email":' .. (who.email and cjson.encode(who.email) or 'null')
     .. ',"phone":' .. (who.phone and cjson.encode(who.phone) or 'null')
+    .. ',"externalCustomerId":' .. (who.customer and cjson.encode(who.customer) or 'null')
     .. ',"identifiers":' .. who.json .. '}'
 end
 
