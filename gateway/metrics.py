@@ -162,7 +162,13 @@ class Metrics:
             "Triggers moved to the dead-letter list after the retry budget.",
             ("tenant",),
         )
+        self.triggers_suppressed = Counter(
+            "gateway_triggers_suppressed_total",
+            "Triggers a policy kept from the stream, by type and reason (docs/triggers.md).",
+            ("tenant", "type", "reason"),
+        )
         self.families += [
+            self.triggers_suppressed,
             self.triggers_emitted,
             self.visits_closed,
             self.visits_anonymous,

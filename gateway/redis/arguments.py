@@ -67,14 +67,11 @@ class TenantLimits(ScriptArgs):
     contact_events: int
     cart_ttl: int  # s
     purchase_window_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class DetectArgs(ScriptArgs):
-    """detect.lua: close at most `batch` visits whose deadline has passed."""
-
-    prefix: str
-    batch: int
+    # [tenants.triggers] (docs/triggers.md, Trigger policies); detect.lua takes them too
+    delay_ms: int
+    cooldown_ms: int
+    recent_order_ms: int  # suppress_after_order_seconds
+    attribution_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +141,6 @@ class WebhookDead(WebhookStep):
 
 SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     TenantLimits,
-    DetectArgs,
     RateArgs,
     WebhookStep,
     WebhookEnqueue,

@@ -49,6 +49,12 @@ VISIT_TRIGGERS = ("abandonedCart", "abandonedBrowse", "abandonedCategory", "aban
 # Fields of P:tally, which lib.lua counts into and detect.lua drains for /metrics: visits closed,
 # those of anonymous contacts, and "<TALLY_TRIGGER><type>" per trigger type emitted.
 TALLY_CLOSED, TALLY_ANONYMOUS, TALLY_TRIGGER = "closed", "anonymous", "trigger:"
+# ... and "<TALLY_SUPPRESSED><type>|<reason>" per trigger suppressed (docs/triggers.md, Trigger
+# policies), "<TALLY_CONVERTED><type>" per order attributed to a trigger of that type, and
+# "<TALLY_REVENUE><type>|<currency>" its revenue.
+TALLY_SUPPRESSED, TALLY_CONVERTED, TALLY_REVENUE = "suppressed:", "converted:", "revenue:"
+# Why a trigger was not emitted, in the order they are checked.
+SUPPRESSION_REASONS = ("ordered", "converted", "returned", "cooldown", "recentOrder")
 
 # Errors with which a script fails its whole call, as before, where any other error in an
 # event's (or an order's) writes fails that one alone (lib_errors.lua `failed`): Redis refusing

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.redis.constants import TALLY_ANONYMOUS, TALLY_CLOSED, TALLY_TRIGGER
+from gateway.redis.constants import (
+    TALLY_ANONYMOUS,
+    TALLY_CLOSED,
+    TALLY_SUPPRESSED,
+    TALLY_TRIGGER,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +49,15 @@ def event_results(replies: list[bytes]) -> list[EventResult]:
 class DetectResult:
     """detect.lua's answer: how many visits this call closed (the batch size: more may be due),
     the largest lag past a deadline (ms), and the tally since the last call, closes by ingest
-    included: visits closed, those of anonymous contacts, and triggers emitted by type."""
+    included: visits closed, those of anonymous contacts, triggers emitted by type, and those
+    suppressed by (type, reason)."""
 
     handled: int
     lag_ms: int
     closed: int = 0
     anonymous: int = 0
     triggers: dict[str, int] = field(default_factory=dict)
+    suppressed: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
     def read(cls, reply: list[Any]) -> DetectResult:
@@ -64,6 +71,9 @@ class DetectResult:
                 found.anonymous = amount
             elif counter.startswith(TALLY_TRIGGER):
                 found.triggers[counter.removeprefix(TALLY_TRIGGER)] = amount
+            elif counter.startswith(TALLY_SUPPRESSED):
+                trigger_type, _, reason = counter.removeprefix(TALLY_SUPPRESSED).partition("|")
+                found.suppressed[trigger_type, reason] = amount
         return found
 
 

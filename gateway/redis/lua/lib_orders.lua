@@ -169,6 +169,8 @@ local function apply_order(o, fallback, lim)
     redis.call('LTRIM', hk, -ORDER_HISTORY_MAX, -1)
   end
   update_rfm(o.eoid, cid, status, meta[4], mk, fk, lim)
+  -- a new order, not CANCELLED: what the trigger policies' `ordered` and `recentOrder` read
+  if not old and status ~= 'CANCELLED' then redis.call('HSET', K_contact(cid), 'orderAt', NOW) end
   if status ~= 'CANCELLED' and not meta[3] then
     local rsid = redis.call('HGET', fk, 'recycleStateId')
     if rsid then
