@@ -77,4 +77,8 @@ class Detector:
             metrics.triggers_emitted.inc(name, trigger_type, amount=amount)
         for (trigger_type, reason), amount in result.suppressed.items():
             metrics.triggers_suppressed.inc(name, trigger_type, reason, amount=amount)
+        for trigger_type, amount in result.converted.items():
+            metrics.trigger_conversions.inc(name, trigger_type, amount=amount)
+        for (trigger_type, currency), revenue in result.revenue.items():
+            metrics.trigger_revenue.inc(name, trigger_type, currency, amount=revenue)
         return result.handled >= BATCH

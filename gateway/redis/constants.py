@@ -53,6 +53,8 @@ TALLY_CLOSED, TALLY_ANONYMOUS, TALLY_TRIGGER = "closed", "anonymous", "trigger:"
 # policies), "<TALLY_CONVERTED><type>" per order attributed to a trigger of that type, and
 # "<TALLY_REVENUE><type>|<currency>" its revenue.
 TALLY_SUPPRESSED, TALLY_CONVERTED, TALLY_REVENUE = "suppressed:", "converted:", "revenue:"
+# The trigger telling that an order was attributed to a trigger (docs/triggers.md, Attribution).
+TRIGGER_CONVERTED = "triggerConverted"
 # Why a trigger was not emitted, in the order they are checked.
 SUPPRESSION_REASONS = ("ordered", "converted", "returned", "cooldown", "recentOrder")
 

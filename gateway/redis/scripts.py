@@ -28,6 +28,7 @@ from gateway.redis.constants import (
     TALLY_REVENUE,
     TALLY_SUPPRESSED,
     TALLY_TRIGGER,
+    TRIGGER_CONVERTED,
     VISIT_TRIGGERS,
     WHOLE_CALL_ERRORS,
 )
@@ -86,6 +87,7 @@ def lua_tables() -> dict[str, str]:
             lua_value(f) for f in (TALLY_SUPPRESSED, TALLY_CONVERTED, TALLY_REVENUE)
         ),
         "TRIGGER_STATS_TTL": lua_value(TRIGGER_STATS_TTL),
+        "TRIGGER_CONVERTED": lua_value(TRIGGER_CONVERTED),
     }
 
 
