@@ -115,10 +115,13 @@ class WebhookClaim(WebhookStep):
 
 @dataclass(frozen=True, slots=True)
 class WebhookDone(WebhookStep):
-    """The job `stream_id` was delivered: forget it."""
+    """The job `stream_id` was delivered: forget it, and count it in the figures of its trigger's
+    type `trigger_type` and day (`created_ms`)."""
 
     op: str = field(default="done", init=False)
     stream_id: str
+    trigger_type: str
+    created_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +135,14 @@ class WebhookRetry(WebhookStep):
 
 @dataclass(frozen=True, slots=True)
 class WebhookDead(WebhookStep):
-    """The job `stream_id` failed for good: move `entry` (JSON) to the dead letters."""
+    """The job `stream_id` failed for good: move `entry` (JSON) to the dead letters, and count it
+    as WebhookDone counts a delivery."""
 
     op: str = field(default="dead", init=False)
     stream_id: str
     entry: bytes
+    trigger_type: str
+    created_ms: int
 
 
 SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
