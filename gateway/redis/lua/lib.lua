@@ -246,12 +246,19 @@ local function contact_json(cid, who)
 end
 
 -- Add to a figure of GET /v1/triggers/stats (`amount`, 1 if nil; a revenue is `fractional`): the
--- hash of the UTC day of `ms`, kept TRIGGER_STATS_TTL.
+-- hash of the UTC day of `ms`, kept TRIGGER_STATS_TTL from its first figure (a field's first
+-- write, which a new hash's always is, sets it: one command less per trigger).
 local TRIGGER_STATS_TTL = {{TRIGGER_STATS_TTL}}
+local stats_keys = {} -- ms -> its day's key: most figures of a call are of NOW
 local function count_stat(ms, field, amount, fractional)
-  local key = K_trigger_stats(string.sub(iso(ms), 1, 10))
-  redis.call(fractional and 'HINCRBYFLOAT' or 'HINCRBY', key, field, amount or 1)
-  redis.call('EXPIRE', key, TRIGGER_STATS_TTL)
+  local key = stats_keys[ms]
+  if not key then
+    key = K_trigger_stats(string.sub(iso(ms), 1, 10))
+    stats_keys[ms] = key
+  end
+  amount = amount or 1
+  local now = redis.call(fractional and 'HINCRBYFLOAT' or 'HINCRBY', key, field, amount)
+  if tonumber(now) == amount then redis.call('EXPIRE', key, TRIGGER_STATS_TTL) end
 end
 
 -- Every trigger, visit or order, reaches the stream, the tally (read into /metrics) and the
@@ -374,7 +381,7 @@ local function close_visit(cid, now, lim)
   local v = {}
   for j = 1, #raw, 2 do v[raw[j]] = tonumber(raw[j + 1]) end
   redis.call('HINCRBY', K_tally, TALLY_CLOSED, 1)
-  drop_pending(cid)
+  if lim.delay_ms > 0 then drop_pending(cid) end -- no delay: nothing of it waits
   local who = contact_identity(cid)
   if not who.reachable then
     redis.call('HINCRBY', K_tally, TALLY_ANONYMOUS, 1)
