@@ -194,3 +194,28 @@ async def test_delayed_triggers_are_emitted_once_though_a_process_is_killed(
         for process in processes:
             stop(process)
         await receiver.stop()
+
+
+async def test_a_delayed_trigger_waits_out_a_restart(tmp_path, redis_url, sync_redis):
+    receiver = Receiver()
+    tenant = unique("restart-delayed")
+    path = config(tmp_path / "gateway.toml", tenant, await receiver.start(), delay=2)
+    port = free_port()
+    env = {"REDIS_URL": redis_url}
+    base = f"http://127.0.0.1:{port}"
+    pending = TenantKeys.for_tenant(tenant).pending
+    process = start_gateway(port, env, "--config", str(path))
+    try:
+        await post_events(base, tenant, [product("wait@x.io", "P1")])
+        await wait_for(lambda: sync_redis.zcard(pending) == 1, 10, "the held trigger")
+        stop(process)  # down before it is due ...
+        due = float(sync_redis.zrange(pending, 0, 0, withscores=True)[0][1]) / 1000
+        await asyncio.sleep(max(0.0, due - time.time()))
+        process = start_gateway(port, env, "--config", str(path))  # ... and up after
+        await wait_for(lambda: receiver.requests, 10, "the delayed trigger's delivery")
+        (found,) = await all_triggers(base, tenant)
+        assert found["type"] == "abandonedBrowse"
+        assert sync_redis.zcard(pending) == 0
+    finally:
+        stop(process)
+        await receiver.stop()
