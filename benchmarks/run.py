@@ -50,13 +50,20 @@ from tests.support.cluster import LocalCluster  # noqa: E402 - the tests' local 
 from tests.support.seeds import json_blocks, seed_text  # noqa: E402 - as the tests extract them
 
 ORIGIN = "https://shop.example"
-TENANTS = ("single", "api", "visitors", "batch", "workers", "memory", "detector")
+TENANTS = ("single", "api", "visitors", "batch", "workers", "memory", "detector", "delayed")
 BATCH = 100
 MEMORY_CONTACTS = 50
 MEMORY_LIMIT = 4096
 VISITS = 100_000
 # Long enough that all the visits are stored before the first is due, so they fall due in a burst.
 VISIT_TIMEOUT = 15
+# Tenant "delayed" (docs/triggers.md, Trigger policies): its triggers wait DELAY s after their
+# visits close, longer than closing them all takes, so they too fall due in a burst; a cooldown
+# is checked on the way.
+DELAYED = 100_000
+DELAY = 20
+COOLDOWN = 3600
+DETECTED = ("detector", "delayed")  # the tenants with VISIT_TIMEOUT
 
 
 def free_port() -> int:
@@ -81,9 +88,12 @@ def write_config(path: Path, *gateway: str) -> None:
             f'server_keys = ["sk_bench_{tenant}"]',
             f'site_keys = ["pk_bench_{tenant}"]',
             f'allowed_origins = ["{ORIGIN}"]',
-            *([f"visit_timeout_seconds = {VISIT_TIMEOUT}"] if tenant == "detector" else []),
+            *([f"visit_timeout_seconds = {VISIT_TIMEOUT}"] if tenant in DETECTED else []),
             "",
         ]
+        if tenant == "delayed":
+            policy = f"delay_seconds = {DELAY}\ncooldown_seconds = {COOLDOWN}\n"
+            lines += ["[tenants.triggers]", policy]
     path.write_text("\n".join(lines))
 
 
@@ -461,8 +471,8 @@ def memory_per_contact(bench: Bench, base: str) -> dict[str, Any]:
     return result
 
 
-def store_visits(bench: Bench) -> tuple[int, int]:
-    """One productViewed for each of VISITS contacts with an email: each visit is due a trigger.
+def store_visits(bench: Bench, tenant_id: str = "detector", count: int = VISITS) -> tuple[int, int]:
+    """One productViewed for each of `count` contacts with an email: each visit is due a trigger.
 
     Stored through the gateway's own validation and ingest script, called directly in 500-event
     calls as the batcher does, not over HTTP: HTTP ingest is measured above, and here the visits
@@ -475,7 +485,7 @@ def store_visits(bench: Bench) -> tuple[int, int]:
         env={"REDIS_URL": "redis://unused", "GATEWAY_DATA_DIR": str(bench.work / "gateway-data")},
     )
     gateway = GatewayState(settings)
-    (tenant,) = [t for t in settings.tenants if t.id == "detector"]
+    (tenant,) = [t for t in settings.tenants if t.id == tenant_id]
     script = Script.load("ingest")
     bench.redis.script_load(script.text)
     product = json.dumps({"productId": "WS01-L-Green", "price": 45.5})
@@ -490,10 +500,10 @@ def store_visits(bench: Bench) -> tuple[int, int]:
             True,
             received,
         )
-        for n in range(VISITS)
+        for n in range(count)
     ]
     first = now_ms()
-    for start in range(0, VISITS, 500):
+    for start in range(0, count, 500):
         now = now_ms()
         chunk = [(p.envelope, p.raw) for p in prepared[start : start + 500]]
         bench.redis.evalsha(script.sha, 0, *gateway.limits(tenant).args(now, ingest_items(chunk)))
@@ -541,6 +551,60 @@ def detector(bench: Bench) -> dict[str, Any]:
     return result
 
 
+def delayed_triggers(bench: Bench, count: int = DELAYED) -> dict[str, Any]:
+    """Time for the gateway's detector to re-check and emit `count` delayed triggers falling due
+    in a burst (tenant "delayed": delay_seconds = DELAY and a cooldown), and its lag; also how long
+    closing their visits took with those policies (the detector's figure above, with a delay).
+
+    The visits are stored as store_visits does; once the detector has closed them all, their
+    triggers wait in the tenant's due-time set. Lag is sampled every 50 ms as the age of the most
+    overdue trigger still waiting.
+    """
+    keys = TenantKeys.for_tenant("delayed")
+    pending, triggers = keys.pending, keys.triggers
+    visits_first, _ = store_visits(bench, "delayed", count)
+    deadline = visits_first / 1000 + 60
+    while bench.redis.zcard(pending) < count and time.time() < deadline:
+        time.sleep(0.05)
+    held_at = time.time()
+    held = bench.redis.zcard(pending)
+    if held < count:
+        bench.failures.append(f"delayed: {held} of {count} triggers held")
+    first = bench.redis.zrange(pending, 0, 0, withscores=True)[0][1] / 1000
+    last = bench.redis.zrange(pending, -1, -1, withscores=True)[0][1] / 1000
+    if held_at > first:
+        bench.failures.append("delayed: the first trigger fell due before all were held")
+    lag = 0.0
+    while time.time() < last + 60:
+        oldest = bench.redis.zrange(pending, 0, 0, withscores=True)
+        now = time.time()
+        if oldest:
+            lag = max(lag, now - oldest[0][1] / 1000)
+        elif bench.redis.xlen(triggers) >= count:
+            break
+        time.sleep(0.05)
+    done = time.time()
+    emitted = bench.redis.xlen(triggers)
+    if emitted < count:
+        bench.failures.append(f"delayed: {emitted} of {count} delayed triggers emitted")
+    result = {
+        "triggers": count,
+        "emitted": emitted,
+        "closed_seconds": held_at - visits_first / 1000,
+        "due_over_seconds": last - first,
+        "seconds": done - first,
+        "max_lag_seconds": lag,
+    }
+    print(
+        f"  delayed        {count:,} visits closed and held {result['closed_seconds']:.2f} s after "
+        f"the first was due; their triggers, due over {result['due_over_seconds']:.1f} s, "
+        f"re-checked and emitted {result['seconds']:.2f} s after the first was due, "
+        f"max lag {lag:.2f} s",
+        flush=True,
+    )
+    return result
+
+
 def cluster_rows(bench: Bench, work: Path, single_body: Path, batch_body: Path) -> None:
     """The same load through the cluster client on a local Redis Cluster (3 primaries, 3 replicas,
     on this machine), with and without replicas_to_ack = 1 (docs/operations.md)."""
@@ -570,7 +634,9 @@ def cluster_rows(bench: Bench, work: Path, single_body: Path, batch_body: Path) 
             node.close()
 
 
-def targets(bench: Bench, memory: dict[str, Any], visits: dict[str, Any]) -> list[dict[str, Any]]:
+def targets(
+    bench: Bench, memory: dict[str, Any], visits: dict[str, Any], delayed: dict[str, Any]
+) -> list[dict[str, Any]]:
     r = bench.rows
     single, bare, naive = r["gateway"].rps, r["bare"].rps, r["naive"].rps
     return [
@@ -635,6 +701,21 @@ def targets(bench: Bench, memory: dict[str, Any], visits: dict[str, Any]) -> lis
             "value": f"{visits['max_lag_seconds']:.2f} s",
             "met": visits["max_lag_seconds"] <= 2,
         },
+        {
+            "target": f"with a delay and a cooldown: {DELAYED:,} visits closed in ≤ 10 s",
+            "value": f"{delayed['closed_seconds']:.2f} s",
+            "met": delayed["closed_seconds"] <= 10,
+        },
+        {
+            "target": f"{DELAYED:,} due delayed triggers re-checked and emitted in ≤ 10 s",
+            "value": f"{delayed['seconds']:.2f} s",
+            "met": delayed["seconds"] <= 10 and delayed["emitted"] >= DELAYED,
+        },
+        {
+            "target": "delayed triggers' lag never above 2 s",
+            "value": f"{delayed['max_lag_seconds']:.2f} s",
+            "met": delayed["max_lag_seconds"] <= 2,
+        },
     ]
 
 
@@ -642,6 +723,7 @@ def markdown(
     bench: Bench,
     memory: dict[str, Any],
     visits: dict[str, Any],
+    delayed: dict[str, Any],
     checks: list[dict[str, Any]],
     meta: dict[str, Any],
 ) -> str:
@@ -678,6 +760,13 @@ def markdown(
         f"closed and {visits['triggers']:,} triggers emitted **{visits['seconds']:.2f} s** after "
         f"the first was due ({visits['after_last_due_seconds']:.2f} s after the last); "
         f"max lag **{visits['max_lag_seconds']:.2f} s**.",
+        "",
+        f"Delayed triggers (delay_seconds = {DELAY}, cooldown_seconds = {COOLDOWN}): "
+        f"{delayed['triggers']:,} visits stored the same way, closed and held "
+        f"**{delayed['closed_seconds']:.2f} s** after the first was due; their triggers fell due "
+        f"over {delayed['due_over_seconds']:.1f} s and {delayed['emitted']:,} were re-checked and "
+        f"emitted **{delayed['seconds']:.2f} s** after the first was due; max lag "
+        f"**{delayed['max_lag_seconds']:.2f} s**.",
         "",
         "| target | this run | met |",
         "|---|---:|:-:|",
@@ -797,8 +886,10 @@ def main() -> int:
             memory = memory_per_contact(bench, f"http://127.0.0.1:{gateway.port}")
             fresh_redis(bench.redis)
             visits = detector(bench)
-        checks = targets(bench, memory, visits)
-        text = markdown(bench, memory, visits, checks, meta)
+            fresh_redis(bench.redis)
+            delayed = delayed_triggers(bench)
+        checks = targets(bench, memory, visits, delayed)
+        text = markdown(bench, memory, visits, delayed, checks, meta)
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "latest.md").write_text(text)
         (RESULTS / "latest.json").write_bytes(
@@ -809,6 +900,7 @@ def main() -> int:
                     "rows": [{**asdict(r), "eps": r.eps} for r in bench.rows.values()],
                     "memory_per_contact": memory,
                     "detector": visits,
+                    "delayed_triggers": delayed,
                     "targets": checks,
                     "failures": bench.failures,
                 },

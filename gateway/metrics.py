@@ -162,7 +162,25 @@ class Metrics:
             "Triggers moved to the dead-letter list after the retry budget.",
             ("tenant",),
         )
+        self.triggers_suppressed = Counter(
+            "gateway_triggers_suppressed_total",
+            "Triggers a policy kept from the stream, by type and reason (docs/triggers.md).",
+            ("tenant", "type", "reason"),
+        )
+        self.trigger_conversions = Counter(
+            "gateway_trigger_conversions_total",
+            "Orders attributed to a trigger, by the trigger's type (cancellations not deducted).",
+            ("tenant", "type"),
+        )
+        self.trigger_revenue = Counter(
+            "gateway_trigger_revenue_total",
+            "totalCost of the orders attributed to a trigger (cancellations not deducted).",
+            ("tenant", "type", "currency"),
+        )
         self.families += [
+            self.triggers_suppressed,
+            self.trigger_conversions,
+            self.trigger_revenue,
             self.triggers_emitted,
             self.visits_closed,
             self.visits_anonymous,

@@ -41,6 +41,10 @@ class GatewayState:
                 contact_events=settings.contact_events,
                 cart_ttl=settings.cart_ttl_seconds,
                 purchase_window_ms=int(t.cart_purchase_window_seconds * 1000),
+                delay_ms=int(t.triggers.delay_seconds * 1000),
+                cooldown_ms=int(t.triggers.cooldown_seconds * 1000),
+                recent_order_ms=int(t.triggers.suppress_after_order_seconds * 1000),
+                attribution_ms=int(t.triggers.attribution_window_seconds * 1000),
             )
             for t in settings.tenants
         }
@@ -70,7 +74,7 @@ class GatewayState:
         return self._tenant_keys[tenant.id]
 
     def limits(self, tenant: Tenant) -> TenantLimits:
-        """The tenant's arguments of ingest.lua and orders.lua."""
+        """The tenant's arguments of ingest.lua, orders.lua and detect.lua."""
         return self._limits[tenant.id]
 
     async def authorize(

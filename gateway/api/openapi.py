@@ -392,6 +392,13 @@ def build() -> dict[str, Any]:
                     ),
                 )
             },
+            "/v1/triggers/stats": {
+                "get": _read(
+                    "Per trigger type: emitted, suppressed, delivered, failed, converted, revenue",
+                    [_query("from"), _query("to")],
+                    _obj("from", "to", "types", types={"type": "object"}),
+                )
+            },
             "/v1/webhooks/dead": {
                 "get": _read(
                     "Webhook deliveries that gave up, newest first",

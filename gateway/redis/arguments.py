@@ -67,14 +67,11 @@ class TenantLimits(ScriptArgs):
     contact_events: int
     cart_ttl: int  # s
     purchase_window_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class DetectArgs(ScriptArgs):
-    """detect.lua: close at most `batch` visits whose deadline has passed."""
-
-    prefix: str
-    batch: int
+    # [tenants.triggers] (docs/triggers.md, Trigger policies); detect.lua takes them too
+    delay_ms: int
+    cooldown_ms: int
+    recent_order_ms: int  # suppress_after_order_seconds
+    attribution_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +115,13 @@ class WebhookClaim(WebhookStep):
 
 @dataclass(frozen=True, slots=True)
 class WebhookDone(WebhookStep):
-    """The job `stream_id` was delivered: forget it."""
+    """The job `stream_id` was delivered: forget it, and count it in the figures of its trigger's
+    type `trigger_type` and day (`created_ms`)."""
 
     op: str = field(default="done", init=False)
     stream_id: str
+    trigger_type: str
+    created_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,16 +135,18 @@ class WebhookRetry(WebhookStep):
 
 @dataclass(frozen=True, slots=True)
 class WebhookDead(WebhookStep):
-    """The job `stream_id` failed for good: move `entry` (JSON) to the dead letters."""
+    """The job `stream_id` failed for good: move `entry` (JSON) to the dead letters, and count it
+    as WebhookDone counts a delivery."""
 
     op: str = field(default="dead", init=False)
     stream_id: str
     entry: bytes
+    trigger_type: str
+    created_ms: int
 
 
 SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     TenantLimits,
-    DetectArgs,
     RateArgs,
     WebhookStep,
     WebhookEnqueue,

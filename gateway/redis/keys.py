@@ -32,6 +32,7 @@ LEGACY_KEY = re.compile(r"gw:([A-Za-z0-9_-]{1,64}):(.+)", re.DOTALL)
 TRIGGERS_MAXLEN = 1_000_000  # XADD MAXLEN ~ of a tenant's trigger stream
 MAX_DEAD = 10_000  # dead letters kept per tenant, newest first
 ORDER_HISTORY_MAX = 100  # status changes kept per order
+TRIGGER_STATS_TTL = 400 * 86_400  # s: a day's trigger figures are kept 400 days
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,16 @@ KEYSPACE = {
     "webhook_jobs": Key(WEBHOOK + ":jobs", "hash", "until delivered or dead-lettered"),
     "webhook_tries": Key(WEBHOOK + ":tries", "hash", "until delivered or dead-lettered"),
     "dead_letters": Key(":wh:dead", "list", "capped: the newest MAX_DEAD"),
+    # trigger policies (docs/triggers.md, Trigger policies)
+    "pending": Key(":pending", "zset", "one member per delayed trigger (id -> due ms), till due"),
+    "pending_jobs": Key(":pending:jobs", "hash", "one field per :pending member, removed with it"),
+    "trigger_times": Key(
+        CONTACT + ":tt", "hash", f"{CONTACT_TTL} (trigger type -> ms of the last emitted)", True
+    ),
+    "last_trigger": Key(
+        CONTACT + ":lt", "string", f"{CONTACT_TTL} (<id>|<type>|<ms> of the last emitted)", True
+    ),
+    "trigger_stats": Key(":ts:{day}", "hash", "TRIGGER_STATS_TTL (one UTC day's figures)"),
 }
 
 
@@ -125,6 +136,15 @@ class TenantKeys:
         """Visit and trigger counts for /metrics: written by the scripts, drained by detect.lua."""
         return self._key("tally")
 
+    @property
+    def pending(self) -> str:
+        """Delayed triggers by due time (detect.lua releases them), and their jobs (`:jobs`)."""
+        return self._key("pending")
+
+    @property
+    def pending_jobs(self) -> str:
+        return self._key("pending_jobs")
+
     def dedup(self, event_id: str) -> str:
         return self._key("dedup", event_id=event_id)
 
@@ -149,6 +169,10 @@ class TenantKeys:
     def rate(self, key_id: str) -> str:
         """The token bucket of an API key (rate.lua)."""
         return self._key("rate", key_id=key_id)
+
+    def trigger_stats(self, day: str) -> str:
+        """One UTC day's trigger figures, `<type>|<figure>[|<reason or currency>]` -> number."""
+        return self._key("trigger_stats", day=day)
 
     def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
         """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""

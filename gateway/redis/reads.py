@@ -110,6 +110,13 @@ class Reads:
             list[StreamEntry], await self.redis.xrange(keys.triggers, first, "+", count=count)
         )
 
+    async def trigger_stats(self, keys: TenantKeys, days: Sequence[str]) -> list[Hash]:
+        """The figures of each UTC day (YYYY-MM-DD) of `days` (docs/triggers.md, Stats)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(keys.trigger_stats(day))
+            return cast(list[Hash], await pipe.execute())
+
     async def dead_letters(self, keys: TenantKeys, count: int) -> list[bytes]:
         """The newest `count` dead letters, newest first."""
         return cast(list[bytes], await self.redis.lrange(keys.dead_letters, 0, count - 1))

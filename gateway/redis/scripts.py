@@ -24,11 +24,22 @@ from gateway.redis.constants import (
     REACHABLE_KINDS,
     TALLY_ANONYMOUS,
     TALLY_CLOSED,
+    TALLY_CONVERTED,
+    TALLY_REVENUE,
+    TALLY_SUPPRESSED,
     TALLY_TRIGGER,
+    TRIGGER_CONVERTED,
     VISIT_TRIGGERS,
     WHOLE_CALL_ERRORS,
 )
-from gateway.redis.keys import KEYSPACE, MAX_DEAD, ORDER_HISTORY_MAX, PREFIX, TRIGGERS_MAXLEN
+from gateway.redis.keys import (
+    KEYSPACE,
+    MAX_DEAD,
+    ORDER_HISTORY_MAX,
+    PREFIX,
+    TRIGGER_STATS_TTL,
+    TRIGGERS_MAXLEN,
+)
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -72,6 +83,11 @@ def lua_tables() -> dict[str, str]:
         # values for `local A, B, ... = {{NAME}}`
         "VISIT_TRIGGERS": ", ".join(lua_value(kind) for kind in VISIT_TRIGGERS),
         "TALLY": ", ".join(lua_value(f) for f in (TALLY_CLOSED, TALLY_ANONYMOUS, TALLY_TRIGGER)),
+        "POLICY_TALLY": ", ".join(
+            lua_value(f) for f in (TALLY_SUPPRESSED, TALLY_CONVERTED, TALLY_REVENUE)
+        ),
+        "TRIGGER_STATS_TTL": lua_value(TRIGGER_STATS_TTL),
+        "TRIGGER_CONVERTED": lua_value(TRIGGER_CONVERTED),
     }
 
 

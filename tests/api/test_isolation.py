@@ -69,6 +69,7 @@ READS = [
     Read("/v1/carts/{recycleStateId}", "/v1/carts/{m}", seed_cart),
     Read("/v1/triggers", "/v1/triggers?limit=1000", seed_order, listing=True),  # order triggers
     Read("/v1/webhooks/dead", "/v1/webhooks/dead", None, listing=True),
+    Read("/v1/triggers/stats", "/v1/triggers/stats", None, listing=True),
 ]
 
 

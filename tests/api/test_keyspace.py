@@ -42,6 +42,11 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "webhook_jobs": (lambda k: k.webhook("h1", "jobs"), ("h1",), ":wh:h1:jobs"),
     "webhook_tries": (lambda k: k.webhook("h1", "tries"), ("h1",), ":wh:h1:tries"),
     "dead_letters": (lambda k: k.dead_letters, (), ":wh:dead"),
+    "pending": (lambda k: k.pending, (), ":pending"),
+    "pending_jobs": (lambda k: k.pending_jobs, (), ":pending:jobs"),
+    "trigger_times": (lambda k: k.contact("c1", ":tt"), ("c1",), ":c:{c1}:tt"),
+    "last_trigger": (lambda k: k.contact("c1", ":lt"), ("c1",), ":c:{c1}:lt"),
+    "trigger_stats": (lambda k: k.trigger_stats("2026-12-02"), ("2026-12-02",), ":ts:2026-12-02"),
 }
 
 

@@ -113,7 +113,7 @@ end
 local function store_event(ev, raw, dk)
   local cid = resolve_contact(ev[IDS], ev[FRESH], limits)
   local ty, pv, cv, cart = ev[TYPE], ev[PV], ev[CV], ev[CART]
-  local last = close_idle_visit(cid, now, timeout)
+  local last = close_idle_visit(cid, now, limits)
 
   local ck = K_contact(cid)
   local touched = {ck, K_contact_ids(cid), K_contact_ev(cid), K_contact_visit(cid)}

@@ -169,6 +169,10 @@ local function apply_order(o, fallback, lim)
     redis.call('LTRIM', hk, -ORDER_HISTORY_MAX, -1)
   end
   update_rfm(o.eoid, cid, status, meta[4], mk, fk, lim)
+  -- a new order, not CANCELLED: what the trigger policies' `ordered` and `recentOrder` read
+  if not old and status ~= 'CANCELLED' then redis.call('HSET', K_contact(cid), 'orderAt', NOW) end
+  -- lib_attribution.lua: read before the order converts its cart
+  local attributed = not old and status ~= 'CANCELLED' and attribution_of(cid, fk, lim)
   if status ~= 'CANCELLED' and not meta[3] then
     local rsid = redis.call('HGET', fk, 'recycleStateId')
     if rsid then
@@ -188,5 +192,10 @@ local function apply_order(o, fallback, lim)
   end
   for _, key in ipairs({mk, fk, hk}) do redis.call('EXPIRE', key, lim.contact_ttl) end
   order_trigger(o, cid, status, oid, fk)
+  if attributed then
+    attribute_order(o.eoid, mk, fk, status, cid, attributed)
+  elseif status == 'CANCELLED' and old ~= 'CANCELLED' then
+    unattribute_order(mk)
+  end
   return 'a', status, cid
 end
