@@ -120,8 +120,10 @@ local function merge_contact(from, into, limits)
 end
 
 -- The contact of `ids` ("kind:value", most decisive first): the first identifier already known
--- decides, every other contact they name is stitched into it, and all of them then point to it.
-local function resolve_contact(ids, fresh, limits)
+-- decides, every other contact they name is stitched into it, and all of them then point to it;
+-- `fallback` when none is known. Returns the contact, and whether it is new: none was known and
+-- `fallback` is a new id (ingest.lua's fresh contact id), so none of its keys exists yet.
+local function resolve_contact(ids, fallback, limits, fallback_is_new)
   local cid = nil
   local others = {}
   local keys = {}
@@ -133,7 +135,18 @@ local function resolve_contact(ids, fresh, limits)
       if not cid then cid = c elseif c ~= cid then others[c] = true end
     end
   end
-  cid = cid or fresh
+  if not cid and fallback_is_new then
+    -- A new contact's :ids is new too: one HSET of all of them, not an HSETNX each.
+    local first_seen = {}
+    for _, ident in ipairs(ids) do
+      redis.call('SET', K_identifier(ident), fallback, 'EX', limits.contact_ttl)
+      first_seen[#first_seen + 1] = ident
+      first_seen[#first_seen + 1] = NOW
+    end
+    redis.call('HSET', K_contact_ids(fallback), unpack(first_seen))
+    return fallback, true
+  end
+  cid = cid or fallback
   for other in pairs(others) do merge_contact(other, cid, limits) end
   for i, ident in ipairs(ids) do
     -- An identifier already naming this contact is in its :ids; ingest.lua renews its TTL.
@@ -142,7 +155,7 @@ local function resolve_contact(ids, fresh, limits)
       redis.call('HSETNX', K_contact_ids(cid), ident, NOW)
     end
   end
-  return cid
+  return cid, false
 end
 
 -- Visits and their triggers (docs/triggers.md). A visit is closed exactly once: by the detector when its
