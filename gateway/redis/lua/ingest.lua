@@ -160,14 +160,24 @@ local function store_event(ev, raw, dk)
   elseif cart then
     local rsid, cart_json, empty = cart[1], cart[2], cart[3]
     local state = K_cart(rsid)
-    redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
-    redis.call('EXPIRE', state, limits.cart_ttl)
     -- a state already bought (a re-sent last cart) is no current cart: it would look abandoned
-    if empty or redis.call('HEXISTS', state, 'order') == 1 then
-      redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
-    else
+    local current = not empty and redis.call('HEXISTS', state, 'order') == 0
+    release_cart(cid, rsid)
+    if current then
+      -- the contact hash holds the current cart's JSON; its state, only a state that may outlive
+      -- the contact (lib.lua release_cart)
       redis.call('HSET', ck, 'cart', cart_json, 'cartAt', now, 'cartId', rsid)
+      if limits.cart_ttl > ttl - slack then
+        redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
+      else
+        redis.call('HSET', state, 'contact', cid, 'at', now)
+        redis.call('HDEL', state, 'cart')
+      end
+    else
+      redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
+      redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
     end
+    redis.call('EXPIRE', state, limits.cart_ttl)
   end
 
   local opened = open_visit(cid, EVENT_CODES[ty] or 'x', now, timeout, last)

@@ -75,6 +75,20 @@ local function merge_rfm(from, into)
   end
 end
 
+-- A cart state holds its cart's JSON only while the cart is not its contact's current cart: the
+-- contact hash holds that one, so the JSON is kept once, not twice. When a contact's current cart
+-- stops being current (replaced by another recycleStateId, emptied, bought, or left behind by
+-- stitching), its JSON goes back to its state, if the state still exists and names this contact.
+-- `unless` is a recycleStateId that is not leaving (the cart an event is about to replace).
+local function release_cart(cid, unless)
+  local current = redis.call('HMGET', K_contact(cid), 'cart', 'cartId')
+  if not current[1] or not current[2] or current[2] == unless then return end
+  local state = K_cart(current[2])
+  if redis.call('HGET', state, 'contact') == cid then
+    redis.call('HSET', state, 'cart', current[1])
+  end
+end
+
 -- Stitch contact `from` into `into`: identifiers, views, cart (the newer), events, open visit.
 local function merge_contact(from, into, limits)
   local ids = redis.call('HGETALL', K_contact_ids(from))
@@ -97,10 +111,13 @@ local function merge_contact(from, into, limits)
   local fc = redis.call('HMGET', K_contact(from), 'cart', 'cartAt', 'cartId', 'created')
   local ic = redis.call('HMGET', K_contact(into), 'cartAt', 'created')
   if fc[1] and (not ic[1] or tonumber(fc[2]) > tonumber(ic[1])) then
+    release_cart(into)
     redis.call('HSET', K_contact(into), 'cart', fc[1], 'cartAt', fc[2], 'cartId', fc[3])
     if redis.call('EXISTS', K_cart(fc[3])) == 1 then
       redis.call('HSET', K_cart(fc[3]), 'contact', into)
     end
+  elseif fc[1] then
+    release_cart(from)
   end
   if fc[4] and (not ic[2] or tonumber(fc[4]) < tonumber(ic[2])) then
     redis.call('HSET', K_contact(into), 'created', fc[4])
