@@ -53,7 +53,7 @@ ORIGIN = "https://shop.example"
 TENANTS = ("single", "api", "visitors", "batch", "workers", "memory", "detector")
 BATCH = 100
 MEMORY_CONTACTS = 50
-MEMORY_LIMIT = 4096
+MEMORY_LIMIT = 3000
 VISITS = 100_000
 # Long enough that all the visits are stored before the first is due, so they fall due in a burst.
 VISIT_TIMEOUT = 15
@@ -200,6 +200,17 @@ def redis_cpu(client: redis.Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def command_costs(stats: dict[str, Any], events: int) -> dict[str, tuple[float, float]]:
+    """(calls, µs) per event of each Redis command from `INFO commandstats`, costliest first;
+    the bench's own CONFIG and INFO left out."""
+    costs = {
+        name.removeprefix("cmdstat_"): (stat["calls"] / events, stat["usec"] / events)
+        for name, stat in stats.items()
+        if name not in ("cmdstat_config", "cmdstat_info")
+    }
+    return dict(sorted(costs.items(), key=lambda item: -item[1][1]))
+
+
 def wrk(url: str, body: Path, seconds: int, args: argparse.Namespace) -> Run:
     command = [
         "wrk",
@@ -248,6 +259,9 @@ class Row:
     answered_200: int = 0
     stored: int = 0
     errors: int = 0
+    # Redis command -> (calls, µs) per event during the measured run (INFO commandstats; calls made
+    # by scripts count too). Empty on the cluster rows, whose commands spread over the nodes.
+    commands: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def eps(self) -> float:
@@ -319,6 +333,8 @@ class Bench:
             counter, used_cpu = cluster.client, cluster.cpu
         before = counter.xlen(stream) if stream else 0
         warm = wrk(url, body, self.args.warmup, self.args)
+        if cluster is None:
+            self.redis.config_resetstat()
         cpu, redis_before = cpu_seconds(server.process.pid), used_cpu()
         run = wrk(url, body, self.args.duration, self.args)
         cpu = cpu_seconds(server.process.pid) - cpu
@@ -329,6 +345,8 @@ class Bench:
         events = run.requests * events_per_request
         row.server_cpu_us = cpu / events * 1e6
         row.redis_cpu_us = redis_used / events * 1e6
+        if cluster is None:
+            row.commands = command_costs(self.redis.info("commandstats"), events)
         row.errors = errors
         if stream:
             # wrk counts only answers it read before its clock stopped; a request in flight then
@@ -571,18 +589,39 @@ def cluster_rows(bench: Bench, work: Path, single_body: Path, batch_body: Path) 
 
 
 def targets(bench: Bench, memory: dict[str, Any], visits: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 24's targets (ratios to rows of the same run), then the earlier ones still held."""
     r = bench.rows
     single, bare, naive = r["gateway"].rps, r["bare"].rps, r["naive"].rps
     return [
         {
-            "target": "single events ≥ 0.45 × bare ASGI",
+            "target": "single events ≥ 0.60 × bare ASGI",
             "value": f"{single / bare:.2f} ×",
-            "met": single >= 0.45 * bare,
+            "met": single >= 0.60 * bare,
         },
         {
-            "target": "single events ≥ 2.5 × naive handler",
+            "target": "a new visitor per request ≥ 0.45 × bare ASGI",
+            "value": f"{r['visitors'].rps / bare:.2f} ×",
+            "met": r["visitors"].rps >= 0.45 * bare,
+        },
+        {
+            "target": "batched events/s ≥ 2.5 × bare ASGI req/s",
+            "value": f"{r['gateway-batch'].eps / bare:.2f} ×",
+            "met": r["gateway-batch"].eps >= 2.5 * bare,
+        },
+        {
+            "target": "single events p99 ≤ 1.5 × bare p99 at 64 connections",
+            "value": f"{r['gateway'].p99_ms / r['bare'].p99_ms:.2f} ×",
+            "met": r["gateway"].p99_ms <= 1.5 * r["bare"].p99_ms,
+        },
+        {
+            "target": "--workers 2 ≥ 1.0 × one worker (information)",
+            "value": f"{r['gateway-2w'].rps / single:.2f} ×",
+            "met": r["gateway-2w"].rps >= single,
+        },
+        {
+            "target": "single events ÷ naive handler (information)",
             "value": f"{single / naive:.2f} ×",
-            "met": single >= 2.5 * naive,
+            "met": True,
         },
         {
             "target": "/api/v1/event/ within noise (≥ 0.95 ×) of /v1/event",
@@ -606,22 +645,7 @@ def targets(bench: Bench, memory: dict[str, Any], visits: dict[str, Any]) -> lis
             "met": True,
         },
         {
-            "target": "batches ≥ 100,000 events/s, one worker",
-            "value": f"{r['gateway-batch'].eps:,.0f} events/s",
-            "met": r["gateway-batch"].eps >= 100_000,
-        },
-        {
-            "target": "single events p99 < 10 ms at 64 connections",
-            "value": f"{r['gateway'].p99_ms:.2f} ms",
-            "met": r["gateway"].p99_ms < 10,
-        },
-        {
-            "target": "--workers 2 ≥ 1.6 × one worker",
-            "value": f"{r['gateway-2w'].rps / single:.2f} ×",
-            "met": r["gateway-2w"].rps >= 1.6 * single,
-        },
-        {
-            "target": "Redis memory per active contact ≤ 4 KB",
+            "target": f"Redis memory per active contact ≤ {MEMORY_LIMIT:,} B",
             "value": f"{memory['total_bytes']:,.0f} B",
             "met": memory["total_bytes"] <= MEMORY_LIMIT,
         },
@@ -636,6 +660,28 @@ def targets(bench: Bench, memory: dict[str, Any], visits: dict[str, Any]) -> lis
             "met": visits["max_lag_seconds"] <= 2,
         },
     ]
+
+
+def command_table(bench: Bench) -> list[str]:
+    """Calls and µs per event of each Redis command, per gateway row on the single Redis."""
+    rows = [row for row in bench.rows.values() if "evalsha" in row.commands]
+    if not rows:
+        return []
+    names = list(dict.fromkeys(name for row in rows for name in row.commands))
+    lines = [
+        "Redis commands per event (`INFO commandstats` over the measured run; `evalsha` is the "
+        "whole ingest.lua call, the other commands are mostly made inside it): calls / µs.",
+        "",
+        "| command | " + " | ".join(row.what for row in rows) + " |",
+        "|---|" + "---:|" * len(rows),
+    ]
+    for name in names:
+        cells = [
+            f"{calls:.2f} / {usec:.2f}" if (calls, usec) != (0, 0) else "-"
+            for calls, usec in (row.commands.get(name, (0.0, 0.0)) for row in rows)
+        ]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown(
@@ -663,6 +709,7 @@ def markdown(
             f"{row.p99_ms / bare.p99_ms:.2f} | {row.server_cpu_us:.1f} | {row.redis_cpu_us:.1f} | "
             f"{stored} |"
         )
+    lines += ["", *command_table(bench)]
     lines += [
         "",
         f"Redis memory per active contact (cart of 5 products, 20 product views; mean of "
