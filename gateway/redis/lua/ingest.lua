@@ -115,7 +115,8 @@ end
 local function store_event(ev, raw, dk)
   local cid, new = resolve_contact(ev[IDS], ev[FRESH], limits, true)
   local ty, pv, cv, cart = ev[TYPE], ev[PV], ev[CV], ev[CART]
-  local last = not new and close_idle_visit(cid, now, timeout) or nil
+  local counter = EVENT_CODES[ty] or 'x'
+  local open = not new and close_idle_visit(cid, now, timeout, counter) or nil
 
   local ck = K_contact(cid)
   local touched = {ck, K_contact_ids(cid), K_contact_ev(cid), K_contact_visit(cid)}
@@ -180,7 +181,7 @@ local function store_event(ev, raw, dk)
     redis.call('EXPIRE', state, limits.cart_ttl)
   end
 
-  local opened = open_visit(cid, EVENT_CODES[ty] or 'x', now, timeout, last)
+  local opened = open_visit(cid, counter, now, timeout, open)
   local tag, note = 'a', nil
   if ev[IG] then
     tag, note = 'i', ev[IG]
