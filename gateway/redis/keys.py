@@ -15,7 +15,8 @@ Per-contact values kept small, since every active contact holds them: `:pv` scor
 times (ms); `:pvd` maps productId to `<lag>|<currencyCode>|<the view's other fields as JSON,
 without braces>` (viewedAt = score - lag; model/recommendations.py), or, for a view that does not
 fit that form, its whole JSON; `:ev` entries are `<type>|<stream id>`, the type as a LIST_CODES
-code where it has one (constants.py).
+code where it has one (constants.py). A cart's JSON is kept once: in the contact hash while it is
+the contact's current cart, in its `:cart:` state once it is not (lib.lua release_cart).
 """
 
 from __future__ import annotations

@@ -129,4 +129,17 @@ class Reads:
             return OrderRecord(*await pipe.execute())
 
     async def cart_state(self, keys: TenantKeys, recycle_state_id: str) -> Hash:
-        return cast(Hash, await self.redis.hgetall(keys.cart(recycle_state_id)))
+        """A cart state with its cart: while that cart is its contact's current one, the JSON is
+        the contact's (lib.lua release_cart). Read again once if it moved back in between."""
+        for _ in range(2):
+            state = cast(Hash, await self.redis.hgetall(keys.cart(recycle_state_id)))
+            contact = state.get(b"contact")
+            if b"cart" in state or contact is None:
+                return state
+            cart, current = cast(
+                list[bytes | None],
+                await self.redis.hmget(keys.contact(contact.decode()), "cart", "cartId"),
+            )
+            if cart is not None and current == recycle_state_id.encode():
+                return {**state, b"cart": cart}
+        return state

@@ -110,17 +110,24 @@ local function add_to_run(ev, raw, dk)
 end
 
 -- Store one event in full (the first of a run, or a cart or order event): its contact, result.
+-- A new contact (the first event of most visitors) has no keys yet: nothing to read (its visit,
+-- its TTL renewal, the size of its view list) and one HSET makes its profile.
 local function store_event(ev, raw, dk)
-  local cid = resolve_contact(ev[IDS], ev[FRESH], limits)
+  local cid, new = resolve_contact(ev[IDS], ev[FRESH], limits, true)
   local ty, pv, cv, cart = ev[TYPE], ev[PV], ev[CV], ev[CART]
-  local last = close_idle_visit(cid, now, limits)
+  local counter = EVENT_CODES[ty] or 'x'
+  local open = not new and close_idle_visit(cid, now, limits, counter) or nil
 
   local ck = K_contact(cid)
   local touched = {ck, K_contact_ids(cid), K_contact_ev(cid), K_contact_visit(cid)}
-  local renewed = tonumber(redis.call('HGET', ck, 'ttlAt'))
+  local renewed = not new and tonumber(redis.call('HGET', ck, 'ttlAt'))
   local renew = not renewed or now - renewed >= renew_ms
-  if not renewed then redis.call('HSETNX', ck, 'created', now) end
-  if renew then
+  if new then
+    redis.call('HSET', ck, 'created', now, 'updated', now, 'ttlAt', now)
+  elseif not renewed then
+    redis.call('HSETNX', ck, 'created', now)
+    redis.call('HSET', ck, 'updated', now, 'ttlAt', now)
+  elseif renew then
     redis.call('HSET', ck, 'updated', now, 'ttlAt', now)
   else
     redis.call('HSET', ck, 'updated', now)
@@ -137,7 +144,7 @@ local function store_event(ev, raw, dk)
     local added = redis.call('ZADD', pvk, now, pv[1]) == 1
     redis.call('HSET', pvd, pv[1], view_value(pv))
     if added then
-      trim_views(cid, cap_views)
+      if not new then trim_views(cid, cap_views) end
       if not renew then
         redis.call('EXPIRE', pvk, ttl)
         redis.call('EXPIRE', pvd, ttl)
@@ -154,17 +161,27 @@ local function store_event(ev, raw, dk)
   elseif cart then
     local rsid, cart_json, empty = cart[1], cart[2], cart[3]
     local state = K_cart(rsid)
-    redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
-    redis.call('EXPIRE', state, limits.cart_ttl)
     -- a state already bought (a re-sent last cart) is no current cart: it would look abandoned
-    if empty or redis.call('HEXISTS', state, 'order') == 1 then
-      redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
-    else
+    local current = not empty and redis.call('HEXISTS', state, 'order') == 0
+    release_cart(cid, rsid)
+    if current then
+      -- the contact hash holds the current cart's JSON; its state, only a state that may outlive
+      -- the contact (lib.lua release_cart)
       redis.call('HSET', ck, 'cart', cart_json, 'cartAt', now, 'cartId', rsid)
+      if limits.cart_ttl > ttl - slack then
+        redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
+      else
+        redis.call('HSET', state, 'contact', cid, 'at', now)
+        redis.call('HDEL', state, 'cart')
+      end
+    else
+      redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
+      redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
     end
+    redis.call('EXPIRE', state, limits.cart_ttl)
   end
 
-  local opened = open_visit(cid, EVENT_CODES[ty] or 'x', now, timeout, last)
+  local opened = open_visit(cid, counter, now, timeout, open)
   local tag, note = 'a', nil
   if ev[IG] then
     tag, note = 'i', ev[IG]

@@ -75,6 +75,20 @@ local function merge_rfm(from, into)
   end
 end
 
+-- A cart state holds its cart's JSON only while the cart is not its contact's current cart: the
+-- contact hash holds that one, so the JSON is kept once, not twice. When a contact's current cart
+-- stops being current (replaced by another recycleStateId, emptied, bought, or left behind by
+-- stitching), its JSON goes back to its state, if the state still exists and names this contact.
+-- `unless` is a recycleStateId that is not leaving (the cart an event is about to replace).
+local function release_cart(cid, unless)
+  local current = redis.call('HMGET', K_contact(cid), 'cart', 'cartId')
+  if not current[1] or not current[2] or current[2] == unless then return end
+  local state = K_cart(current[2])
+  if redis.call('HGET', state, 'contact') == cid then
+    redis.call('HSET', state, 'cart', current[1])
+  end
+end
+
 -- Stitch contact `from` into `into`: identifiers, views, cart (the newer), events, open visit.
 local function merge_contact(from, into, limits)
   local ids = redis.call('HGETALL', K_contact_ids(from))
@@ -97,10 +111,13 @@ local function merge_contact(from, into, limits)
   local fc = redis.call('HMGET', K_contact(from), 'cart', 'cartAt', 'cartId', 'created')
   local ic = redis.call('HMGET', K_contact(into), 'cartAt', 'created')
   if fc[1] and (not ic[1] or tonumber(fc[2]) > tonumber(ic[1])) then
+    release_cart(into)
     redis.call('HSET', K_contact(into), 'cart', fc[1], 'cartAt', fc[2], 'cartId', fc[3])
     if redis.call('EXISTS', K_cart(fc[3])) == 1 then
       redis.call('HSET', K_cart(fc[3]), 'contact', into)
     end
+  elseif fc[1] then
+    release_cart(from)
   end
   if fc[4] and (not ic[2] or tonumber(fc[4]) < tonumber(ic[2])) then
     redis.call('HSET', K_contact(into), 'created', fc[4])
@@ -128,8 +145,10 @@ local function merge_contact(from, into, limits)
 end
 
 -- The contact of `ids` ("kind:value", most decisive first): the first identifier already known
--- decides, every other contact they name is stitched into it, and all of them then point to it.
-local function resolve_contact(ids, fresh, limits)
+-- decides, every other contact they name is stitched into it, and all of them then point to it;
+-- `fallback` when none is known. Returns the contact, and whether it is new: none was known and
+-- `fallback` is a new id (ingest.lua's fresh contact id), so none of its keys exists yet.
+local function resolve_contact(ids, fallback, limits, fallback_is_new)
   local cid = nil
   local others = {}
   local keys = {}
@@ -141,7 +160,18 @@ local function resolve_contact(ids, fresh, limits)
       if not cid then cid = c elseif c ~= cid then others[c] = true end
     end
   end
-  cid = cid or fresh
+  if not cid and fallback_is_new then
+    -- A new contact's :ids is new too: one HSET of all of them, not an HSETNX each.
+    local first_seen = {}
+    for _, ident in ipairs(ids) do
+      redis.call('SET', K_identifier(ident), fallback, 'EX', limits.contact_ttl)
+      first_seen[#first_seen + 1] = ident
+      first_seen[#first_seen + 1] = NOW
+    end
+    redis.call('HSET', K_contact_ids(fallback), unpack(first_seen))
+    return fallback, true
+  end
+  cid = cid or fallback
   for other in pairs(others) do merge_contact(other, cid, limits) end
   for i, ident in ipairs(ids) do
     -- An identifier already naming this contact is in its :ids; ingest.lua renews its TTL.
@@ -150,7 +180,7 @@ local function resolve_contact(ids, fresh, limits)
       redis.call('HSETNX', K_contact_ids(cid), ident, NOW)
     end
   end
-  return cid
+  return cid, false
 end
 
 -- Visits and their triggers (docs/triggers.md). A visit is closed exactly once: by the detector when its
@@ -403,28 +433,29 @@ end
 
 -- Close the contact's visit when it has been idle lim.visit_timeout_ms but the detector has not
 -- yet got to it, so its trigger reflects the visit as it was, before this event changes the
--- contact. Returns the open visit's last event time (nil: none open now), for open_visit.
-local function close_idle_visit(cid, now, lim)
-  local last = tonumber(redis.call('HGET', K_contact_visit(cid), 'last'))
-  if last and now - last >= lim.visit_timeout_ms then
+-- contact. Returns the open visit as open_visit counts into it, {last event time, events, events
+-- of this `counter`}, or nil when none is open now: read in one HMGET, so that counting this
+-- event is one HSET instead of an HSET and two HINCRBYs.
+local function close_idle_visit(cid, now, lim, counter)
+  local v = redis.call('HMGET', K_contact_visit(cid), 'last', 'n', counter)
+  local last = tonumber(v[1])
+  if not last then return nil end
+  if now - last >= lim.visit_timeout_ms then
     close_visit(cid, now, lim)
     return nil
   end
-  return last
+  return {last, tonumber(v[2]) or 0, tonumber(v[3]) or 0}
 end
 
--- Count an event into the contact's visit: the open one (its last event at `last`, from
--- close_idle_visit), or a new one. True when it opened one (a new hash: the caller gives it
--- its TTL).
-local function open_visit(cid, counter, now, timeout, last)
+-- Count an event into the contact's visit: the open one (`open`, from close_idle_visit), or a new
+-- one. True when it opened one (a new hash: the caller gives it its TTL).
+local function open_visit(cid, counter, now, timeout, open)
   local vk = K_contact_visit(cid)
-  if last then
-    redis.call('HSET', vk, 'last', now)
-    redis.call('HINCRBY', vk, 'n', 1)
-    redis.call('HINCRBY', vk, counter, 1)
+  if open then
+    redis.call('HSET', vk, 'last', now, 'n', open[2] + 1, counter, open[3] + 1)
   else
     redis.call('HSET', vk, 'start', now, 'last', now, 'n', 1, counter, 1)
   end
   redis.call('ZADD', K_visits, now + timeout, cid)
-  return last == nil
+  return open == nil
 end

@@ -51,6 +51,7 @@ end
 
 local function clear_cart(cid, rsid)
   if cid and redis.call('HGET', K_contact(cid), 'cartId') == rsid then
+    release_cart(cid)
     redis.call('HDEL', K_contact(cid), 'cart', 'cartAt', 'cartId')
   end
 end
