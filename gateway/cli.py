@@ -141,9 +141,13 @@ def announce_keys(settings: Settings) -> None:
 
 
 def checked_settings(config: str | None) -> Settings | None:
-    """The settings, REDIS_URL checked too; None once the problem is printed (exit status 2)."""
+    """The settings, REDIS_URL and the first-party paths checked too; None once the problem is
+    printed (exit status 2)."""
+    from gateway.app import check_paths  # Starlette's import: not for --help or `secret`
+
     try:
         settings = load_settings(config)
+        check_paths(settings)
         if settings.redis_url is not None:
             parse_cluster(settings.redis_url)
     except (ConfigError, BadRedisUrl) as exc:

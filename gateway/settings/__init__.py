@@ -9,6 +9,7 @@ docs/configuration.md lists them all.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,6 +49,11 @@ class Settings:
     replicas_to_ack: int = 0  # WAIT for this many replicas before answering a write (0: none)
     replica_ack_timeout_ms: int = 200
     generated_keys: bool = False  # True when keys were generated (no config file)
+    # First-party aliases of the ingest paths and the tracker (docs/configuration.md): ad-blockers
+    # list `/v1/event`-like paths. The defaults add none.
+    collect_path: str = "/v1/event"
+    collect_batch_path: str = "/v1/events"
+    tracker_path: str = "/js/tracker.js"
     config_path: Path | None = field(default=None)
 
     @property
@@ -69,6 +75,23 @@ GATEWAY_KEYS: dict[str, tuple[type, float]] = {
     "replicas_to_ack": (int, 0),
     "replica_ack_timeout_ms": (int, 1),
 }
+# The [gateway] keys that name a path: checked here for their form, and against the routes and
+# each other by gateway/app.py (check_paths), which knows the routes.
+PATH_KEYS = ("collect_path", "collect_batch_path", "tracker_path")
+# Letters, digits and `-._~/` only: the tracker's path goes into its script as a string literal,
+# and a `?`, `#`, `%` or space would not reach the server as written.
+PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,199}")
+
+
+def path(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ConfigError(f"{where}: must be a path starting with '/', got {value!r}")
+    if not PATH.fullmatch(value) or "//" in value:
+        raise ConfigError(
+            f"{where}: {value!r} may hold only letters, digits and -._~/ (no '//'), "
+            "at most 200 characters"
+        )
+    return value
 
 
 def parse_config(raw: dict[str, Any], data_dir: Path, redis_url: str | None) -> Settings:
@@ -76,11 +99,14 @@ def parse_config(raw: dict[str, Any], data_dir: Path, redis_url: str | None) -> 
     section = raw.get("gateway", {})
     if not isinstance(section, dict):
         raise ConfigError("config.gateway: expected a table")
-    unknown("gateway", section, GATEWAY_KEYS)
+    unknown("gateway", section, {*GATEWAY_KEYS, *PATH_KEYS})
     limits = {
         name: number(f"gateway.{name}", section[name], kind, minimum)
         for name, (kind, minimum) in GATEWAY_KEYS.items()
         if name in section
+    }
+    paths: dict[str, Any] = {
+        name: path(f"gateway.{name}", section[name]) for name in PATH_KEYS if name in section
     }
     raw_tenants = raw.get("tenants")
     if not isinstance(raw_tenants, list) or not raw_tenants:
@@ -96,7 +122,7 @@ def parse_config(raw: dict[str, Any], data_dir: Path, redis_url: str | None) -> 
             if key in seen_keys:
                 raise ConfigError(f"tenants[{i}]: a key is used twice (keys must be unique)")
             seen_keys.add(key)
-    return Settings(tenants=tenants, data_dir=data_dir, redis_url=redis_url, **limits)
+    return Settings(tenants=tenants, data_dir=data_dir, redis_url=redis_url, **limits, **paths)
 
 
 def load_settings(config_path: str | None = None, env: dict[str, str] | None = None) -> Settings:
