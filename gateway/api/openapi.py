@@ -427,7 +427,11 @@ def build() -> dict[str, Any]:
             },
             "/healthz": _probe("200 while the process runs", ()),
             "/readyz": _probe("200 while Redis answers, else 503", (503,)),
-            "/metrics": _probe("Prometheus text", (), "text/plain"),
+            "/metrics": _probe(
+                "Prometheus text (401 without the metrics_token, when one is set)",
+                (401,),
+                "text/plain",
+            ),
             "/openapi.json": _probe("This description", ()),
         },
     }

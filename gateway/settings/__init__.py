@@ -54,6 +54,8 @@ class Settings:
     collect_path: str = "/v1/event"
     collect_batch_path: str = "/v1/events"
     tracker_path: str = "/js/tracker.js"
+    # When set, GET /metrics needs `Authorization: Bearer <it>`; kept out of repr (and logs).
+    metrics_token: str | None = field(default=None, repr=False)
     config_path: Path | None = field(default=None)
 
     @property
@@ -94,20 +96,30 @@ def path(where: str, value: Any) -> str:
     return value
 
 
+def token(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a non-empty string")
+    if not value.isprintable() or " " in value:  # it could never arrive intact in a header
+        raise ConfigError(f"{where}: has white space or control characters")
+    return value
+
+
 def parse_config(raw: dict[str, Any], data_dir: Path, redis_url: str | None) -> Settings:
     unknown("config", raw, {"gateway", "tenants"})
     section = raw.get("gateway", {})
     if not isinstance(section, dict):
         raise ConfigError("config.gateway: expected a table")
-    unknown("gateway", section, {*GATEWAY_KEYS, *PATH_KEYS})
+    unknown("gateway", section, {*GATEWAY_KEYS, *PATH_KEYS, "metrics_token"})
     limits = {
         name: number(f"gateway.{name}", section[name], kind, minimum)
         for name, (kind, minimum) in GATEWAY_KEYS.items()
         if name in section
     }
-    paths: dict[str, Any] = {
+    texts: dict[str, Any] = {
         name: path(f"gateway.{name}", section[name]) for name in PATH_KEYS if name in section
     }
+    if "metrics_token" in section:
+        texts["metrics_token"] = token("gateway.metrics_token", section["metrics_token"])
     raw_tenants = raw.get("tenants")
     if not isinstance(raw_tenants, list) or not raw_tenants:
         raise ConfigError("tenants: at least one [[tenants]] table is required")
@@ -122,7 +134,7 @@ def parse_config(raw: dict[str, Any], data_dir: Path, redis_url: str | None) -> 
             if key in seen_keys:
                 raise ConfigError(f"tenants[{i}]: a key is used twice (keys must be unique)")
             seen_keys.add(key)
-    return Settings(tenants=tenants, data_dir=data_dir, redis_url=redis_url, **limits, **paths)
+    return Settings(tenants=tenants, data_dir=data_dir, redis_url=redis_url, **limits, **texts)
 
 
 def load_settings(config_path: str | None = None, env: dict[str, str] | None = None) -> Settings:
