@@ -18,6 +18,7 @@ from typing import Any
 from gateway.settings.checks import ConfigError, number, unknown
 from gateway.settings.tenants import Tenant, default_tenant, parse_tenant
 from gateway.settings.webhooks import Webhook
+from gateway.shared_values import DIR_ENV
 
 __all__ = [
     "REQUEST_TIMEOUT_SECONDS",
@@ -56,6 +57,9 @@ class Settings:
     tracker_path: str = "/js/tracker.js"
     # When set, GET /metrics needs `Authorization: Bearer <it>`; kept out of repr (and logs).
     metrics_token: str | None = field(default=None, repr=False)
+    # Where the server's worker processes share their metrics: GATEWAY_METRICS_DIR, which
+    # `gateway serve` sets (gateway/shared_values.py). None: each process keeps its own.
+    metrics_dir: Path | None = None
     config_path: Path | None = field(default=None)
 
     @property
@@ -142,12 +146,14 @@ def load_settings(config_path: str | None = None, env: dict[str, str] | None = N
     data_dir = Path(env.get("GATEWAY_DATA_DIR") or ".gateway-data").resolve()
     redis_url = env.get("REDIS_URL") or None
     config_path = config_path or env.get("GATEWAY_CONFIG") or None
+    metrics_dir = Path(env[DIR_ENV]) if env.get(DIR_ENV) else None
     if config_path is None:
         return Settings(
             tenants=(default_tenant(data_dir),),
             data_dir=data_dir,
             redis_url=redis_url,
             generated_keys=True,
+            metrics_dir=metrics_dir,
         )
     path = Path(config_path)
     try:
@@ -160,4 +166,5 @@ def load_settings(config_path: str | None = None, env: dict[str, str] | None = N
         raise ConfigError(f"{path}: not valid TOML: the file is not UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return replace(parse_config(raw, data_dir, redis_url), config_path=path.resolve())
+    settings = parse_config(raw, data_dir, redis_url)
+    return replace(settings, config_path=path.resolve(), metrics_dir=metrics_dir)
