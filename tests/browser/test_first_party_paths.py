@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import BrowserContext, Request, async_playwright
+from playwright.async_api import BrowserContext, Request
 
-from tests.browser.test_snippet import CHROMIUM_ARGS, PAGE, Site
+from tests.browser.test_snippet import Site
 from tests.support.gateways import free_port, start_gateway, unique
 
 pytestmark = pytest.mark.browser
@@ -22,7 +22,12 @@ pytestmark = pytest.mark.browser
 TRACKER_PATH = "/static/app.js"
 BATCH_PATH = "/assets/pixel"
 # The page's snippet as docs/snippet.md gives it, with only the script's path chosen.
-SNIPPET = PAGE.replace("/js/tracker.js", "{tracker}")
+SNIPPET = """<!doctype html>
+<html><head><title>shop</title>
+<script>window.gw=window.gw||function(){{(gw.q=gw.q||[]).push(arguments)}}</script>
+<script async src="http://127.0.0.1:{port}{tracker}" data-key="{key}"></script>
+<script>{calls}</script>
+</head><body><h1>shop</h1></body></html>"""
 
 
 class Gateway:
@@ -75,18 +80,6 @@ def gateway(redis_url: str, tmp_path: Path, site: Site) -> Iterator[Gateway]:
     finally:
         process.kill()
         process.wait()
-
-
-@pytest.fixture
-async def context() -> AsyncIterator[BrowserContext]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        try:
-            yield await browser.new_context()
-        finally:
-            await browser.close()
 
 
 @pytest.mark.parametrize("tracker", [TRACKER_PATH, "/js/tracker.js"])
