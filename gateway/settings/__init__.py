@@ -92,10 +92,11 @@ PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,199}")
 def path(where: str, value: Any) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise ConfigError(f"{where}: must be a path starting with '/', got {value!r}")
-    if not PATH.fullmatch(value) or "//" in value:
+    # `//`, `/./` and `/../` never reach a server as written: clients normalise them away.
+    if not PATH.fullmatch(value) or "//" in value or {".", ".."} & set(value.split("/")):
         raise ConfigError(
-            f"{where}: {value!r} may hold only letters, digits and -._~/ (no '//'), "
-            "at most 200 characters"
+            f"{where}: {value!r} may hold only letters, digits and -._~/ (no '//', '.' or '..' "
+            "segments), at most 200 characters"
         )
     return value
 

@@ -26,6 +26,8 @@ def settings_with(**paths: str) -> object:
         ({"tracker_path": 5}, "gateway.tracker_path: must be a path starting with '/'"),
         ({"collect_path": "/c?x=1"}, "gateway.collect_path: '/c?x=1' may hold only"),
         ({"collect_batch_path": "/a//b"}, "gateway.collect_batch_path: '/a//b' may hold only"),
+        ({"collect_path": "/a/../b"}, "gateway.collect_path: '/a/../b' may hold only"),
+        ({"collect_path": "/a/."}, "gateway.collect_path: '/a/.' may hold only"),
         ({"tracker_path": '/t";alert(1)//'}, "gateway.tracker_path: '/t\";alert(1)//' may hold"),
         ({"collect_batch_path": "/v1/event"}, "gateway.collect_batch_path: '/v1/event' is a path"),
         ({"collect_path": "/metrics"}, "gateway.collect_path: '/metrics' is a path the gateway"),
