@@ -26,7 +26,7 @@ class GatewayState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = KeyRing(settings)
-        self.metrics = Metrics()
+        self.metrics = Metrics(settings.metrics_dir)
         self._store: Store | None = None
         self._batcher: IngestBatcher | None = None
         self._tenant_keys = {t.id: TenantKeys.for_tenant(t.id) for t in settings.tenants}

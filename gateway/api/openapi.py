@@ -339,9 +339,14 @@ def build() -> dict[str, Any]:
                 ),
                 "get": _read(
                     "Newest events of the tenant or of one contact (with `type`, among the "
-                    f"newest {MAX_SCAN})",
-                    [_query("contact"), _query("type"), _limit(DEFAULT_LIMIT)],
-                    _obj("events", events={"type": "array", "items": {"type": "object"}}),
+                    f"newest {MAX_SCAN} older than `before`; `next` goes on, null at the end)",
+                    [_query("contact"), _query("type"), _query("before"), _limit(DEFAULT_LIMIT)],
+                    _obj(
+                        "events",
+                        "next",
+                        events={"type": "array", "items": {"type": "object"}},
+                        next={"type": "string", "nullable": True},
+                    ),
                 ),
                 "options": _preflight(),
             },
@@ -429,7 +434,11 @@ def build() -> dict[str, Any]:
             },
             "/healthz": _probe("200 while the process runs", ()),
             "/readyz": _probe("200 while Redis answers, else 503", (503,)),
-            "/metrics": _probe("Prometheus text", (), "text/plain"),
+            "/metrics": _probe(
+                "Prometheus text (401 without the metrics_token, when one is set)",
+                (401,),
+                "text/plain",
+            ),
             "/openapi.json": _probe("This description", ()),
         },
     }

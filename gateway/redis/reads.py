@@ -82,11 +82,12 @@ class Reads:
         """The RFM figures of the contact's DELIVERED orders (lib_orders.lua update_rfm)."""
         return cast(Hash, await self.redis.hgetall(keys.contact(contact_id, ":rfm")))
 
-    async def contact_event_ids(self, keys: TenantKeys, contact_id: str, count: int) -> list[bytes]:
-        """The newest `count` entries of the contact's event list, newest first (keys.py)."""
-        return cast(
-            list[bytes], await self.redis.lrange(keys.contact(contact_id, ":ev"), 0, count - 1)
-        )
+    async def contact_event_ids(
+        self, keys: TenantKeys, contact_id: str, count: int, start: int = 0
+    ) -> list[bytes]:
+        """`count` entries of the contact's event list from `start`, newest first (keys.py)."""
+        key = keys.contact(contact_id, ":ev")
+        return cast(list[bytes], await self.redis.lrange(key, start, start + count - 1))
 
     async def events_by_id(self, keys: TenantKeys, stream_ids: Sequence[str]) -> list[Hash | None]:
         """The fields of each event the tenant's stream still holds, None for one trimmed away."""
