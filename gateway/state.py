@@ -41,6 +41,7 @@ class GatewayState:
                 contact_events=settings.contact_events,
                 cart_ttl=settings.cart_ttl_seconds,
                 purchase_window_ms=int(t.cart_purchase_window_seconds * 1000),
+                watch_ms=t.triggers.watch_days * 86_400_000,
             )
             for t in settings.tenants
         }

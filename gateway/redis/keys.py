@@ -16,6 +16,11 @@ times (ms); `:pvd` maps productId to `<lag>|<currencyCode>|<the view's other fie
 without braces>` (viewedAt = score - lag; model/recommendations.py), or, for a view that does not
 fit that form, its whole JSON; `:ev` entries are `<type>|<stream id>`, the type as a LIST_CODES
 code where it has one (constants.py).
+
+Product watches (docs/triggers.md, Price drops and back in stock): `:p:{id}:w` scores each
+watching contact by the time of its view (or first cart) of the product; what the contact saw
+stays where it already is (its `:pvd` view, or its cart), and `:c:{id}:w` maps a productId to
+`<watch score>|<letters of the triggers sent for that watch>` (d priceDrop, b backInStock).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class Key:
 CONTACT = ":c:{{{contact_id}}}"
 ORDER = ":o:{{{external_order_id}}}"
 WEBHOOK = ":wh:{hook}"
+PRODUCT = ":p:{{{product_id}}}"
 CONTACT_TTL = "contact_ttl_seconds"
 
 KEYSPACE = {
@@ -79,6 +85,12 @@ KEYSPACE = {
     "webhook_jobs": Key(WEBHOOK + ":jobs", "hash", "until delivered or dead-lettered"),
     "webhook_tries": Key(WEBHOOK + ":tries", "hash", "until delivered or dead-lettered"),
     "dead_letters": Key(":wh:dead", "list", "capped: the newest MAX_DEAD"),
+    "trigger_times": Key(CONTACT + ":tt", "hash", f"{CONTACT_TTL} (type -> ms last emitted)", True),
+    "product": Key(PRODUCT, "hash", "no TTL: the shop's catalog (field -> JSON text, updatedAt)"),
+    "product_watchers": Key(PRODUCT + ":w", "zset", "watch_days after the last watch; trimmed"),
+    "contact_watch": Key(CONTACT + ":w", "hash", f"{CONTACT_TTL} (productId -> notified)", True),
+    "fanouts": Key(":pfq", "zset", "until done (product -> due ms or lease end)"),
+    "fanout": Key(PRODUCT + ":f", "hash", "until done (its owner, its cursor)"),
 }
 
 
@@ -149,6 +161,15 @@ class TenantKeys:
     def rate(self, key_id: str) -> str:
         """The token bucket of an API key (rate.lua)."""
         return self._key("rate", key_id=key_id)
+
+    def product(self, product_id: str, suffix: str = "") -> str:
+        """A product: "" its catalog state, ":w" its watchers, ":f" its fan-out's state."""
+        return self._key("product", product_id=product_id) + suffix
+
+    @property
+    def fanouts(self) -> str:
+        """The products whose watchers are to be notified (fanout.lua)."""
+        return self._key("fanouts")
 
     def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
         """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""

@@ -42,6 +42,12 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "webhook_jobs": (lambda k: k.webhook("h1", "jobs"), ("h1",), ":wh:h1:jobs"),
     "webhook_tries": (lambda k: k.webhook("h1", "tries"), ("h1",), ":wh:h1:tries"),
     "dead_letters": (lambda k: k.dead_letters, (), ":wh:dead"),
+    "trigger_times": (lambda k: k.contact("c1", ":tt"), ("c1",), ":c:{c1}:tt"),
+    "product": (lambda k: k.product("p-1"), ("p-1",), ":p:{p-1}"),
+    "product_watchers": (lambda k: k.product("p-1", ":w"), ("p-1",), ":p:{p-1}:w"),
+    "contact_watch": (lambda k: k.contact("c1", ":w"), ("c1",), ":c:{c1}:w"),
+    "fanouts": (lambda k: k.fanouts, (), ":pfq"),
+    "fanout": (lambda k: k.product("p-1", ":f"), ("p-1",), ":p:{p-1}:f"),
 }
 
 
