@@ -17,10 +17,11 @@ without braces>` (viewedAt = score - lag; model/recommendations.py), or, for a v
 fit that form, its whole JSON; `:ev` entries are `<type>|<stream id>`, the type as a LIST_CODES
 code where it has one (constants.py).
 
-Product watches (docs/triggers.md, Price drops and back in stock): `:p:{id}:w` scores each
-watching contact by the time of its view (or first cart) of the product; what the contact saw
-stays where it already is (its `:pvd` view, or its cart), and `:c:{id}:w` maps a productId to
-`<watch score>|<letters of the triggers sent for that watch>` (d priceDrop, b backInStock).
+Product watches (docs/triggers.md, Price drops and back in stock) cost one member of the
+product's `:p:{id}:w` per watching contact and nothing else: what the contact saw stays where it
+already is (its `:pvd` view, or its cart), and the score is the watch's time in ms plus, in its
+fraction, the triggers told for that watch (WATCH_TOLD: + 0.25 priceDrop, + 0.5 backInStock;
+exact in a double for any ms of this era). A new view writes a whole ms, so it clears them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ LEGACY_KEY = re.compile(r"gw:([A-Za-z0-9_-]{1,64}):(.+)", re.DOTALL)
 TRIGGERS_MAXLEN = 1_000_000  # XADD MAXLEN ~ of a tenant's trigger stream
 MAX_DEAD = 10_000  # dead letters kept per tenant, newest first
 ORDER_HISTORY_MAX = 100  # status changes kept per order
+WATCH_TOLD = {"priceDrop": 0.25, "backInStock": 0.5}  # a watch's score fraction per trigger told
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,6 @@ KEYSPACE = {
     "trigger_times": Key(CONTACT + ":tt", "hash", f"{CONTACT_TTL} (type -> ms last emitted)", True),
     "product": Key(PRODUCT, "hash", "no TTL: the shop's catalog (field -> JSON text, updatedAt)"),
     "product_watchers": Key(PRODUCT + ":w", "zset", "watch_days after the last watch; trimmed"),
-    "contact_watch": Key(CONTACT + ":w", "hash", f"{CONTACT_TTL} (productId -> notified)", True),
     "fanouts": Key(":pfq", "zset", "until done (product -> due ms or lease end)"),
     "fanout": Key(PRODUCT + ":f", "hash", "until done (its owner, its cursor)"),
 }

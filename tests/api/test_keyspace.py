@@ -45,7 +45,6 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "trigger_times": (lambda k: k.contact("c1", ":tt"), ("c1",), ":c:{c1}:tt"),
     "product": (lambda k: k.product("p-1"), ("p-1",), ":p:{p-1}"),
     "product_watchers": (lambda k: k.product("p-1", ":w"), ("p-1",), ":p:{p-1}:w"),
-    "contact_watch": (lambda k: k.contact("c1", ":w"), ("c1",), ":c:{c1}:w"),
     "fanouts": (lambda k: k.fanouts, (), ":pfq"),
     "fanout": (lambda k: k.product("p-1", ":f"), ("p-1",), ":p:{p-1}:f"),
 }

@@ -50,7 +50,8 @@ end
 -- A reachable contact (lib.lua REACHABLE: the event's identifiers, else the contact's) watches
 -- the products it views or has in its cart (docs/triggers.md, Price drops and back in stock):
 -- it is a member of each product's watch index, scored by the view's time, which is its :pv
--- score too; what it saw stays in its :pvd (or its cart). `keep`: a cart keeps the time a watch
+-- score too (a whole ms: what it was told for an earlier view is cleared, keys.py); what it saw
+-- stays in its :pvd (or its cart). `keep`: a cart keeps the time a watch
 -- has (a cart sent again is no new view). The index keeps watch_days of watches.
 local function watch(cid, ids, products, keep)
   if #products == 0 or not reachable(cid, ids) then return end
@@ -133,8 +134,7 @@ local function store_event(ev, raw, dk)
   local last = close_idle_visit(cid, now, timeout)
 
   local ck = K_contact(cid)
-  local touched = {ck, K_contact_ids(cid), K_contact_ev(cid), K_contact_visit(cid),
-                   K_contact_watch(cid)}
+  local touched = {ck, K_contact_ids(cid), K_contact_ev(cid), K_contact_visit(cid)}
   local renewed = tonumber(redis.call('HGET', ck, 'ttlAt'))
   local renew = not renewed or now - renewed >= renew_ms
   if not renewed then redis.call('HSETNX', ck, 'created', now) end

@@ -76,7 +76,7 @@ local function merge_rfm(from, into)
 end
 
 -- Stitching moves the contact's product watches (ingest.lua watch), of the products it viewed
--- or has in its cart, with their times, and what it was told of them (fanout.lua).
+-- or has in its cart, with their scores (the time, and what it was told: keys.py).
 local function merge_watches(from, into)
   local products = redis.call('ZRANGE', K_contact_pv(from), 0, -1)
   local cart = redis.call('HGET', K_contact(from), 'cart')
@@ -91,8 +91,6 @@ local function merge_watches(from, into)
       redis.call('ZADD', wk, 'GT', at, into)
     end
   end
-  local told = redis.call('HGETALL', K_contact_watch(from))
-  for j = 1, #told, 2 do redis.call('HSETNX', K_contact_watch(into), told[j], told[j + 1]) end
 end
 
 -- Stitch contact `from` into `into`: identifiers, views, cart (the newer), events, open visit.
