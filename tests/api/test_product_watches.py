@@ -66,3 +66,12 @@ async def test_stitching_moves_the_watch(make_api, sync_redis):
     }
     await send(api, both)
     assert watchers(sync_redis, api, "WS01") == [(await api.contact(ANN))["id"]]
+
+
+async def test_watches_older_than_watch_days_are_dropped(make_api, sync_redis):
+    api, _ = await make_api(triggers={"watch_days": 1})
+    index = api.keys.product("WS01", ":w")
+    sync_redis.zadd(index, {"gone": 1_000})  # a watch of 1970
+    await view(api, seen(ANN, "WS01"))
+    assert watchers(sync_redis, api, "WS01") == [(await api.contact(ANN))["id"]]
+    assert 0 < sync_redis.pttl(index) <= 86_400_000

@@ -52,14 +52,21 @@ end
 -- it is a member of each product's watch index, scored by the view's time, which is its :pv
 -- score too (a whole ms: what it was told for an earlier view is cleared, keys.py); what it saw
 -- stays in its :pvd (or its cart). `keep`: a cart keeps the time a watch
--- has (a cart sent again is no new view). The index keeps watch_days of watches.
+-- has (a cart sent again is no new view). The index keeps watch_days of watches: it lives that
+-- long after its last watch, and loses the older ones whenever it grows.
 local function watch(cid, ids, products, keep)
   if #products == 0 or not reachable(cid, ids) then return end
-  local since = '(' .. (now - limits.watch_ms)
   for _, pid in ipairs(products) do
     local wk = K_product_watchers(pid)
-    if keep then redis.call('ZADD', wk, 'NX', now, cid) else redis.call('ZADD', wk, now, cid) end
-    redis.call('ZREMRANGEBYSCORE', wk, '-inf', since)
+    local added
+    if keep then
+      added = redis.call('ZADD', wk, 'NX', now, cid)
+    else
+      added = redis.call('ZADD', wk, now, cid)
+    end
+    if added == 1 then
+      redis.call('ZREMRANGEBYSCORE', wk, '-inf', '(' .. (now - limits.watch_ms))
+    end
     redis.call('PEXPIRE', wk, limits.watch_ms)
   end
 end
