@@ -59,13 +59,13 @@ async def post_products(request: Request) -> Response:
             failed.append({**failure, "error": error.code, "id": error.error_id})
     failed.sort(key=lambda entry: int(entry["index"]))
     if failed and not updated:  # nothing stored: no 2xx (docs/api.md, Products)
-        first = failed[0]
-        body = {
-            "error": "invalid_field",
-            "message": first["errors"][0],
-            "field": first["fields"][0],
-        }
-        return json_response({**body, "updated": 0, "failed": failed}, status=400)
+        # Redis failing on one (a damaged key) is the gateway's fault: a 500 naming its log entry
+        internal = [entry for entry in failed if "error" in entry]
+        first = (internal or failed)[0]
+        body = {"error": first.get("error", "invalid_field"), "message": first["errors"][0]}
+        body |= {"id": first["id"]} if internal else {"field": first["fields"][0]}
+        status = 500 if internal else 400
+        return json_response({**body, "updated": 0, "failed": failed}, status=status)
     return json_response({"updated": updated, "failed": failed})
 
 

@@ -12,6 +12,7 @@ from gateway.errors import ApiError
 from gateway.model.params import number, text_id
 
 CURRENCY = re.compile(r"[A-Za-z]{3}")
+MAX_FIELDS = 200  # per product, as params per event (model/params.py)
 # Set by the gateway on every change; a value sent for it is replaced.
 UPDATED_AT = "updatedAt"
 
@@ -21,6 +22,8 @@ def check(raw: Any, where: str) -> tuple[list[tuple[str, str]], list[Any] | None
     [productId, [field, JSON text, ...]])."""
     if not isinstance(raw, dict):
         return [(where, f"{where} must be a JSON object.")], None
+    if len(raw) > MAX_FIELDS:
+        return [(where, f"{where} has more than {MAX_FIELDS} fields.")], None
     errors: list[tuple[str, str]] = []
     fields: dict[str, Any] = {}
     for name, value in raw.items():

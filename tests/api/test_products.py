@@ -117,3 +117,25 @@ async def test_a_site_key_cannot_change_or_read_the_catalog(make_api):
     )
     assert read.status_code == 403
     assert (await api.get("/v1/products/WS01")).json()["price"] == 45.5
+
+
+async def test_a_damaged_key_fails_its_product_alone(make_api, sync_redis):
+    api, _ = await make_api()
+    sync_redis.set(api.keys.product("BROKEN"), "not a hash")
+    response = await post(
+        api, {"productId": "BROKEN", "price": 1}, {"productId": "FINE", "price": 1}
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["updated"] == 1
+    (failure,) = answer["failed"]
+    assert failure["index"] == 0 and failure["error"] == "internal_error" and failure["id"]
+    alone = await post(api, {"productId": "BROKEN", "price": 1})
+    assert alone.status_code == 500
+    assert alone.json()["error"] == "internal_error" and alone.json()["id"]
+
+
+async def test_too_many_fields_is_refused(make_api):
+    api, _ = await make_api()
+    response = await post(api, {"productId": "WIDE", **{f"f{n}": n for n in range(300)}})
+    assert response.status_code == 400 and response.json()["field"] == "products[0]"
