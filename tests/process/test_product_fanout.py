@@ -20,7 +20,7 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
-WATCHERS = 3000  # per product: a dozen steps of fanout.lua each
+WATCHERS = 3000  # per product: 30 steps of fanout.lua each
 PRODUCTS = ("P1", "P2")
 
 
