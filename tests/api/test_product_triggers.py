@@ -52,6 +52,13 @@ async def test_the_threshold_is_the_tenants(make_api, sync_redis):
     assert len(await told(api, sync_redis, "priceDrop")) == 1
 
 
+async def test_free_and_still_free_is_no_price_drop(make_api, sync_redis):
+    api, _ = await make_api()
+    await view(api, seen(ANN, "GIFT", price=0))
+    await catalog(api, {"productId": "GIFT", "price": 0, "currencyCode": "USD"})
+    assert await told(api, sync_redis, "priceDrop") == []
+
+
 async def test_another_currency_is_no_price_drop(make_api, sync_redis):
     api, _ = await make_api()
     await view(api, seen(ANN, "WS01", price=100, currency="EUR"))

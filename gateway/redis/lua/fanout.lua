@@ -97,7 +97,7 @@ local function notify(cid, score)
     redis.call('ZREM', wk, cid)
     return nil
   end
-  local drop = price and seen.price and same_currency(seen.currency)
+  local drop = price and seen.price and price < seen.price and same_currency(seen.currency)
     and price * 100 <= (100 - args.drop_percent) * seen.price
   local back = in_stock and seen.stock == 0
   if not (drop or back) then return score end
