@@ -24,6 +24,7 @@ from gateway.api import (
     health,
     openapi,
     orders,
+    products,
     tracker,
     trigger_stats,
     triggers,
@@ -49,6 +50,7 @@ ROUTES = [
     *trigger_stats.routes,
     *orders.routes,
     *carts.routes,
+    *products.routes,
     *tracker.routes,
 ]
 

@@ -45,6 +45,7 @@ class GatewayState:
                 cooldown_ms=int(t.triggers.cooldown_seconds * 1000),
                 recent_order_ms=int(t.triggers.suppress_after_order_seconds * 1000),
                 attribution_ms=int(t.triggers.attribution_window_seconds * 1000),
+                watch_ms=t.triggers.watch_days * 86_400_000,
             )
             for t in settings.tenants
         }

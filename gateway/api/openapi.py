@@ -371,6 +371,30 @@ def build() -> dict[str, Any]:
                     "security": [{"basic": []}, {"bearer": []}],
                 }
             },
+            "/v1/products": {
+                "post": {
+                    **_ingest(
+                        "Store products of the catalog (priceDrop, backInStock)",
+                        _obj(
+                            "products",
+                            products={
+                                "type": "array",
+                                "maxItems": 1000,
+                                "items": {"type": "object"},
+                            },
+                        ),
+                        _obj("updated", "failed", updated=INTEGER, failed={"type": "array"}),
+                    ),
+                    "security": [{"basic": []}, {"bearer": []}],
+                }
+            },
+            "/v1/products/{productId}": {
+                "get": _read(
+                    "A product as the catalog has it",
+                    [_path_param("productId")],
+                    {"type": "object"},
+                )
+            },
             "/v1/orders/{externalOrderId}": {
                 "get": _read(
                     "An order and its status history",

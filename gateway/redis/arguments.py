@@ -72,6 +72,7 @@ class TenantLimits(ScriptArgs):
     cooldown_ms: int
     recent_order_ms: int  # suppress_after_order_seconds
     attribution_ms: int
+    watch_ms: int  # [tenants.triggers] watch_days: how long a view or a cart watches a product
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,30 @@ class WebhookDead(WebhookStep):
     created_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogArgs(ScriptArgs):
+    """products.lua: store the products of the call (its items) in the catalog."""
+
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutStep(ScriptArgs):
+    """fanout.lua: go on with the fan-out of `product_id` if this process (`token`) holds it,
+    else claim the next one due; hold it `lease_ms` and look at most at `chunk` of its watchers.
+    The rest is the tenant's [tenants.triggers] policy (docs/triggers.md)."""
+
+    prefix: str
+    token: str
+    product_id: str
+    lease_ms: int
+    chunk: int
+    watch_ms: int
+    drop_percent: float
+    cooldown_ms: int
+    contact_ttl: int  # s
+
+
 SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     TenantLimits,
     RateArgs,
@@ -154,6 +179,8 @@ SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     WebhookDone,
     WebhookRetry,
     WebhookDead,
+    CatalogArgs,
+    FanoutStep,
 )
 
 # An ingest.lua item is one JSON array per event, read by position (decoding an object's keys

@@ -46,6 +46,8 @@ EVENT_TYPES = {code: event_type for event_type, code in LIST_CODES.items()}
 
 # The triggers a closed visit can emit (docs/triggers.md), in the order lib.lua tries them.
 VISIT_TRIGGERS = ("abandonedCart", "abandonedBrowse", "abandonedCategory", "abandonedVisit")
+# The triggers a product's fan-out emits to its watchers (lua/fanout.lua; keys.py WATCH_TOLD).
+PRODUCT_TRIGGERS = ("priceDrop", "backInStock")
 # Fields of P:tally, which lib.lua counts into and detect.lua drains for /metrics: visits closed,
 # those of anonymous contacts, and "<TALLY_TRIGGER><type>" per trigger type emitted.
 TALLY_CLOSED, TALLY_ANONYMOUS, TALLY_TRIGGER = "closed", "anonymous", "trigger:"

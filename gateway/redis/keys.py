@@ -17,6 +17,12 @@ without braces>` (viewedAt = score - lag; model/recommendations.py), or, for a v
 fit that form, its whole JSON; `:ev` entries are `<type>|<stream id>`, the type as a LIST_CODES
 code where it has one (constants.py). A cart's JSON is kept once: in the contact hash while it is
 the contact's current cart, in its `:cart:` state once it is not (lib.lua release_cart).
+
+Product watches (docs/triggers.md, Price drops and back in stock) cost one member of the
+product's `:p:{id}:w` per watching contact and nothing else: what the contact saw stays where it
+already is (its `:pvd` view, or its cart), and the score is the watch's time in ms plus, in its
+fraction, the triggers told for that watch (WATCH_TOLD: + 0.25 priceDrop, + 0.5 backInStock;
+exact in a double for any ms of this era). A new view writes a whole ms, so it clears them.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ TRIGGERS_MAXLEN = 1_000_000  # XADD MAXLEN ~ of a tenant's trigger stream
 MAX_DEAD = 10_000  # dead letters kept per tenant, newest first
 ORDER_HISTORY_MAX = 100  # status changes kept per order
 TRIGGER_STATS_TTL = 400 * 86_400  # s: a day's trigger figures are kept 400 days
+WATCH_TOLD = {"priceDrop": 0.25, "backInStock": 0.5}  # a watch's score fraction per trigger told
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,7 @@ class Key:
 CONTACT = ":c:{{{contact_id}}}"
 ORDER = ":o:{{{external_order_id}}}"
 WEBHOOK = ":wh:{hook}"
+PRODUCT = ":p:{{{product_id}}}"
 CONTACT_TTL = "contact_ttl_seconds"
 
 KEYSPACE = {
@@ -91,6 +99,10 @@ KEYSPACE = {
         CONTACT + ":lt", "string", f"{CONTACT_TTL} (<id>|<type>|<ms> of the last emitted)", True
     ),
     "trigger_stats": Key(":ts:{day}", "hash", "TRIGGER_STATS_TTL (one UTC day's figures)"),
+    "product": Key(PRODUCT, "hash", "no TTL: the shop's catalog (field -> JSON text, updatedAt)"),
+    "product_watchers": Key(PRODUCT + ":w", "zset", "watch_days after the last watch; trimmed"),
+    "fanouts": Key(":pfq", "zset", "until done (product -> due ms or lease end)"),
+    "fanout": Key(PRODUCT + ":f", "hash", "until done (its owner, its cursor)"),
 }
 
 
@@ -174,6 +186,15 @@ class TenantKeys:
     def trigger_stats(self, day: str) -> str:
         """One UTC day's trigger figures, `<type>|<figure>[|<reason or currency>]` -> number."""
         return self._key("trigger_stats", day=day)
+
+    def product(self, product_id: str, suffix: str = "") -> str:
+        """A product: "" its catalog state, ":w" its watchers, ":f" its fan-out's state."""
+        return self._key("product", product_id=product_id) + suffix
+
+    @property
+    def fanouts(self) -> str:
+        """The products whose watchers are to be notified (fanout.lua)."""
+        return self._key("fanouts")
 
     def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
         """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""

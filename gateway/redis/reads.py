@@ -129,6 +129,10 @@ class Reads:
             pipe.lrange(keys.order(external_order_id, ":h"), 0, -1)
             return OrderRecord(*await pipe.execute())
 
+    async def product(self, keys: TenantKeys, product_id: str) -> Hash:
+        """A product's catalog state: field -> JSON text, and updatedAt (ms)."""
+        return cast(Hash, await self.redis.hgetall(keys.product(product_id)))
+
     async def cart_state(self, keys: TenantKeys, recycle_state_id: str) -> Hash:
         """A cart state with its cart: while that cart is its contact's current one, the JSON is
         the contact's (lib.lua release_cart). Read again once if it moved back in between."""

@@ -102,3 +102,18 @@ class ClaimedJob:
         return [
             cls(reply[j].decode(), reply[j + 1], int(reply[j + 2])) for j in range(0, len(reply), 3)
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutResult:
+    """fanout.lua's answer: the product whose fan-out the step went on with ("" when none was
+    due), how many of its watchers it looked at, and whether that fan-out is done."""
+
+    product_id: str
+    watchers: int
+    done: bool
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> FanoutResult:
+        product_id, watchers, done = reply
+        return cls(product_id.decode(), int(watchers), bool(done))

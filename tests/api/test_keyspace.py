@@ -47,6 +47,10 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "trigger_times": (lambda k: k.contact("c1", ":tt"), ("c1",), ":c:{c1}:tt"),
     "last_trigger": (lambda k: k.contact("c1", ":lt"), ("c1",), ":c:{c1}:lt"),
     "trigger_stats": (lambda k: k.trigger_stats("2026-12-02"), ("2026-12-02",), ":ts:2026-12-02"),
+    "product": (lambda k: k.product("p-1"), ("p-1",), ":p:{p-1}"),
+    "product_watchers": (lambda k: k.product("p-1", ":w"), ("p-1",), ":p:{p-1}:w"),
+    "fanouts": (lambda k: k.fanouts, (), ":pfq"),
+    "fanout": (lambda k: k.product("p-1", ":f"), ("p-1",), ":p:{p-1}:f"),
 }
 
 

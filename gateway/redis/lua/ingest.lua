@@ -3,7 +3,7 @@
 --       (arguments.ENVELOPE), arrays read by position: [eventId, dedup (a client's eventId), type,
 --        identifiers ["kind:value"...], fresh contact id, then at most one part at its place:
 --        pv [productId, value, receive ms (compact value)], cv categoryId,
---        cart [recycleStateId, json, empty], order (lib_orders.lua apply_order),
+--        cart [recycleStateId, json, empty, productIds], order (lib_orders.lua apply_order),
 --        ig (why the order part is ignored); parts before it are false], then the events as the
 --       stream keeps them (JSON), one per line, in the same order.
 -- Returns one "a" (accepted) or "d" (duplicate) per event; order events "a|<STATUS>" or
@@ -47,6 +47,30 @@ local function scored_now(ids)
   return scored
 end
 
+-- A reachable contact (lib.lua REACHABLE: the event's identifiers, else the contact's) watches
+-- the products it views or has in its cart (docs/triggers.md, Price drops and back in stock):
+-- it is a member of each product's watch index, scored by the view's time, which is its :pv
+-- score too (a whole ms: what it was told for an earlier view is cleared, keys.py); what it saw
+-- stays in its :pvd (or its cart). `keep`: a cart keeps the time a watch
+-- has (a cart sent again is no new view). The index keeps watch_days of watches: it lives that
+-- long after its last watch, and loses the older ones whenever it grows.
+local function watch(cid, ids, products, keep)
+  if #products == 0 or not reachable(cid, ids) then return end
+  for _, pid in ipairs(products) do
+    local wk = K_product_watchers(pid)
+    local added
+    if keep then
+      added = redis.call('ZADD', wk, 'NX', now, cid)
+    else
+      added = redis.call('ZADD', wk, now, cid)
+    end
+    if added == 1 then
+      redis.call('ZREMRANGEBYSCORE', wk, '-inf', '(' .. (now - limits.watch_ms))
+    end
+    redis.call('PEXPIRE', wk, limits.watch_ms)
+  end
+end
+
 -- A compact view (recommendations.py) is stored with its receive time's lag behind `now`.
 local function view_value(pv) return pv[3] and (now - pv[3]) .. pv[2] or pv[2] end
 
@@ -86,6 +110,7 @@ local function flush_run()
       redis.call('EXPIRE', pv, ttl)
       redis.call('EXPIRE', pvd, ttl)
     end
+    watch(cid, run.ids, run.products)
   end
   if #run.categories > 0 then
     local cv = K_contact_cv(cid)
@@ -152,6 +177,7 @@ local function store_event(ev, raw, dk)
     end
     touched[#touched + 1] = pvk
     touched[#touched + 1] = pvd
+    watch(cid, ev[IDS], {pv[1]})
   elseif cv then
     local cvk = K_contact_cv(cid)
     redis.call('ZADD', cvk, now, cv)
@@ -174,6 +200,7 @@ local function store_event(ev, raw, dk)
         redis.call('HSET', state, 'contact', cid, 'at', now)
         redis.call('HDEL', state, 'cart')
       end
+      watch(cid, ev[IDS], cart[4], true)
     else
       redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
       redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)

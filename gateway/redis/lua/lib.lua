@@ -89,8 +89,27 @@ local function release_cart(cid, unless)
   end
 end
 
+-- Stitching moves the contact's product watches (ingest.lua watch), of the products it viewed
+-- or has in its cart, with their scores (the time, and what it was told: keys.py).
+local function merge_watches(from, into)
+  local products = redis.call('ZRANGE', K_contact_pv(from), 0, -1)
+  local cart = redis.call('HGET', K_contact(from), 'cart')
+  if cart then
+    for _, line in ipairs(cjson.decode(cart).products) do products[#products + 1] = line.productId end
+  end
+  for _, pid in ipairs(products) do
+    local wk = K_product_watchers(pid)
+    local at = redis.call('ZSCORE', wk, from)
+    if at then
+      redis.call('ZREM', wk, from)
+      redis.call('ZADD', wk, 'GT', at, into)
+    end
+  end
+end
+
 -- Stitch contact `from` into `into`: identifiers, views, cart (the newer), events, open visit.
 local function merge_contact(from, into, limits)
+  merge_watches(from, into) -- first: it reads `from`'s views and cart, which the rest moves
   local ids = redis.call('HGETALL', K_contact_ids(from))
   for j = 1, #ids, 2 do
     redis.call('SET', K_identifier(ids[j]), into, 'EX', limits.contact_ttl)
@@ -187,6 +206,18 @@ end
 -- deadline in P:visits has passed, or by the contact's next event if that comes first. Closing,
 -- deciding and XADDing the trigger happen inside one script, so no crash can split them.
 local REACHABLE = {{REACHABLE_KINDS}}
+
+-- Whether a trigger can reach contact `cid`: one of `ids` ("kind:value", an event's) or else of
+-- its own identifiers is of a REACHABLE kind.
+local function reachable(cid, ids)
+  for _, ident in ipairs(ids) do
+    if REACHABLE[string.match(ident, '^[^:]+')] then return true end
+  end
+  for _, ident in ipairs(redis.call('HKEYS', K_contact_ids(cid))) do
+    if REACHABLE[string.match(ident, '^[^:]+')] then return true end
+  end
+  return false
+end
 local PUBLIC_NAMES = {{PUBLIC_NAMES}}
 local TRIGGERS_MAXLEN = {{TRIGGERS_MAXLEN}}
 -- The trigger types of a closed visit (constants.VISIT_TRIGGERS), and the P:tally fields.

@@ -137,6 +137,20 @@ local function update_rfm(eoid, cid, status, counted, mk, fk, lim)
   if was then rfm_last(counted) end
 end
 
+-- An order ends its contact's watches of the products it holds (items' externalItemId): no
+-- priceDrop or backInStock for what was bought since the view; a later view watches again
+-- (docs/triggers.md, Price drops and back in stock).
+local function end_watches(cid, fk)
+  local items = redis.call('HGET', fk, 'items')
+  local ok, list = pcall(cjson.decode, items or '[]')
+  if not ok or type(list) ~= 'table' then return end
+  for _, item in ipairs(list) do
+    local id = type(item) == 'table' and item.externalItemId
+    if type(id) == 'number' and id == math.floor(id) then id = string.format('%d', id) end
+    if type(id) == 'string' then redis.call('ZREM', K_product_watchers(id), cid) end
+  end
+end
+
 -- Store the order change `o` (orders.envelope in Python). `fallback` is the contact when the order
 -- names none known (the event's contact, or a fresh id). Returns 'a', status, contact (stored, or
 -- identical to what is stored) or 'i', reason, fallback (an order event that changes nothing).
@@ -174,6 +188,7 @@ local function apply_order(o, fallback, lim)
   if not old and status ~= 'CANCELLED' then redis.call('HSET', K_contact(cid), 'orderAt', NOW) end
   -- lib_attribution.lua: read before the order converts its cart
   local attributed = not old and status ~= 'CANCELLED' and attribution_of(cid, fk, lim)
+  if status ~= 'CANCELLED' then end_watches(cid, fk) end
   if status ~= 'CANCELLED' and not meta[3] then
     local rsid = redis.call('HGET', fk, 'recycleStateId')
     if rsid then
