@@ -1,17 +1,13 @@
-"""The delivery machinery webhooks and destinations share: jobs scheduled in Redis (webhook.lua),
-claimed with a lease, POSTed, and retried with exponential backoff until their budget is spent.
+"""The delivery machinery webhooks and destinations share (docs/triggers.md, docs/destinations.md).
 
-A channel (one webhook, one destination) reads its source stream through its own consumer
-group; `webhook.lua` moves what it reads into the channel's schedule (a sorted set of due times)
-in the same step as the XACK, so nothing read is lost. Due jobs are claimed with a lease: a
-process that dies mid-POST leaves them to come due again, so delivery is at least once, and two
-processes never hold the same job at once. A channel plans the claimed jobs as chains of
-requests, each chain sent in order (a destination's chain is one contact's jobs: in order per
-contact), the chains side by side. A failed attempt is retried after an exponential delay with
-jitter (or the answer's Retry-After, if longer) until the job is `retry_budget_seconds` old (the
-last delay is clipped to end there); one made at or after that age, or refused for good (a
-channel's `final` answers), goes to the dead letters. It runs in a background task with its own
-HTTP client: a slow endpoint never slows ingest.
+A channel (one webhook, one destination) reads its source stream through its own consumer group;
+webhook.lua moves what it reads into the channel's schedule (due times) in the step that XACKs it.
+Due jobs are claimed with a lease: a process dying mid-POST leaves them to come due again (at
+least once), and two processes never hold one job at once. Claimed jobs are sent as chains of
+requests, each chain in order (a destination's: one contact's), the chains side by side. A failed
+attempt is retried after an exponential delay with jitter (or a longer Retry-After) until the job
+is `retry_budget_seconds` old (the last delay clipped to end there); one made at that age, or
+refused for good (`Outcome.final`), goes to the dead letters. A slow endpoint never slows ingest.
 """
 
 from __future__ import annotations
@@ -83,6 +79,7 @@ class Channel(ABC):
     retry_budget_seconds: float
     max_claim: int = MAX_IN_FLIGHT  # unfinished jobs a process holds of the channel at most
     longest_chain: int = 1  # requests one chain may hold: the lease covers them all
+    ack_later: bool = False  # delivered jobs forgotten at the next pass, many in one call
 
     @property
     @abstractmethod
@@ -100,6 +97,14 @@ class Channel(ABC):
         """The claimed jobs as new chains of requests (by default each job alone); a channel may
         add some to chains still running instead."""
         return [[[job]] for job in jobs]
+
+    def delivered(self, job: ClaimedJob) -> str:
+        """What WebhookDone is told of a delivered job (a webhook's: `<id>:<trigger type>`)."""
+        return job.stream_id
+
+    def dead_counted(self, job: ClaimedJob) -> tuple[str, int]:
+        """WebhookDead's trigger type and its creation (ms) to count, "" for none."""
+        return "", 0
 
     def ended(self, chain: Chain) -> None:
         """Nothing is added to `chain` any more (it is done, or failed and rescheduled)."""
@@ -135,8 +140,7 @@ class Deliverer:
         self.ready: set[str] = set()  # channels whose consumer group exists
         self.sending: set[asyncio.Task[None]] = set()
         self.held = {channel.id: 0 for channel in self.channels}  # unfinished jobs per channel
-        # Jobs delivered, forgotten in Redis by the channel's next pass: one call for many. Until
-        # then their lease keeps them from being claimed again.
+        # Delivered jobs of `ack_later` channels, forgotten at their next pass (leased till then).
         self.delivered: dict[str, list[str]] = {channel.id: [] for channel in self.channels}
 
     async def prepare(self) -> None:
@@ -267,7 +271,11 @@ class Deliverer:
         store, step, gateway = self.gateway.store, self.step(channel), self.gateway
         if outcome.error is None:
             channel.count(gateway, "done", len(unit))
-            self.delivered[channel.id].extend(job.stream_id for job in unit)
+            delivered = [channel.delivered(job) for job in unit]
+            if channel.ack_later:
+                self.delivered[channel.id] += delivered
+            else:
+                await store.run("webhook", WebhookDone(*step, ",".join(delivered)), now_ms())
             return None
         channel.count(gateway, "failed", len(unit))
         now = now_ms()
@@ -286,6 +294,7 @@ class Deliverer:
                 retried = due if retried is None else max(retried, due)
                 continue
             entry = channel.dead_entry(job, outcome, now)
-            if await store.run("webhook", WebhookDead(*step, job.stream_id, entry), now):
+            dead = WebhookDead(*step, job.stream_id, entry, *channel.dead_counted(job))
+            if await store.run("webhook", dead, now):
                 channel.count(gateway, "dead", 1)
         return retried

@@ -40,6 +40,7 @@ class Forwarder(Channel):
 
     source = "queue"
     retry_initial_seconds = RETRY_INITIAL_SECONDS
+    ack_later = True  # a call per forwarded event cost the ingesting process (measured)
 
     def __init__(self, tenant: str, keys: TenantKeys, destination: Destination) -> None:
         self.tenant, self.keys, self.destination = tenant, keys, destination

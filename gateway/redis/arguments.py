@@ -67,17 +67,15 @@ class TenantLimits(ScriptArgs):
     contact_events: int
     cart_ttl: int  # s
     purchase_window_ms: int
+    # [tenants.triggers] (docs/triggers.md, Trigger policies); detect.lua takes them too
+    delay_ms: int
+    cooldown_ms: int
+    recent_order_ms: int  # suppress_after_order_seconds
+    attribution_ms: int
+    watch_ms: int  # [tenants.triggers] watch_days: how long a view or a cart watches a product
     # Each destination's queue id and the event types it takes, "<id>=<type>,<type>;<id>=" (no
     # types: every type); "" for none (lib_destinations.lua).
     destinations: str
-
-
-@dataclass(frozen=True, slots=True)
-class DetectArgs(ScriptArgs):
-    """detect.lua: close at most `batch` visits whose deadline has passed."""
-
-    prefix: str
-    batch: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +137,38 @@ class WebhookRetry(WebhookStep):
 
 @dataclass(frozen=True, slots=True)
 class WebhookDead(WebhookStep):
-    """The job `stream_id` failed for good: move `entry` (JSON) to the dead letters."""
+    """The job `stream_id` failed for good: move `entry` (JSON) to the dead letters, and count it
+    as WebhookDone counts a delivery."""
 
     op: str = field(default="dead", init=False)
     stream_id: str
     entry: bytes
+    trigger_type: str
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogArgs(ScriptArgs):
+    """products.lua: store the products of the call (its items) in the catalog."""
+
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutStep(ScriptArgs):
+    """fanout.lua: go on with the fan-out of `product_id` if this process (`token`) holds it,
+    else claim the next one due; hold it `lease_ms` and look at most at `chunk` of its watchers.
+    The rest is the tenant's [tenants.triggers] policy (docs/triggers.md)."""
+
+    prefix: str
+    token: str
+    product_id: str
+    lease_ms: int
+    chunk: int
+    watch_ms: int
+    drop_percent: float
+    cooldown_ms: int
+    contact_ttl: int  # s
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +183,6 @@ class DestinationRevive(ScriptArgs):
 
 SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     TenantLimits,
-    DetectArgs,
     RateArgs,
     WebhookStep,
     WebhookEnqueue,
@@ -167,6 +191,8 @@ SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     WebhookRetry,
     WebhookDead,
     DestinationRevive,
+    CatalogArgs,
+    FanoutStep,
 )
 
 # An ingest.lua item is one JSON array per event, read by position (decoding an object's keys

@@ -46,6 +46,15 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "destination_due": (lambda k: k.destination("d1", "due"), ("d1",), ":dst:d1:due"),
     "destination_tries": (lambda k: k.destination("d1", "tries"), ("d1",), ":dst:d1:tries"),
     "destination_dead": (lambda k: k.destination_dead, (), ":dst:dead"),
+    "pending": (lambda k: k.pending, (), ":pending"),
+    "pending_jobs": (lambda k: k.pending_jobs, (), ":pending:jobs"),
+    "trigger_times": (lambda k: k.contact("c1", ":tt"), ("c1",), ":c:{c1}:tt"),
+    "last_trigger": (lambda k: k.contact("c1", ":lt"), ("c1",), ":c:{c1}:lt"),
+    "trigger_stats": (lambda k: k.trigger_stats("2026-12-02"), ("2026-12-02",), ":ts:2026-12-02"),
+    "product": (lambda k: k.product("p-1"), ("p-1",), ":p:{p-1}"),
+    "product_watchers": (lambda k: k.product("p-1", ":w"), ("p-1",), ":p:{p-1}:w"),
+    "fanouts": (lambda k: k.fanouts, (), ":pfq"),
+    "fanout": (lambda k: k.product("p-1", ":f"), ("p-1",), ":p:{p-1}:f"),
 }
 
 

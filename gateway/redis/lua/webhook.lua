@@ -6,9 +6,10 @@
 --   claim (WebhookClaim): the due jobs [streamId, body, attempts, ...] (results.ClaimedJob);
 --       each is pushed back by the lease, so a process that dies mid-POST leaves it to be
 --       retried (at least once).
---   done (WebhookDone): delivered, forget them.
+--   done (WebhookDone): delivered, forget them (a webhook's counted in the day's trigger
+--       figures).
 --   retry (WebhookRetry): failed, try again at due_ms.
---   dead (WebhookDead): failed for good, move to the dead letters.
+--   dead (WebhookDead): failed for good, move to the dead letters (a webhook's counted too).
 -- A webhook ("triggers") reads the trigger stream; its keys: K_webhook_due (zset streamId -> due
 -- ms), K_webhook_jobs (hash streamId -> trigger JSON), K_webhook_tries (hash streamId ->
 -- attempts), K_dead_letters (list, newest first). A destination ("queue") reads its own queue
@@ -98,8 +99,16 @@ elseif op == 'claim' then
   return out
 elseif op == 'done' then
   local args = {{WebhookDone}}
+  -- each "<streamId>" or, for a webhook, "<streamId>:<trigger type>" (results.py)
   local forgotten = 0
-  for id in string.gmatch(args.stream_ids, '[^,]+') do forgotten = forgotten + forget(id) end
+  for item in string.gmatch(args.stream_ids, '[^,]+') do
+    local id, ty = string.match(item, '^([^:]+):?(.*)$')
+    -- delivered twice (a lease ran out): counted once
+    if forget(id) == 1 then
+      forgotten = forgotten + 1
+      if ty ~= '' then count_stat(tonumber(string.match(id, '^%d+')), ty .. '|delivered') end
+    end
+  end
   return forgotten
 elseif op == 'retry' then
   local args = {{WebhookRetry}}
@@ -119,6 +128,7 @@ elseif op == 'dead' then
   else
     redis.call('LPUSH', K_dead_letters, args.entry)
     redis.call('LTRIM', K_dead_letters, 0, MAX_DEAD - 1)
+    count_stat(args.created_ms, args.trigger_type .. '|failed')
   end
   return 1
 end
