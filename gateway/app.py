@@ -15,7 +15,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api import carts, contacts, events, health, openapi, orders, tracker, triggers
+from gateway.api import (
+    carts,
+    contacts,
+    debug,
+    events,
+    health,
+    openapi,
+    orders,
+    tracker,
+    triggers,
+)
 from gateway.errors import INTERNAL_ERROR, ApiError, unavailable
 from gateway.http import Receive, Scope, Send, api_path
 from gateway.ingest.app import PATHS, IngestApp
@@ -37,6 +47,7 @@ ROUTES = [
     *orders.routes,
     *carts.routes,
     *tracker.routes,
+    *debug.routes,
 ]
 
 

@@ -16,15 +16,18 @@ import orjson
 from gateway.auth import PREFLIGHT_HEADERS, Principal
 from gateway.clock import iso, now_ms
 from gateway.errors import INTERNAL_ERROR, ApiError, invalid, not_stored, unavailable
-from gateway.http import Receive, Scope, Send, read_json
+from gateway.http import Receive, Scope, Send, check_media_type, parse_json, read_body
 from gateway.model import events
 from gateway.redis.results import EventResult
 from gateway.redis.store import StoreUnavailable
 from gateway.state import GatewayState
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+SAMPLE_BYTES = 2048  # of a refused request's body, kept in the refused-request log
 PATHS = frozenset({"/v1/event", "/v1/events"})
 # Allow of a 405, as Starlette writes it for its routes (GET routes answer HEAD too).
+# The status, the body, and the errors of a batch's events refused one by one.
+Answer = tuple[int, bytes, list[dict[str, Any]]]
 ALLOWED_METHODS = {"/v1/event": "POST, OPTIONS", "/v1/events": "GET, HEAD, POST, OPTIONS"}
 
 
@@ -58,6 +61,8 @@ class IngestApp:
         started = time.perf_counter()
         extra: list[tuple[bytes, bytes]] = []
         tenant = "-"
+        principal: Principal | None = None
+        sample = b""
         try:
             if method == "OPTIONS":
                 return 204, self.preflight(query, headers), b""
@@ -73,17 +78,23 @@ class IngestApp:
             principal = self.gateway.keys.authenticate(_text(headers.get(b"authorization")), query)
             tenant = principal.tenant.id  # refusals from here on are counted for the tenant
             extra = await self.gateway.admit(principal, _text(headers.get(b"origin")), False)
-            # The parsed body is passed on, not kept in this frame while Redis stores the events.
+            check_media_type(headers)
+            body = await read_body(receive, headers, self.limit)
+            sample = body[:SAMPLE_BYTES]  # the same object, no copy, for a body that short
             batch = path == "/v1/events"
             handle = self.many if batch else self.one
-            status, answer = await handle(
-                principal, await read_json(receive, headers, self.limit, batch), now_ms()
-            )
+            work = handle(principal, parse_json(body, batch), now_ms())
+            del body  # the parsed body is passed on; neither is kept here while Redis stores it
+            status, answer, failed = await work
+            for entry in failed:  # a batch's events refused one by one
+                self.refused(principal, path, headers, sample, entry, 200)
         except ApiError as error:
             if error.status == 503:
                 self.metrics.redis_unavailable.inc()
             else:
                 self.metrics.events_rejected.inc(tenant, error.code)
+                if principal is not None:
+                    self.refused(principal, path, headers, sample, error.body(), error.status)
             status, answer = error.status, error.json()
             extra = extra + [
                 (k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()
@@ -91,6 +102,29 @@ class IngestApp:
         extra.append((b"content-length", str(len(answer)).encode()))
         self.metrics.request_latency.observe(time.perf_counter() - started, path)
         return status, JSON_HEADERS + extra, answer
+
+    def refused(
+        self,
+        principal: Principal,
+        path: str,
+        headers: dict[bytes, bytes],
+        sample: bytes,
+        error: dict[str, Any],
+        status: int,
+    ) -> None:
+        """Log a refusal of a known key's request for GET /v1/debug/events (never the key)."""
+        at = now_ms()
+        entry = {
+            "at": iso(at),
+            "path": path,
+            "keyKind": principal.kind,
+            "origin": _text(headers.get(b"origin")),
+            "status": status,
+            **error,
+            "body": sample.decode("utf-8", "replace"),
+        }
+        prefix = self.gateway.tenant_keys(principal.tenant).prefix
+        self.gateway.refusals.add(prefix, at, str(error["error"]), orjson.dumps(entry))
 
     def preflight(self, query: bytes, headers: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
         origin = _text(headers.get(b"origin"))
@@ -102,18 +136,18 @@ class IngestApp:
             *PREFLIGHT_HEADERS,
         ]
 
-    async def one(self, principal: Principal, document: Any, now: int) -> tuple[int, bytes]:
+    async def one(self, principal: Principal, document: Any, now: int) -> Answer:
         prepared = events.prepare(document, principal.is_site, iso(now))
         (result,) = await self.store(principal, [prepared], now)
         if result.failed is not None:  # counted as a refusal by `respond`, as any ApiError
             raise not_stored(result.failed, tenant=principal.tenant.id, event_id=prepared.event_id)
         if result.reason is not None:  # an order event whose order part changed nothing
             answer = {"status": "ignored", "eventId": prepared.event_id, "reason": result.reason}
-            return 200, orjson.dumps(answer)
+            return 200, orjson.dumps(answer), []
         status = "duplicate" if result.duplicate else "accepted"
-        return 200, orjson.dumps({"status": status, "eventId": prepared.event_id})
+        return 200, orjson.dumps({"status": status, "eventId": prepared.event_id}), []
 
-    async def many(self, principal: Principal, document: Any, now: int) -> tuple[int, bytes]:
+    async def many(self, principal: Principal, document: Any, now: int) -> Answer:
         if isinstance(document, dict) and "events" in document:
             document = document["events"]
         if not isinstance(document, list):
@@ -147,7 +181,7 @@ class IngestApp:
         }
         if ignored:  # only order events can be ignored; other clients never see the key
             answer["ignored"] = ignored
-        return 200, orjson.dumps(answer)
+        return 200, orjson.dumps(answer), failed
 
     def prepare_all(
         self, principal: Principal, document: list[Any], received: str

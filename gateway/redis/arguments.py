@@ -142,6 +142,13 @@ class WebhookDead(WebhookStep):
     entry: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedArgs(ScriptArgs):
+    """refused.lua: log refused ingest requests and count them per minute."""
+
+    prefix: str
+
+
 SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     TenantLimits,
     DetectArgs,
@@ -152,6 +159,7 @@ SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     WebhookDone,
     WebhookRetry,
     WebhookDead,
+    RefusedArgs,
 )
 
 # An ingest.lua item is one JSON array per event, read by position (decoding an object's keys

@@ -32,6 +32,9 @@ LEGACY_KEY = re.compile(r"gw:([A-Za-z0-9_-]{1,64}):(.+)", re.DOTALL)
 TRIGGERS_MAXLEN = 1_000_000  # XADD MAXLEN ~ of a tenant's trigger stream
 MAX_DEAD = 10_000  # dead letters kept per tenant, newest first
 ORDER_HISTORY_MAX = 100  # status changes kept per order
+REFUSED_MAX = 1000  # refused ingest requests kept per tenant (docs/dashboard.md)
+REFUSED_SECONDS = 86_400  # ... for at most a day
+STATS_MINUTES = 1440  # per-minute counters kept (GET /v1/stats/events?minutes=)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,8 @@ KEYSPACE = {
     "webhook_jobs": Key(WEBHOOK + ":jobs", "hash", "until delivered or dead-lettered"),
     "webhook_tries": Key(WEBHOOK + ":tries", "hash", "until delivered or dead-lettered"),
     "dead_letters": Key(":wh:dead", "list", "capped: the newest MAX_DEAD"),
+    "refused": Key(":refused", "stream", "capped: REFUSED_MAX, none older than REFUSED_SECONDS"),
+    "stats": Key(":stats:{minute}", "hash", "STATS_MINUTES + 1 min (counts of one minute)"),
 }
 
 
@@ -149,6 +154,16 @@ class TenantKeys:
     def rate(self, key_id: str) -> str:
         """The token bucket of an API key (rate.lua)."""
         return self._key("rate", key_id=key_id)
+
+    @property
+    def refused(self) -> str:
+        """The refused ingest requests (refused.lua), for GET /v1/debug/events."""
+        return self._key("refused")
+
+    def stats(self, minute: int) -> str:
+        """Accepted events by type and refusals by error code in one minute (minutes since the
+        epoch): fields `a:<eventTypeKey>` and `r:<error code>` (ingest.lua, refused.lua)."""
+        return self._key("stats", minute=str(minute))
 
     def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
         """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""

@@ -28,7 +28,16 @@ from gateway.redis.constants import (
     VISIT_TRIGGERS,
     WHOLE_CALL_ERRORS,
 )
-from gateway.redis.keys import KEYSPACE, MAX_DEAD, ORDER_HISTORY_MAX, PREFIX, TRIGGERS_MAXLEN
+from gateway.redis.keys import (
+    KEYSPACE,
+    MAX_DEAD,
+    ORDER_HISTORY_MAX,
+    PREFIX,
+    REFUSED_MAX,
+    REFUSED_SECONDS,
+    STATS_MINUTES,
+    TRIGGERS_MAXLEN,
+)
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -62,6 +71,9 @@ def lua_tables() -> dict[str, str]:
         "ENVELOPE_PLACES": ", ".join(str(n) for n in range(1, len(ENVELOPE) + 1)),
         "TRIGGERS_MAXLEN": lua_value(TRIGGERS_MAXLEN),
         "MAX_DEAD": lua_value(MAX_DEAD),
+        "REFUSED_MAX": lua_value(REFUSED_MAX),
+        "REFUSED_SECONDS": lua_value(REFUSED_SECONDS),
+        "STATS_SECONDS": lua_value((STATS_MINUTES + 1) * 60),
         "ORDER_HISTORY_MAX": lua_value(ORDER_HISTORY_MAX),
         "REACHABLE_KINDS": lua_value(dict.fromkeys(sorted(REACHABLE_KINDS), True)),
         "PUBLIC_NAMES": lua_value(PUBLIC_NAMES),

@@ -42,6 +42,8 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "webhook_jobs": (lambda k: k.webhook("h1", "jobs"), ("h1",), ":wh:h1:jobs"),
     "webhook_tries": (lambda k: k.webhook("h1", "tries"), ("h1",), ":wh:h1:tries"),
     "dead_letters": (lambda k: k.dead_letters, (), ":wh:dead"),
+    "refused": (lambda k: k.refused, (), ":refused"),
+    "stats": (lambda k: k.stats(29000000), ("29000000",), ":stats:29000000"),
 }
 
 
