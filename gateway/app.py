@@ -25,6 +25,7 @@ from gateway.api import (
     orders,
     tracker,
     triggers,
+    ui,
 )
 from gateway.errors import INTERNAL_ERROR, ApiError, unavailable
 from gateway.http import Receive, Scope, Send, api_path
@@ -48,6 +49,7 @@ ROUTES = [
     *carts.routes,
     *tracker.routes,
     *debug.routes,
+    *ui.routes,
 ]
 
 
