@@ -388,12 +388,12 @@
 
   function chartWidth(container) { return Math.max(260, container.clientWidth - 20); }
 
-  function plot(container, series, data, height) {
+  function plot(container, series, data, height, extraAxes) {
     var chart = new uPlot({
       width: chartWidth(container),
       height: height,
       series: [{}].concat(series),
-      axes: [{}, { size: 50 }],
+      axes: [{}, { size: 50 }].concat(extraAxes || []),
       legend: { live: false }
     }, data, container);
     charts.push(chart);
@@ -473,19 +473,27 @@
         function column(name) { return rows.map(function (r) { return r[name] || 0; }); }
         var holder = el('div', { cls: 'chart' }, [el('p', { cls: 'chart-title', text: type })]);
         box.appendChild(holder);
-        plot(holder, [
-          { label: 'emitted', stroke: '#3559e0', width: 2 },
-          { label: 'delivered', stroke: '#0891b2', width: 2 },
-          { label: 'converted', stroke: '#12805c', width: 2 }
-        ], [xs, column('emitted'), column('delivered'), column('converted')], 200);
         var revenue = {};
         rows.forEach(function (r) {
           Object.keys(r.revenue || {}).forEach(function (cur) { revenue[cur] = (revenue[cur] || 0) + r.revenue[cur]; });
         });
+        var currencies = Object.keys(revenue).sort();
+        // Revenue per day on its own scale (right axis), one dashed line per currency.
+        var series = [
+          { label: 'emitted', stroke: '#3559e0', width: 2 },
+          { label: 'delivered', stroke: '#0891b2', width: 2 },
+          { label: 'converted', stroke: '#12805c', width: 2 }
+        ].concat(currencies.map(function (cur, i) {
+          return { label: 'revenue ' + cur, stroke: COLORS[(i + 2) % COLORS.length], width: 2, dash: [5, 4], scale: 'money' };
+        }));
+        var data = [xs, column('emitted'), column('delivered'), column('converted')].concat(currencies.map(function (cur) {
+          return rows.map(function (r) { return (r.revenue || {})[cur] || 0; });
+        }));
+        plot(holder, series, data, 220, currencies.length ? [{ scale: 'money', side: 1, size: 60, grid: { show: false } }] : []);
         var sums = ['emitted', 'delivered', 'converted'].map(function (name) {
           return column(name).reduce(function (a, b) { return a + b; }, 0);
         });
-        var money = Object.keys(revenue).map(function (cur) { return revenue[cur].toFixed(2) + ' ' + cur; }).join(', ') || '0';
+        var money = currencies.map(function (cur) { return revenue[cur].toFixed(2) + ' ' + cur; }).join(', ') || '0';
         holder.appendChild(table(['emitted', 'delivered', 'converted', 'revenue'], [sums.concat([money])], [true, true, true, true]));
       });
     });
