@@ -19,7 +19,7 @@ from gateway.state import server_principal
 
 OUTCOMES = ("accepted", "refused")
 # A position in the merged listing: a stream id and the stream it is of. Both streams take their
-# ids from Redis' clock; at one id an accepted event comes before a refusal (rank a > r).
+# ids from Redis' clock; at one id (each stream counts its own) the accepted event comes first.
 CURSOR = re.compile(r"([0-9]{1,20})-([0-9]{1,20})-([ar])")
 Position = tuple[int, int, str]
 
@@ -37,6 +37,12 @@ def debug_cursor(request: Request) -> Position | None:
 def _position(stream_id: bytes, rank: str) -> Position:
     ms, _, seq = stream_id.decode().partition("-")
     return int(ms), int(seq), rank
+
+
+def _newest_first(row: tuple[Position, dict[str, Any]]) -> tuple[int, int, int]:
+    """The merged order: stream ids descending, at one id the accepted event first."""
+    ms, seq, rank = row[0]
+    return -ms, -seq, 0 if rank == "a" else 1
 
 
 def _accepted(fields: dict[bytes, bytes]) -> dict[str, Any]:
@@ -77,7 +83,7 @@ async def debug_events(request: Request) -> Response:
     if outcome != "accepted":
         for stream_id, fields in await state.store.refused_before(keys, last_refused, limit):
             rows.append((_position(stream_id, "r"), _refused(fields)))
-    rows.sort(key=lambda row: row[0], reverse=True)
+    rows.sort(key=_newest_first)
     items = []
     for (ms, seq, rank), item in rows[:limit]:
         item["at"] = item.get("at") or iso(ms)

@@ -3,12 +3,15 @@
 Every page view of a shop passes here, so this skips Starlette's request/response layers (they
 cost measurable time per request) and does the minimum: read the body within its limit, one orjson
 parse, validate, and hand the events to the micro-batcher that pipelines them into Redis. The
-answer is sent only after Redis has stored the events.
+answer is sent only after Redis has stored the events. A refusal of a known key's request is also
+handed to the refused-request log (gateway/redis/refusals.py), which writes it behind the answer
+(docs/dashboard.md).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -27,7 +30,8 @@ SAMPLE_BYTES = 2048  # of a refused request's body, kept in the refused-request 
 PATHS = frozenset({"/v1/event", "/v1/events"})
 # Allow of a 405, as Starlette writes it for its routes (GET routes answer HEAD too).
 # The status, the body, and the errors of a batch's events refused one by one.
-Answer = tuple[int, bytes, list[dict[str, Any]]]
+Answer = tuple[int, bytes, Sequence[dict[str, Any]]]
+NO_FAILURES: tuple[dict[str, Any], ...] = ()
 ALLOWED_METHODS = {"/v1/event": "POST, OPTIONS", "/v1/events": "GET, HEAD, POST, OPTIONS"}
 
 
@@ -143,9 +147,9 @@ class IngestApp:
             raise not_stored(result.failed, tenant=principal.tenant.id, event_id=prepared.event_id)
         if result.reason is not None:  # an order event whose order part changed nothing
             answer = {"status": "ignored", "eventId": prepared.event_id, "reason": result.reason}
-            return 200, orjson.dumps(answer), []
+            return 200, orjson.dumps(answer), NO_FAILURES
         status = "duplicate" if result.duplicate else "accepted"
-        return 200, orjson.dumps({"status": status, "eventId": prepared.event_id}), []
+        return 200, orjson.dumps({"status": status, "eventId": prepared.event_id}), NO_FAILURES
 
     async def many(self, principal: Principal, document: Any, now: int) -> Answer:
         if isinstance(document, dict) and "events" in document:

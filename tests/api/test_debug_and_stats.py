@@ -4,12 +4,13 @@ newest first, with a cursor) and `GET /v1/stats/events` (counts per minute), and
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 import pytest
 
-from gateway.redis.keys import REFUSED_MAX
+from gateway.redis.keys import REFUSED_MAX, REFUSED_SECONDS, STATS_MINUTES
 from tests.support.gateways import Api
 from tests.support.waiting import wait_for
 
@@ -181,3 +182,30 @@ async def test_a_tenant_sees_only_its_own(make_api: Any) -> None:
     await a.event({"eventTypeKey": "pageViewed"})
     await refusals(a, 1)
     assert (await debug(b))["items"] == []
+
+
+async def test_the_log_and_the_counts_expire(api: Api, sync_redis: Any) -> None:
+    await api.event(view("P1"))
+    await api.event({"eventTypeKey": "pageViewed"})
+    await refusals(api, 1)
+    log_ttl = sync_redis.ttl(api.keys.refused)
+    assert 0 < log_ttl <= REFUSED_SECONDS
+    counts = [api.keys.stats(int(time.time()) // 60 - back) for back in (0, 1)]
+    ttls = [sync_redis.ttl(key) for key in counts if sync_redis.exists(key)]
+    assert ttls and all(0 < ttl <= (STATS_MINUTES + 1) * 60 for ttl in ttls)
+
+
+async def test_an_accepted_event_and_a_refusal_of_the_same_stream_id_are_both_listed(
+    api: Api, sync_redis: Any
+) -> None:
+    """Each stream numbers its own entries: the same id in both is listed once each, accepted
+    first, however the pages fall."""
+    event = {"eventTypeKey": "helloWorld", "receivedAt": "2026-01-01T00:00:05.000Z"}
+    sync_redis.xadd(api.keys.events, {"c": "c1", "e": orjson.dumps(event)}, id="5000-0")
+    refusal = {"at": "2026-01-01T00:00:05.000Z", "status": 400, "error": "invalid_json"}
+    sync_redis.xadd(api.keys.refused, {"r": orjson.dumps(refusal)}, id="5000-0")
+    first = await debug(api, limit=1)
+    second = await debug(api, limit=1, after=first["next"])
+    rest = await debug(api, limit=1, after=second["next"])
+    assert [i["outcome"] for i in first["items"] + second["items"]] == ["accepted", "refused"]
+    assert rest == {"items": [], "next": None}
