@@ -28,10 +28,12 @@ from gateway.state import GatewayState
 JSON_HEADERS = [(b"content-type", b"application/json")]
 SAMPLE_BYTES = 2048  # of a refused request's body, kept in the refused-request log
 PATHS = frozenset({"/v1/event", "/v1/events"})
+# A batch's event refused on its own: its error (with its index), and its first bytes as sent.
+Refusal = tuple[dict[str, Any], bytes]
+# The status and body of an answer, and the refusals of a batch's events it holds.
+Answer = tuple[int, bytes, Sequence[Refusal]]
+NO_REFUSALS: tuple[Refusal, ...] = ()
 # Allow of a 405, as Starlette writes it for its routes (GET routes answer HEAD too).
-# The status, the body, and the errors of a batch's events refused one by one.
-Answer = tuple[int, bytes, Sequence[dict[str, Any]]]
-NO_FAILURES: tuple[dict[str, Any], ...] = ()
 ALLOWED_METHODS = {"/v1/event": "POST, OPTIONS", "/v1/events": "GET, HEAD, POST, OPTIONS"}
 
 
@@ -89,9 +91,9 @@ class IngestApp:
             handle = self.many if batch else self.one
             work = handle(principal, parse_json(body, batch), now_ms())
             del body  # the parsed body is passed on; neither is kept here while Redis stores it
-            status, answer, failed = await work
-            for entry in failed:  # a batch's events refused one by one
-                self.refused(principal, path, headers, sample, entry, 200)
+            status, answer, refusals = await work
+            for error, event in refusals:  # a batch's events refused one by one
+                self.refused(principal, path, headers, event, error, 200)
         except ApiError as error:
             if error.status == 503:
                 self.metrics.redis_unavailable.inc()
@@ -147,9 +149,9 @@ class IngestApp:
             raise not_stored(result.failed, tenant=principal.tenant.id, event_id=prepared.event_id)
         if result.reason is not None:  # an order event whose order part changed nothing
             answer = {"status": "ignored", "eventId": prepared.event_id, "reason": result.reason}
-            return 200, orjson.dumps(answer), NO_FAILURES
+            return 200, orjson.dumps(answer), NO_REFUSALS
         status = "duplicate" if result.duplicate else "accepted"
-        return 200, orjson.dumps({"status": status, "eventId": prepared.event_id}), NO_FAILURES
+        return 200, orjson.dumps({"status": status, "eventId": prepared.event_id}), NO_REFUSALS
 
     async def many(self, principal: Principal, document: Any, now: int) -> Answer:
         if isinstance(document, dict) and "events" in document:
@@ -160,7 +162,8 @@ class IngestApp:
             raise ApiError(
                 413, "batch_too_large", f"At most {self.max_batch} events per request.", "events"
             )
-        good, indices, failed = self.prepare_all(principal, document, iso(now))
+        refusals: list[Refusal] = []
+        good, indices, failed = self.prepare_all(principal, document, iso(now), refusals)
         # The parsed events are freed now, not after Redis has answered: with 64 batches in
         # flight, keeping them cost ~10 % more CPU per batch (cache and the collector's scans).
         del document
@@ -176,6 +179,7 @@ class IngestApp:
                 self.metrics.events_rejected.inc(tenant, INTERNAL_ERROR.code)
                 error = not_stored(r.failed, tenant=tenant, event_id=p.event_id, index=index)
                 failed.append({"index": index, **error.body()})
+                refusals.append((failed[-1], p.raw[:SAMPLE_BYTES]))
         if len(failed) > invalid_count:  # one list in index order, the invalid ones among them
             failed.sort(key=lambda entry: int(entry["index"]))
         answer: dict[str, Any] = {
@@ -185,12 +189,13 @@ class IngestApp:
         }
         if ignored:  # only order events can be ignored; other clients never see the key
             answer["ignored"] = ignored
-        return 200, orjson.dumps(answer), failed
+        return 200, orjson.dumps(answer), refusals
 
     def prepare_all(
-        self, principal: Principal, document: list[Any], received: str
+        self, principal: Principal, document: list[Any], received: str, refusals: list[Refusal]
     ) -> tuple[list[events.Prepared], list[int], list[dict[str, Any]]]:
-        """The batch's valid events prepared, their indices, and an error per invalid event."""
+        """The batch's valid events prepared, their indices, and an error per invalid event
+        (also added to `refusals`, with the event as sent)."""
         good: list[events.Prepared] = []
         indices: list[int] = []
         failed: list[dict[str, Any]] = []
@@ -202,6 +207,7 @@ class IngestApp:
             except ApiError as error:
                 self.metrics.events_rejected.inc(tenant, error.code)
                 failed.append({"index": index, **error.body()})
+                refusals.append((failed[-1], _sample(item)))
         return good, indices, failed
 
     async def store(
@@ -232,6 +238,14 @@ class IngestApp:
                 elif result.order_status is not None:
                     self.metrics.orders_stored.inc(tenant.id, result.order_status, "event")
         return results
+
+
+def _sample(item: Any) -> bytes:
+    """The first bytes of a batch's event as it was sent (parsed and written again)."""
+    try:
+        return orjson.dumps(item)[:SAMPLE_BYTES]
+    except TypeError:  # a value orjson cannot write back (none it parses; kept safe)
+        return b""
 
 
 def _text(value: bytes | None) -> str | None:

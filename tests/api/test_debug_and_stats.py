@@ -79,6 +79,8 @@ async def test_a_batch_s_refused_events_are_logged_one_by_one(api: Api) -> None:
     (entry,) = await refusals(api, 1)
     assert (entry["index"], entry["error"], entry["keyKind"]) == (1, "missing_identifier", "server")
     assert entry["path"] == "/v1/events"
+    assert entry["status"] == 200  # the request's: its other event was stored
+    assert entry["body"] == '{"eventTypeKey":"pageViewed"}'  # the refused event itself
 
 
 async def test_the_cursor_pages_through_both_without_gaps_or_repeats(api: Api) -> None:
