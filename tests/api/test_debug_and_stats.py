@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -211,3 +212,23 @@ async def test_an_accepted_event_and_a_refusal_of_the_same_stream_id_are_both_li
     rest = await debug(api, limit=1, after=second["next"])
     assert [i["outcome"] for i in first["items"] + second["items"]] == ["accepted", "refused"]
     assert rest == {"items": [], "next": None}
+
+
+async def test_a_damaged_counts_key_does_not_fail_the_stored_events(
+    api: Api, sync_redis: Any
+) -> None:
+    minute = int(time.time()) // 60
+    for key in (api.keys.stats(minute), api.keys.stats(minute + 1)):
+        sync_redis.set(key, "not a hash", ex=120)
+    answer = await api.event(view("P1"))
+    assert answer.status_code == 200 and answer.json()["status"] == "accepted"
+    assert (await debug(api, outcome="accepted"))["items"][0]["eventTypeKey"] == "productViewed"
+
+
+async def test_refusals_are_answered_while_redis_is_away(
+    no_redis: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    http, auth = no_redis
+    for _ in range(3):  # the log's writer fails each time, and the next refusal is still answered
+        answer = await http.post("/v1/event", json={"eventTypeKey": "bad type"}, headers=auth)
+        assert answer.status_code == 400 and answer.json()["field"] == "eventTypeKey"
