@@ -76,7 +76,7 @@
         $('signout').hidden = false;
         route();
       } else if (answer.status === 401) {
-        showLogin('Unknown key: the gateway has no key like it. Copy a server key from its config.');
+        showLogin('Unknown key: no tenant of this gateway has it. Copy a server key from the config.');
       } else if (answer.status === 403) {
         showLogin('That is a site key: the dashboard needs a server key.');
       } else {

@@ -127,6 +127,7 @@ async def test_no_key_shows_the_form_and_a_wrong_key_says_unknown_key(
 
     await sign_in(page, "sk_not-a-key")
     await page.wait_for_selector("#login-error:has-text('Unknown key')")
+    await shoot(page, "unknown-key")
     await sign_in(page, f"pk_{gateway.tenant}")
     await page.wait_for_selector("#login-error:has-text('needs a server key')")
     assert await page.evaluate("sessionStorage.length") == 0
