@@ -126,6 +126,7 @@ class IngestApp:
             "keyKind": principal.kind,
             "origin": _text(headers.get(b"origin")),
             "status": status,
+            "field": None,  # an error without one has none: every entry has the same fields
             **error,
             "body": sample.decode("utf-8", "replace"),
         }

@@ -80,6 +80,7 @@ async def test_a_batch_s_refused_events_are_logged_one_by_one(api: Api) -> None:
     (entry,) = await refusals(api, 1)
     assert (entry["index"], entry["error"], entry["keyKind"]) == (1, "missing_identifier", "server")
     assert entry["path"] == "/v1/events"
+    assert entry["origin"] is None
     assert entry["status"] == 200  # the request's: its other event was stored
     assert entry["body"] == '{"eventTypeKey":"pageViewed"}'  # the refused event itself
 
@@ -232,3 +233,15 @@ async def test_refusals_are_answered_while_redis_is_away(
     for _ in range(3):  # the log's writer fails each time, and the next refusal is still answered
         answer = await http.post("/v1/event", json={"eventTypeKey": "bad type"}, headers=auth)
         assert answer.status_code == 400 and answer.json()["field"] == "eventTypeKey"
+
+
+async def test_a_body_that_is_not_json_is_logged_as_sent(api: Api) -> None:
+    answer = await api.http.post(
+        "/v1/event", content=b"[1", headers={**api.server(), "content-type": "application/json"}
+    )
+    assert answer.status_code == 400
+    (entry,) = await refusals(api, 1)
+    assert (entry["error"], entry["field"], entry["body"]) == ("invalid_json", "body", "[1")
+    await api.http.post("/v1/event", content=b"{}", headers={**api.server(), "content-type": "x/y"})
+    entries = await refusals(api, 2)  # refused before its body was read: none is logged
+    assert entries[0]["error"] == "unsupported_media_type" and entries[0]["body"] == ""
