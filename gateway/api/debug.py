@@ -71,16 +71,18 @@ async def debug_events(request: Request) -> Response:
     after = debug_cursor(request)
     # Older than the cursor: an accepted event at the cursor's id only if the cursor is a refusal
     # (accepted ones at an id come first), a refusal at it only if the cursor is an accepted one.
-    last_accepted = last_refused = "+"
+    # None: nothing is older (Redis refuses an exclusive end before 0-0).
+    last_accepted: str | None = "+"
+    last_refused: str | None = "+"
     if after is not None:
         ms, seq, rank = after
-        last_accepted = f"({ms}-{seq}"
+        last_accepted = f"({ms}-{seq}" if ms or seq else None
         last_refused = f"{ms}-{seq}" if rank == "a" else last_accepted
     rows: list[tuple[Position, dict[str, Any]]] = []
-    if outcome != "refused":
+    if outcome != "refused" and last_accepted is not None:
         for stream_id, fields in await state.store.events_before(keys, last_accepted, limit):
             rows.append((_position(stream_id, "a"), _accepted(fields)))
-    if outcome != "accepted":
+    if outcome != "accepted" and last_refused is not None:
         for stream_id, fields in await state.store.refused_before(keys, last_refused, limit):
             rows.append((_position(stream_id, "r"), _refused(fields)))
     rows.sort(key=_newest_first)

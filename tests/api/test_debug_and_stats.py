@@ -245,3 +245,12 @@ async def test_a_body_that_is_not_json_is_logged_as_sent(api: Api) -> None:
     await api.http.post("/v1/event", content=b"{}", headers={**api.server(), "content-type": "x/y"})
     entries = await refusals(api, 2)  # refused before its body was read: none is logged
     assert entries[0]["error"] == "unsupported_media_type" and entries[0]["body"] == ""
+
+
+@pytest.mark.parametrize("after", ["0-0-a", "0-0-r", "0-1-r", f"{2**64 - 1}-{2**64 - 1}-a"])
+async def test_cursors_at_either_end_are_answered(api: Api, after: str) -> None:
+    await api.event(view("P1"))
+    await api.event({"eventTypeKey": "pageViewed"})
+    await refusals(api, 1)
+    found = await debug(api, after=after)
+    assert len(found["items"]) == (0 if after.startswith("0-") else 2)
