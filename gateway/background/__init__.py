@@ -1,5 +1,6 @@
 """The tasks every gateway process runs beside its requests: the visit detector, which emits
-triggers, and the webhook deliverer, which sends them."""
+triggers, the product fan-out, which emits priceDrop and backInStock, and the webhook
+deliverer, which sends them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from gateway.background.detector import Detector
+from gateway.background.fanout import FanOut
 from gateway.background.webhooks import Deliverer
 from gateway.redis.store import StoreUnavailable
 from gateway.state import GatewayState
@@ -31,6 +33,7 @@ async def start_background(state: GatewayState) -> Background:
         stop,
         [
             asyncio.create_task(Detector(state).run(stop), name="detector"),
+            asyncio.create_task(FanOut(state).run(stop), name="fanout"),
             asyncio.create_task(deliverer.run(stop), name="webhooks"),
         ],
     )

@@ -53,6 +53,13 @@ async def seed_order(a: Api, marker: str) -> None:
     assert response.status_code == 200 and response.json()["failedOrders"] == []
 
 
+async def seed_product(a: Api, marker: str) -> None:
+    response = await a.http.post(
+        "/v1/products", json={"products": [{"productId": marker}]}, headers=a.server()
+    )
+    assert response.status_code == 200 and response.json()["updated"] == 1
+
+
 async def seed_event_type(a: Api, marker: str) -> None:
     """An event of a type named by the marker: the per-minute counts name it."""
     custom = {"eventTypeKey": marker, "keyValue": f"{marker}@example.com"}
@@ -73,8 +80,10 @@ READS = [
     Read("/v1/events", "/v1/events?limit=1000", seed_event, listing=True),
     Read("/v1/orders/{externalOrderId}", "/v1/orders/{m}", seed_order),
     Read("/v1/carts/{recycleStateId}", "/v1/carts/{m}", seed_cart),
+    Read("/v1/products/{productId}", "/v1/products/{m}", seed_product),
     Read("/v1/triggers", "/v1/triggers?limit=1000", seed_order, listing=True),  # order triggers
     Read("/v1/webhooks/dead", "/v1/webhooks/dead", None, listing=True),
+    Read("/v1/triggers/stats", "/v1/triggers/stats", None, listing=True),
     Read("/v1/debug/events", "/v1/debug/events?limit=1000", seed_event, listing=True),
     Read("/v1/stats/events", "/v1/stats/events?minutes=2", seed_event_type, listing=True),
 ]

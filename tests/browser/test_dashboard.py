@@ -14,9 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
-from tests.browser.test_snippet import CHROMIUM_ARGS
 from tests.support.gateways import ROOT, free_port, start_gateway, unique, write_config
 
 pytestmark = pytest.mark.browser
@@ -59,18 +58,6 @@ def gateway(redis_url: str, tmp_path: Path) -> Iterator[Gateway]:
     finally:
         process.kill()
         process.wait()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @dataclass
