@@ -194,8 +194,28 @@ async def test_charts_render(gateway: Gateway, session: Session) -> None:
     assert box is not None and box["width"] > 200 and box["height"] > 100
     legend = await page.locator("#chart-events .u-legend").inner_text()
     assert "helloWorld" in legend and "refused" in legend
-    # No trigger yet (or no /v1/triggers/stats on this gateway): an empty state says why.
-    await page.wait_for_selector("#triggers-empty:not([hidden])")
+    # No trigger yet: an empty state says why.
+    await page.wait_for_selector("#triggers-empty:has-text('No triggers in the last 14 days')")
+
+    # An order is a trigger (orderINITIALIZED): its type gets a chart of its own.
+    order = {
+        "externalOrderId": unique("o"),
+        "status": "INITIALIZED",
+        "totalCost": 45.5,
+        "currency": "USD",
+        "date": "2026-01-01T10:00:00",
+        "email": "c0@example.com",
+    }
+    auth = {"authorization": f"Bearer {gateway.server_key}"}
+    stored = httpx.post(f"{gateway.base}/v1/orders", json={"orders": [order]}, headers=auth)
+    assert stored.status_code == 200 and stored.json()["failedOrders"] == []
+    await page.click("a[data-view=live]")
+    await page.click("a[data-view=charts]")
+    chart = page.locator("#chart-triggers .chart:has-text('orderINITIALIZED') canvas")
+    await chart.wait_for()
+    box = await chart.bounding_box()
+    assert box is not None and box["width"] > 200 and box["height"] > 100
+    assert await page.locator("#triggers-empty").is_hidden()
     await shoot(page, "charts")
     assert [url for url in session.urls if gateway.server_key in url] == []
     assert session.errors == []
