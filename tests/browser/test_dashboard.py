@@ -97,6 +97,11 @@ async def shoot(page: Page, name: str) -> None:
         await page.set_viewport_size(viewport)
         await page.wait_for_timeout(300)  # uPlot redraws on resize
         await page.screenshot(path=str(ARTIFACTS / f"{name}-{size}.png"), full_page=True)
+        # readable at that width: nothing makes the page scroll sideways
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{name} at {size} is {overflow} px wider than the window"
     await page.set_viewport_size(LAPTOP)
 
 
