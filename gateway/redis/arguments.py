@@ -181,6 +181,13 @@ class DestinationRevive(ScriptArgs):
     configured: str
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedArgs(ScriptArgs):
+    """refused.lua: log refused ingest requests and count them per minute."""
+
+    prefix: str
+
+
 SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     TenantLimits,
     RateArgs,
@@ -193,6 +200,7 @@ SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     DestinationRevive,
     CatalogArgs,
     FanoutStep,
+    RefusedArgs,
 )
 
 # An ingest.lua item is one JSON array per event, read by position (decoding an object's keys

@@ -41,6 +41,9 @@ MAX_DEAD = 10_000  # dead letters kept per tenant, newest first
 ORDER_HISTORY_MAX = 100  # status changes kept per order
 TRIGGER_STATS_TTL = 400 * 86_400  # s: a day's trigger figures are kept 400 days
 WATCH_TOLD = {"priceDrop": 0.25, "backInStock": 0.5}  # a watch's score fraction per trigger told
+REFUSED_MAX = 1000  # refused ingest requests kept per tenant (docs/dashboard.md)
+REFUSED_SECONDS = 86_400  # ... for at most a day
+STATS_MINUTES = 1440  # per-minute counters kept (GET /v1/stats/events?minutes=)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,8 @@ KEYSPACE = {
     "destination_due": Key(DESTINATION + ":due", "zset", "until forwarded or dead-lettered"),
     "destination_tries": Key(DESTINATION + ":tries", "hash", "until forwarded or dead-lettered"),
     "destination_dead": Key(":dst:dead", "stream", "capped: MAXLEN ~ MAX_DEAD"),
+    "refused": Key(":refused", "stream", "capped: REFUSED_MAX, none older than REFUSED_SECONDS"),
+    "stats": Key(":stats:{minute}", "hash", "STATS_MINUTES + 1 min (counts of one minute)"),
 }
 
 
@@ -200,6 +205,16 @@ class TenantKeys:
     def fanouts(self) -> str:
         """The products whose watchers are to be notified (fanout.lua)."""
         return self._key("fanouts")
+
+    @property
+    def refused(self) -> str:
+        """The refused ingest requests (refused.lua), for GET /v1/debug/events."""
+        return self._key("refused")
+
+    def stats(self, minute: int) -> str:
+        """Accepted events by type and refusals by error code in one minute (minutes since the
+        epoch): fields `a:<eventTypeKey>` and `r:<error code>` (ingest.lua, refused.lua)."""
+        return self._key("stats", minute=str(minute))
 
     def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
         """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""

@@ -55,6 +55,8 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "product_watchers": (lambda k: k.product("p-1", ":w"), ("p-1",), ":p:{p-1}:w"),
     "fanouts": (lambda k: k.fanouts, (), ":pfq"),
     "fanout": (lambda k: k.product("p-1", ":f"), ("p-1",), ":p:{p-1}:f"),
+    "refused": (lambda k: k.refused, (), ":refused"),
+    "stats": (lambda k: k.stats(29000000), ("29000000",), ":stats:29000000"),
 }
 
 
