@@ -15,7 +15,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api import carts, contacts, events, health, openapi, orders, tracker, triggers
+from gateway.api import (
+    carts,
+    contacts,
+    events,
+    health,
+    openapi,
+    orders,
+    privacy,
+    tracker,
+    triggers,
+)
 from gateway.errors import INTERNAL_ERROR, ApiError, unavailable
 from gateway.http import Receive, Scope, Send, api_path
 from gateway.ingest.app import PATHS, IngestApp
@@ -31,6 +41,7 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 ROUTES = [
     *health.routes,
     *openapi.routes,
+    *privacy.routes,  # before contacts: `{identifier:text}` would take `…/export` too
     *contacts.routes,
     *events.routes,
     *triggers.routes,
@@ -91,14 +102,21 @@ class RouteLabels:
 
     def __init__(self, templates: list[str]) -> None:
         self.exact = {t for t in templates if "{" not in t}
-        self.prefixed = [
-            (t.split("{", 1)[0], re.sub(r":\w+}", "}", t)) for t in templates if "{" in t
+        # In route order, each template as a pattern (a parameter: any characters, as `text`
+        # takes them): `/v1/contacts/{identifier}/export` before `/v1/contacts/{identifier}`.
+        self.patterns = [
+            (
+                re.compile(re.sub(r"\\\{\w+(?::\w+)?\\\}", ".+", re.escape(t)), re.S),
+                re.sub(r":\w+}", "}", t),
+            )
+            for t in templates
+            if "{" in t
         ]
 
     def __call__(self, path: str) -> str:
         if path in self.exact:
             return path
-        return next((label for prefix, label in self.prefixed if path.startswith(prefix)), "other")
+        return next((label for rx, label in self.patterns if rx.fullmatch(path)), "other")
 
 
 class GatewayApp:

@@ -91,25 +91,34 @@ async def get_order(request: Request) -> Response:
     gateway, principal = await server_principal(request)
     keys = gateway.tenant_keys(principal.tenant)
     order_id = request.path_params["externalOrderId"]
+    body = await order_document(gateway, keys, order_id)
+    if body is None:
+        raise not_found("order")
+    return json_response(body)
+
+
+async def order_document(
+    gateway: GatewayState, keys: TenantKeys, order_id: str
+) -> dict[str, Any] | None:
+    """An order as GET /v1/orders/{id} answers it (also in a contact's export); None: none."""
     record = await gateway.store.order_record(keys, order_id)
     meta, fields, history = record.meta, record.fields, record.history
     if not meta:
-        raise not_found("order")
+        return None
     order = {name.decode(): orjson.loads(value) for name, value in fields.items()}
     cart = meta.get(b"cart")
-    return json_response(
-        {
-            "externalOrderId": order_id,
-            "orderId": meta[b"oid"].decode(),
-            "status": meta[b"status"].decode(),
-            "contactId": await _contact(gateway, keys, order, meta[b"contact"].decode()),
-            "convertedCart": cart.decode() if cart else None,
-            "createdAt": stored_iso(meta.get(b"created")),
-            "updatedAt": stored_iso(meta.get(b"updated")),
-            "order": order,
-            "history": [orjson.loads(entry) for entry in history],
-        }
-    )
+    stored = meta.get(b"contact")  # none once its contact is erased (docs/privacy.md)
+    return {
+        "externalOrderId": order_id,
+        "orderId": meta[b"oid"].decode(),
+        "status": meta[b"status"].decode(),
+        "contactId": stored and await _contact(gateway, keys, order, stored.decode()),
+        "convertedCart": cart.decode() if cart else None,
+        "createdAt": stored_iso(meta.get(b"created")),
+        "updatedAt": stored_iso(meta.get(b"updated")),
+        "order": order,
+        "history": [orjson.loads(entry) for entry in history],
+    }
 
 
 async def _contact(

@@ -79,6 +79,8 @@ KEYSPACE = {
     "webhook_jobs": Key(WEBHOOK + ":jobs", "hash", "until delivered or dead-lettered"),
     "webhook_tries": Key(WEBHOOK + ":tries", "hash", "until delivered or dead-lettered"),
     "dead_letters": Key(":wh:dead", "list", "capped: the newest MAX_DEAD"),
+    # privacy (docs/privacy.md)
+    "contact_orders": Key(CONTACT + ":orders", "set", f"{CONTACT_TTL} (its order ids)", True),
 }
 
 
@@ -149,6 +151,10 @@ class TenantKeys:
     def rate(self, key_id: str) -> str:
         """The token bucket of an API key (rate.lua)."""
         return self._key("rate", key_id=key_id)
+
+    def contact_orders(self, contact_id: str) -> str:
+        """The externalOrderIds of a contact's orders (lib_orders.lua apply_order)."""
+        return self._key("contact_orders", contact_id=contact_id)
 
     def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
         """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""

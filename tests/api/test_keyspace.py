@@ -42,6 +42,7 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "webhook_jobs": (lambda k: k.webhook("h1", "jobs"), ("h1",), ":wh:h1:jobs"),
     "webhook_tries": (lambda k: k.webhook("h1", "tries"), ("h1",), ":wh:h1:tries"),
     "dead_letters": (lambda k: k.dead_letters, (), ":wh:dead"),
+    "contact_orders": (lambda k: k.contact_orders("c1"), ("c1",), ":c:{c1}:orders"),
 }
 
 

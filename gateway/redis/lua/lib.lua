@@ -108,6 +108,8 @@ local function merge_contact(from, into, limits)
   merge_events(from, into, limits.contact_events)
   merge_visit(from, into, limits.visit_timeout_ms)
   merge_rfm(from, into)
+  local orders = redis.call('SMEMBERS', K_contact_orders(from))
+  if #orders > 0 then redis.call('SADD', K_contact_orders(into), unpack(orders)) end
   local into_keys = K_contact_keys(into)
   for i, key in ipairs(K_contact_keys(from)) do
     redis.call('DEL', key)
