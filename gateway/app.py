@@ -41,7 +41,7 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 ROUTES = [
     *health.routes,
     *openapi.routes,
-    *privacy.routes,  # before contacts: `{identifier:text}` would take `…/export` too
+    *privacy.routes,  # /v1/contacts/{identifier}: GET (contacts.py) and DELETE, and its export
     *contacts.routes,
     *events.routes,
     *triggers.routes,

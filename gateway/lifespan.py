@@ -35,6 +35,7 @@ async def lifespan(state: GatewayState) -> AsyncIterator[None]:
     settings = state.settings
     store = Store(connect(url), settings.replicas_to_ack, settings.replica_ack_timeout_ms)
     state.connect(store)
+    state.embedded_redis = embedded is not None
     if not await store.ping():
         log.warning("redis is not answering yet; /readyz reports 503 until it does")
     elif legacy := await tenants_on_legacy_layout(store.redis, state.settings.tenant_ids):

@@ -1,6 +1,11 @@
-"""A contact's data handed over (docs/privacy.md): `GET /v1/contacts/{identifier}/export`."""
+"""A contact's data handed over and erased, and suppressed identifiers (docs/privacy.md):
+`GET /v1/contacts/{identifier}/export`, `DELETE /v1/contacts/{identifier}`,
+`GET /v1/erasures/{id}`, `DELETE /v1/suppressions/{identifier}`."""
 
 from __future__ import annotations
+
+import logging
+import re
 
 import orjson
 from starlette.requests import Request
@@ -9,14 +14,25 @@ from starlette.routing import Route
 
 from gateway.api.contacts import (
     contact_events,
+    current_contacts,
     find_contact,
+    get_contact,
     read_contact,
     rfm,
 )
 from gateway.api.orders import order_document
+from gateway.auth import Principal
+from gateway.background.eraser import start_erasure
 from gateway.http import MAX_SCAN, PAGE, json_response, not_found
+from gateway.model.identity import lookup_candidates
+from gateway.redis.constants import PUBLIC_NAMES
 from gateway.redis.keys import TenantKeys
+from gateway.redis.store import Store
 from gateway.state import GatewayState, server_principal
+
+log = logging.getLogger("gateway.privacy")
+ERASURE_ID = re.compile(r"[0-9a-f]{16}")
+COUNT_FIELD = b"n:"
 
 
 async def export_contact(request: Request) -> Response:
@@ -60,6 +76,70 @@ async def contact_triggers(
     return found
 
 
+async def locate(store: Store, keys: TenantKeys, identifier: str) -> tuple[str, str] | None:
+    """(contact id, the kind of identifier that named it) as `find_contact` finds it; the kind
+    is for the audit log, which never holds the value."""
+    if not identifier or len(identifier) > 512:
+        return None
+    candidates = lookup_candidates(identifier)
+    for (kind, _), contact_id in zip(
+        candidates, await store.named_contacts(keys, candidates), strict=True
+    ):
+        if contact_id is not None:
+            return contact_id, PUBLIC_NAMES.get(kind, kind)
+    contact_id = (await current_contacts(store, keys, [identifier]))[identifier]
+    return None if contact_id is None else (contact_id, "gatewayContactId")
+
+
+def audit(action: str, principal: Principal, kind: str, **extra: str) -> None:
+    """Who (the key's id: the first 8 hex digits of its SHA-256) did what to which kind of
+    identifier; never the key, never the value."""
+    tenant = principal.tenant.id
+    log.info(action, extra={"tenant": tenant, "keyId": principal.key_id[:8], "kind": kind, **extra})
+
+
+async def erase_contact(request: Request) -> Response:
+    gateway, principal = await server_principal(request)
+    keys = gateway.tenant_keys(principal.tenant)
+    found = await locate(gateway.store, keys, request.path_params["identifier"])
+    erasure = None
+    if found is not None:
+        erasure = await start_erasure(gateway, principal.tenant, found[0], suppress=False)
+    if found is None or erasure is None:
+        raise not_found("contact")
+    gateway.metrics.erasures_started.inc(principal.tenant.id)
+    audit("contact erased", principal, found[1], erasure=erasure)
+    return json_response({"erasure": erasure, "status": "running"}, 202)
+
+
+async def contact(request: Request) -> Response:
+    """`/v1/contacts/{identifier}`: GET reads the contact (contacts.py), DELETE erases it. One
+    route, so that a 405 names both methods."""
+    if request.method == "DELETE":
+        return await erase_contact(request)
+    return await get_contact(request)
+
+
+async def get_erasure(request: Request) -> Response:
+    gateway, principal = await server_principal(request)
+    keys = gateway.tenant_keys(principal.tenant)
+    erasure = request.path_params["erasure"]
+    record = (
+        await gateway.store.erasure_record(keys, erasure) if ERASURE_ID.fullmatch(erasure) else {}
+    )
+    if not record:
+        raise not_found("erasure")
+    counts = {
+        name[len(COUNT_FIELD) :].decode(): int(value)
+        for name, value in sorted(record.items())
+        if name.startswith(COUNT_FIELD)
+    }
+    body = {"erasure": erasure, "status": record[b"status"].decode(), "counts": counts}
+    return json_response(body)
+
+
 routes = [
     Route("/v1/contacts/{identifier:text}/export", export_contact),
+    Route("/v1/contacts/{identifier:text}", contact, methods=["GET", "DELETE"]),
+    Route("/v1/erasures/{erasure:text}", get_erasure),
 ]

@@ -1,5 +1,5 @@
 """The tasks every gateway process runs beside its requests: the visit detector, which emits
-triggers, and the webhook deliverer, which sends them."""
+triggers, the webhook deliverer, which sends them, and the eraser (docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from gateway.background.detector import Detector
+from gateway.background.eraser import Eraser
 from gateway.background.webhooks import Deliverer
 from gateway.redis.store import StoreUnavailable
 from gateway.state import GatewayState
@@ -32,6 +33,7 @@ async def start_background(state: GatewayState) -> Background:
         [
             asyncio.create_task(Detector(state).run(stop), name="detector"),
             asyncio.create_task(deliverer.run(stop), name="webhooks"),
+            asyncio.create_task(Eraser(state).run(stop), name="eraser"),
         ],
     )
 

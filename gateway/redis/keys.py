@@ -32,6 +32,7 @@ LEGACY_KEY = re.compile(r"gw:([A-Za-z0-9_-]{1,64}):(.+)", re.DOTALL)
 TRIGGERS_MAXLEN = 1_000_000  # XADD MAXLEN ~ of a tenant's trigger stream
 MAX_DEAD = 10_000  # dead letters kept per tenant, newest first
 ORDER_HISTORY_MAX = 100  # status changes kept per order
+ERASURE_TTL = 30 * 86_400  # an erasure's record (status, counts; no identifier once done), s
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,9 @@ KEYSPACE = {
     "dead_letters": Key(":wh:dead", "list", "capped: the newest MAX_DEAD"),
     # privacy (docs/privacy.md)
     "contact_orders": Key(CONTACT + ":orders", "set", f"{CONTACT_TTL} (its order ids)", True),
+    "suppressed": Key(":suppressed", "set", "until lifted (SHA-1 of <kind>:<value>)"),
+    "erasure": Key(":erasure:{erasure}", "hash", "ERASURE_TTL once started (its state, counts)"),
+    "erasures": Key(":erasures", "zset", "one member per unfinished erasure (lease ms)"),
 }
 
 
@@ -155,6 +159,19 @@ class TenantKeys:
     def contact_orders(self, contact_id: str) -> str:
         """The externalOrderIds of a contact's orders (lib_orders.lua apply_order)."""
         return self._key("contact_orders", contact_id=contact_id)
+
+    @property
+    def suppressed(self) -> str:
+        """Digests of suppressed identifiers (docs/privacy.md, Suppression)."""
+        return self._key("suppressed")
+
+    def erasure(self, erasure_id: str) -> str:
+        return self._key("erasure", erasure=erasure_id)
+
+    @property
+    def erasures(self) -> str:
+        """Erasures whose stream work is unfinished, scored by their claim's lease end."""
+        return self._key("erasures")
 
     def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
         """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""

@@ -121,6 +121,10 @@ class Reads:
         found = cast(set[bytes], await self.redis.smembers(keys.contact_orders(contact_id)))
         return sorted(order_id.decode() for order_id in found)
 
+    async def erasure_record(self, keys: TenantKeys, erasure_id: str) -> Hash:
+        """An erasure's state and counts (erase.lua)."""
+        return cast(Hash, await self.redis.hgetall(keys.erasure(erasure_id)))
+
     async def dead_letters(self, keys: TenantKeys, count: int) -> list[bytes]:
         """The newest `count` dead letters, newest first."""
         return cast(list[bytes], await self.redis.lrange(keys.dead_letters, 0, count - 1))

@@ -20,6 +20,7 @@ from gateway.redis.constants import (
     EVENT_CODES,
     LIST_CODES,
     ORDER_IDENTIFIERS,
+    ORDER_PERSONAL_FIELDS,
     PUBLIC_NAMES,
     REACHABLE_KINDS,
     TALLY_ANONYMOUS,
@@ -28,7 +29,14 @@ from gateway.redis.constants import (
     VISIT_TRIGGERS,
     WHOLE_CALL_ERRORS,
 )
-from gateway.redis.keys import KEYSPACE, MAX_DEAD, ORDER_HISTORY_MAX, PREFIX, TRIGGERS_MAXLEN
+from gateway.redis.keys import (
+    ERASURE_TTL,
+    KEYSPACE,
+    MAX_DEAD,
+    ORDER_HISTORY_MAX,
+    PREFIX,
+    TRIGGERS_MAXLEN,
+)
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -69,6 +77,8 @@ def lua_tables() -> dict[str, str]:
         "EVENT_CODES": lua_value(EVENT_CODES),
         "LIST_CODES": lua_value(LIST_CODES),
         "WHOLE_CALL_ERRORS": lua_value(WHOLE_CALL_ERRORS),
+        "ERASURE_TTL": lua_value(ERASURE_TTL),
+        "ORDER_PERSONAL_FIELDS": lua_value(ORDER_PERSONAL_FIELDS),
         # values for `local A, B, ... = {{NAME}}`
         "VISIT_TRIGGERS": ", ".join(lua_value(kind) for kind in VISIT_TRIGGERS),
         "TALLY": ", ".join(lua_value(f) for f in (TALLY_CLOSED, TALLY_ANONYMOUS, TALLY_TRIGGER)),

@@ -69,6 +69,9 @@ READS = [
     Read("/v1/carts/{recycleStateId}", "/v1/carts/{m}", seed_cart),
     Read("/v1/triggers", "/v1/triggers?limit=1000", seed_order, listing=True),  # order triggers
     Read("/v1/webhooks/dead", "/v1/webhooks/dead", None, listing=True),
+    Read("/v1/contacts/{identifier}/export", "/v1/contacts/{m}@example.com/export", seed_event),
+    # another tenant's erasure id: test_privacy_erasure.py
+    Read("/v1/erasures/{erasure}", "/v1/erasures/{m}", None),
 ]
 
 

@@ -1,0 +1,253 @@
+-- Erasure of a contact (docs/privacy.md), one step per call (arguments.EraseOp; `op` says which):
+--   start (EraseStart): the synchronous part, atomically: identifiers and their index entries,
+--       profile, views, events list, open visit, cart and cart states, the personal fields of its
+--       orders, and (suppress) the identifiers' digests into K_suppressed. It writes the erasure's
+--       record and queues it in K_erasures for the stream work. Returns {'missing'} for a contact
+--       that does not exist, else {'running'}.
+--   claim (EraseClaim): one queued erasure whose lease has run out (or never started), leased to
+--       `owner`: its id, or false.
+--   chunk (EraseChunk): the next bounded chunk of the stream work, by the record's owner only:
+--       {'more'}, {'done'} (the last chunk) or {'lost'} (another process owns it now, or it is
+--       over). Each chunk erases, counts and moves the cursor in one step, so a process killed
+--       between two chunks leaves the work exactly where the last one ended.
+-- The record (K_erasure): status, counts `n:<kind>`, and while running the matching data (the
+-- contact ids, the identifier values as JSON strings) and the position `step`/`cursor` in STEPS.
+-- Another kind of data is one more entry in SYNC (in start) or STEPS (below).
+local head = {{EraseOp}}
+local op = head.op
+local ERASURE_TTL = {{ERASURE_TTL}}
+local MAX_DEAD = {{MAX_DEAD}}
+local ORDER_IDENTIFIERS = {{ORDER_IDENTIFIERS}}
+local ORDER_PERSONAL_FIELDS = {{ORDER_PERSONAL_FIELDS}}
+
+local function needle(value) -- a value as JSON writes it (orjson leaves '/' as it is)
+  local text = string.gsub(cjson.encode(value), '\\/', '/')
+  return text
+end
+
+local function add_cid(job, c)
+  job.cids[c] = true
+  job.exact[#job.exact + 1] = needle(c)
+  job.changed = true
+end
+
+-- Whether contact id `c` was stitched into the erased contact (following its K_merged_into
+-- chain a few steps); remembered for the chunk either way.
+local function stitched(job, c)
+  if job.others[c] then return false end
+  local at = c
+  for _ = 1, 4 do
+    at = redis.call('GET', K_merged_into(at))
+    if not at then break end
+    if job.cids[at] then
+      add_cid(job, c)
+      return true
+    end
+  end
+  job.others[c] = true
+  return false
+end
+
+-- Whether a stored JSON `body` (of contact `c`, if known) is the erased contact's: its contact
+-- (or one stitched into it), or one of its identifier values or contact ids in the text.
+local function matches(job, c, body)
+  if c and (job.cids[c] or stitched(job, c)) then return true end
+  for _, n in ipairs(job.exact) do
+    if string.find(body, n, 1, true) then return true end
+  end
+  if #job.lower > 0 then
+    local lowered = string.lower(body)
+    for _, n in ipairs(job.lower) do
+      if string.find(lowered, n, 1, true) then return true end
+    end
+  end
+  return false
+end
+
+local function delete_cart(rsid)
+  return redis.call('DEL', K_cart(rsid))
+end
+
+-- An order of the contact: stored with it, or naming one of its identifiers (a stitched one).
+local function is_theirs(eoid, cid, idents)
+  if redis.call('HGET', K_order(eoid), 'contact') == cid then return true end
+  for _, pair in ipairs(ORDER_IDENTIFIERS) do
+    local value = redis.call('HGET', K_order_fields(eoid), pair[1])
+    if value and idents[pair[2] .. ':' .. cjson.decode(value)] then return true end
+  end
+  return false
+end
+
+-- The personal fields of the contact's orders go; totals, items and dates stay (revenue).
+local function scrub_orders(cid, idents, erasure)
+  local n, carts = 0, {}
+  local seen = {}
+  local listed = redis.call('SMEMBERS', K_contact_orders(cid))
+  for _, eoid in ipairs(redis.call('HKEYS', K_contact_rfmo(cid))) do listed[#listed + 1] = eoid end
+  for _, eoid in ipairs(listed) do
+    if not seen[eoid] and redis.call('EXISTS', K_order(eoid)) == 1 and is_theirs(eoid, cid, idents)
+    then
+      redis.call('HDEL', K_order_fields(eoid), unpack(ORDER_PERSONAL_FIELDS))
+      redis.call('HDEL', K_order(eoid), 'contact', 'counted')
+      redis.call('HSET', K_order(eoid), 'erased', erasure)
+      local rsid = redis.call('HGET', K_order(eoid), 'cart')
+      if rsid then carts[#carts + 1] = rsid end
+      n = n + 1
+    end
+    seen[eoid] = true
+  end
+  return n, carts
+end
+
+if op == 'start' then
+  local a = {{EraseStart}}
+  local cid, rec = a.contact_id, K_erasure(a.erasure)
+  local ck = K_contact(cid)
+  if redis.call('EXISTS', ck) == 0 then return {'missing'} end
+  local counts = {}
+  local idents, exact, lower = {}, {needle(cid)}, {}
+  local listed = redis.call('HKEYS', K_contact_ids(cid))
+  for _, ident in ipairs(listed) do
+    idents[ident] = true
+    local kind, value = string.match(ident, '^([^:]+):(.*)$')
+    if kind == 'email' then lower[#lower + 1] = needle(value) else exact[#exact + 1] = needle(value) end
+    if redis.call('GET', K_identifier(ident)) == cid then redis.call('DEL', K_identifier(ident)) end
+    if a.suppress == 1 then redis.call('SADD', K_suppressed, redis.sha1hex(ident)) end
+  end
+  counts.identifiers = #listed
+  local orders, carts = scrub_orders(cid, idents, a.erasure)
+  counts.orders = orders
+  local current = redis.call('HGET', ck, 'cartId')
+  if current then carts[#carts + 1] = current end
+  counts.carts = 0
+  for _, rsid in ipairs(carts) do counts.carts = counts.carts + delete_cart(rsid) end
+  counts.views = redis.call('ZCARD', K_contact_pv(cid)) + redis.call('ZCARD', K_contact_cv(cid))
+  redis.call('ZREM', K_visits, cid)
+  counts.visits = redis.call('EXISTS', K_contact_visit(cid))
+  counts.profile = 1
+  for _, key in ipairs(K_contact_keys(cid)) do redis.call('DEL', key) end
+  local function last_id(key)
+    local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+    return newest[1] and newest[1][1] or '0-0'
+  end
+  redis.call('HSET', rec, 'status', 'running', 'created', NOW, 'step', 1, 'cursor', '',
+    'cids', cjson.encode({cid}), 'exact', cjson.encode(exact), 'lower', cjson.encode(lower),
+    'hooks', a.hooks, 'uptoEvents', last_id(K_events), 'uptoTriggers', last_id(K_triggers))
+  for kind, n in pairs(counts) do redis.call('HSET', rec, 'n:' .. kind, n) end
+  redis.call('EXPIRE', rec, ERASURE_TTL)
+  redis.call('ZADD', K_erasures, 0, a.erasure)
+  return {'running'}
+end
+
+if op == 'claim' then
+  local a = {{EraseClaim}}
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_erasures, '-inf', NOW, 'LIMIT', 0, 10)) do
+    if redis.call('HGET', K_erasure(id), 'status') == 'running' then
+      redis.call('ZADD', K_erasures, NOW + a.lease_ms, id)
+      redis.call('HSET', K_erasure(id), 'owner', a.owner)
+      return id
+    end
+    redis.call('ZREM', K_erasures, id) -- its record has expired
+  end
+  return false
+end
+
+-- The stream work: each step erases at most `count` entries per call, from `cursor` ('' at
+-- first), and returns the next cursor (nil: the step is done) and how many it erased.
+local function scan_stream(key, upto, field, job, cursor, count)
+  if upto == '0-0' then return nil, 0 end
+  local rows = redis.call('XRANGE', key, cursor == '' and '-' or '(' .. cursor, upto,
+                          'COUNT', count)
+  local n = 0
+  for _, row in ipairs(rows) do
+    local f = {}
+    for j = 1, #row[2], 2 do f[row[2][j]] = row[2][j + 1] end
+    if f[field] and matches(job, f.c, f[field]) then
+      redis.call('XDEL', key, row[1])
+      n = n + 1
+      local rsid = string.match(f[field], '"recycleStateId":"([^"]*)"')
+      if rsid then job.carts = job.carts + delete_cart(rsid) end
+    end
+  end
+  if #rows < count or rows[#rows][1] == upto then return nil, n end
+  return rows[#rows][1], n
+end
+
+local function dead_letters(job, cursor, count)
+  local from = tonumber(cursor) or 0
+  local rows = redis.call('LRANGE', K_dead_letters, from, from + count - 1)
+  local n = 0
+  for _, row in ipairs(rows) do
+    if matches(job, nil, row) then n = n + redis.call('LREM', K_dead_letters, 1, row) end
+  end
+  if #rows < count then return nil, n end
+  return tostring(from + #rows - n), n -- LREM moved the later entries up by n
+end
+
+local function webhook_jobs(job, cursor, count)
+  local hooks = {}
+  for hook in string.gmatch(job.hooks, '[^,]+') do hooks[#hooks + 1] = hook end
+  local i, at = string.match(cursor, '^(%d+):(%d+)$')
+  i, at = tonumber(i) or 1, at or '0'
+  if i > #hooks then return nil, 0 end
+  local hook = hooks[i]
+  local found = redis.call('HSCAN', K_webhook_jobs(hook), at, 'COUNT', count)
+  local n = 0
+  for j = 1, #found[2], 2 do
+    local id = found[2][j]
+    if matches(job, nil, found[2][j + 1]) then
+      redis.call('ZREM', K_webhook_due(hook), id)
+      redis.call('HDEL', K_webhook_jobs(hook), id)
+      redis.call('HDEL', K_webhook_tries(hook), id)
+      n = n + 1
+    end
+  end
+  if found[1] == '0' then i, at = i + 1, '0' else at = found[1] end
+  if i > #hooks then return nil, n end
+  return i .. ':' .. at, n
+end
+
+-- {kind counted, step}, in their order: the events first, so the contacts stitched into this
+-- one are known when the triggers, dead letters and jobs are read.
+local STEPS = {
+  {'events', function(job, c, n) return scan_stream(K_events, job.uptoEvents, 'e', job, c, n) end},
+  {'triggers',
+   function(job, c, n) return scan_stream(K_triggers, job.uptoTriggers, 'trigger', job, c, n) end},
+  {'deadLetters', dead_letters},
+  {'webhookJobs', webhook_jobs},
+}
+
+if op == 'chunk' then
+  local a = {{EraseChunk}}
+  local rec = K_erasure(a.erasure)
+  local s = redis.call('HMGET', rec, 'owner', 'status', 'step', 'cursor', 'cids', 'exact',
+                       'lower', 'hooks', 'uptoEvents', 'uptoTriggers')
+  if s[1] ~= a.owner or s[2] ~= 'running' then return {'lost'} end
+  local job = {cids = {}, exact = cjson.decode(s[6]), lower = cjson.decode(s[7]), hooks = s[8],
+               uptoEvents = s[9], uptoTriggers = s[10], carts = 0, changed = false, others = {}}
+  for _, c in ipairs(cjson.decode(s[5])) do job.cids[c] = true end
+  local step = tonumber(s[3])
+  local kind, run = STEPS[step][1], STEPS[step][2]
+  local cursor, n = run(job, s[4], a.count)
+  if n > 0 then redis.call('HINCRBY', rec, 'n:' .. kind, n) end
+  if job.carts > 0 then redis.call('HINCRBY', rec, 'n:carts', job.carts) end
+  if job.changed then
+    local cids = {}
+    for c in pairs(job.cids) do cids[#cids + 1] = c end
+    redis.call('HSET', rec, 'cids', cjson.encode(cids), 'exact', cjson.encode(job.exact))
+  end
+  if cursor then
+    redis.call('HSET', rec, 'cursor', cursor)
+  elseif step < #STEPS then
+    redis.call('HSET', rec, 'step', step + 1, 'cursor', '')
+  else -- done: the identifiers it matched by go too
+    redis.call('HSET', rec, 'status', 'done', 'finished', NOW)
+    redis.call('HDEL', rec, 'owner', 'step', 'cursor', 'cids', 'exact', 'lower', 'hooks',
+               'uptoEvents', 'uptoTriggers')
+    redis.call('ZREM', K_erasures, a.erasure)
+    return {'done'}
+  end
+  redis.call('ZADD', K_erasures, NOW + a.lease_ms, a.erasure)
+  return {'more'}
+end
+return redis.error_reply('unknown op ' .. tostring(op))
