@@ -352,8 +352,9 @@ def build() -> dict[str, Any]:
                 ),
                 "delete": {
                     **_read(
-                        "Erase a contact (docs/privacy.md)",
-                        [_path_param("identifier")],
+                        "Erase a contact, and with suppress=true ignore its identifiers from now "
+                        "on (docs/privacy.md)",
+                        [_path_param("identifier"), _query("suppress")],
                         {},
                     ),
                     "responses": {
@@ -377,6 +378,13 @@ def build() -> dict[str, Any]:
                     "An erasure's status and counts",
                     [_path_param("erasure")],
                     _obj("erasure", "status", "counts", counts={"type": "object"}, **ERASURE),
+                )
+            },
+            "/v1/suppressions/{identifier}": {
+                "delete": _read(
+                    "Lift the suppression of an identifier",
+                    [_path_param("identifier")],
+                    _obj("lifted", lifted={"type": "array", "items": STRING}),
                 )
             },
             "/v1/orders": {

@@ -40,6 +40,7 @@ async def post_orders(request: Request) -> Response:
     now = now_ms()
     received = iso(now)
     failed: list[dict[str, Any]] = []
+    ignored: list[dict[str, Any]] = []  # naming a suppressed identifier (docs/privacy.md)
     calls: list[bytes] = []
     placed: list[int] = []  # the index of each call's order
     for index, raw in enumerate(batch):
@@ -56,7 +57,11 @@ async def post_orders(request: Request) -> Response:
         replies = await gateway.store.run("orders", limits, now, calls[start : start + CHUNK])
         chunk = placed[start : start + CHUNK]
         for index, result in zip(chunk, event_results(replies), strict=True):
-            if result.failed is not None:  # Redis failed on this order alone (a damaged key)
+            if result.suppressed:
+                given = batch[index]["externalOrderId"]
+                ignored.append({"index": index, "externalOrderId": given, "reason": result.reason})
+                gateway.metrics.suppressed_ignored.inc(tenant.id)
+            elif result.failed is not None:  # Redis failed on this order alone (a damaged key)
                 given = batch[index]["externalOrderId"]
                 error = not_stored(result.failed, tenant=tenant.id, external_order_id=given)
                 gateway.metrics.orders_failed.inc(tenant.id, INTERNAL_ERROR.code)
@@ -65,7 +70,10 @@ async def post_orders(request: Request) -> Response:
             elif result.order_status is not None:  # every other order is stored
                 gateway.metrics.orders_stored.inc(tenant.id, result.order_status, "orders")
     failed.sort(key=lambda entry: int(entry["index"]))  # in index order: the invalid came first
-    return json_response({"failedOrders": failed})
+    answer: dict[str, Any] = {"failedOrders": failed}
+    if ignored:
+        answer["ignored"] = ignored
+    return json_response(answer)
 
 
 def _prepare(raw: Any, received: str) -> tuple[list[str], bytes | None]:

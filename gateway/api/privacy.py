@@ -1,6 +1,7 @@
 """A contact's data handed over and erased, and suppressed identifiers (docs/privacy.md):
 `GET /v1/contacts/{identifier}/export`, `DELETE /v1/contacts/{identifier}`,
-`GET /v1/erasures/{id}`, `DELETE /v1/suppressions/{identifier}`."""
+`GET /v1/erasures/{id}`, `DELETE /v1/suppressions/{identifier}` (`?suppress=true` of the
+erasure adds them)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ from gateway.api.contacts import (
 from gateway.api.orders import order_document
 from gateway.auth import Principal
 from gateway.background.eraser import start_erasure
+from gateway.errors import invalid
 from gateway.http import MAX_SCAN, PAGE, json_response, not_found
 from gateway.model.identity import lookup_candidates
 from gateway.redis.constants import PUBLIC_NAMES
-from gateway.redis.keys import TenantKeys
+from gateway.redis.keys import TenantKeys, suppression_digest
 from gateway.redis.store import Store
 from gateway.state import GatewayState, server_principal
 
@@ -100,16 +102,46 @@ def audit(action: str, principal: Principal, kind: str, **extra: str) -> None:
 
 async def erase_contact(request: Request) -> Response:
     gateway, principal = await server_principal(request)
+    suppress = request.query_params.get("suppress", "false")
+    if suppress not in ("true", "false"):
+        raise invalid("suppress", "suppress must be true or false.")
     keys = gateway.tenant_keys(principal.tenant)
     found = await locate(gateway.store, keys, request.path_params["identifier"])
     erasure = None
     if found is not None:
-        erasure = await start_erasure(gateway, principal.tenant, found[0], suppress=False)
+        erasure = await start_erasure(gateway, principal.tenant, found[0], suppress == "true")
     if found is None or erasure is None:
         raise not_found("contact")
-    gateway.metrics.erasures_started.inc(principal.tenant.id)
+    tenant = principal.tenant.id
+    gateway.metrics.erasures_started.inc(tenant)
     audit("contact erased", principal, found[1], erasure=erasure)
+    if suppress == "true":
+        gateway.metrics.suppressions.inc(tenant, "added")
+        audit("contact suppressed", principal, found[1], erasure=erasure)
     return json_response({"erasure": erasure, "status": "running"}, 202)
+
+
+async def lift_suppression(request: Request) -> Response:
+    """Lift the suppression of every identifier the path may be stored as (lookup_candidates)."""
+    gateway, principal = await server_principal(request)
+    keys = gateway.tenant_keys(principal.tenant)
+    identifier = request.path_params["identifier"]
+    candidates = lookup_candidates(identifier) if 0 < len(identifier) <= 512 else []
+    digests = [suppression_digest(kind, value) for kind, value in candidates]
+    lifted = await gateway.store.lift_suppressions(keys, digests)
+    kinds = sorted(
+        {
+            PUBLIC_NAMES.get(kind, kind)
+            for (kind, _), was in zip(candidates, lifted, strict=True)
+            if was
+        }
+    )
+    if not kinds:
+        raise not_found("suppressed identifier")
+    for kind in kinds:
+        gateway.metrics.suppressions.inc(principal.tenant.id, "lifted")
+        audit("suppression lifted", principal, kind)
+    return json_response({"lifted": kinds})
 
 
 async def contact(request: Request) -> Response:
@@ -142,4 +174,5 @@ routes = [
     Route("/v1/contacts/{identifier:text}/export", export_contact),
     Route("/v1/contacts/{identifier:text}", contact, methods=["GET", "DELETE"]),
     Route("/v1/erasures/{erasure:text}", get_erasure),
+    Route("/v1/suppressions/{identifier:text}", lift_suppression, methods=["DELETE"]),
 ]

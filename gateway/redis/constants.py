@@ -29,6 +29,8 @@ PUBLIC_NAMES = {
 }
 # The order fields that name its contact -> their identifier kinds, in KIND_ORDER order.
 ORDER_IDENTIFIERS = {"email": "email", "phone": "phone", "externalCustomerId": "customer"}
+# The reason given for an event or order ignored because it names a suppressed identifier.
+SUPPRESSED = "suppressed"
 # The order fields an erasure removes (docs/privacy.md); totals, items and dates stay.
 ORDER_PERSONAL_FIELDS = (
     *ORDER_IDENTIFIERS,

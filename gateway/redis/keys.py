@@ -20,6 +20,7 @@ code where it has one (constants.py).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -176,6 +177,12 @@ class TenantKeys:
     def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
         """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""
         return self._key(f"webhook_{part}", hook=hook)
+
+
+def suppression_digest(kind: str, value: str) -> str:
+    """How K_suppressed names a suppressed identifier (lib.lua any_suppressed): the SHA-1 of
+    `<kind>:<value>`, so the set holds no identifier in the clear."""
+    return hashlib.sha1(f"{kind}:{value}".encode()).hexdigest()
 
 
 def current_key(legacy: str) -> tuple[str, str] | None:

@@ -332,3 +332,14 @@ local function open_visit(cid, counter, now, timeout, last)
   redis.call('ZADD', K_visits, now + timeout, cid)
   return last == nil
 end
+
+-- Suppressed identifiers (docs/privacy.md): K_suppressed holds the SHA-1 of each "kind:value".
+-- Whether any of `ids` is suppressed: one SMISMEMBER, asked only while the tenant has any.
+local function any_suppressed(ids)
+  local digests = {}
+  for i, ident in ipairs(ids) do digests[i] = redis.sha1hex(ident) end
+  for _, found in ipairs(redis.call('SMISMEMBER', K_suppressed, unpack(digests))) do
+    if found == 1 then return true end
+  end
+  return false
+end
