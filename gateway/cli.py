@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from gateway import __version__
-from gateway.embedded import start_embedded
+from gateway.embedded import EMBEDDED_ENV, start_embedded
 from gateway.embedded.datadir import DataDirInUse
 from gateway.embedded.server import EmbeddedRedisError
 from gateway.redaction import redacted
@@ -174,6 +174,7 @@ def serve(args: argparse.Namespace) -> int:
         except (DataDirInUse, EmbeddedRedisError):
             return 1  # logged by start_embedded
         os.environ["REDIS_URL"] = embedded.url
+        os.environ[EMBEDDED_ENV] = "1"
     else:
         log.info("using external redis", extra={"url": redacted(settings.redis_url)})
     if settings.generated_keys:

@@ -27,7 +27,7 @@ from gateway.state import GatewayState
 
 log = logging.getLogger("gateway.privacy")
 
-CHUNK = 1000  # stream entries (or list entries, or hash fields) per erase.lua call
+CHUNK = 500  # stream entries (or list entries, or hash fields) per erase.lua call
 LEASE_MS = 5_000  # a claim not renewed for this long comes due again
 POLL_SECONDS = 0.2
 

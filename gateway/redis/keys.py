@@ -83,6 +83,7 @@ KEYSPACE = {
     "dead_letters": Key(":wh:dead", "list", "capped: the newest MAX_DEAD"),
     # privacy (docs/privacy.md)
     "contact_orders": Key(CONTACT + ":orders", "set", f"{CONTACT_TTL} (its order ids)", True),
+    "contact_stitched": Key(CONTACT + ":from", "set", f"{CONTACT_TTL} (ids stitched in)", True),
     "suppressed": Key(":suppressed", "set", "until lifted (SHA-1 of <kind>:<value>)"),
     "erasure": Key(":erasure:{erasure}", "hash", "ERASURE_TTL once started (its state, counts)"),
     "erasures": Key(":erasures", "zset", "one member per unfinished erasure (lease ms)"),

@@ -43,6 +43,7 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "webhook_tries": (lambda k: k.webhook("h1", "tries"), ("h1",), ":wh:h1:tries"),
     "dead_letters": (lambda k: k.dead_letters, (), ":wh:dead"),
     "contact_orders": (lambda k: k.contact_orders("c1"), ("c1",), ":c:{c1}:orders"),
+    "contact_stitched": (lambda k: k.contact("c1", ":from"), ("c1",), ":c:{c1}:from"),
     "suppressed": (lambda k: k.suppressed, (), ":suppressed"),
     "erasure": (lambda k: k.erasure("e1"), ("e1",), ":erasure:e1"),
     "erasures": (lambda k: k.erasures, (), ":erasures"),

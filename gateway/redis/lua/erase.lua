@@ -10,9 +10,9 @@
 --       {'more'}, {'done'} (the last chunk) or {'lost'} (another process owns it now, or it is
 --       over). Each chunk erases, counts and moves the cursor in one step, so a process killed
 --       between two chunks leaves the work exactly where the last one ended.
--- The record (K_erasure): status, counts `n:<kind>`, and while running the matching data (the
--- contact ids, the identifier values as JSON strings) and the position `step`/`cursor` in STEPS.
--- Another kind of data is one more entry in SYNC (in start) or STEPS (below).
+-- The record (K_erasure): status, counts `n:<kind>`, and while running what an entry is matched
+-- by (the contact's id and those stitched into it, K_contact_stitched; its identifier values
+-- and contact ids as JSON strings) and the position `step`/`cursor` in STEPS.
 local head = {{EraseOp}}
 local op = head.op
 local ERASURE_TTL = {{ERASURE_TTL}}
@@ -25,33 +25,10 @@ local function needle(value) -- a value as JSON writes it (orjson leaves '/' as 
   return text
 end
 
-local function add_cid(job, c)
-  job.cids[c] = true
-  job.exact[#job.exact + 1] = needle(c)
-  job.changed = true
-end
-
--- Whether contact id `c` was stitched into the erased contact (following its K_merged_into
--- chain a few steps); remembered for the chunk either way.
-local function stitched(job, c)
-  if job.others[c] then return false end
-  local at = c
-  for _ = 1, 4 do
-    at = redis.call('GET', K_merged_into(at))
-    if not at then break end
-    if job.cids[at] then
-      add_cid(job, c)
-      return true
-    end
-  end
-  job.others[c] = true
-  return false
-end
-
 -- Whether a stored JSON `body` (of contact `c`, if known) is the erased contact's: its contact
 -- (or one stitched into it), or one of its identifier values or contact ids in the text.
 local function matches(job, c, body)
-  if c and (job.cids[c] or stitched(job, c)) then return true end
+  if c and job.cids[c] then return true end
   for _, n in ipairs(job.exact) do
     if string.find(body, n, 1, true) then return true end
   end
@@ -105,7 +82,14 @@ if op == 'start' then
   local ck = K_contact(cid)
   if redis.call('EXISTS', ck) == 0 then return {'missing'} end
   local counts = {}
-  local idents, exact, lower = {}, {needle(cid)}, {}
+  local cids = redis.call('SMEMBERS', K_contact_stitched(cid))
+  local exact, lower, idents = {}, {}, {}
+  for _, other in ipairs(cids) do
+    exact[#exact + 1] = needle(other)
+    redis.call('DEL', K_merged_into(other))
+  end
+  cids[#cids + 1] = cid
+  exact[#exact + 1] = needle(cid)
   local listed = redis.call('HKEYS', K_contact_ids(cid))
   for _, ident in ipairs(listed) do
     idents[ident] = true
@@ -131,7 +115,7 @@ if op == 'start' then
     return newest[1] and newest[1][1] or '0-0'
   end
   redis.call('HSET', rec, 'status', 'running', 'created', NOW, 'step', 1, 'cursor', '',
-    'cids', cjson.encode({cid}), 'exact', cjson.encode(exact), 'lower', cjson.encode(lower),
+    'cids', cjson.encode(cids), 'exact', cjson.encode(exact), 'lower', cjson.encode(lower),
     'hooks', a.hooks, 'uptoEvents', last_id(K_events), 'uptoTriggers', last_id(K_triggers))
   for kind, n in pairs(counts) do redis.call('HSET', rec, 'n:' .. kind, n) end
   redis.call('EXPIRE', rec, ERASURE_TTL)
@@ -207,8 +191,8 @@ local function webhook_jobs(job, cursor, count)
   return i .. ':' .. at, n
 end
 
--- {kind counted, step}, in their order: the events first, so the contacts stitched into this
--- one are known when the triggers, dead letters and jobs are read.
+-- {kind counted, step}, run in this order. Another kind of stored data the contact may be in
+-- is one more entry here (a function like these: job, cursor, count -> next cursor, erased).
 local STEPS = {
   {'events', function(job, c, n) return scan_stream(K_events, job.uptoEvents, 'e', job, c, n) end},
   {'triggers',
@@ -224,18 +208,13 @@ if op == 'chunk' then
                        'lower', 'hooks', 'uptoEvents', 'uptoTriggers')
   if s[1] ~= a.owner or s[2] ~= 'running' then return {'lost'} end
   local job = {cids = {}, exact = cjson.decode(s[6]), lower = cjson.decode(s[7]), hooks = s[8],
-               uptoEvents = s[9], uptoTriggers = s[10], carts = 0, changed = false, others = {}}
+               uptoEvents = s[9], uptoTriggers = s[10], carts = 0}
   for _, c in ipairs(cjson.decode(s[5])) do job.cids[c] = true end
   local step = tonumber(s[3])
   local kind, run = STEPS[step][1], STEPS[step][2]
   local cursor, n = run(job, s[4], a.count)
   if n > 0 then redis.call('HINCRBY', rec, 'n:' .. kind, n) end
   if job.carts > 0 then redis.call('HINCRBY', rec, 'n:carts', job.carts) end
-  if job.changed then
-    local cids = {}
-    for c in pairs(job.cids) do cids[#cids + 1] = c end
-    redis.call('HSET', rec, 'cids', cjson.encode(cids), 'exact', cjson.encode(job.exact))
-  end
   if cursor then
     redis.call('HSET', rec, 'cursor', cursor)
   elseif step < #STEPS then

@@ -110,6 +110,9 @@ local function merge_contact(from, into, limits)
   merge_rfm(from, into)
   local orders = redis.call('SMEMBERS', K_contact_orders(from))
   if #orders > 0 then redis.call('SADD', K_contact_orders(into), unpack(orders)) end
+  -- the contacts stitched into `into`, whose events in the stream name them (erase.lua)
+  local stitched = redis.call('SMEMBERS', K_contact_stitched(from))
+  redis.call('SADD', K_contact_stitched(into), from, unpack(stitched))
   local into_keys = K_contact_keys(into)
   for i, key in ipairs(K_contact_keys(from)) do
     redis.call('DEL', key)
