@@ -86,6 +86,7 @@ KEYSPACE = {
     "contact_stitched": Key(CONTACT + ":from", "set", f"{CONTACT_TTL} (ids stitched in)", True),
     "suppressed": Key(":suppressed", "set", "until lifted (SHA-1 of <kind>:<value>)"),
     "erasure": Key(":erasure:{erasure}", "hash", "ERASURE_TTL once started (its state, counts)"),
+    "erasure_copy": Key(":erasure:{erasure}:copy", "stream", "while it compacts a stream"),
     "erasures": Key(":erasures", "zset", "one member per unfinished erasure (lease ms)"),
 }
 

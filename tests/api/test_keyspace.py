@@ -46,6 +46,7 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "contact_stitched": (lambda k: k.contact("c1", ":from"), ("c1",), ":c:{c1}:from"),
     "suppressed": (lambda k: k.suppressed, (), ":suppressed"),
     "erasure": (lambda k: k.erasure("e1"), ("e1",), ":erasure:e1"),
+    "erasure_copy": (lambda k: k.erasure("e1") + ":copy", ("e1",), ":erasure:e1:copy"),
     "erasures": (lambda k: k.erasures, (), ":erasures"),
 }
 

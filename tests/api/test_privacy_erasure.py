@@ -102,6 +102,8 @@ async def test_after_an_erasure_no_api_and_no_key_holds_an_identifier_value(make
     for value in VALUES:
         holding = [key for key, text in dump.items() if value in text]
         assert not holding, f"{value} still in {holding}"
+    # the trigger stream was rewritten without the erased entries, the webhooks' groups kept
+    assert len(sync_redis.xinfo_groups(api.keys.triggers)) == 2
 
 
 async def test_a_second_erasure_and_a_foreign_or_unknown_contact_are_404(make_api):

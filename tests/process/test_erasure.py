@@ -1,13 +1,17 @@
 """Erasure as processes live it (docs/privacy.md, Erasure): the stream work of an erasure
-survives the gateway being killed mid-scan and is finished by the restarted one."""
+survives the gateway being killed mid-scan and is finished by the restarted one; with the
+embedded Redis the append-only file is rewritten, so the erased values leave the disk; every
+erasure is in the log with the key's id and the identifier's kind, never the value."""
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import time
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import redis
 
@@ -116,3 +120,47 @@ def test_an_erasure_killed_mid_scan_is_finished_after_a_restart(tmp_path: Path, 
     finally:
         stop_gateway(gateway)
         client.close()
+
+
+def test_the_embedded_redis_rewrites_its_file_and_the_log_names_no_value(tmp_path: Path):
+    tenant = unique("aof")
+    config = write_config(tmp_path / "gateway.toml", [tenant])
+    data, log = tmp_path / "data", tmp_path / "gateway.log"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    auth = {"authorization": f"Bearer sk_{tenant}"}
+    env = {"REDIS_URL": "", "GATEWAY_DATA_DIR": str(data)}
+    gateway = start_gateway(port, env, "--config", str(config), log=log)
+    aof = data / "appendonly.aof"
+    try:
+        assert post(base, tenant, [page(EMAIL), page("kept@example.com")]).status_code == 200
+        deadline = time.monotonic() + 30
+        while EMAIL.encode() not in aof.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.1)  # appendfsync everysec
+        assert EMAIL.encode() in aof.read_bytes()
+        started = httpx.delete(f"{base}/v1/contacts/{EMAIL}?suppress=true", headers=auth)
+        assert started.status_code == 202
+        deadline = time.monotonic() + 60
+        while EMAIL.encode() in aof.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert EMAIL.encode() not in aof.read_bytes()
+        assert b"kept@example.com" in aof.read_bytes()
+        assert (
+            httpx.get(f"{base}/v1/erasures/{started.json()['erasure']}", headers=auth).json()[
+                "status"
+            ]
+            == "done"
+        )
+    finally:
+        assert stop_gateway(gateway) == 0
+    lines = [orjson.loads(line) for line in log.read_bytes().splitlines() if line.startswith(b"{")]
+    audit = [
+        line for line in lines if line.get("message") in ("contact erased", "contact suppressed")
+    ]
+    key_id = hashlib.sha256(f"sk_{tenant}".encode()).hexdigest()[:8]
+    assert [(a["message"], a["keyId"], a["kind"]) for a in audit] == [
+        ("contact erased", key_id, "email"),
+        ("contact suppressed", key_id, "email"),
+    ]
+    assert EMAIL.encode() not in log.read_bytes()
+    assert f"sk_{tenant}".encode() not in log.read_bytes()

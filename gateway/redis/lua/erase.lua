@@ -191,6 +191,48 @@ local function webhook_jobs(job, cursor, count)
   return i .. ':' .. at, n
 end
 
+-- XDEL only marks an entry deleted: its bytes stay in the stream's node (of up to 100 entries)
+-- in memory, RDB and AOF until the node's other entries go too. So the stream is copied, chunk
+-- by chunk, into a fresh key, which the final chunk (with what was added meanwhile) renames over
+-- it, with its consumer groups at their positions and its last id. Left to the last queued
+-- erasure of the tenant: one copy serves them all. A group with entries pending (read, not yet
+-- acknowledged) would lose them: such a stream is left as it is (docs/privacy.md).
+local function compact(key, job, cursor, count)
+  if cursor == '' and redis.call('ZCARD', K_erasures) > 1 then return nil, 0 end
+  local copy = K_erasure_copy(job.erasure)
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('DEL', copy)
+    return nil, 0
+  end
+  local rows = redis.call('XRANGE', key, cursor == '' and '-' or '(' .. cursor, '+',
+                          'COUNT', count)
+  for _, row in ipairs(rows) do redis.call('XADD', copy, row[1], unpack(row[2])) end
+  if #rows == count then return rows[#rows][1], 0 end
+  local groups = {}
+  for _, raw in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    local g = {}
+    for j = 1, #raw, 2 do g[raw[j]] = raw[j + 1] end
+    if g.pending > 0 then
+      redis.call('DEL', copy)
+      return nil, 0
+    end
+    groups[#groups + 1] = g
+  end
+  if redis.call('EXISTS', copy) == 0 then -- every entry was deleted: an empty stream
+    redis.call('XGROUP', 'CREATE', copy, 'erasure', '0', 'MKSTREAM')
+    redis.call('XGROUP', 'DESTROY', copy, 'erasure')
+  end
+  local info = redis.call('XINFO', 'STREAM', key)
+  for j = 1, #info, 2 do
+    if info[j] == 'last-generated-id' then redis.call('XSETID', copy, info[j + 1]) end
+  end
+  for _, g in ipairs(groups) do
+    redis.call('XGROUP', 'CREATE', copy, g.name, g['last-delivered-id'])
+  end
+  redis.call('RENAME', copy, key)
+  return nil, 0
+end
+
 -- {kind counted, step}, run in this order. Another kind of stored data the contact may be in
 -- is one more entry here (a function like these: job, cursor, count -> next cursor, erased).
 local STEPS = {
@@ -199,6 +241,8 @@ local STEPS = {
    function(job, c, n) return scan_stream(K_triggers, job.uptoTriggers, 'trigger', job, c, n) end},
   {'deadLetters', dead_letters},
   {'webhookJobs', webhook_jobs},
+  {'eventsCompacted', function(job, c, n) return compact(K_events, job, c, n) end},
+  {'triggersCompacted', function(job, c, n) return compact(K_triggers, job, c, n) end},
 }
 
 if op == 'chunk' then
@@ -208,7 +252,7 @@ if op == 'chunk' then
                        'lower', 'hooks', 'uptoEvents', 'uptoTriggers')
   if s[1] ~= a.owner or s[2] ~= 'running' then return {'lost'} end
   local job = {cids = {}, exact = cjson.decode(s[6]), lower = cjson.decode(s[7]), hooks = s[8],
-               uptoEvents = s[9], uptoTriggers = s[10], carts = 0}
+               uptoEvents = s[9], uptoTriggers = s[10], carts = 0, erasure = a.erasure}
   for _, c in ipairs(cjson.decode(s[5])) do job.cids[c] = true end
   local step = tonumber(s[3])
   local kind, run = STEPS[step][1], STEPS[step][2]
