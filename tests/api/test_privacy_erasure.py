@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.gateways import free_port
+from gateway.redis.arguments import EraseChunk, EraseClaim, EraseStart
+from gateway.redis.keys import TenantKeys
+from tests.support.gateways import free_port, unique
 from tests.support.orders import cart_event, order, post_orders
 from tests.support.privacy import erase, tenant_dump
 from tests.support.triggering import TIMEOUT, page, product
@@ -156,3 +158,25 @@ async def test_a_stitched_contact_is_erased_whole(make_api, sync_redis):
     dump = "\n".join(tenant_dump(sync_redis, api).values()).lower()
     assert "ann@example.com" not in dump
     assert "crm-77" not in dump
+
+
+async def test_an_erasure_is_worked_by_one_claimant_at_a_time(api, sync_redis):
+    """Two processes' erasers: the second finds nothing to claim while the first's lease runs,
+    and a claimant whose lease was taken over is told so and stops (erase.lua)."""
+    store, keys = api.gateway.store, TenantKeys.for_tenant(unique("claims"))  # no app's tenant
+    sync_redis.hset(keys.contact("c-1"), "created", 1)
+    sync_redis.hset(keys.contact("c-1", ":ids"), "email:c1@example.com", 1)
+    now = 1_000_000
+    assert await store.run("erase", EraseStart(keys.prefix, "e1", "c-1", 0, ""), now) == [
+        b"running"
+    ]
+    assert await store.run("erase", EraseClaim(keys.prefix, "one", 5000), now) == b"e1"
+    assert await store.run("erase", EraseClaim(keys.prefix, "two", 5000), now + 4999) is None
+    assert await store.run("erase", EraseClaim(keys.prefix, "two", 5000), now + 5000) == b"e1"
+    late = EraseChunk(keys.prefix, "e1", "one", 5000, 500)
+    assert await store.run("erase", late, now + 5001) == [b"lost"]
+    step = EraseChunk(keys.prefix, "e1", "two", 5000, 500)
+    states = [(await store.run("erase", step, now + 5001 + n))[0] for n in range(8)]
+    # one call per (empty) step, the last says done, and then there is nothing more to do
+    assert states == [b"more"] * 5 + [b"done"] + [b"lost"] * 2
+    assert await store.run("erase", EraseClaim(keys.prefix, "one", 5000), now + 99_999) is None
