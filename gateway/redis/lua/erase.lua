@@ -16,7 +16,6 @@
 local head = {{EraseOp}}
 local op = head.op
 local ERASURE_TTL = {{ERASURE_TTL}}
-local MAX_DEAD = {{MAX_DEAD}}
 local ORDER_IDENTIFIERS = {{ORDER_IDENTIFIERS}}
 local ORDER_PERSONAL_FIELDS = {{ORDER_PERSONAL_FIELDS}}
 
