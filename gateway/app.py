@@ -3,6 +3,7 @@ its routes, and the one JSON error shape every failure is answered in."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -14,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from gateway.api import (
     carts,
@@ -23,7 +25,9 @@ from gateway.api import (
     openapi,
     orders,
     privacy,
+    products,
     tracker,
+    trigger_stats,
     triggers,
 )
 from gateway.errors import INTERNAL_ERROR, ApiError, unavailable
@@ -31,7 +35,7 @@ from gateway.http import Receive, Scope, Send, api_path
 from gateway.ingest.app import PATHS, IngestApp
 from gateway.lifespan import lifespan
 from gateway.redis.store import UNAVAILABLE_ERRORS, StoreUnavailable, is_unavailable
-from gateway.settings import Settings, load_settings
+from gateway.settings import PATH_KEYS, ConfigError, Settings, load_settings
 from gateway.state import GatewayState
 
 log = logging.getLogger("gateway")
@@ -45,8 +49,10 @@ ROUTES = [
     *contacts.routes,
     *events.routes,
     *triggers.routes,
+    *trigger_stats.routes,
     *orders.routes,
     *carts.routes,
+    *products.routes,
     *tracker.routes,
 ]
 
@@ -96,6 +102,34 @@ def exception_handlers() -> dict[Any, Any]:
     return handlers
 
 
+def check_paths(settings: Settings) -> None:
+    """Each first-party path set in the config (SPEC §15) must be new: neither a path the
+    gateway already serves, in any spelling, nor another key's. ConfigError names the key."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings) if f.name in PATH_KEYS}
+    taken: dict[str, str] = {}
+    for name in PATH_KEYS:
+        path = getattr(settings, name)
+        if path == defaults[name]:
+            continue
+        where = f"gateway.{name}"
+        canonical = api_path(path, path.encode())
+        if canonical != path:
+            raise ConfigError(f"{where}: {path!r} is a spelling of {canonical!r}: use a new path")
+        scope = {"type": "http", "path": path, "root_path": "", "method": "GET"}
+        if path in PATHS or any(route.matches(scope)[0] != Match.NONE for route in ROUTES):
+            raise ConfigError(f"{where}: {path!r} is a path the gateway already serves")
+        if path in taken:
+            raise ConfigError(f"{where}: {path!r} is also gateway.{taken[path]}")
+        taken[path] = name
+
+
+def routes(settings: Settings) -> list[Route]:
+    """ROUTES, and the tracker under its first-party path too when one is set."""
+    if settings.tracker_path == tracker.TRACKER_PATH:
+        return list(ROUTES)
+    return [*ROUTES, Route(settings.tracker_path, tracker.tracker_js)]
+
+
 class RouteLabels:
     """The route template a path falls under, as the latency histogram's label (a few values,
     whatever paths clients send): `/v1/contacts/{identifier}`, not each contact's."""
@@ -124,15 +158,19 @@ class GatewayApp:
     ingest paths with directly; `state` holds what every handler shares."""
 
     def __init__(self, settings: Settings) -> None:
+        check_paths(settings)
+        tracker.tracker_asset(settings.collect_batch_path)  # fails at start-up, not per request
         self.state = GatewayState(settings)
         self.ingest = IngestApp(self.state)
+        self.ingest_paths = self.ingest.paths
+        served = routes(settings)
         self.rest = Starlette(
-            routes=ROUTES,
+            routes=served,
             lifespan=self._lifespan,
             exception_handlers=exception_handlers(),
         )
         self.rest.state.gateway = self.state
-        self.route_of = RouteLabels([route.path for route in ROUTES])
+        self.route_of = RouteLabels([route.path for route in served])
         self.latency = self.state.metrics.request_latency
 
     def _lifespan(self, app: Starlette) -> AbstractAsyncContextManager[None]:
@@ -147,7 +185,11 @@ class GatewayApp:
             await self.rest(scope, receive, send)
             return
         path = scope["path"] = api_path(scope["path"], scope.get("raw_path") or b"/")
-        if path in PATHS and (scope["method"] not in READ_METHODS or path == "/v1/event"):
+        # GET /v1/events reads (a Starlette route); the other methods of it, every method of the
+        # other ingest paths and aliases, are the ingest app's.
+        if path in self.ingest_paths and (
+            scope["method"] not in READ_METHODS or path != "/v1/events"
+        ):
             await self.ingest(scope, receive, send)  # it observes its own latency
         else:
             started = time.perf_counter()

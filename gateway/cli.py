@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from gateway import __version__
+from gateway.app import check_paths
 from gateway.embedded import EMBEDDED_ENV, start_embedded
 from gateway.embedded.datadir import DataDirInUse
 from gateway.embedded.server import EmbeddedRedisError
@@ -24,6 +25,7 @@ from gateway.redis.connection import BadRedisUrl, connect, parse_cluster
 from gateway.redis.keys import TenantKeys
 from gateway.redis.migrate import Counts, move_legacy_keys
 from gateway.settings import ConfigError, Settings, load_settings
+from gateway.shared_values import server_directory
 from gateway.signing import new_secret
 from gateway.supervision import SUPERVISOR_ENV
 
@@ -141,9 +143,10 @@ def announce_keys(settings: Settings) -> None:
 
 
 def checked_settings(config: str | None) -> Settings | None:
-    """The settings, REDIS_URL checked too; None once the problem is printed (exit status 2)."""
+    """The settings, REDIS_URL and paths checked too; None once the problem is printed (exit 2)."""
     try:
         settings = load_settings(config)
+        check_paths(settings)
         if settings.redis_url is not None:
             parse_cluster(settings.redis_url)
     except (ConfigError, BadRedisUrl) as exc:
@@ -173,8 +176,7 @@ def serve(args: argparse.Namespace) -> int:
             embedded = start_embedded(settings.data_dir)
         except (DataDirInUse, EmbeddedRedisError):
             return 1  # logged by start_embedded
-        os.environ["REDIS_URL"] = embedded.url
-        os.environ[EMBEDDED_ENV] = "1"
+        os.environ.update({"REDIS_URL": embedded.url, EMBEDDED_ENV: "1"})
     else:
         log.info("using external redis", extra={"url": redacted(settings.redis_url)})
     if settings.generated_keys:
@@ -187,7 +189,8 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         os.environ[SUPERVISOR_ENV] = str(os.getpid())  # workers end if this process is killed
     try:
-        uvicorn.run(**uvicorn_options(args))
+        with server_directory():  # the workers' shared metrics
+            uvicorn.run(**uvicorn_options(args))
     finally:
         if embedded is not None:
             embedded.stop()

@@ -1,8 +1,11 @@
 """Prometheus metrics that cost next to nothing on the hot path.
 
-Counters are plain dict increments; they become Prometheus families only when `/metrics` is
-scraped (a custom collector), so a request never takes prometheus-client's locks. With
-`--workers N` each process reports its own figures (scrape each, or sum them in Prometheus).
+Counters are increments of float slots in memory the server's worker processes share
+(gateway/shared_values.py); they become Prometheus families only when `/metrics` is scraped (a
+custom collector), so a request never takes prometheus-client's locks. With `--workers N` the
+scrape reports the whole server, whichever worker answers it (the process_* figures excepted:
+they are the answering worker's own). A family is counted once it is in `Metrics.families` when
+`Metrics()` is made, or added with `Metrics.add`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -19,7 +23,10 @@ from prometheus_client.core import (
     Metric,
 )
 
+from gateway.shared_values import Labels, SharedValues, Values
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+UNBOUND = SharedValues()  # a family's slots until Metrics binds it to its own
 
 
 @dataclass
@@ -27,17 +34,26 @@ class Counter:
     name: str
     help: str
     labels: tuple[str, ...]
-    values: dict[tuple[str, ...], float] = field(default_factory=dict)
+    slots: dict[Labels, int] = field(default_factory=dict)  # labels -> its slot
+    shared: SharedValues = field(default=UNBOUND, repr=False)
+
+    def bind(self, shared: SharedValues) -> None:
+        self.shared, self.slots = shared, {}
 
     def inc(self, *labels: str, amount: float = 1) -> None:
-        self.values[labels] = self.values.get(labels, 0) + amount
+        slot = self.slots.get(labels)
+        if slot is None:
+            slot = self.slots[labels] = self.shared.allocate(self.name, labels, 1)
+        self.shared.view[slot] += amount
 
     def get(self, *labels: str) -> float:
-        return self.values.get(labels, 0)
+        """This process's own figure (the scrape sums every process's)."""
+        slot = self.slots.get(labels)
+        return 0 if slot is None else float(self.shared.view[slot])
 
-    def family(self) -> Metric:
+    def family(self, values: dict[Labels, list[float]]) -> Metric:
         family = CounterMetricFamily(self.name, self.help, labels=self.labels)
-        for labels, value in self.values.items():
+        for labels, (value,) in values.items():
             family.add_metric(labels, value)
         return family
 
@@ -45,11 +61,14 @@ class Counter:
 @dataclass
 class Gauge(Counter):
     def set(self, *labels: str, value: float) -> None:
-        self.values[labels] = value
+        slot = self.slots.get(labels)
+        if slot is None:
+            slot = self.slots[labels] = self.shared.allocate(self.name, labels, 1)
+        self.shared.view[slot] = value
 
-    def family(self) -> Metric:
+    def family(self, values: dict[Labels, list[float]]) -> Metric:
         family = GaugeMetricFamily(self.name, self.help, labels=self.labels)
-        for labels, value in self.values.items():
+        for labels, (value,) in values.items():
             family.add_metric(labels, value)
         return family
 
@@ -60,30 +79,38 @@ class Histogram:
     help: str
     labels: tuple[str, ...]
     buckets: tuple[float, ...] = LATENCY_BUCKETS
-    counts: dict[tuple[str, ...], list[int]] = field(default_factory=dict)
-    sums: dict[tuple[str, ...], float] = field(default_factory=dict)
+    slots: dict[Labels, int] = field(default_factory=dict)  # labels -> its first slot
+    shared: SharedValues = field(default=UNBOUND, repr=False)
+
+    def bind(self, shared: SharedValues) -> None:
+        self.shared, self.slots = shared, {}
 
     def observe(self, value: float, *labels: str) -> None:
-        counts = self.counts.get(labels)
-        if counts is None:
-            counts = self.counts[labels] = [0] * (len(self.buckets) + 1)
-            self.sums[labels] = 0.0
-        counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.sums[labels] += value
+        # Slots: one per bucket, +Inf's, then the sum.
+        buckets = self.buckets
+        first = self.slots.get(labels)
+        if first is None:
+            width = len(buckets) + 2
+            first = self.slots[labels] = self.shared.allocate(self.name, labels, width)
+        view = self.shared.view
+        view[first + bisect.bisect_left(buckets, value)] += 1
+        view[first + len(buckets) + 1] += value
 
-    def family(self) -> Metric:
+    def family(self, values: dict[Labels, list[float]]) -> Metric:
         family = HistogramMetricFamily(self.name, self.help, labels=self.labels)
-        for labels, counts in self.counts.items():
-            running, cumulative = 0, []
+        for labels, found in values.items():
+            *counts, total = found
+            running, cumulative = 0.0, []
             for bound, count in zip((*self.buckets, float("inf")), counts, strict=True):
                 running += count
                 cumulative.append((str(bound) if bound != float("inf") else "+Inf", running))
-            family.add_metric(labels, cumulative, self.sums[labels])
+            family.add_metric(labels, cumulative, total)
         return family
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, directory: Path | None = None) -> None:
+        """`directory`: where the server's processes share their figures (None: not shared)."""
         self.events_accepted = Counter(
             "gateway_events_accepted_total",
             "Events stored, by tenant and type (custom types counted as 'custom').",
@@ -187,7 +214,25 @@ class Metrics:
             self.suppressions,
             self.suppressed_ignored,
         ]
+        self.triggers_suppressed = Counter(
+            "gateway_triggers_suppressed_total",
+            "Triggers a policy kept from the stream, by type and reason (docs/triggers.md).",
+            ("tenant", "type", "reason"),
+        )
+        self.trigger_conversions = Counter(
+            "gateway_trigger_conversions_total",
+            "Orders attributed to a trigger, by the trigger's type (cancellations not deducted).",
+            ("tenant", "type"),
+        )
+        self.trigger_revenue = Counter(
+            "gateway_trigger_revenue_total",
+            "totalCost of the orders attributed to a trigger (cancellations not deducted).",
+            ("tenant", "type", "currency"),
+        )
         self.families += [
+            self.triggers_suppressed,
+            self.trigger_conversions,
+            self.trigger_revenue,
             self.triggers_emitted,
             self.visits_closed,
             self.visits_anonymous,
@@ -196,18 +241,26 @@ class Metrics:
             self.webhook_failures,
             self.webhook_dead,
         ]
+        self.shared = SharedValues(directory)
+        for family in self.families:
+            family.bind(self.shared)
+        self.gauges = frozenset(f.name for f in self.families if isinstance(f, Gauge))
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         ProcessCollector(registry=self.registry)
 
     def add(self, family: Counter | Histogram) -> Counter | Histogram:
         """Register a family declared by another module (triggers, webhooks, ...)."""
+        family.bind(self.shared)
         self.families.append(family)
+        if isinstance(family, Gauge):
+            self.gauges |= {family.name}
         return family
 
     def collect(self) -> Iterator[Metric]:
+        values: Values = self.shared.read(self.gauges)
         for family in self.families:
-            yield family.family()
+            yield family.family(values.get(family.name, {}))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -26,7 +26,7 @@ class GatewayState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = KeyRing(settings)
-        self.metrics = Metrics()
+        self.metrics = Metrics(settings.metrics_dir)
         self._store: Store | None = None
         self.embedded_redis = False  # set by the lifespan: the gateway runs its own Redis
         self._batcher: IngestBatcher | None = None
@@ -42,6 +42,11 @@ class GatewayState:
                 contact_events=settings.contact_events,
                 cart_ttl=settings.cart_ttl_seconds,
                 purchase_window_ms=int(t.cart_purchase_window_seconds * 1000),
+                delay_ms=int(t.triggers.delay_seconds * 1000),
+                cooldown_ms=int(t.triggers.cooldown_seconds * 1000),
+                recent_order_ms=int(t.triggers.suppress_after_order_seconds * 1000),
+                attribution_ms=int(t.triggers.attribution_window_seconds * 1000),
+                watch_ms=t.triggers.watch_days * 86_400_000,
             )
             for t in settings.tenants
         }
@@ -71,7 +76,7 @@ class GatewayState:
         return self._tenant_keys[tenant.id]
 
     def limits(self, tenant: Tenant) -> TenantLimits:
-        """The tenant's arguments of ingest.lua and orders.lua."""
+        """The tenant's arguments of ingest.lua, orders.lua and detect.lua."""
         return self._limits[tenant.id]
 
     async def authorize(

@@ -101,28 +101,49 @@ def _event(contact_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
     return event
 
 
+def stream_order(stream_id: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in stream_id.split("-"))
+
+
 async def contact_events(
     store: Store,
     keys: TenantKeys,
     contact_id: str,
     event_type: str | None,
     limit: int,
-) -> list[dict[str, Any]]:
-    # Newest first: without a type the first `limit` ids are all it needs; with one, as for the
-    # tenant's stream, at most MAX_SCAN (the list holds `contact_events`, which may be large).
+    before: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The contact's events older than the stream id `before` (None: from the newest), newest
+    first, and the cursor to pass on as `before` (None: nothing older is listed)."""
+    # Without a type the first `limit` ids are all it needs; with one, as for the tenant's
+    # stream, at most MAX_SCAN past the cursor (the list holds `contact_events`, which may be
+    # large). The list is newest first (stitching merges it in order: lib.lua merge_events), so
+    # the entries before the cursor are skipped, a cost bounded by `contact_events`.
     count = limit if event_type is None else MAX_SCAN
-    entries = await store.contact_event_ids(keys, contact_id, count)
-    wanted = []
-    for entry in entries:
-        code, _, stream_id = entry.decode().rpartition("|")
-        kind = EVENT_TYPES.get(code, code)
-        if event_type is None or kind == event_type:
-            wanted.append(stream_id)
-            if len(wanted) == limit:
+    bound = None if before is None else stream_order(before)
+    wanted: list[str] = []
+    cursor, scanned, start, stopped = before, 0, 0, False
+    while not stopped:
+        entries = await store.contact_event_ids(keys, contact_id, count, start)
+        start += len(entries)
+        for entry in entries:
+            code, _, stream_id = entry.decode().rpartition("|")
+            if bound is not None and stream_order(stream_id) >= bound:
+                continue
+            scanned += 1
+            cursor = stream_id
+            if event_type is None or EVENT_TYPES.get(code, code) == event_type:
+                wanted.append(stream_id)
+            if len(wanted) == limit or scanned == MAX_SCAN:
+                stopped = True
                 break
+        if len(entries) < count and not stopped:
+            cursor = None  # the list is read to its end
+            break
     found = await store.events_by_id(keys, wanted)
     # An id whose entry the capped stream has dropped reads as nothing.
-    return [_event(contact_id, fields) for fields in found if fields is not None]
+    events = [_event(contact_id, fields) for fields in found if fields is not None]
+    return events, cursor
 
 
 async def tenant_events(
@@ -130,27 +151,36 @@ async def tenant_events(
     keys: TenantKeys,
     event_type: str | None,
     limit: int,
-) -> list[dict[str, Any]]:
+    before: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The tenant's events older than the stream id `before` (None: from the newest), newest
+    first, at most MAX_SCAN read; and the cursor to pass on (None: the stream is read to its
+    start)."""
+    if before == "0-0":  # nothing is older (and Redis refuses the exclusive range)
+        return [], None
     out: list[dict[str, Any]] = []
-    last = "+"
+    cursor = before
     scanned = 0
     while len(out) < limit and scanned < MAX_SCAN:
         count = min(limit if event_type is None else PAGE, MAX_SCAN - scanned)
-        rows = await store.events_before(keys, last, count)
+        rows = await store.events_before(keys, "+" if cursor is None else "(" + cursor, count)
         scanned += len(rows)
-        for _, fields in rows:
+        read_all = True
+        for stream_id, fields in rows:
+            cursor = stream_id.decode()
             if event_type is None or orjson.loads(fields[b"e"])["eventTypeKey"] == event_type:
                 out.append(_event(fields[b"c"].decode(), fields))
                 if len(out) == limit:
+                    read_all = stream_id == rows[-1][0]
                     break
-        if len(rows) < count:
+        if len(rows) < count and read_all:
+            cursor = None
             break
-        last = "(" + rows[-1][0].decode()
     # The stream keeps the contact an event had when stored; name the one it is part of now.
     now = await current_contacts(store, keys, [event["contactId"] for event in out])
     for event in out:
         event["contactId"] = now[event["contactId"]] or event["contactId"]
-    return out
+    return out, cursor
 
 
 async def rfm(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]:

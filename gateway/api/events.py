@@ -1,5 +1,6 @@
-"""`GET /v1/events`: the newest events of the tenant, or of one contact, optionally of one type.
-(`POST /v1/event` and `POST /v1/events` are the ingest path: gateway/ingest/.)"""
+"""`GET /v1/events`: the newest events of the tenant, or of one contact, optionally of one type,
+paged back with `before` (`POST /v1/event` and `POST /v1/events` are the ingest path:
+gateway/ingest/)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.api.contacts import contact_events, find_contact, tenant_events
-from gateway.http import json_response, limit_param, not_found
+from gateway.http import json_response, limit_param, not_found, stream_cursor
 from gateway.state import server_principal
 
 
@@ -18,14 +19,20 @@ async def list_events(request: Request) -> Response:
     limit = limit_param(request)
     event_type = request.query_params.get("type") or None
     identifier = request.query_params.get("contact")
+    before = None
+    if request.query_params.get("before"):  # a previous answer's `next`
+        _, (ms, sequence) = stream_cursor(request, "before")
+        before = f"{ms}-{sequence}"
     if identifier is None:
-        found = await tenant_events(state.store, keys, event_type, limit)
+        found, cursor = await tenant_events(state.store, keys, event_type, limit, before)
     else:
         contact_id = await find_contact(state.store, keys, identifier)
         if contact_id is None:
             raise not_found("contact")
-        found = await contact_events(state.store, keys, contact_id, event_type, limit)
-    return json_response({"events": found})
+        found, cursor = await contact_events(
+            state.store, keys, contact_id, event_type, limit, before
+        )
+    return json_response({"events": found, "next": cursor})
 
 
 # GET and HEAD only (Starlette answers HEAD on every GET route, as HTTP wants): the ingest app

@@ -340,9 +340,14 @@ def build() -> dict[str, Any]:
                 ),
                 "get": _read(
                     "Newest events of the tenant or of one contact (with `type`, among the "
-                    f"newest {MAX_SCAN})",
-                    [_query("contact"), _query("type"), _limit(DEFAULT_LIMIT)],
-                    _obj("events", events={"type": "array", "items": {"type": "object"}}),
+                    f"newest {MAX_SCAN} older than `before`; `next` goes on, null at the end)",
+                    [_query("contact"), _query("type"), _query("before"), _limit(DEFAULT_LIMIT)],
+                    _obj(
+                        "events",
+                        "next",
+                        events={"type": "array", "items": {"type": "object"}},
+                        next={"type": "string", "nullable": True},
+                    ),
                 ),
                 "options": _preflight(),
             },
@@ -403,6 +408,30 @@ def build() -> dict[str, Any]:
                     "security": [{"basic": []}, {"bearer": []}],
                 }
             },
+            "/v1/products": {
+                "post": {
+                    **_ingest(
+                        "Store products of the catalog (priceDrop, backInStock)",
+                        _obj(
+                            "products",
+                            products={
+                                "type": "array",
+                                "maxItems": 1000,
+                                "items": {"type": "object"},
+                            },
+                        ),
+                        _obj("updated", "failed", updated=INTEGER, failed={"type": "array"}),
+                    ),
+                    "security": [{"basic": []}, {"bearer": []}],
+                }
+            },
+            "/v1/products/{productId}": {
+                "get": _read(
+                    "A product as the catalog has it",
+                    [_path_param("productId")],
+                    {"type": "object"},
+                )
+            },
             "/v1/orders/{externalOrderId}": {
                 "get": _read(
                     "An order and its status history",
@@ -427,6 +456,13 @@ def build() -> dict[str, Any]:
                         triggers={"type": "array"},
                         next={"type": "string", "nullable": True},
                     ),
+                )
+            },
+            "/v1/triggers/stats": {
+                "get": _read(
+                    "Per trigger type: emitted, suppressed, delivered, failed, converted, revenue",
+                    [_query("from"), _query("to")],
+                    _obj("from", "to", "types", types={"type": "object"}),
                 )
             },
             "/v1/webhooks/dead": {
@@ -459,7 +495,11 @@ def build() -> dict[str, Any]:
             },
             "/healthz": _probe("200 while the process runs", ()),
             "/readyz": _probe("200 while Redis answers, else 503", (503,)),
-            "/metrics": _probe("Prometheus text", (), "text/plain"),
+            "/metrics": _probe(
+                "Prometheus text (401 without the metrics_token, when one is set)",
+                (401,),
+                "text/plain",
+            ),
             "/openapi.json": _probe("This description", ()),
         },
     }

@@ -48,7 +48,7 @@ async def export_contact(request: Request) -> Response:
     body["rfm"] = await rfm(store, keys, contact_id)
     # every event its list still names (the newest `contact_events`) that the stream still holds
     limit = gateway.settings.contact_events
-    body["events"] = await contact_events(store, keys, contact_id, None, limit)
+    body["events"], _ = await contact_events(store, keys, contact_id, None, limit)
     orders = []
     for order_id in await store.contact_order_ids(keys, contact_id):
         order = await order_document(gateway, keys, order_id)

@@ -1,6 +1,9 @@
-"""`GET /js/tracker.js`: the browser tracker built from `js_snippet/` (docs/snippet.md).
+"""`GET /js/tracker.js`: the browser tracker built from `js_snippet/` (docs/snippet.md), also
+at `tracker_path` when the config sets one (app.py adds that route).
 
-The bytes are read once and served from memory, gzipped when the browser accepts it. Any origin
+The tracker posts to `collect_batch_path` (SPEC §15): the one `/v1/events?key=` of the built
+script is replaced by it, so the page's snippet stays as it is. The bytes are read once and
+served from memory, gzipped when the browser accepts it. Any origin
 may load the script (it holds no secrets; the site key is on the page's script tag). The URL has
 no version in it, so shops never edit their pages: a day of fresh caching plus a week of
 stale-while-revalidate keeps page loads free of round trips, the ETag makes the revalidation a
@@ -19,7 +22,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.state import gateway_state
+
 TRACKER = Path(__file__).parent.parent / "static" / "tracker.js"
+TRACKER_PATH = "/js/tracker.js"
+# What the built script posts to, after its endpoint (js_snippet/src/tracker.js).
+POSTS_TO = b"/v1/events?key="
 CACHE_CONTROL = "public, max-age=86400, stale-while-revalidate=604800"
 
 
@@ -31,8 +39,12 @@ class Asset:
 
 
 @functools.cache
-def tracker_asset() -> Asset:
-    body = TRACKER.read_bytes()
+def tracker_asset(batch_path: str) -> Asset:
+    """The tracker posting to `batch_path` (letters, digits and -._~/ only: settings.path)."""
+    built = TRACKER.read_bytes()
+    if built.count(POSTS_TO) != 1:
+        raise RuntimeError(f"{TRACKER} must hold {POSTS_TO!r} once, the path it posts to")
+    body = built.replace(POSTS_TO, batch_path.encode() + b"?key=")
     digest = hashlib.sha256(body).hexdigest()[:20]
     return Asset(body, gzip.compress(body, 9, mtime=0), f'"{digest}"')
 
@@ -45,7 +57,7 @@ def _accepts_gzip(request: Request) -> bool:
 
 
 async def tracker_js(request: Request) -> Response:
-    asset = tracker_asset()
+    asset = tracker_asset(gateway_state(request).settings.collect_batch_path)
     headers = {
         "cache-control": CACHE_CONTROL,
         "etag": asset.etag,
@@ -65,4 +77,4 @@ async def tracker_js(request: Request) -> Response:
     return Response(body, headers=headers, media_type="text/javascript; charset=utf-8")
 
 
-routes = [Route("/js/tracker.js", tracker_js)]
+routes = [Route(TRACKER_PATH, tracker_js)]

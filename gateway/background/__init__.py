@@ -1,5 +1,6 @@
 """The tasks every gateway process runs beside its requests: the visit detector, which emits
-triggers, the webhook deliverer, which sends them, and the eraser (docs/privacy.md)."""
+triggers, the product fan-out, which emits priceDrop and backInStock, the webhook deliverer,
+which sends them, and the eraser (docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 from gateway.background.detector import Detector
 from gateway.background.eraser import Eraser
+from gateway.background.fanout import FanOut
 from gateway.background.webhooks import Deliverer
 from gateway.redis.store import StoreUnavailable
 from gateway.state import GatewayState
@@ -32,6 +34,7 @@ async def start_background(state: GatewayState) -> Background:
         stop,
         [
             asyncio.create_task(Detector(state).run(stop), name="detector"),
+            asyncio.create_task(FanOut(state).run(stop), name="fanout"),
             asyncio.create_task(deliverer.run(stop), name="webhooks"),
             asyncio.create_task(Eraser(state).run(stop), name="eraser"),
         ],

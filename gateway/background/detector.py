@@ -1,10 +1,11 @@
 """The visit detector: closes idle visits and emits their triggers, in every gateway process.
 
 Each pass runs `detect.lua` once per tenant. The script claims, decides and appends the trigger
-in one atomic step, so any number of processes can run it side by side with no coordination:
-a visit leaves the deadline set in the same step that writes its trigger, and a process killed
-while waiting for the answer has either done the whole step (Redis finishes a script it started)
-or none of it (the next pass, here or elsewhere, does it).
+(or holds it for the tenant's delay, then re-checks and emits it once due) in one atomic step, so
+any number of processes can run it side by side with no coordination: a visit leaves the
+deadline set (a delayed trigger its due-time set) in the same step that writes its trigger, and a
+process killed while waiting for the answer has either done the whole step (Redis finishes a
+script it started) or none of it (the next pass, here or elsewhere, does it).
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import logging
 
 from gateway.background.loop import MAX_BACKOFF, pause
 from gateway.clock import now_ms
-from gateway.redis.arguments import DetectArgs
-from gateway.redis.keys import TenantKeys
 from gateway.redis.results import DetectResult
 from gateway.redis.store import StoreUnavailable
+from gateway.settings import Tenant
 from gateway.state import GatewayState
 
 log = logging.getLogger("gateway.detector")
 
-BATCH = 500  # visits closed per script call: bounds how long one call holds Redis
+BATCH = 500  # visits closed (and delayed triggers released) per script call: bounds how long
+# one call holds Redis
 
 
 def poll_interval(timeouts: list[float]) -> float:
@@ -33,7 +34,7 @@ def poll_interval(timeouts: list[float]) -> float:
 class Detector:
     def __init__(self, gateway: GatewayState) -> None:
         self.gateway = gateway
-        self.tenants = [(t.id, TenantKeys.for_tenant(t.id)) for t in gateway.settings.tenants]
+        self.tenants = gateway.settings.tenants
         self.interval = poll_interval([t.visit_timeout_seconds for t in gateway.settings.tenants])
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -42,35 +43,42 @@ class Detector:
             more = failed = False
             # Each tenant on its own: on a cluster, a tenant whose slot is down must not hold
             # back the visits of the tenants after it.
-            for tenant, keys in self.tenants:
+            for tenant in self.tenants:
                 try:
-                    more = await self.detect(tenant, keys) or more
+                    more = await self.detect(tenant) or more
                 except StoreUnavailable as exc:
                     failed = True
                     log.warning(
                         "detector: redis unavailable, retrying",
-                        extra={"tenant": tenant, "error": str(exc)},
+                        extra={"tenant": tenant.id, "error": str(exc)},
                     )
                 except Exception:
                     # A script error must not end detection for good; logged and retried.
                     failed = True
-                    log.exception("detector pass failed", extra={"tenant": tenant})
+                    log.exception("detector pass failed", extra={"tenant": tenant.id})
             if more:
                 continue  # more visits are due now: no pause, even if a tenant failed
             await pause(stop, backoff if failed else self.interval)
             backoff = min(MAX_BACKOFF, backoff * 2) if failed else self.interval
 
-    async def detect(self, tenant: str, keys: TenantKeys) -> bool:
+    async def detect(self, tenant: Tenant) -> bool:
         """One pass for a tenant; True when it hit the batch size (more may be due)."""
-        reply = await self.gateway.store.run("detect", DetectArgs(keys.prefix, BATCH), now_ms())
+        limits = self.gateway.limits(tenant)
+        reply = await self.gateway.store.run("detect", limits, now_ms(), [BATCH])
         result = DetectResult.read(reply)
-        metrics = self.gateway.metrics
-        metrics.detector_lag.set(tenant, value=result.lag_ms / 1000)
+        metrics, name = self.gateway.metrics, tenant.id
+        metrics.detector_lag.set(name, value=result.lag_ms / 1000)
         # Only what the tally holds: a series of 0 would appear in /metrics with no event behind it.
         if result.closed:
-            metrics.visits_closed.inc(tenant, amount=result.closed)
+            metrics.visits_closed.inc(name, amount=result.closed)
         if result.anonymous:
-            metrics.visits_anonymous.inc(tenant, amount=result.anonymous)
+            metrics.visits_anonymous.inc(name, amount=result.anonymous)
         for trigger_type, amount in result.triggers.items():
-            metrics.triggers_emitted.inc(tenant, trigger_type, amount=amount)
+            metrics.triggers_emitted.inc(name, trigger_type, amount=amount)
+        for (trigger_type, reason), amount in result.suppressed.items():
+            metrics.triggers_suppressed.inc(name, trigger_type, reason, amount=amount)
+        for trigger_type, amount in result.converted.items():
+            metrics.trigger_conversions.inc(name, trigger_type, amount=amount)
+        for (trigger_type, currency), revenue in result.revenue.items():
+            metrics.trigger_revenue.inc(name, trigger_type, currency, amount=revenue)
         return result.handled >= BATCH

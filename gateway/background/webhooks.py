@@ -150,14 +150,16 @@ class Deliverer:
         store, prefix, metrics = self.gateway.store, hook.keys.prefix, self.gateway.metrics
         started = now_ms()  # an attempt begun before the budget's end is never the last one
         error = await self.post(client, hook.webhook, stream_id, body)
+        born = int(stream_id.partition("-")[0])  # stream ids start with the append time
+        kind = trigger_field(body, "type", "unknown")
         try:
             if error is None:
                 metrics.webhook_deliveries.inc(hook.tenant)
-                await store.run("webhook", WebhookDone(prefix, hook.id, stream_id), now_ms())
+                done = WebhookDone(prefix, hook.id, stream_id, kind, born)
+                await store.run("webhook", done, now_ms())
                 return
             metrics.webhook_failures.inc(hook.tenant)
             now = now_ms()
-            born = int(stream_id.partition("-")[0])  # stream ids start with the append time
             spent = born + math.ceil(hook.webhook.retry_budget_seconds * 1000)
             if started < spent:
                 # Retried until the budget is spent (docs/triggers.md, Webhooks): a delay that
@@ -168,7 +170,8 @@ class Deliverer:
                 await store.run("webhook", WebhookRetry(prefix, hook.id, stream_id, due), now)
                 return
             entry = dead_letter(hook.webhook, stream_id, body, attempt, error, now)
-            if await store.run("webhook", WebhookDead(prefix, hook.id, stream_id, entry), now):
+            dead = WebhookDead(prefix, hook.id, stream_id, entry, kind, born)
+            if await store.run("webhook", dead, now):
                 metrics.webhook_dead.inc(hook.tenant)
                 log.warning("webhook dead-lettered", extra={"url": redacted(hook.webhook.url)})
         except StoreUnavailable as exc:
@@ -186,7 +189,9 @@ class Deliverer:
             *signed_headers(
                 webhook.signature,
                 webhook.secrets,
-                trigger_id(body, stream_id),  # the same on every retry: consumers dedupe on it
+                trigger_field(
+                    body, "id", stream_id
+                ),  # the same on every retry: consumers dedupe on it
                 str(int(time.time())),
                 body,
             ),
@@ -205,9 +210,10 @@ class Deliverer:
         return f"HTTP {response.status_code}"
 
 
-def trigger_id(body: bytes, fallback: str) -> str:
+def trigger_field(body: bytes, name: str, fallback: str) -> str:
+    """The trigger's `id` or `type` (a string), `fallback` for a body without it."""
     try:
-        found = orjson.loads(body).get("id")
+        found = orjson.loads(body).get(name)
     except (orjson.JSONDecodeError, AttributeError):
         return fallback
     return found if isinstance(found, str) else fallback
@@ -220,7 +226,7 @@ def dead_letter(
         {
             # Dead letters are read over the API: the URL without its credentials or token.
             "webhook": redacted(webhook.url),
-            "triggerId": trigger_id(body, stream_id),
+            "triggerId": trigger_field(body, "id", stream_id),
             "streamId": stream_id,
             "attempts": attempts,
             "lastError": error,

@@ -32,7 +32,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from gateway.embedded.datadir import DataDirLock
+from gateway.embedded.datadir import DataDirLock, tighten_data_dir
 
 log = logging.getLogger("gateway.embedded")
 
@@ -98,11 +98,12 @@ class EmbeddedRedis:
     def start(self, timeout: float = 10.0, progress_every: float = 5.0) -> None:
         self._timeout, self._progress_every = timeout, progress_every
         self.stopping.clear()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.lock.claim()
         try:
             if self.probe() != "down":
                 self._stop_orphan(timeout)
+            tighten_data_dir(self.data_dir)
             self._spawn()
         except BaseException:
             self.lock.release()
@@ -174,13 +175,15 @@ class EmbeddedRedis:
             *self.extra_args,
         ]
         # The server lives in its own process group so a Ctrl-C meant for the gateway reaches
-        # it only through our orderly shutdown (which lets it write its data).
+        # it only through our orderly shutdown (which lets it write its data). umask 077: every
+        # file it writes (the AOF, RDB dumps, its log) is 0600 (docs/operations.md, Data at rest).
         self.process = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            umask=0o077,
         )
         return self.process
 

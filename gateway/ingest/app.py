@@ -16,7 +16,7 @@ import orjson
 from gateway.auth import PREFLIGHT_HEADERS, Principal
 from gateway.clock import iso, now_ms
 from gateway.errors import INTERNAL_ERROR, ApiError, invalid, not_stored, unavailable
-from gateway.http import Receive, Scope, Send, read_json
+from gateway.http import API_PREFIX, Receive, Scope, Send, api_path, read_json
 from gateway.model import events
 from gateway.redis.results import EventResult
 from gateway.redis.store import StoreUnavailable
@@ -24,8 +24,21 @@ from gateway.state import GatewayState
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 PATHS = frozenset({"/v1/event", "/v1/events"})
-# Allow of a 405, as Starlette writes it for its routes (GET routes answer HEAD too).
+# Allow of a 405, as Starlette writes it for its routes (GET routes answer HEAD too). A
+# first-party alias (collect_path, collect_batch_path) takes POST only: GET /v1/events reads.
 ALLOWED_METHODS = {"/v1/event": "POST, OPTIONS", "/v1/events": "GET, HEAD, POST, OPTIONS"}
+ALIAS_METHODS = "POST, OPTIONS"
+
+
+def spellings(paths: frozenset[str]) -> dict[bytes, str]:
+    """Every spelling of the ingest paths that api_path reads as one of them (`/api/v1/event/`
+    for `/v1/event`), for the protocol to find its path with one dict lookup."""
+    found: dict[bytes, str] = {}
+    for path in paths:
+        for spelling in (path, path + "/", API_PREFIX + path, API_PREFIX + path + "/"):
+            if api_path(spelling, spelling.encode()) == path:
+                found[spelling.encode()] = path
+    return found
 
 
 class IngestApp:
@@ -36,6 +49,10 @@ class IngestApp:
         self.request_seconds = settings.request_timeout_seconds
         self.max_batch = settings.max_batch
         self.metrics = gateway.metrics
+        self.batch_paths = frozenset({"/v1/events", settings.collect_batch_path})
+        self.paths = PATHS | {settings.collect_path} | self.batch_paths
+        self.allowed_methods = dict.fromkeys(self.paths, ALIAS_METHODS) | ALLOWED_METHODS
+        self.spellings = spellings(self.paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, headers, answer = await self.respond(
@@ -62,7 +79,7 @@ class IngestApp:
             if method == "OPTIONS":
                 return 204, self.preflight(query, headers), b""
             if method != "POST":
-                allowed = ALLOWED_METHODS[path]
+                allowed = self.allowed_methods[path]
                 raise ApiError(
                     405,
                     "method_not_allowed",
@@ -74,7 +91,7 @@ class IngestApp:
             tenant = principal.tenant.id  # refusals from here on are counted for the tenant
             extra = await self.gateway.admit(principal, _text(headers.get(b"origin")), False)
             # The parsed body is passed on, not kept in this frame while Redis stores the events.
-            batch = path == "/v1/events"
+            batch = path in self.batch_paths
             handle = self.many if batch else self.one
             status, answer = await handle(
                 principal, await read_json(receive, headers, self.limit, batch), now_ms()

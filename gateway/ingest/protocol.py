@@ -41,18 +41,11 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gateway.errors import INTERNAL_ERROR, ApiError
-from gateway.http import API_PREFIX
 from gateway.ingest.app import IngestApp
 from gateway.settings import REQUEST_TIMEOUT_SECONDS
 
 log = logging.getLogger("gateway.protocol")
 
-# Every spelling of the ingest paths (gateway/http.py api_path), found with one dict lookup.
-INGEST_PATHS = {
-    spelling.encode(): path
-    for path in ("/v1/event", "/v1/events")
-    for spelling in (path, path + "/", API_PREFIX + path, API_PREFIX + path + "/")
-}
 # What a request body's length is read from; a refused upgrade's body is read again by them.
 FRAMING = (b"content-length", b"transfer-encoding")
 INVALID_REQUEST = "Invalid HTTP request received."  # uvicorn's words, for the same case
@@ -251,7 +244,7 @@ class IngestProtocol(HttpToolsProtocol):
             and not parser.should_upgrade()
         ):
             url = httptools.parse_url(self.url)
-            path = INGEST_PATHS.get(url.path)
+            path = ingest.spellings.get(url.path)  # every spelling, aliases too (ingest/app.py)
             if path is not None:
                 keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
                 self.cycle = IngestCycle(  # type: ignore[assignment]

@@ -6,6 +6,7 @@ script that stores a batch has no rollback, so it must only ever receive events 
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import re
@@ -32,7 +33,8 @@ KNOWN_TYPES = RECOMMENDATION_TYPES | ORDER_TYPES
 
 
 class _Ids:
-    """Event and contact ids: 24 hex digits from a counter and a random per-process key.
+    """Event ids (24 hex digits) and contact ids (the same 96 bits in 16 base64url characters),
+    from a counter and a random per-process key.
 
     They must be unique (across processes and restarts), not secret, and two `secrets.token_hex`
     calls per event (a system call each) showed up in the ingest profile; a counter does not. The
@@ -55,11 +57,23 @@ class _Ids:
         self.key = secrets.randbits(96)
         self.counter = itertools.count()
 
+    def mixed(self) -> int:
+        return (next(self.counter) * self.MULTIPLIER + self.key) % self.MODULUS
+
     def new(self) -> str:
-        return f"{(next(self.counter) * self.MULTIPLIER + self.key) % self.MODULUS:024x}"
+        return f"{self.mixed():024x}"
+
+    def new_contact(self) -> str:
+        """The same 96 bits in 16 base64url characters (A-Z a-z 0-9 - _): a contact id is part of
+        the name of each of its keys and the value of each of its identifier keys, and 8
+        characters fewer there save about 100 bytes of Redis per contact (measured with
+        `MEMORY USAGE`: the key names drop into smaller allocation classes)."""
+        return base64.urlsafe_b64encode(self.mixed().to_bytes(12, "big")).decode()
 
 
-new_id = _Ids().new
+_ids = _Ids()
+new_id = _ids.new
+new_contact_id = _ids.new_contact
 
 
 # The envelope: ingest.lua's item per event, read by position (arguments.ENVELOPE).
@@ -143,7 +157,7 @@ def prepare(body: Any, site_key: bool, received: str) -> Prepared:
     raw["params"] = params.stored
     if params.repaired:
         raw["repaired"] = True
-    envelope = [event_id, given_id is not None, event_type, idents, new_id()]
+    envelope = [event_id, given_id is not None, event_type, idents, new_contact_id()]
     if part is not None:
         name, value = part
         envelope += _ABSENT[name]

@@ -28,6 +28,7 @@ IDENTIFIER_PARAMS: dict[str, str] = {
     "pushtoken": "pushToken",
     "contactkey": "contactKey",
     "contact_key": "contactKey",
+    "externalcustomerid": "customer",
 }
 PHONE = re.compile(r"\+?[0-9]{3,20}")  # fullmatch: `$` would let a final "\n" through
 MAX_IDENTIFIER = 256

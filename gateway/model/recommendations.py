@@ -150,7 +150,9 @@ def _cart_updated(params: Params, received: str, raw: dict[str, Any]) -> tuple[s
         "total": round(total, 6),
         "updatedAt": received,
     }
-    return "cart", [rsid, orjson.dumps(cart).decode(), not cart_products]
+    # its product ids: what the contact watches (ingest.lua watch)
+    watched = [line["productId"] for line in cart_products]
+    return "cart", [rsid, orjson.dumps(cart).decode(), not cart_products, watched]
 
 
 # A handler adds to the stored event (`raw`) and returns its envelope part (arguments.PARTS), if

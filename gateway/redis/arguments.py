@@ -67,14 +67,12 @@ class TenantLimits(ScriptArgs):
     contact_events: int
     cart_ttl: int  # s
     purchase_window_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class DetectArgs(ScriptArgs):
-    """detect.lua: close at most `batch` visits whose deadline has passed."""
-
-    prefix: str
-    batch: int
+    # [tenants.triggers] (docs/triggers.md, Trigger policies); detect.lua takes them too
+    delay_ms: int
+    cooldown_ms: int
+    recent_order_ms: int  # suppress_after_order_seconds
+    attribution_ms: int
+    watch_ms: int  # [tenants.triggers] watch_days: how long a view or a cart watches a product
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +116,13 @@ class WebhookClaim(WebhookStep):
 
 @dataclass(frozen=True, slots=True)
 class WebhookDone(WebhookStep):
-    """The job `stream_id` was delivered: forget it."""
+    """The job `stream_id` was delivered: forget it, and count it in the figures of its trigger's
+    type `trigger_type` and day (`created_ms`)."""
 
     op: str = field(default="done", init=False)
     stream_id: str
+    trigger_type: str
+    created_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +136,38 @@ class WebhookRetry(WebhookStep):
 
 @dataclass(frozen=True, slots=True)
 class WebhookDead(WebhookStep):
-    """The job `stream_id` failed for good: move `entry` (JSON) to the dead letters."""
+    """The job `stream_id` failed for good: move `entry` (JSON) to the dead letters, and count it
+    as WebhookDone counts a delivery."""
 
     op: str = field(default="dead", init=False)
     stream_id: str
     entry: bytes
+    trigger_type: str
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogArgs(ScriptArgs):
+    """products.lua: store the products of the call (its items) in the catalog."""
+
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutStep(ScriptArgs):
+    """fanout.lua: go on with the fan-out of `product_id` if this process (`token`) holds it,
+    else claim the next one due; hold it `lease_ms` and look at most at `chunk` of its watchers.
+    The rest is the tenant's [tenants.triggers] policy (docs/triggers.md)."""
+
+    prefix: str
+    token: str
+    product_id: str
+    lease_ms: int
+    chunk: int
+    watch_ms: int
+    drop_percent: float
+    cooldown_ms: int
+    contact_ttl: int  # s
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +214,6 @@ class EraseChunk(EraseOp):
 
 SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     TenantLimits,
-    DetectArgs,
     RateArgs,
     WebhookStep,
     WebhookEnqueue,
@@ -194,6 +221,8 @@ SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     WebhookDone,
     WebhookRetry,
     WebhookDead,
+    CatalogArgs,
+    FanoutStep,
     EraseOp,
     EraseStart,
     EraseClaim,

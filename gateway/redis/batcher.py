@@ -204,8 +204,9 @@ class IngestBatcher:
                 results[index] = error
                 failed = True
                 continue
-            if node is None:  # the slot map is being rebuilt
+            if node is None:  # the slot map is being rebuilt, or missed the slot's new node
                 results[index] = StoreUnavailable("no node serves the tenant's slot yet")
+                failed = True
             else:
                 by_node.setdefault(node.name, (node, []))[1].append(index)
         groups = list(by_node.values())

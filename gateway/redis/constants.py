@@ -14,8 +14,9 @@ KIND_ORDER = (
     "key",
     "visitor",
 )
-# Kinds that let a trigger reach a person (docs/triggers.md); the others are anonymous.
-REACHABLE_KINDS = frozenset({"contactId", "email", "phone", "pushToken", "contactKey"})
+# Kinds that let a trigger reach a person (docs/triggers.md); the others are anonymous. The shop's
+# own customer id (externalCustomerId) reaches the person through the shop's CRM.
+REACHABLE_KINDS = frozenset({"contactId", "email", "phone", "pushToken", "contactKey", "customer"})
 # kind -> the name a reader sees in `identifiers` (contacts, triggers)
 PUBLIC_NAMES = {
     "contactId": "contactId",
@@ -57,9 +58,19 @@ EVENT_TYPES = {code: event_type for event_type, code in LIST_CODES.items()}
 
 # The triggers a closed visit can emit (docs/triggers.md), in the order lib.lua tries them.
 VISIT_TRIGGERS = ("abandonedCart", "abandonedBrowse", "abandonedCategory", "abandonedVisit")
+# The triggers a product's fan-out emits to its watchers (lua/fanout.lua; keys.py WATCH_TOLD).
+PRODUCT_TRIGGERS = ("priceDrop", "backInStock")
 # Fields of P:tally, which lib.lua counts into and detect.lua drains for /metrics: visits closed,
 # those of anonymous contacts, and "<TALLY_TRIGGER><type>" per trigger type emitted.
 TALLY_CLOSED, TALLY_ANONYMOUS, TALLY_TRIGGER = "closed", "anonymous", "trigger:"
+# ... and "<TALLY_SUPPRESSED><type>|<reason>" per trigger suppressed (docs/triggers.md, Trigger
+# policies), "<TALLY_CONVERTED><type>" per order attributed to a trigger of that type, and
+# "<TALLY_REVENUE><type>|<currency>" its revenue.
+TALLY_SUPPRESSED, TALLY_CONVERTED, TALLY_REVENUE = "suppressed:", "converted:", "revenue:"
+# The trigger telling that an order was attributed to a trigger (docs/triggers.md, Attribution).
+TRIGGER_CONVERTED = "triggerConverted"
+# Why a trigger was not emitted, in the order they are checked.
+SUPPRESSION_REASONS = ("ordered", "converted", "returned", "cooldown", "recentOrder")
 
 # Errors with which a script fails its whole call, as before, where any other error in an
 # event's (or an order's) writes fails that one alone (lib_errors.lua `failed`): Redis refusing

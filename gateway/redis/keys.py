@@ -15,7 +15,14 @@ Per-contact values kept small, since every active contact holds them: `:pv` scor
 times (ms); `:pvd` maps productId to `<lag>|<currencyCode>|<the view's other fields as JSON,
 without braces>` (viewedAt = score - lag; model/recommendations.py), or, for a view that does not
 fit that form, its whole JSON; `:ev` entries are `<type>|<stream id>`, the type as a LIST_CODES
-code where it has one (constants.py).
+code where it has one (constants.py). A cart's JSON is kept once: in the contact hash while it is
+the contact's current cart, in its `:cart:` state once it is not (lib.lua release_cart).
+
+Product watches (docs/triggers.md, Price drops and back in stock) cost one member of the
+product's `:p:{id}:w` per watching contact and nothing else: what the contact saw stays where it
+already is (its `:pvd` view, or its cart), and the score is the watch's time in ms plus, in its
+fraction, the triggers told for that watch (WATCH_TOLD: + 0.25 priceDrop, + 0.5 backInStock;
+exact in a double for any ms of this era). A new view writes a whole ms, so it clears them.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ LEGACY_KEY = re.compile(r"gw:([A-Za-z0-9_-]{1,64}):(.+)", re.DOTALL)
 TRIGGERS_MAXLEN = 1_000_000  # XADD MAXLEN ~ of a tenant's trigger stream
 MAX_DEAD = 10_000  # dead letters kept per tenant, newest first
 ORDER_HISTORY_MAX = 100  # status changes kept per order
+TRIGGER_STATS_TTL = 400 * 86_400  # s: a day's trigger figures are kept 400 days
+WATCH_TOLD = {"priceDrop": 0.25, "backInStock": 0.5}  # a watch's score fraction per trigger told
 ERASURE_TTL = 30 * 86_400  # an erasure's record (status, counts; no identifier once done), s
 
 
@@ -53,6 +62,7 @@ class Key:
 CONTACT = ":c:{{{contact_id}}}"
 ORDER = ":o:{{{external_order_id}}}"
 WEBHOOK = ":wh:{hook}"
+PRODUCT = ":p:{{{product_id}}}"
 CONTACT_TTL = "contact_ttl_seconds"
 
 KEYSPACE = {
@@ -81,6 +91,20 @@ KEYSPACE = {
     "webhook_jobs": Key(WEBHOOK + ":jobs", "hash", "until delivered or dead-lettered"),
     "webhook_tries": Key(WEBHOOK + ":tries", "hash", "until delivered or dead-lettered"),
     "dead_letters": Key(":wh:dead", "list", "capped: the newest MAX_DEAD"),
+    # trigger policies (docs/triggers.md, Trigger policies)
+    "pending": Key(":pending", "zset", "one member per delayed trigger (id -> due ms), till due"),
+    "pending_jobs": Key(":pending:jobs", "hash", "one field per :pending member, removed with it"),
+    "trigger_times": Key(
+        CONTACT + ":tt", "hash", f"{CONTACT_TTL} (trigger type -> ms of the last emitted)", True
+    ),
+    "last_trigger": Key(
+        CONTACT + ":lt", "string", f"{CONTACT_TTL} (<id>|<type>|<ms> of the last emitted)", True
+    ),
+    "trigger_stats": Key(":ts:{day}", "hash", "TRIGGER_STATS_TTL (one UTC day's figures)"),
+    "product": Key(PRODUCT, "hash", "no TTL: the shop's catalog (field -> JSON text, updatedAt)"),
+    "product_watchers": Key(PRODUCT + ":w", "zset", "watch_days after the last watch; trimmed"),
+    "fanouts": Key(":pfq", "zset", "until done (product -> due ms or lease end)"),
+    "fanout": Key(PRODUCT + ":f", "hash", "until done (its owner, its cursor)"),
     # privacy (docs/privacy.md)
     "contact_orders": Key(CONTACT + ":orders", "set", f"{CONTACT_TTL} (its order ids)", True),
     "contact_stitched": Key(CONTACT + ":from", "set", f"{CONTACT_TTL} (ids stitched in)", True),
@@ -134,6 +158,15 @@ class TenantKeys:
         """Visit and trigger counts for /metrics: written by the scripts, drained by detect.lua."""
         return self._key("tally")
 
+    @property
+    def pending(self) -> str:
+        """Delayed triggers by due time (detect.lua releases them), and their jobs (`:jobs`)."""
+        return self._key("pending")
+
+    @property
+    def pending_jobs(self) -> str:
+        return self._key("pending_jobs")
+
     def dedup(self, event_id: str) -> str:
         return self._key("dedup", event_id=event_id)
 
@@ -158,6 +191,19 @@ class TenantKeys:
     def rate(self, key_id: str) -> str:
         """The token bucket of an API key (rate.lua)."""
         return self._key("rate", key_id=key_id)
+
+    def trigger_stats(self, day: str) -> str:
+        """One UTC day's trigger figures, `<type>|<figure>[|<reason or currency>]` -> number."""
+        return self._key("trigger_stats", day=day)
+
+    def product(self, product_id: str, suffix: str = "") -> str:
+        """A product: "" its catalog state, ":w" its watchers, ":f" its fan-out's state."""
+        return self._key("product", product_id=product_id) + suffix
+
+    @property
+    def fanouts(self) -> str:
+        """The products whose watchers are to be notified (fanout.lua)."""
+        return self._key("fanouts")
 
     def contact_orders(self, contact_id: str) -> str:
         """The externalOrderIds of a contact's orders (lib_orders.lua apply_order)."""

@@ -82,11 +82,12 @@ class Reads:
         """The RFM figures of the contact's DELIVERED orders (lib_orders.lua update_rfm)."""
         return cast(Hash, await self.redis.hgetall(keys.contact(contact_id, ":rfm")))
 
-    async def contact_event_ids(self, keys: TenantKeys, contact_id: str, count: int) -> list[bytes]:
-        """The newest `count` entries of the contact's event list, newest first (keys.py)."""
-        return cast(
-            list[bytes], await self.redis.lrange(keys.contact(contact_id, ":ev"), 0, count - 1)
-        )
+    async def contact_event_ids(
+        self, keys: TenantKeys, contact_id: str, count: int, start: int = 0
+    ) -> list[bytes]:
+        """`count` entries of the contact's event list from `start`, newest first (keys.py)."""
+        key = keys.contact(contact_id, ":ev")
+        return cast(list[bytes], await self.redis.lrange(key, start, start + count - 1))
 
     async def events_by_id(self, keys: TenantKeys, stream_ids: Sequence[str]) -> list[Hash | None]:
         """The fields of each event the tenant's stream still holds, None for one trimmed away."""
@@ -109,6 +110,13 @@ class Reads:
         return cast(
             list[StreamEntry], await self.redis.xrange(keys.triggers, first, "+", count=count)
         )
+
+    async def trigger_stats(self, keys: TenantKeys, days: Sequence[str]) -> list[Hash]:
+        """The figures of each UTC day (YYYY-MM-DD) of `days` (docs/triggers.md, Stats)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(keys.trigger_stats(day))
+            return cast(list[Hash], await pipe.execute())
 
     async def triggers_before(self, keys: TenantKeys, last: str, count: int) -> list[StreamEntry]:
         """At most `count` triggers from `last` back, newest first."""
@@ -136,5 +144,22 @@ class Reads:
             pipe.lrange(keys.order(external_order_id, ":h"), 0, -1)
             return OrderRecord(*await pipe.execute())
 
+    async def product(self, keys: TenantKeys, product_id: str) -> Hash:
+        """A product's catalog state: field -> JSON text, and updatedAt (ms)."""
+        return cast(Hash, await self.redis.hgetall(keys.product(product_id)))
+
     async def cart_state(self, keys: TenantKeys, recycle_state_id: str) -> Hash:
-        return cast(Hash, await self.redis.hgetall(keys.cart(recycle_state_id)))
+        """A cart state with its cart: while that cart is its contact's current one, the JSON is
+        the contact's (lib.lua release_cart). Read again once if it moved back in between."""
+        for _ in range(2):
+            state = cast(Hash, await self.redis.hgetall(keys.cart(recycle_state_id)))
+            contact = state.get(b"contact")
+            if b"cart" in state or contact is None:
+                return state
+            cart, current = cast(
+                list[bytes | None],
+                await self.redis.hmget(keys.contact(contact.decode()), "cart", "cartId"),
+            )
+            if cart is not None and current == recycle_state_id.encode():
+                return {**state, b"cart": cart}
+        return state

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.redis.constants import SUPPRESSED, TALLY_ANONYMOUS, TALLY_CLOSED, TALLY_TRIGGER
+from gateway.redis.constants import (
+    SUPPRESSED,
+    TALLY_ANONYMOUS,
+    TALLY_CLOSED,
+    TALLY_CONVERTED,
+    TALLY_REVENUE,
+    TALLY_SUPPRESSED,
+    TALLY_TRIGGER,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,26 +58,41 @@ def event_results(replies: list[bytes]) -> list[EventResult]:
 class DetectResult:
     """detect.lua's answer: how many visits this call closed (the batch size: more may be due),
     the largest lag past a deadline (ms), and the tally since the last call, closes by ingest
-    included: visits closed, those of anonymous contacts, and triggers emitted by type."""
+    included: visits closed, those of anonymous contacts, triggers emitted by type, those
+    suppressed by (type, reason), and the orders attributed to triggers by type, their revenue by
+    (type, currency)."""
 
     handled: int
     lag_ms: int
     closed: int = 0
     anonymous: int = 0
     triggers: dict[str, int] = field(default_factory=dict)
+    suppressed: dict[tuple[str, str], int] = field(default_factory=dict)
+    converted: dict[str, int] = field(default_factory=dict)
+    revenue: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @classmethod
     def read(cls, reply: list[Any]) -> DetectResult:
         handled, lag_ms, tally = reply
         found = cls(int(handled), int(lag_ms))
         for name, value in zip(tally[::2], tally[1::2], strict=True):
-            counter, amount = name.decode(), int(value)
+            counter = name.decode()
+            if counter.startswith(TALLY_REVENUE):
+                trigger_type, _, currency = counter.removeprefix(TALLY_REVENUE).partition("|")
+                found.revenue[trigger_type, currency] = float(value)
+                continue
+            amount = int(value)
             if counter == TALLY_CLOSED:
                 found.closed = amount
             elif counter == TALLY_ANONYMOUS:
                 found.anonymous = amount
             elif counter.startswith(TALLY_TRIGGER):
                 found.triggers[counter.removeprefix(TALLY_TRIGGER)] = amount
+            elif counter.startswith(TALLY_SUPPRESSED):
+                trigger_type, _, reason = counter.removeprefix(TALLY_SUPPRESSED).partition("|")
+                found.suppressed[trigger_type, reason] = amount
+            elif counter.startswith(TALLY_CONVERTED):
+                found.converted[counter.removeprefix(TALLY_CONVERTED)] = amount
         return found
 
 
@@ -86,3 +109,18 @@ class ClaimedJob:
         return [
             cls(reply[j].decode(), reply[j + 1], int(reply[j + 2])) for j in range(0, len(reply), 3)
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutResult:
+    """fanout.lua's answer: the product whose fan-out the step went on with ("" when none was
+    due), how many of its watchers it looked at, and whether that fan-out is done."""
+
+    product_id: str
+    watchers: int
+    done: bool
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> FanoutResult:
+        product_id, watchers, done = reply
+        return cls(product_id.decode(), int(watchers), bool(done))

@@ -25,7 +25,11 @@ from gateway.redis.constants import (
     REACHABLE_KINDS,
     TALLY_ANONYMOUS,
     TALLY_CLOSED,
+    TALLY_CONVERTED,
+    TALLY_REVENUE,
+    TALLY_SUPPRESSED,
     TALLY_TRIGGER,
+    TRIGGER_CONVERTED,
     VISIT_TRIGGERS,
     WHOLE_CALL_ERRORS,
 )
@@ -35,7 +39,9 @@ from gateway.redis.keys import (
     MAX_DEAD,
     ORDER_HISTORY_MAX,
     PREFIX,
+    TRIGGER_STATS_TTL,
     TRIGGERS_MAXLEN,
+    WATCH_TOLD,
 )
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -79,9 +85,15 @@ def lua_tables() -> dict[str, str]:
         "WHOLE_CALL_ERRORS": lua_value(WHOLE_CALL_ERRORS),
         "ERASURE_TTL": lua_value(ERASURE_TTL),
         "ORDER_PERSONAL_FIELDS": lua_value(ORDER_PERSONAL_FIELDS),
+        "WATCH_TOLD": lua_value(WATCH_TOLD),
         # values for `local A, B, ... = {{NAME}}`
         "VISIT_TRIGGERS": ", ".join(lua_value(kind) for kind in VISIT_TRIGGERS),
         "TALLY": ", ".join(lua_value(f) for f in (TALLY_CLOSED, TALLY_ANONYMOUS, TALLY_TRIGGER)),
+        "POLICY_TALLY": ", ".join(
+            lua_value(f) for f in (TALLY_SUPPRESSED, TALLY_CONVERTED, TALLY_REVENUE)
+        ),
+        "TRIGGER_STATS_TTL": lua_value(TRIGGER_STATS_TTL),
+        "TRIGGER_CONVERTED": lua_value(TRIGGER_CONVERTED),
     }
 
 
@@ -111,12 +123,12 @@ def lua_key_helpers() -> str:
 
 
 def lua_value(value: Any) -> str:
-    """A Python constant as a Lua literal: strings, integers, booleans, tuples and lists (arrays),
+    """A Python constant as a Lua literal: strings, numbers, booleans, tuples and lists (arrays),
     dicts whose keys are Lua names (tables)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int | float):
+        return repr(value)
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if isinstance(value, tuple | list):

@@ -108,7 +108,7 @@ def default_tenant(data_dir: Path) -> Tenant:
         else:
             server_key = "sk_" + secrets.token_urlsafe(24)
             site_key = "pk_" + secrets.token_urlsafe(18)
-            data_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the operator's alone
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(orjson.dumps({"server_key": server_key, "site_key": site_key}))
             tmp.chmod(0o600)

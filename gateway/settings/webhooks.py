@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.model.orders import STATUSES
-from gateway.redis.constants import VISIT_TRIGGERS
+from gateway.redis.constants import PRODUCT_TRIGGERS, TRIGGER_CONVERTED, VISIT_TRIGGERS
 from gateway.settings.checks import ConfigError, number, strings, unknown
 from gateway.signing import SCHEMES, standard_key
 
@@ -28,8 +28,14 @@ class Webhook:
 WEBHOOK_KEYS = {"url", "secret", "secrets", "signature", "types"}
 # Every trigger type the gateway emits, so a webhook's `types` can be checked at start-up (a typo
 # would otherwise match nothing, silently). The visit triggers are chosen by close_visit in
-# lua/lib.lua; lua/lib_orders.lua emits order<STATUS> for each order status.
-TRIGGER_TYPES = VISIT_TRIGGERS + tuple(f"order{status}" for status in STATUSES)
+# lua/lib.lua; lua/lib_orders.lua emits order<STATUS> for each order status, and
+# lua/lib_attribution.lua triggerConverted; lua/fanout.lua the product triggers.
+TRIGGER_TYPES = (
+    VISIT_TRIGGERS
+    + PRODUCT_TRIGGERS
+    + tuple(f"order{status}" for status in STATUSES)
+    + (TRIGGER_CONVERTED,)
+)
 # name -> lower bound of the webhook's retry settings (defaults in Webhook)
 WEBHOOK_RETRY_KEYS = {
     "timeout_seconds": 0.05,

@@ -22,10 +22,17 @@
   // Browsers refuse a keepalive fetch or a beacon over 64 KiB of body; bytes, not characters.
   const LIMIT = 65536;
   const TIMEOUT = 15e3; // a request not answered by then (a stalled connection) counts as no answer
-  const IDENTIFIER = /^(contact_?(id|key)|(user|contact)?email|emailaddress|phone(number)?|sms|pushtoken)$/i;
   const PHONE = /^(phone(number)?|sms)$/i;
-  const memory = {}; // stands in for localStorage where it is blocked (sandboxed frames, settings)
-  let busy, timer, hold, warned, lastPage;
+  // Consent (docs/snippet.md#consent): 1 granted, 0 not yet given, -1 denied. Until it is granted
+  // the tracker has not started: the page's calls wait in memory (`waiting`), nothing is sent, and
+  // nothing is written to storage or cookies. Global Privacy Control, where the site respects it,
+  // is a denial that no call lifts.
+  const gpc = data.respectGpc == 'true' && navigator.globalPrivacyControl;
+  let consent = gpc ? -1 : data.consent == 'required' ? 0 : 1;
+  let waiting = [];
+  let memory = {}; // stands in for localStorage where it is blocked (sandboxed frames, settings)
+  let busy, timer, warned, lastPage, visitorId;
+  let hold = 0; // while above 0, calls being replayed: they leave together afterwards
   let delay = 0;
   let size = BATCH; // events per request; halved on 413 until the queue is empty again
 
@@ -37,7 +44,9 @@
     }
   };
 
+  // Nothing is written once consent is withdrawn, also by a request that was under way.
   const put = (name, value) => {
+    if (consent < 1) return;
     memory[name] = value;
     try {
       localStorage.setItem(name, value);
@@ -53,6 +62,8 @@
     }
   };
 
+  const toText = (value) => (typeof value == 'string' ? value : JSON.stringify(value));
+
   const bytes = (text) => new Blob([text]).size;
 
   // document.cookie throws in a sandboxed frame without allow-same-origin (so does localStorage:
@@ -64,9 +75,13 @@
     } catch {}
   };
 
-  // A v4 UUID; crypto.randomUUID exists only on https pages.
-  const uuid = () => ([1e7] + -1e3 + -4e3 + -8e3 + -1e11).replace(/[018]/g, (c) =>
-    (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
+  // A v4 UUID (crypto.randomUUID exists only on https pages): a blob URL ends with one, from the
+  // browser's secure random source (File API, "generate a new blob URL"); fewer bytes to ship.
+  const uuid = () => {
+    const blob = URL.createObjectURL(new Blob());
+    URL.revokeObjectURL(blob);
+    return blob.slice(-36);
+  };
 
   // Arguments are passed as they are: building a string of them can throw (a Symbol, an object
   // without or with a throwing toString), and so can a page's own console.warn.
@@ -87,9 +102,7 @@
     return id;
   };
 
-  let visitorId = get('gw_vid') || cookie('gw_vid') || newVisitor();
-
-  const fresh = (event) => Date.now() - Date.parse(event.occurredAt) < MAX_AGE;
+  const fresh = (event) => new Date() - new Date(event.occurredAt) < MAX_AGE;
 
   const load = () => parse(QUEUE, []).filter(fresh);
 
@@ -98,7 +111,7 @@
   // keep there (they write it too, possibly from an older copy: what this page queued cannot be
   // lost that way); events answered for (`sent`) leave it. While a failed send waits for its
   // retry (`timer`) the queue is cut to MAX_QUEUE.
-  let queue = load();
+  let queue = [];
 
   const save = (sent = []) => {
     queue = queue.filter(fresh);
@@ -121,7 +134,7 @@
         if (value != null) {
           byName[name.toLowerCase()] = {
             name,
-            value: typeof value == 'string' ? value : JSON.stringify(value),
+            value: toText(value),
           };
         }
       }
@@ -132,8 +145,8 @@
       visitorId,
       occurredAt: new Date().toISOString(),
       params: Object.values(byName),
+      keyValue: ids.email || ids.phone, // left out of the JSON while neither is known
     };
-    if (ids.email || ids.phone) event.keyValue = ids.email || ids.phone;
     queue.push(event);
     save();
     flush();
@@ -148,8 +161,6 @@
     if (!batch.length) return;
     busy = 1;
     const body = JSON.stringify(batch);
-    const abort = w.AbortController && new AbortController();
-    const stall = setTimeout(() => abort && abort.abort(), TIMEOUT);
     let done;
     try {
       // A string body goes as text/plain: a "simple" request, so no CORS preflight. keepalive
@@ -158,7 +169,9 @@
         method: 'POST',
         body,
         keepalive: bytes(body) <= LIMIT,
-        signal: abort && abort.signal,
+        // Browsers before 2022 lack AbortSignal.timeout: there a stalled request waits for the
+        // browser's own network timeout.
+        signal: AbortSignal.timeout && AbortSignal.timeout(TIMEOUT),
       });
       const status = response.status;
       if (status == 413 && batch.length > 1) {
@@ -169,12 +182,11 @@
         // 429 and 5xx are worth retrying; any other answer will not change on a retry.
         done = 1;
         const answer = await response.json();
-        const failed = answer.failed || [];
-        if (!response.ok) warn('events refused (' + status + ')', answer.message);
-        else if (failed.length) warn('events refused', failed[0].message);
+        // A refusal of the whole request, or of some events in it (`failed`).
+        const failed = (answer.failed || [])[0] || (!response.ok && answer);
+        if (failed) warn('events refused (' + status + ')', failed.message);
       }
     } catch {}
-    clearTimeout(stall);
     busy = 0;
     if (done) {
       if (done < 2) {
@@ -223,18 +235,21 @@
     send('pageViewed', { page: { location } });
   };
 
+  // Through gw(), so that a page view before consent waits with its location.
   const navigated = () => {
-    if (w.location.href != lastPage) pageViewed();
+    if (w.location.href != lastPage) gw('pageViewed', (lastPage = w.location.href));
   };
 
-  // The gateway's identifier params (any case). It refuses an event with a bad one, so one bad
-  // value kept here would have every later event refused: such a value is dropped instead.
+  // The gateway refuses an event with an identifier param over 256 characters or a bad phone, so
+  // one such value kept here would have every later event refused: it is dropped instead. Any
+  // field over 256 characters is (identify is for identity fields; naming the identifier params
+  // here cost more bytes than the snippet's budget has).
   const identify = (fields) => {
     const ids = parse('gw_id', {});
     for (const name in fields) {
       let value = fields[name];
-      if (value != null && IDENTIFIER.test(name)) {
-        value = typeof value == 'string' ? value : JSON.stringify(value);
+      if (value != null) {
+        value = toText(value);
         // Phones are digits with an optional leading +; shops often format them.
         const phone = PHONE.test(name);
         if (phone) value = value.trim().replace(/(?!^\+)\D/g, '');
@@ -248,6 +263,34 @@
     put('gw_id', JSON.stringify(ids));
   };
 
+  // Withdrawn consent: what the tracker holds goes from memory, storage and cookies (the queue,
+  // the identifiers, the cart id, the visitor id); a later grant starts a new anonymous visitor.
+  const forget = () => {
+    queue = waiting = [];
+    memory = {};
+    for (const name of ['gw_q', 'gw_id', 'gw_vid', 'gw_rsid']) {
+      try {
+        localStorage.removeItem(name);
+      } catch {}
+      cookie(name, '', 0);
+    }
+  };
+
+  // At load, or once consent is granted.
+  const start = () => {
+    visitorId = get('gw_vid') || cookie('gw_vid') || newVisitor();
+    queue = load();
+    identify(parse('gw_id', {})); // drops a bad identifier an earlier version of the tracker kept
+  };
+
+  // Replayed calls leave in one request.
+  const replay = (calls) => {
+    hold++;
+    for (const call of calls) gw(...call);
+    hold--;
+    flush();
+  };
+
   const api = {
     identify,
     reset: () => {
@@ -255,6 +298,19 @@
       put('gw_rsid', '');
       cookie('gw_rsid', '', 0);
       visitorId = newVisitor();
+    },
+    // Anything but 'granted' is a denial.
+    consent: (choice) => {
+      if (gpc) return;
+      if (choice != 'granted') {
+        consent = -1;
+        forget();
+      } else if (consent < 1) {
+        consent = 1;
+        start();
+        replay(waiting);
+        waiting = [];
+      }
     },
     pageViewed,
     productViewed: (product, options) => send('productViewed', { product, ...options }),
@@ -272,9 +328,13 @@
   };
 
   // gw('method', args...) calls a method and returns its result; gw(fn) calls fn once loaded.
+  // Before consent calls wait for it (and are dropped once it is denied).
   const gw = (method, ...args) => {
     try {
-      return typeof method == 'function' ? method() : api[method](...args);
+      if (consent > 0 || method == 'consent') {
+        return typeof method == 'function' ? method() : api[method](...args);
+      }
+      if (!consent) waiting.push([method, ...args]);
     } catch (e) {
       log('gw() failed', method, e);
     }
@@ -289,13 +349,14 @@
   };
 
   try {
-    if (!key) return warn('the script tag needs data-key');
+    if (!key) return warn('no data-key');
     w.gw = gw;
-    hold = 1; // replayed calls and the first page view leave in one request
-    identify(parse('gw_id', {})); // drops a bad identifier an earlier version of the tracker kept
-    for (const call of (stub && stub.q) || []) gw(...call);
+    hold++; // replayed calls and the first page view leave in one request
+    if (consent > 0) start();
+    if (consent < 0) forget(); // Global Privacy Control: nothing kept from earlier pages either
+    replay((stub && stub.q) || []);
     if (data.autoPageviews != 'false') {
-      pageViewed();
+      navigated();
       const push = history.pushState;
       history.pushState = function () {
         const result = push.apply(this, arguments);
@@ -307,7 +368,7 @@
     w.addEventListener('pagehide', safe(beacon));
     d.addEventListener('visibilitychange', safe(() => d.visibilityState == 'hidden' && beacon()));
     w.addEventListener('online', safe(retry));
-    hold = 0;
+    hold--;
     flush();
   } catch (e) {
     log('not started', e);

@@ -75,11 +75,15 @@ class Storage {
   setItem(name, value) {
     this.items.set(name, String(value));
   }
+  removeItem(name) {
+    this.items.delete(name);
+  }
 }
 
 // One page load. Pass the `storage`/`cookies` of an earlier page to model a reload, and
 // `clock: (ms) => ms` to shorten the page's timers (the tracker's 15 s request timeout).
 // `sandboxed: true` is a frame without allow-same-origin: localStorage and cookies throw.
+// `gpc: true` is a browser sending the Global Privacy Control signal.
 function page(options) {
   const o = {
     href: 'https://shop.example/p/1',
@@ -123,11 +127,13 @@ function page(options) {
     URL,
     Blob,
     AbortController,
+    AbortSignal: { timeout: (ms) => AbortSignal.timeout(o.clock(ms)) },
     // Pages are never closed: their retry timers must not keep node's test process alive.
     setTimeout: (fn, ms) => setTimeout(fn, o.clock(ms)).unref(),
     clearTimeout,
     console: { warn: (...args) => warnings.push(require('node:util').format(...args)) },
     navigator: {
+      globalPrivacyControl: Boolean(o.gpc),
       sendBeacon: (url, body) =>
         Buffer.byteLength(body) <= KEEPALIVE_LIMIT && (beacons.push({ url, body }), true),
     },

@@ -107,6 +107,7 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
       });
       p.gw('track', 'one');
       p.gw('identify', { sms: '+38 050 123', phone: 'n/a', contactId: 'x'.repeat(257), n: 'Ann' });
+      p.gw('identify', { about: 'y'.repeat(257) }); // any field over 256 characters
       p.gw('track', 'two');
       await until(() => gateway.events().length === 2);
       const [one, two] = gateway.events();
@@ -372,6 +373,122 @@ for (const [kind, script] of Object.entries(SCRIPTS)) {
         throw Error('console');
       };
       assert.equal(p.gw(Symbol('y')), undefined);
+    });
+
+    // What a page of the site holds: its localStorage items and cookies.
+    const held = (p) => [...p.storage.items.keys(), ...p.cookies.keys()];
+    const quiet = (ms = 100) => new Promise((resolve) => setTimeout(resolve, ms));
+
+    test('data-consent="required": nothing sent or stored until granted, then all of it', async () => {
+      const email = 'ann@example.com';
+      const p = open({
+        dataset: { consent: 'required' },
+        stubCalls: [['identify', { email }], ['productViewed', PRODUCT]],
+      });
+      p.gw('cartUpdated', [{ productId: 'A', quantity: 1, price: 3 }]);
+      assert.equal(p.gw('recycleStateId'), undefined);
+      p.context.history.pushState({}, '', '/cart');
+      p.dispatch('pagehide');
+      await quiet();
+      assert.equal(gateway.requests.length, 0);
+      assert.deepEqual(p.beacons, []);
+      assert.deepEqual(held(p), []);
+
+      p.gw('consent', 'granted');
+      await until(() => gateway.events().length === 4);
+      assert.equal(gateway.requests.length, 1); // what waited leaves in one request, in order
+      const events = gateway.events();
+      assert.deepEqual(
+        events.map((e) => e.eventTypeKey),
+        ['productViewed', 'pageViewed', 'cartUpdated', 'pageViewed'],
+      );
+      assert.equal(params(events[3]).page, '{"location":"https://shop.example/cart"}');
+      for (const event of events) assert.equal(event.keyValue, email);
+      const rsid = p.gw('recycleStateId');
+      assert.equal(params(events[2]).recycleStateId, rsid);
+      assert.equal(p.storage.getItem('gw_vid'), events[0].visitorId);
+      assert.equal(p.cookies.get('gw_rsid'), rsid);
+      await until(() => p.queue().length === 0);
+      // Once granted, calls go as without data-consent.
+      p.gw('track', 'later');
+      await until(() => gateway.events().length === 5);
+    });
+
+    test('consent is asked again on every page: a grant in the stub goes first', async () => {
+      const first = open({ dataset: { consent: 'required' }, stubCalls: [['consent', 'granted']] });
+      await until(() => gateway.events().length === 1);
+      const visitor = gateway.events()[0].visitorId;
+      // The next page: until its grant it sends nothing, then it is the same visitor.
+      const { storage, cookies } = first;
+      const next = open({ storage, cookies, dataset: { consent: 'required' } });
+      await quiet();
+      assert.equal(gateway.events().length, 1);
+      next.gw('consent', 'granted');
+      await until(() => gateway.events().length === 2);
+      assert.equal(gateway.events()[1].visitorId, visitor);
+    });
+
+    test('withdrawn consent forgets queue, ids, cart and visitor; later calls dropped', async () => {
+      const p = open();
+      p.gw('identify', { email: 'bo@example.com' });
+      p.gw('cartUpdated', []);
+      await until(() => gateway.events().length === 2);
+      const visitor = gateway.events()[0].visitorId;
+      gateway.reply = () => [503, {}]; // what is sent from now on stays queued
+      p.gw('track', 'queued');
+      await until(() => gateway.requests.length === 3 && p.queue().length === 1);
+      assert.deepEqual(held(p).sort(), ['gw_id', 'gw_q', 'gw_rsid', 'gw_rsid', 'gw_vid']);
+
+      p.gw('consent', 'denied');
+      assert.deepEqual(held(p), []);
+      assert.equal(p.gw('recycleStateId'), undefined);
+      p.gw('identify', { email: 'bo@example.com' });
+      p.gw('track', 'after');
+      p.dispatch('pagehide');
+      gateway.reply = () => [200, { accepted: 1, duplicates: 0, failed: [] }];
+      await quiet(1500); // past the 1 s retry of the queued event
+      assert.equal(gateway.requests.length, 3);
+      assert.deepEqual(p.beacons, []);
+      assert.deepEqual(held(p), []);
+
+      // Granted again: a new anonymous visitor, nothing of before.
+      p.gw('consent', 'granted');
+      p.gw('track', 'again');
+      await until(() => gateway.requests.length === 4);
+      const [again] = gateway.requests[3].events; // the 503 answered 'queued' is not sent again
+      assert.equal(again.eventTypeKey, 'again');
+      assert.notEqual(again.visitorId, visitor);
+      assert.equal(again.keyValue, undefined);
+    });
+
+    test('denied before it was granted: the calls that waited are dropped', async () => {
+      const p = open({ dataset: { consent: 'required' }, stubCalls: [['track', 'before']] });
+      p.gw('consent', 'denied');
+      p.gw('consent', 'granted');
+      p.gw('track', 'after');
+      await until(() => gateway.events().length === 1);
+      await quiet();
+      assert.deepEqual(gateway.events().map((e) => e.eventTypeKey), ['after']);
+    });
+
+    test('data-respect-gpc="true": Global Privacy Control is a denial no call lifts', async () => {
+      const before = open();
+      await until(() => before.queue().length === 0 && gateway.events().length === 1);
+      assert.notDeepEqual(held(before), []);
+      const p = open({
+        gpc: true,
+        dataset: { respectGpc: 'true' },
+        storage: before.storage,
+        cookies: before.cookies,
+      });
+      p.gw('consent', 'granted');
+      p.gw('track', 'x');
+      await quiet();
+      assert.equal(gateway.events().length, 1);
+      assert.deepEqual(held(p), []); // what an earlier page kept is gone too
+      // Without data-respect-gpc the signal is the site's to weigh: tracking goes on.
+      open({ gpc: true });
+      await until(() => gateway.events().length === 2);
     });
 
     test('a second copy of the script on the page does not double page views', async () => {

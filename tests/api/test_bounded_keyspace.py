@@ -28,6 +28,7 @@ BOUNDED = {
     r"tally": "hash of a few counters, drained by the detector",
     r"wh:[^:]+:(due|jobs|tries)": "pending webhook deliveries, until delivered or dead-lettered",
     r"wh:dead": "list, capped at the newest 10000 dead letters",
+    r"pending(:jobs)?": "delayed triggers, one per contact at most, until due",
 }
 BOUNDED_NAME = re.compile("|".join(f"(?:{pattern})" for pattern in BOUNDED) + "$")
 STREAM_SLACK = 200  # MAXLEN ~ trims whole radix-tree nodes (100 entries each), so a little over

@@ -211,7 +211,7 @@ async def test_a_type_filter_reads_at_most_10000_events(make_api):
         answer = await api.events(common)
         assert answer.status_code == 200 and answer.json()["accepted"] == 1000
     for query in ("type=rareThing", "type=rareThing&contact=ann@example.com"):
-        assert (await api.get(f"/v1/events?{query}")).json() == {"events": []}
+        assert (await api.get(f"/v1/events?{query}")).json()["events"] == []
     assert (await api.event({**rare, "eventId": "new"})).status_code == 200
     for query in ("type=rareThing", "type=rareThing&contact=ann@example.com"):
         found = (await api.get(f"/v1/events?{query}&limit=5")).json()["events"]

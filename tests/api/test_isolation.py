@@ -53,6 +53,13 @@ async def seed_order(a: Api, marker: str) -> None:
     assert response.status_code == 200 and response.json()["failedOrders"] == []
 
 
+async def seed_product(a: Api, marker: str) -> None:
+    response = await a.http.post(
+        "/v1/products", json={"products": [{"productId": marker}]}, headers=a.server()
+    )
+    assert response.status_code == 200 and response.json()["updated"] == 1
+
+
 @dataclass(frozen=True)
 class Read:
     documented: str  # the path as in /openapi.json
@@ -67,8 +74,10 @@ READS = [
     Read("/v1/events", "/v1/events?limit=1000", seed_event, listing=True),
     Read("/v1/orders/{externalOrderId}", "/v1/orders/{m}", seed_order),
     Read("/v1/carts/{recycleStateId}", "/v1/carts/{m}", seed_cart),
+    Read("/v1/products/{productId}", "/v1/products/{m}", seed_product),
     Read("/v1/triggers", "/v1/triggers?limit=1000", seed_order, listing=True),  # order triggers
     Read("/v1/webhooks/dead", "/v1/webhooks/dead", None, listing=True),
+    Read("/v1/triggers/stats", "/v1/triggers/stats", None, listing=True),
     Read("/v1/contacts/{identifier}/export", "/v1/contacts/{m}@example.com/export", seed_event),
     # another tenant's erasure id: test_privacy_erasure.py
     Read("/v1/erasures/{erasure}", "/v1/erasures/{m}", None),

@@ -42,6 +42,7 @@ async def test_abandoned_cart_carries_the_visit(make_api):
         "id": contact["id"],
         "email": "ann@example.com",
         "phone": None,
+        "externalCustomerId": None,
         "identifiers": contact["identifiers"],
     }
     assert trigger["visit"]["events"] == 4

@@ -1,4 +1,5 @@
-"""Real gateway processes on one Redis: each trigger exactly once, none lost to a SIGKILL."""
+"""Real gateway processes on one Redis: each trigger exactly once, none lost to a SIGKILL, delayed
+ones (docs/triggers.md, Trigger policies) too."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import asyncio
 import json
 import signal
 import subprocess
+import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from gateway.redis.keys import TenantKeys
 from tests.support.gateways import free_port, start_gateway, unique
 from tests.support.triggering import Receiver, page, product
 from tests.support.waiting import wait_for
@@ -21,15 +25,21 @@ TIMEOUT = 0.5
 
 
 def config(
-    path: Path, tenant: str, hook_url: str, retry_initial: float = 0.1, timeout: float = 0.5
+    path: Path,
+    tenant: str,
+    hook_url: str,
+    retry_initial: float = 0.1,
+    timeout: float = 0.5,
+    delay: float = 0,
 ) -> Path:
     """`timeout` is the webhook's: short, so that the jobs a killed process had claimed come due
-    again soon (after twice it and a second)."""
+    again soon (after twice it and a second). `delay`: the tenant's triggers.delay_seconds."""
     path.write_text(
         f'[[tenants]]\nid = "{tenant}"\nserver_keys = ["sk_{tenant}"]\n'
         f"visit_timeout_seconds = {TIMEOUT}\n"
         f'[[tenants.webhooks]]\nurl = "{hook_url}"\nsecret = "whsec_process"\n'
         f"timeout_seconds = {timeout}\nretry_initial_seconds = {retry_initial}\n"
+        f"[tenants.triggers]\ndelay_seconds = {delay}\n"
     )
     return path
 
@@ -129,6 +139,83 @@ async def test_the_retry_schedule_survives_a_restart(tmp_path, redis_url):
         await wait_for(lambda: len(receiver.requests) == 2, timeout=5)
         ids = {headers["x-gateway-id"] for headers, _, _ in receiver.requests}
         assert len(ids) == 1
+    finally:
+        stop(process)
+        await receiver.stop()
+
+
+async def test_delayed_triggers_are_emitted_once_though_a_process_is_killed(
+    tmp_path, redis_url, sync_redis
+):
+    """Visits closed by two processes wait in Redis for their delay; one process is killed just
+    as they come due, and each is still re-checked and emitted exactly once."""
+    receiver = Receiver()
+    tenant = unique("delayed")
+    delay, count = 1.5, 200
+    path = config(tmp_path / "gateway.toml", tenant, await receiver.start(), delay=delay)
+    ports = [free_port(), free_port()]
+    env = {"REDIS_URL": redis_url}
+    processes = [start_gateway(port, env, "--config", str(path)) for port in ports]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    pending = TenantKeys.for_tenant(tenant).pending
+    try:
+        events = [page(f"d{n}@x.io") for n in range(count)]
+        events += [product(f"d{n}@x.io", "P1") for n in range(count)]
+        await asyncio.gather(
+            post_events(bases[0], tenant, events[::2]), post_events(bases[1], tenant, events[1::2])
+        )
+        await wait_for(lambda: sync_redis.zcard(pending) == count, 30, f"{count} held triggers")
+        assert await all_triggers(bases[1], tenant) == []  # none before its delay
+        earliest = float(sync_redis.zrange(pending, 0, 0, withscores=True)[0][1]) / 1000
+        await asyncio.sleep(max(0.0, earliest - time.time()))
+        processes[0].kill()  # into the middle of releasing them
+        survivor = bases[1]
+
+        async def all_emitted() -> bool:
+            return len(await all_triggers(survivor, tenant)) >= count
+
+        await wait_for(all_emitted, 30, f"{count} delayed triggers")
+        await wait_for(
+            lambda: len({h["x-gateway-id"] for h, _, _ in receiver.requests}) == count,
+            30,
+            f"{count} triggers delivered",
+        )
+        await asyncio.sleep(3 * TIMEOUT)  # time for a duplicate to show up, if there were one
+        found = await all_triggers(survivor, tenant)
+        assert len(found) == count
+        assert len({t["id"] for t in found}) == count
+        assert {t["type"] for t in found} == {"abandonedBrowse"}
+        for trigger in found:
+            ended = datetime.fromisoformat(trigger["visit"]["endedAt"])  # type: ignore[index]
+            created = datetime.fromisoformat(str(trigger["createdAt"]))
+            assert (created - ended).total_seconds() >= TIMEOUT + delay
+        assert sync_redis.zcard(pending) == 0
+    finally:
+        for process in processes:
+            stop(process)
+        await receiver.stop()
+
+
+async def test_a_delayed_trigger_waits_out_a_restart(tmp_path, redis_url, sync_redis):
+    receiver = Receiver()
+    tenant = unique("restart-delayed")
+    path = config(tmp_path / "gateway.toml", tenant, await receiver.start(), delay=2)
+    port = free_port()
+    env = {"REDIS_URL": redis_url}
+    base = f"http://127.0.0.1:{port}"
+    pending = TenantKeys.for_tenant(tenant).pending
+    process = start_gateway(port, env, "--config", str(path))
+    try:
+        await post_events(base, tenant, [product("wait@x.io", "P1")])
+        await wait_for(lambda: sync_redis.zcard(pending) == 1, 10, "the held trigger")
+        stop(process)  # down before it is due ...
+        due = float(sync_redis.zrange(pending, 0, 0, withscores=True)[0][1]) / 1000
+        await asyncio.sleep(max(0.0, due - time.time()))
+        process = start_gateway(port, env, "--config", str(path))  # ... and up after
+        await wait_for(lambda: receiver.requests, 10, "the delayed trigger's delivery")
+        (found,) = await all_triggers(base, tenant)
+        assert found["type"] == "abandonedBrowse"
+        assert sync_redis.zcard(pending) == 0
     finally:
         stop(process)
         await receiver.stop()

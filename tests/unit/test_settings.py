@@ -172,11 +172,13 @@ types = TYPES
     path.write_text(config.replace("TYPES", '["abandonedCart", "orderShipped"]'))
     with pytest.raises(ConfigError) as error:
         load_settings(str(path), env={"GATEWAY_DATA_DIR": str(tmp_path)})
-    # the message lists what is valid: every visit trigger and one order trigger per status
+    # the message lists what is valid: every visit trigger, the product triggers, one order
+    # trigger per status and the attribution's triggerConverted
     assert str(error.value) == (
         "tenants[0].webhooks[0].types: unknown trigger type 'orderShipped'; valid: abandonedCart,"
-        " abandonedBrowse, abandonedCategory, abandonedVisit, orderINITIALIZED, orderIN_PROGRESS,"
-        " orderDELIVERED, orderCANCELLED, orderABANDONED_SHOPPING_CART"
+        " abandonedBrowse, abandonedCategory, abandonedVisit, priceDrop, backInStock,"
+        " orderINITIALIZED, orderIN_PROGRESS,"
+        " orderDELIVERED, orderCANCELLED, orderABANDONED_SHOPPING_CART, triggerConverted"
     )
     chosen = ["abandonedCategory", "abandonedVisit", "orderIN_PROGRESS", "orderCANCELLED"]
     path.write_text(config.replace("TYPES", orjson.dumps(chosen).decode()))

@@ -3,7 +3,7 @@
 --       (arguments.ENVELOPE), arrays read by position: [eventId, dedup (a client's eventId), type,
 --        identifiers ["kind:value"...], fresh contact id, then at most one part at its place:
 --        pv [productId, value, receive ms (compact value)], cv categoryId,
---        cart [recycleStateId, json, empty], order (lib_orders.lua apply_order),
+--        cart [recycleStateId, json, empty, productIds], order (lib_orders.lua apply_order),
 --        ig (why the order part is ignored); parts before it are false], then the events as the
 --       stream keeps them (JSON), one per line, in the same order.
 -- Returns one "a" (accepted), "d" (duplicate) or "s" (suppressed: nothing stored) per event; order events "a|<STATUS>" or
@@ -47,6 +47,30 @@ local function scored_now(ids)
   return scored
 end
 
+-- A reachable contact (lib.lua REACHABLE: the event's identifiers, else the contact's) watches
+-- the products it views or has in its cart (docs/triggers.md, Price drops and back in stock):
+-- it is a member of each product's watch index, scored by the view's time, which is its :pv
+-- score too (a whole ms: what it was told for an earlier view is cleared, keys.py); what it saw
+-- stays in its :pvd (or its cart). `keep`: a cart keeps the time a watch
+-- has (a cart sent again is no new view). The index keeps watch_days of watches: it lives that
+-- long after its last watch, and loses the older ones whenever it grows.
+local function watch(cid, ids, products, keep)
+  if #products == 0 or not reachable(cid, ids) then return end
+  for _, pid in ipairs(products) do
+    local wk = K_product_watchers(pid)
+    local added
+    if keep then
+      added = redis.call('ZADD', wk, 'NX', now, cid)
+    else
+      added = redis.call('ZADD', wk, now, cid)
+    end
+    if added == 1 then
+      redis.call('ZREMRANGEBYSCORE', wk, '-inf', '(' .. (now - limits.watch_ms))
+    end
+    redis.call('PEXPIRE', wk, limits.watch_ms)
+  end
+end
+
 -- A compact view (recommendations.py) is stored with its receive time's lag behind `now`.
 local function view_value(pv) return pv[3] and (now - pv[3]) .. pv[2] or pv[2] end
 
@@ -86,6 +110,7 @@ local function flush_run()
       redis.call('EXPIRE', pv, ttl)
       redis.call('EXPIRE', pvd, ttl)
     end
+    watch(cid, run.ids, run.products)
   end
   if #run.categories > 0 then
     local cv = K_contact_cv(cid)
@@ -110,17 +135,24 @@ local function add_to_run(ev, raw, dk)
 end
 
 -- Store one event in full (the first of a run, or a cart or order event): its contact, result.
+-- A new contact (the first event of most visitors) has no keys yet: nothing to read (its visit,
+-- its TTL renewal, the size of its view list) and one HSET makes its profile.
 local function store_event(ev, raw, dk)
-  local cid = resolve_contact(ev[IDS], ev[FRESH], limits)
+  local cid, new = resolve_contact(ev[IDS], ev[FRESH], limits, true)
   local ty, pv, cv, cart = ev[TYPE], ev[PV], ev[CV], ev[CART]
-  local last = close_idle_visit(cid, now, timeout)
+  local counter = EVENT_CODES[ty] or 'x'
+  local open = not new and close_idle_visit(cid, now, limits, counter) or nil
 
   local ck = K_contact(cid)
   local touched = {ck, K_contact_ids(cid), K_contact_ev(cid), K_contact_visit(cid)}
-  local renewed = tonumber(redis.call('HGET', ck, 'ttlAt'))
+  local renewed = not new and tonumber(redis.call('HGET', ck, 'ttlAt'))
   local renew = not renewed or now - renewed >= renew_ms
-  if not renewed then redis.call('HSETNX', ck, 'created', now) end
-  if renew then
+  if new then
+    redis.call('HSET', ck, 'created', now, 'updated', now, 'ttlAt', now)
+  elseif not renewed then
+    redis.call('HSETNX', ck, 'created', now)
+    redis.call('HSET', ck, 'updated', now, 'ttlAt', now)
+  elseif renew then
     redis.call('HSET', ck, 'updated', now, 'ttlAt', now)
   else
     redis.call('HSET', ck, 'updated', now)
@@ -137,7 +169,7 @@ local function store_event(ev, raw, dk)
     local added = redis.call('ZADD', pvk, now, pv[1]) == 1
     redis.call('HSET', pvd, pv[1], view_value(pv))
     if added then
-      trim_views(cid, cap_views)
+      if not new then trim_views(cid, cap_views) end
       if not renew then
         redis.call('EXPIRE', pvk, ttl)
         redis.call('EXPIRE', pvd, ttl)
@@ -145,6 +177,7 @@ local function store_event(ev, raw, dk)
     end
     touched[#touched + 1] = pvk
     touched[#touched + 1] = pvd
+    watch(cid, ev[IDS], {pv[1]})
   elseif cv then
     local cvk = K_contact_cv(cid)
     redis.call('ZADD', cvk, now, cv)
@@ -154,17 +187,28 @@ local function store_event(ev, raw, dk)
   elseif cart then
     local rsid, cart_json, empty = cart[1], cart[2], cart[3]
     local state = K_cart(rsid)
-    redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
-    redis.call('EXPIRE', state, limits.cart_ttl)
     -- a state already bought (a re-sent last cart) is no current cart: it would look abandoned
-    if empty or redis.call('HEXISTS', state, 'order') == 1 then
-      redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
-    else
+    local current = not empty and redis.call('HEXISTS', state, 'order') == 0
+    release_cart(cid, rsid)
+    if current then
+      -- the contact hash holds the current cart's JSON; its state, only a state that may outlive
+      -- the contact (lib.lua release_cart)
       redis.call('HSET', ck, 'cart', cart_json, 'cartAt', now, 'cartId', rsid)
+      if limits.cart_ttl > ttl - slack then
+        redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
+      else
+        redis.call('HSET', state, 'contact', cid, 'at', now)
+        redis.call('HDEL', state, 'cart')
+      end
+      watch(cid, ev[IDS], cart[4], true)
+    else
+      redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
+      redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
     end
+    redis.call('EXPIRE', state, limits.cart_ttl)
   end
 
-  local opened = open_visit(cid, EVENT_CODES[ty] or 'x', now, timeout, last)
+  local opened = open_visit(cid, counter, now, timeout, open)
   local tag, note = 'a', nil
   if ev[IG] then
     tag, note = 'i', ev[IG]

@@ -75,8 +75,41 @@ local function merge_rfm(from, into)
   end
 end
 
+-- A cart state holds its cart's JSON only while the cart is not its contact's current cart: the
+-- contact hash holds that one, so the JSON is kept once, not twice. When a contact's current cart
+-- stops being current (replaced by another recycleStateId, emptied, bought, or left behind by
+-- stitching), its JSON goes back to its state, if the state still exists and names this contact.
+-- `unless` is a recycleStateId that is not leaving (the cart an event is about to replace).
+local function release_cart(cid, unless)
+  local current = redis.call('HMGET', K_contact(cid), 'cart', 'cartId')
+  if not current[1] or not current[2] or current[2] == unless then return end
+  local state = K_cart(current[2])
+  if redis.call('HGET', state, 'contact') == cid then
+    redis.call('HSET', state, 'cart', current[1])
+  end
+end
+
+-- Stitching moves the contact's product watches (ingest.lua watch), of the products it viewed
+-- or has in its cart, with their scores (the time, and what it was told: keys.py).
+local function merge_watches(from, into)
+  local products = redis.call('ZRANGE', K_contact_pv(from), 0, -1)
+  local cart = redis.call('HGET', K_contact(from), 'cart')
+  if cart then
+    for _, line in ipairs(cjson.decode(cart).products) do products[#products + 1] = line.productId end
+  end
+  for _, pid in ipairs(products) do
+    local wk = K_product_watchers(pid)
+    local at = redis.call('ZSCORE', wk, from)
+    if at then
+      redis.call('ZREM', wk, from)
+      redis.call('ZADD', wk, 'GT', at, into)
+    end
+  end
+end
+
 -- Stitch contact `from` into `into`: identifiers, views, cart (the newer), events, open visit.
 local function merge_contact(from, into, limits)
+  merge_watches(from, into) -- first: it reads `from`'s views and cart, which the rest moves
   local ids = redis.call('HGETALL', K_contact_ids(from))
   for j = 1, #ids, 2 do
     redis.call('SET', K_identifier(ids[j]), into, 'EX', limits.contact_ttl)
@@ -97,10 +130,13 @@ local function merge_contact(from, into, limits)
   local fc = redis.call('HMGET', K_contact(from), 'cart', 'cartAt', 'cartId', 'created')
   local ic = redis.call('HMGET', K_contact(into), 'cartAt', 'created')
   if fc[1] and (not ic[1] or tonumber(fc[2]) > tonumber(ic[1])) then
+    release_cart(into)
     redis.call('HSET', K_contact(into), 'cart', fc[1], 'cartAt', fc[2], 'cartId', fc[3])
     if redis.call('EXISTS', K_cart(fc[3])) == 1 then
       redis.call('HSET', K_cart(fc[3]), 'contact', into)
     end
+  elseif fc[1] then
+    release_cart(from)
   end
   if fc[4] and (not ic[2] or tonumber(fc[4]) < tonumber(ic[2])) then
     redis.call('HSET', K_contact(into), 'created', fc[4])
@@ -108,6 +144,14 @@ local function merge_contact(from, into, limits)
   merge_events(from, into, limits.contact_events)
   merge_visit(from, into, limits.visit_timeout_ms)
   merge_rfm(from, into)
+  -- the cooldowns (lib.lua trigger_reached) hold for the stitched contact: the later time wins
+  local times = redis.call('HGETALL', K_trigger_times(from))
+  for j = 1, #times, 2 do
+    local mine = tonumber(redis.call('HGET', K_trigger_times(into), times[j]))
+    if not mine or mine < tonumber(times[j + 1]) then
+      redis.call('HSET', K_trigger_times(into), times[j], times[j + 1])
+    end
+  end
   local orders = redis.call('SMEMBERS', K_contact_orders(from))
   if #orders > 0 then redis.call('SADD', K_contact_orders(into), unpack(orders)) end
   -- the contacts stitched into `into`, whose events in the stream name them (erase.lua)
@@ -125,8 +169,10 @@ local function merge_contact(from, into, limits)
 end
 
 -- The contact of `ids` ("kind:value", most decisive first): the first identifier already known
--- decides, every other contact they name is stitched into it, and all of them then point to it.
-local function resolve_contact(ids, fresh, limits)
+-- decides, every other contact they name is stitched into it, and all of them then point to it;
+-- `fallback` when none is known. Returns the contact, and whether it is new: none was known and
+-- `fallback` is a new id (ingest.lua's fresh contact id), so none of its keys exists yet.
+local function resolve_contact(ids, fallback, limits, fallback_is_new)
   local cid = nil
   local others = {}
   local keys = {}
@@ -138,7 +184,18 @@ local function resolve_contact(ids, fresh, limits)
       if not cid then cid = c elseif c ~= cid then others[c] = true end
     end
   end
-  cid = cid or fresh
+  if not cid and fallback_is_new then
+    -- A new contact's :ids is new too: one HSET of all of them, not an HSETNX each.
+    local first_seen = {}
+    for _, ident in ipairs(ids) do
+      redis.call('SET', K_identifier(ident), fallback, 'EX', limits.contact_ttl)
+      first_seen[#first_seen + 1] = ident
+      first_seen[#first_seen + 1] = NOW
+    end
+    redis.call('HSET', K_contact_ids(fallback), unpack(first_seen))
+    return fallback, true
+  end
+  cid = cid or fallback
   for other in pairs(others) do merge_contact(other, cid, limits) end
   for i, ident in ipairs(ids) do
     -- An identifier already naming this contact is in its :ids; ingest.lua renews its TTL.
@@ -147,13 +204,25 @@ local function resolve_contact(ids, fresh, limits)
       redis.call('HSETNX', K_contact_ids(cid), ident, NOW)
     end
   end
-  return cid
+  return cid, false
 end
 
 -- Visits and their triggers (docs/triggers.md). A visit is closed exactly once: by the detector when its
 -- deadline in P:visits has passed, or by the contact's next event if that comes first. Closing,
 -- deciding and XADDing the trigger happen inside one script, so no crash can split them.
 local REACHABLE = {{REACHABLE_KINDS}}
+
+-- Whether a trigger can reach contact `cid`: one of `ids` ("kind:value", an event's) or else of
+-- its own identifiers is of a REACHABLE kind.
+local function reachable(cid, ids)
+  for _, ident in ipairs(ids) do
+    if REACHABLE[string.match(ident, '^[^:]+')] then return true end
+  end
+  for _, ident in ipairs(redis.call('HKEYS', K_contact_ids(cid))) do
+    if REACHABLE[string.match(ident, '^[^:]+')] then return true end
+  end
+  return false
+end
 local PUBLIC_NAMES = {{PUBLIC_NAMES}}
 local TRIGGERS_MAXLEN = {{TRIGGERS_MAXLEN}}
 -- The trigger types of a closed visit (constants.VISIT_TRIGGERS), and the P:tally fields.
@@ -181,7 +250,8 @@ local function iso(ms)
 end
 
 -- The contact's identifiers as JSON {publicName: [values, oldest first]}, whether one of them
--- reaches a person, and the first email and phone. Values are strings: cjson encodes them safely.
+-- reaches a person, and the first email, phone and externalCustomerId (kind `customer`). Values
+-- are strings: cjson encodes them safely.
 local function contact_identity(cid)
   local raw = redis.call('HGETALL', K_contact_ids(cid))
   local list = {}
@@ -194,7 +264,9 @@ local function contact_identity(cid)
   for _, item in ipairs(list) do
     local kind, value = string.match(item[1], '^([^:]+):(.*)$')
     if REACHABLE[kind] then found.reachable = true end
-    if (kind == 'email' or kind == 'phone') and not found[kind] then found[kind] = value end
+    if (kind == 'email' or kind == 'phone' or kind == 'customer') and not found[kind] then
+      found[kind] = value
+    end
     local name = PUBLIC_NAMES[kind] or kind
     if not groups[name] then
       groups[name] = {}
@@ -235,13 +307,88 @@ local function contact_json(cid, who)
   return '{"id":' .. cjson.encode(cid)
     .. ',"email":' .. (who.email and cjson.encode(who.email) or 'null')
     .. ',"phone":' .. (who.phone and cjson.encode(who.phone) or 'null')
+    .. ',"externalCustomerId":' .. (who.customer and cjson.encode(who.customer) or 'null')
     .. ',"identifiers":' .. who.json .. '}'
 end
 
--- Every trigger, visit or order, reaches the stream and the tally (read into /metrics) here.
+-- Add to a figure of GET /v1/triggers/stats (`amount`, 1 if nil; a revenue is `fractional`): the
+-- hash of the UTC day of `ms`, kept TRIGGER_STATS_TTL from its first figure (a field's first
+-- write, which a new hash's always is, sets it: one command less per trigger).
+local TRIGGER_STATS_TTL = {{TRIGGER_STATS_TTL}}
+local stats_keys = {} -- ms -> its day's key: most figures of a call are of NOW
+local function count_stat(ms, field, amount, fractional)
+  local key = stats_keys[ms]
+  if not key then
+    key = K_trigger_stats(string.sub(iso(ms), 1, 10))
+    stats_keys[ms] = key
+  end
+  amount = amount or 1
+  local now = redis.call(fractional and 'HINCRBYFLOAT' or 'HINCRBY', key, field, amount)
+  if tonumber(now) == amount then redis.call('EXPIRE', key, TRIGGER_STATS_TTL) end
+end
+
+-- Every trigger, visit or order, reaches the stream, the tally (read into /metrics) and the
+-- day's figures here.
 local function append_trigger(ty, body)
   redis.call('XADD', K_triggers, 'MAXLEN', '~', TRIGGERS_MAXLEN, '*', 'type', ty, 'trigger', body)
   redis.call('HINCRBY', K_tally, TALLY_TRIGGER .. ty, 1)
+  count_stat(NOW, ty .. '|emitted')
+end
+
+-- Trigger policies (docs/triggers.md, Trigger policies): lim is the tenant's limits
+-- (arguments.TenantLimits), whose delay_ms, cooldown_ms and recent_order_ms they read.
+local TALLY_SUPPRESSED, TALLY_CONVERTED, TALLY_REVENUE = {{POLICY_TALLY}}
+
+local function suppress(ty, reason)
+  redis.call('HINCRBY', K_tally, TALLY_SUPPRESSED .. ty .. '|' .. reason, 1)
+  count_stat(NOW, ty .. '|suppressed|' .. reason)
+end
+
+-- What suppresses a trigger of type `ty` due now, delayed or not: a trigger of its type reached
+-- the contact within the cooldown (abandonedCart: once per recycleStateId instead), or its last
+-- order (contact field orderAt, lib_orders.lua) is too recent. nil: none.
+local function policy_reason(cid, ty, now, lim)
+  if lim.cooldown_ms > 0 and ty ~= ABANDONED_CART then
+    local last = tonumber(redis.call('HGET', K_trigger_times(cid), ty))
+    if last and now - last < lim.cooldown_ms then return 'cooldown' end
+  end
+  if lim.recent_order_ms > 0 then
+    local ordered = tonumber(redis.call('HGET', K_contact(cid), 'orderAt'))
+    if ordered and now - ordered < lim.recent_order_ms then return 'recentOrder' end
+  end
+  return nil
+end
+
+-- A trigger reached the contact: the cooldown's time of its type (K_trigger_times, shared with
+-- the product triggers), and the contact's last trigger, which an order may be attributed to.
+local function trigger_reached(cid, ty, id, now, ttl)
+  local times = K_trigger_times(cid)
+  redis.call('HSET', times, ty, now)
+  redis.call('EXPIRE', times, ttl)
+  redis.call('SET', K_last_trigger(cid), id .. '|' .. ty .. '|' .. string.format('%d', now),
+             'EX', ttl)
+end
+
+-- A visit's trigger waits lim.delay_ms in K_pending (its id -> due ms) and K_pending_jobs (its id
+-- -> "<contact>|<type>|<visit start>|<visit end>|<events>|<closed at>|<recycleStateId>");
+-- detect.lua re-checks and emits it when due. The contact's field `pending` names it.
+local function hold_trigger(cid, ty, v, rsid, now, lim)
+  local id = 'visit:' .. cid .. ':' .. string.format('%d', v.start)
+  redis.call('ZADD', K_pending, now + lim.delay_ms, id)
+  redis.call('HSET', K_pending_jobs, id, string.format('%s|%s|%d|%d|%d|%d|%s', cid, ty, v.start,
+             v.last, v.n or 0, now, rsid or ''))
+  redis.call('HSET', K_contact(cid), 'pending', id)
+end
+
+-- The contact is back (another visit of it closed): its delayed trigger gives way, `returned`.
+local function drop_pending(cid)
+  local id = redis.call('HGET', K_contact(cid), 'pending')
+  if not id then return end
+  redis.call('HDEL', K_contact(cid), 'pending')
+  local job = redis.call('HGET', K_pending_jobs, id)
+  redis.call('ZREM', K_pending, id)
+  redis.call('HDEL', K_pending_jobs, id)
+  if job then suppress(string.match(job, '^[^|]*|([^|]*)|'), 'returned') end
 end
 
 -- A product view as JSON from its :pvd value: whole JSON, or the compact
@@ -254,7 +401,7 @@ local function view_json(pid, score, stored)
     .. ',"viewedAt":"' .. iso(score - tonumber(lag)) .. '"}'
 end
 
-local function emit_trigger(cid, ty, v, who, cart, now)
+local function emit_trigger(cid, ty, v, who, cart, now, lim)
   local ck = K_contact(cid)
   local current = cart and cart[1] or redis.call('HGET', ck, 'cart')
   local products = {}
@@ -279,61 +426,74 @@ local function emit_trigger(cid, ty, v, who, cart, now)
     .. ',"products":[' .. table.concat(products, ',') .. ']'
     .. ',"categories":[' .. table.concat(categories, ',') .. ']}'
   append_trigger(ty, body)
+  trigger_reached(cid, ty, id, now, lim.contact_ttl)
   if ty == ABANDONED_CART then
     redis.call('HSET', ck, 'cartNotified', cart[2])
     local state = K_cart(cart[2])
-    if redis.call('EXISTS', state) == 1 then redis.call('HSET', state, 'notified', id) end
+    if redis.call('EXISTS', state) == 1 then
+      redis.call('HSET', state, 'notified', id, 'notifiedAt', now) -- lib_attribution.lua
+    end
   end
 end
 
--- Close the contact's visit (if open): at most one trigger, tallied in P:tally for /metrics.
--- Returns the trigger type, or nil.
-local function close_visit(cid, now)
+-- Close the contact's visit (if open): at most one trigger, tallied in P:tally for /metrics,
+-- held for lim.delay_ms if there is a delay, else emitted unless a policy suppresses it.
+local function close_visit(cid, now, lim)
   redis.call('ZREM', K_visits, cid)
   local vk = K_contact_visit(cid)
   local raw = redis.call('HGETALL', vk)
-  if #raw == 0 then return nil end
+  if #raw == 0 then return end
   redis.call('DEL', vk)
   local v = {}
   for j = 1, #raw, 2 do v[raw[j]] = tonumber(raw[j + 1]) end
   redis.call('HINCRBY', K_tally, TALLY_CLOSED, 1)
+  if lim.delay_ms > 0 then drop_pending(cid) end -- no delay: nothing of it waits
   local who = contact_identity(cid)
   if not who.reachable then
     redis.call('HINCRBY', K_tally, TALLY_ANONYMOUS, 1)
-    return nil
+    return
   end
   local ty, cart = trigger_type(cid, v)
-  if not ty then return nil end
-  emit_trigger(cid, ty, v, who, cart, now)
-  return ty
+  if not ty then return end
+  if lim.delay_ms > 0 then
+    hold_trigger(cid, ty, v, cart and cart[2], now, lim)
+    return
+  end
+  local reason = policy_reason(cid, ty, now, lim)
+  if reason then
+    suppress(ty, reason)
+  else
+    emit_trigger(cid, ty, v, who, cart, now, lim)
+  end
 end
 
--- Close the contact's visit when it has been idle `timeout` ms but the detector has not yet got
--- to it, so its trigger reflects the visit as it was, before this event changes the contact.
--- Returns the open visit's last event time (nil: none open now), for open_visit.
-local function close_idle_visit(cid, now, timeout)
-  local last = tonumber(redis.call('HGET', K_contact_visit(cid), 'last'))
-  if last and now - last >= timeout then
-    close_visit(cid, now)
+-- Close the contact's visit when it has been idle lim.visit_timeout_ms but the detector has not
+-- yet got to it, so its trigger reflects the visit as it was, before this event changes the
+-- contact. Returns the open visit as open_visit counts into it, {last event time, events, events
+-- of this `counter`}, or nil when none is open now: read in one HMGET, so that counting this
+-- event is one HSET instead of an HSET and two HINCRBYs.
+local function close_idle_visit(cid, now, lim, counter)
+  local v = redis.call('HMGET', K_contact_visit(cid), 'last', 'n', counter)
+  local last = tonumber(v[1])
+  if not last then return nil end
+  if now - last >= lim.visit_timeout_ms then
+    close_visit(cid, now, lim)
     return nil
   end
-  return last
+  return {last, tonumber(v[2]) or 0, tonumber(v[3]) or 0}
 end
 
--- Count an event into the contact's visit: the open one (its last event at `last`, from
--- close_idle_visit), or a new one. True when it opened one (a new hash: the caller gives it
--- its TTL).
-local function open_visit(cid, counter, now, timeout, last)
+-- Count an event into the contact's visit: the open one (`open`, from close_idle_visit), or a new
+-- one. True when it opened one (a new hash: the caller gives it its TTL).
+local function open_visit(cid, counter, now, timeout, open)
   local vk = K_contact_visit(cid)
-  if last then
-    redis.call('HSET', vk, 'last', now)
-    redis.call('HINCRBY', vk, 'n', 1)
-    redis.call('HINCRBY', vk, counter, 1)
+  if open then
+    redis.call('HSET', vk, 'last', now, 'n', open[2] + 1, counter, open[3] + 1)
   else
     redis.call('HSET', vk, 'start', now, 'last', now, 'n', 1, counter, 1)
   end
   redis.call('ZADD', K_visits, now + timeout, cid)
-  return last == nil
+  return open == nil
 end
 
 -- Suppressed identifiers (docs/privacy.md): K_suppressed holds the SHA-1 of each "kind:value".

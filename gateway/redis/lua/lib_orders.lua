@@ -51,6 +51,7 @@ end
 
 local function clear_cart(cid, rsid)
   if cid and redis.call('HGET', K_contact(cid), 'cartId') == rsid then
+    release_cart(cid)
     redis.call('HDEL', K_contact(cid), 'cart', 'cartAt', 'cartId')
   end
 end
@@ -136,6 +137,20 @@ local function update_rfm(eoid, cid, status, counted, mk, fk, lim)
   if was then rfm_last(counted) end
 end
 
+-- An order ends its contact's watches of the products it holds (items' externalItemId): no
+-- priceDrop or backInStock for what was bought since the view; a later view watches again
+-- (docs/triggers.md, Price drops and back in stock).
+local function end_watches(cid, fk)
+  local items = redis.call('HGET', fk, 'items')
+  local ok, list = pcall(cjson.decode, items or '[]')
+  if not ok or type(list) ~= 'table' then return end
+  for _, item in ipairs(list) do
+    local id = type(item) == 'table' and item.externalItemId
+    if type(id) == 'number' and id == math.floor(id) then id = string.format('%d', id) end
+    if type(id) == 'string' then redis.call('ZREM', K_product_watchers(id), cid) end
+  end
+end
+
 -- Store the order change `o` (orders.envelope in Python). `fallback` is the contact when the order
 -- names none known (the event's contact, or a fresh id). Returns 'a', status, contact (stored, or
 -- identical to what is stored) or 'i', reason, fallback (an order event that changes nothing).
@@ -169,6 +184,11 @@ local function apply_order(o, fallback, lim)
     redis.call('LTRIM', hk, -ORDER_HISTORY_MAX, -1)
   end
   update_rfm(o.eoid, cid, status, meta[4], mk, fk, lim)
+  -- a new order, not CANCELLED: what the trigger policies' `ordered` and `recentOrder` read
+  if not old and status ~= 'CANCELLED' then redis.call('HSET', K_contact(cid), 'orderAt', NOW) end
+  -- lib_attribution.lua: read before the order converts its cart
+  local attributed = not old and status ~= 'CANCELLED' and attribution_of(cid, fk, lim)
+  if status ~= 'CANCELLED' then end_watches(cid, fk) end
   if status ~= 'CANCELLED' and not meta[3] then
     local rsid = redis.call('HGET', fk, 'recycleStateId')
     if rsid then
@@ -192,5 +212,10 @@ local function apply_order(o, fallback, lim)
     redis.call('EXPIRE', key, lim.contact_ttl)
   end
   order_trigger(o, cid, status, oid, fk)
+  if attributed then
+    attribute_order(o.eoid, mk, fk, status, cid, attributed)
+  elseif status == 'CANCELLED' and old ~= 'CANCELLED' then
+    unattribute_order(mk)
+  end
   return 'a', status, cid
 end

@@ -5,9 +5,9 @@
 --   claim (WebhookClaim): the due jobs [streamId, body, attempts, ...] (results.ClaimedJob);
 --       each is pushed back by the lease, so a process that dies mid-POST leaves it to be
 --       retried (at least once).
---   done (WebhookDone): delivered, forget it.
+--   done (WebhookDone): delivered, forget it (counted in the day's trigger figures).
 --   retry (WebhookRetry): failed, try again at due_ms.
---   dead (WebhookDead): failed for good, move to the dead-letter list.
+--   dead (WebhookDead): failed for good, move to the dead-letter list (counted too).
 -- Keys: K_webhook_due (zset streamId -> due ms), K_webhook_jobs (hash streamId -> trigger JSON),
 -- K_webhook_tries (hash streamId -> attempts), K_dead_letters (list, newest first).
 local step = {{WebhookStep}}
@@ -58,7 +58,9 @@ elseif op == 'claim' then
   return out
 elseif op == 'done' then
   local args = {{WebhookDone}}
-  return forget(args.stream_id)
+  if forget(args.stream_id) == 0 then return 0 end -- delivered twice (a lease ran out): once
+  count_stat(args.created_ms, args.trigger_type .. '|delivered')
+  return 1
 elseif op == 'retry' then
   local args = {{WebhookRetry}}
   if redis.call('ZSCORE', due, args.stream_id) then
@@ -70,6 +72,7 @@ elseif op == 'dead' then
   if forget(args.stream_id) == 0 then return 0 end
   redis.call('LPUSH', K_dead_letters, args.entry)
   redis.call('LTRIM', K_dead_letters, 0, MAX_DEAD - 1)
+  count_stat(args.created_ms, args.trigger_type .. '|failed')
   return 1
 end
 return redis.error_reply('unknown op ' .. tostring(op))
