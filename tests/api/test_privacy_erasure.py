@@ -180,3 +180,13 @@ async def test_an_erasure_is_worked_by_one_claimant_at_a_time(api, sync_redis):
     # one call per (empty) step, the last says done, and then there is nothing more to do
     assert states == [b"more"] * 5 + [b"done"] + [b"lost"] * 2
     assert await store.run("erase", EraseClaim(keys.prefix, "one", 5000), now + 99_999) is None
+
+
+async def test_a_delayed_trigger_of_the_contact_is_erased(make_api, sync_redis):
+    api, _ = await make_api(visit_timeout_seconds=TIMEOUT, triggers={"delay_seconds": 60})
+    assert (await api.event(product(EMAIL, "P1"))).status_code == 200
+    await wait_for(lambda: sync_redis.zcard(api.keys.pending) == 1, 20, "the held trigger")
+    answer = await erase(api, EMAIL)
+    assert answer["counts"]["pendingTriggers"] == 1
+    assert sync_redis.zcard(api.keys.pending) == 0
+    assert sync_redis.hlen(api.keys.pending_jobs) == 0

@@ -1,7 +1,7 @@
 -- Erasure of a contact (docs/privacy.md), one step per call (arguments.EraseOp; `op` says which):
 --   start (EraseStart): the synchronous part, atomically: identifiers and their index entries,
---       profile, views, events list, open visit, cart and cart states, the personal fields of its
---       orders, and (suppress) the identifiers' digests into K_suppressed. It writes the erasure's
+--       profile, views, events list, open visit, delayed trigger, cart and cart states, the
+--       personal fields of its orders, and (suppress) the identifiers' digests into K_suppressed. It writes the erasure's
 --       record and queues it in K_erasures for the stream work. Returns {'missing'} for a contact
 --       that does not exist, else {'running'}.
 --   claim (EraseClaim): one queued erasure whose lease has run out (or never started), leased to
@@ -107,6 +107,13 @@ if op == 'start' then
   counts.views = redis.call('ZCARD', K_contact_pv(cid)) + redis.call('ZCARD', K_contact_cv(cid))
   redis.call('ZREM', K_visits, cid)
   counts.visits = redis.call('EXISTS', K_contact_visit(cid))
+  -- its delayed trigger (lib.lua hold_trigger): released, it would find nobody to reach
+  local pending = redis.call('HGET', ck, 'pending')
+  counts.pendingTriggers = 0
+  if pending then
+    redis.call('ZREM', K_pending, pending)
+    counts.pendingTriggers = redis.call('HDEL', K_pending_jobs, pending)
+  end
   counts.profile = 1
   for _, key in ipairs(K_contact_keys(cid)) do redis.call('DEL', key) end
   local function last_id(key)
