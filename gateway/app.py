@@ -20,6 +20,7 @@ from starlette.routing import Match, Route
 from gateway.api import (
     carts,
     contacts,
+    debug,
     events,
     health,
     openapi,
@@ -29,6 +30,7 @@ from gateway.api import (
     tracker,
     trigger_stats,
     triggers,
+    ui,
 )
 from gateway.errors import INTERNAL_ERROR, ApiError, unavailable
 from gateway.http import Receive, Scope, Send, api_path
@@ -54,6 +56,8 @@ ROUTES = [
     *carts.routes,
     *products.routes,
     *tracker.routes,
+    *debug.routes,
+    *ui.routes,
 ]
 
 

@@ -186,11 +186,20 @@ async def read_json(
 
     For an event body, `batch` tells its form, and object-form params that repeat a name are
     marked (decoding.RepeatedParams)."""
+    check_media_type(headers)
+    return parse_json(await read_body(receive, headers, limit), batch)
+
+
+def check_media_type(headers: dict[bytes, bytes]) -> None:
     kind = media_type(headers)
     if kind not in ACCEPTED_TYPES:
         message = "Content-Type must be application/json or text/plain" + FORM_HINT.get(kind, ".")
         raise ApiError(415, "unsupported_media_type", message, "content-type")
-    body = await read_body(receive, headers, limit)
+
+
+def parse_json(body: bytes, batch: bool | None = None) -> Any:
+    """`read_json`'s second half, for a caller that keeps the body it read (the ingest path keeps
+    its first bytes for the refused-request log)."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -66,6 +66,7 @@ async def lifespan(state: GatewayState) -> AsyncIterator[None]:
         supervisor.cancel()
         await stop_background(background)
         await state.batcher.drain()
+        await state.refusals.drain()
         await store.close()
         if embedded is not None:
             embedded.stop()

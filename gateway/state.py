@@ -18,6 +18,7 @@ from gateway.metrics import Metrics
 from gateway.redis.arguments import RateArgs, TenantLimits
 from gateway.redis.batcher import IngestBatcher
 from gateway.redis.keys import TenantKeys
+from gateway.redis.refusals import RefusalLog
 from gateway.redis.store import Store, StoreUnavailable
 from gateway.settings import Settings, Tenant
 
@@ -30,6 +31,7 @@ class GatewayState:
         self._store: Store | None = None
         self.embedded_redis = False  # set by the lifespan: the gateway runs its own Redis
         self._batcher: IngestBatcher | None = None
+        self._refusals: RefusalLog | None = None
         self._tenant_keys = {t.id: TenantKeys.for_tenant(t.id) for t in settings.tenants}
         self._limits = {
             t.id: TenantLimits(
@@ -55,6 +57,7 @@ class GatewayState:
         """Called by the lifespan once Redis has a client."""
         self._store = store
         self._batcher = IngestBatcher(store)
+        self._refusals = RefusalLog(store)
 
     @property
     def store(self) -> Store:
@@ -67,6 +70,13 @@ class GatewayState:
         if self._batcher is None:
             raise RuntimeError("the gateway is not started (lifespan did not run)")
         return self._batcher
+
+    @property
+    def refusals(self) -> RefusalLog:
+        """The refused-request log's writer (docs/dashboard.md)."""
+        if self._refusals is None:
+            raise RuntimeError("the gateway is not started (lifespan did not run)")
+        return self._refusals
 
     @property
     def all_tenant_keys(self) -> list[TenantKeys]:

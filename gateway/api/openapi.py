@@ -19,10 +19,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import __version__
+from gateway.api.debug import OUTCOMES
 from gateway.api.tracker import CACHE_CONTROL
 from gateway.http import DEFAULT_LIMIT, FEED_LIMIT, MAX_LIMIT, MAX_SCAN
 from gateway.model.events import EVENT_TYPE, MAX_EVENT_ID
 from gateway.model.params import MAX_PARAM_NAME, MAX_PARAMS, MAX_STRING
+from gateway.redis.keys import STATS_MINUTES
 
 JSON = "application/json"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -470,6 +472,35 @@ def build() -> dict[str, Any]:
                     "Webhook deliveries that gave up, newest first",
                     [_limit(FEED_LIMIT)],
                     _obj("dead", dead={"type": "array", "items": {"type": "object"}}),
+                )
+            },
+            "/v1/debug/events": {
+                "get": _read(
+                    "Accepted events and refused ingest requests merged, newest first",
+                    [
+                        _query("after"),
+                        {"name": "outcome", "in": "query", "schema": {"enum": list(OUTCOMES)}},
+                        _limit(DEFAULT_LIMIT),
+                    ],
+                    _obj(
+                        "items",
+                        "next",
+                        items={"type": "array", "items": {"type": "object"}},
+                        next={"type": "string", "nullable": True},
+                    ),
+                )
+            },
+            "/v1/stats/events": {
+                "get": _read(
+                    "Accepted events by type and refusals by error code, per minute",
+                    [
+                        {
+                            "name": "minutes",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": STATS_MINUTES},
+                        }
+                    ],
+                    _obj("minutes", minutes={"type": "array", "items": {"type": "object"}}),
                 )
             },
             "/js/tracker.js": {

@@ -3,12 +3,15 @@
 Every page view of a shop passes here, so this skips Starlette's request/response layers (they
 cost measurable time per request) and does the minimum: read the body within its limit, one orjson
 parse, validate, and hand the events to the micro-batcher that pipelines them into Redis. The
-answer is sent only after Redis has stored the events.
+answer is sent only after Redis has stored the events. A refusal of a known key's request is also
+handed to the refused-request log (gateway/redis/refusals.py), which writes it behind the answer
+(docs/dashboard.md).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -16,14 +19,29 @@ import orjson
 from gateway.auth import PREFLIGHT_HEADERS, Principal
 from gateway.clock import iso, now_ms
 from gateway.errors import INTERNAL_ERROR, ApiError, invalid, not_stored, unavailable
-from gateway.http import API_PREFIX, Receive, Scope, Send, api_path, read_json
+from gateway.http import (
+    API_PREFIX,
+    Receive,
+    Scope,
+    Send,
+    api_path,
+    check_media_type,
+    parse_json,
+    read_body,
+)
 from gateway.model import events
 from gateway.redis.results import EventResult
 from gateway.redis.store import StoreUnavailable
 from gateway.state import GatewayState
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+SAMPLE_BYTES = 2048  # of a refused request's body, kept in the refused-request log
 PATHS = frozenset({"/v1/event", "/v1/events"})
+# A batch's event refused on its own: its error (with its index), and its first bytes as sent.
+Refusal = tuple[dict[str, Any], bytes]
+# The status and body of an answer, and the refusals of a batch's events it holds.
+Answer = tuple[int, bytes, Sequence[Refusal]]
+NO_REFUSALS: tuple[Refusal, ...] = ()
 # Allow of a 405, as Starlette writes it for its routes (GET routes answer HEAD too). A
 # first-party alias (collect_path, collect_batch_path) takes POST only: GET /v1/events reads.
 ALLOWED_METHODS = {"/v1/event": "POST, OPTIONS", "/v1/events": "GET, HEAD, POST, OPTIONS"}
@@ -75,6 +93,8 @@ class IngestApp:
         started = time.perf_counter()
         extra: list[tuple[bytes, bytes]] = []
         tenant = "-"
+        principal: Principal | None = None
+        sample = b""
         try:
             if method == "OPTIONS":
                 return 204, self.preflight(query, headers), b""
@@ -90,17 +110,23 @@ class IngestApp:
             principal = self.gateway.keys.authenticate(_text(headers.get(b"authorization")), query)
             tenant = principal.tenant.id  # refusals from here on are counted for the tenant
             extra = await self.gateway.admit(principal, _text(headers.get(b"origin")), False)
-            # The parsed body is passed on, not kept in this frame while Redis stores the events.
+            check_media_type(headers)
+            body = await read_body(receive, headers, self.limit)
+            sample = body[:SAMPLE_BYTES]  # the same object, no copy, for a body that short
             batch = path in self.batch_paths
             handle = self.many if batch else self.one
-            status, answer = await handle(
-                principal, await read_json(receive, headers, self.limit, batch), now_ms()
-            )
+            work = handle(principal, parse_json(body, batch), now_ms())
+            del body  # the parsed body is passed on; neither is kept here while Redis stores it
+            status, answer, refusals = await work
+            for error, event in refusals:  # a batch's events refused one by one
+                self.refused(principal, path, headers, event, error, 200)
         except ApiError as error:
             if error.status == 503:
                 self.metrics.redis_unavailable.inc()
             else:
                 self.metrics.events_rejected.inc(tenant, error.code)
+                if principal is not None:
+                    self.refused(principal, path, headers, sample, error.body(), error.status)
             status, answer = error.status, error.json()
             extra = extra + [
                 (k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()
@@ -108,6 +134,30 @@ class IngestApp:
         extra.append((b"content-length", str(len(answer)).encode()))
         self.metrics.request_latency.observe(time.perf_counter() - started, path)
         return status, JSON_HEADERS + extra, answer
+
+    def refused(
+        self,
+        principal: Principal,
+        path: str,
+        headers: dict[bytes, bytes],
+        sample: bytes,
+        error: dict[str, Any],
+        status: int,
+    ) -> None:
+        """Log a refusal of a known key's request for GET /v1/debug/events (never the key)."""
+        at = now_ms()
+        entry = {
+            "at": iso(at),
+            "path": path,
+            "keyKind": principal.kind,
+            "origin": _text(headers.get(b"origin")),
+            "status": status,
+            "field": None,  # an error without one has none: every entry has the same fields
+            **error,
+            "body": sample.decode("utf-8", "replace"),
+        }
+        prefix = self.gateway.tenant_keys(principal.tenant).prefix
+        self.gateway.refusals.add(prefix, at, str(error["error"]), orjson.dumps(entry))
 
     def preflight(self, query: bytes, headers: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
         origin = _text(headers.get(b"origin"))
@@ -119,18 +169,18 @@ class IngestApp:
             *PREFLIGHT_HEADERS,
         ]
 
-    async def one(self, principal: Principal, document: Any, now: int) -> tuple[int, bytes]:
+    async def one(self, principal: Principal, document: Any, now: int) -> Answer:
         prepared = events.prepare(document, principal.is_site, iso(now))
         (result,) = await self.store(principal, [prepared], now)
         if result.failed is not None:  # counted as a refusal by `respond`, as any ApiError
             raise not_stored(result.failed, tenant=principal.tenant.id, event_id=prepared.event_id)
         if result.reason is not None:  # suppressed, or an order event whose order changed nothing
             answer = {"status": "ignored", "eventId": prepared.event_id, "reason": result.reason}
-            return 200, orjson.dumps(answer)
+            return 200, orjson.dumps(answer), NO_REFUSALS
         status = "duplicate" if result.duplicate else "accepted"
-        return 200, orjson.dumps({"status": status, "eventId": prepared.event_id})
+        return 200, orjson.dumps({"status": status, "eventId": prepared.event_id}), NO_REFUSALS
 
-    async def many(self, principal: Principal, document: Any, now: int) -> tuple[int, bytes]:
+    async def many(self, principal: Principal, document: Any, now: int) -> Answer:
         if isinstance(document, dict) and "events" in document:
             document = document["events"]
         if not isinstance(document, list):
@@ -139,7 +189,8 @@ class IngestApp:
             raise ApiError(
                 413, "batch_too_large", f"At most {self.max_batch} events per request.", "events"
             )
-        good, indices, failed = self.prepare_all(principal, document, iso(now))
+        refusals: list[Refusal] = []
+        good, indices, failed = self.prepare_all(principal, document, iso(now), refusals)
         # The parsed events are freed now, not after Redis has answered: with 64 batches in
         # flight, keeping them cost ~10 % more CPU per batch (cache and the collector's scans).
         del document
@@ -155,6 +206,7 @@ class IngestApp:
                 self.metrics.events_rejected.inc(tenant, INTERNAL_ERROR.code)
                 error = not_stored(r.failed, tenant=tenant, event_id=p.event_id, index=index)
                 failed.append({"index": index, **error.body()})
+                refusals.append((failed[-1], p.raw[:SAMPLE_BYTES]))
         if len(failed) > invalid_count:  # one list in index order, the invalid ones among them
             failed.sort(key=lambda entry: int(entry["index"]))
         answer: dict[str, Any] = {
@@ -164,12 +216,13 @@ class IngestApp:
         }
         if ignored:  # suppressed or order events only; other clients never see the key
             answer["ignored"] = ignored
-        return 200, orjson.dumps(answer)
+        return 200, orjson.dumps(answer), refusals
 
     def prepare_all(
-        self, principal: Principal, document: list[Any], received: str
+        self, principal: Principal, document: list[Any], received: str, refusals: list[Refusal]
     ) -> tuple[list[events.Prepared], list[int], list[dict[str, Any]]]:
-        """The batch's valid events prepared, their indices, and an error per invalid event."""
+        """The batch's valid events prepared, their indices, and an error per invalid event
+        (also added to `refusals`, with the event as sent)."""
         good: list[events.Prepared] = []
         indices: list[int] = []
         failed: list[dict[str, Any]] = []
@@ -181,6 +234,7 @@ class IngestApp:
             except ApiError as error:
                 self.metrics.events_rejected.inc(tenant, error.code)
                 failed.append({"index": index, **error.body()})
+                refusals.append((failed[-1], _sample(item)))
         return good, indices, failed
 
     async def store(
@@ -213,6 +267,14 @@ class IngestApp:
                 elif result.order_status is not None:
                     self.metrics.orders_stored.inc(tenant.id, result.order_status, "event")
         return results
+
+
+def _sample(item: Any) -> bytes:
+    """The first bytes of a batch's event as it was sent (parsed and written again)."""
+    try:
+        return orjson.dumps(item)[:SAMPLE_BYTES]
+    except TypeError:  # a value orjson cannot write back (none it parses; kept safe)
+        return b""
 
 
 def _text(value: bytes | None) -> str | None:

@@ -171,6 +171,13 @@ class FanoutStep(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedArgs(ScriptArgs):
+    """refused.lua: log refused ingest requests and count them per minute."""
+
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
 class EraseOp(ScriptArgs):
     """erase.lua: one step (`op`, set by each subclass) of erasing a contact (docs/privacy.md).
     The script reads this field first, to know which step's fields follow."""
@@ -223,6 +230,7 @@ SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     WebhookDead,
     CatalogArgs,
     FanoutStep,
+    RefusedArgs,
     EraseOp,
     EraseStart,
     EraseClaim,

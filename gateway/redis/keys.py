@@ -42,6 +42,9 @@ MAX_DEAD = 10_000  # dead letters kept per tenant, newest first
 ORDER_HISTORY_MAX = 100  # status changes kept per order
 TRIGGER_STATS_TTL = 400 * 86_400  # s: a day's trigger figures are kept 400 days
 WATCH_TOLD = {"priceDrop": 0.25, "backInStock": 0.5}  # a watch's score fraction per trigger told
+REFUSED_MAX = 1000  # refused ingest requests kept per tenant (docs/dashboard.md)
+REFUSED_SECONDS = 86_400  # ... for at most a day
+STATS_MINUTES = 1440  # per-minute counters kept (GET /v1/stats/events?minutes=)
 ERASURE_TTL = 30 * 86_400  # an erasure's record (status, counts; no identifier once done), s
 
 
@@ -105,6 +108,8 @@ KEYSPACE = {
     "product_watchers": Key(PRODUCT + ":w", "zset", "watch_days after the last watch; trimmed"),
     "fanouts": Key(":pfq", "zset", "until done (product -> due ms or lease end)"),
     "fanout": Key(PRODUCT + ":f", "hash", "until done (its owner, its cursor)"),
+    "refused": Key(":refused", "stream", "capped: REFUSED_MAX, none older than REFUSED_SECONDS"),
+    "stats": Key(":stats:{minute}", "hash", "STATS_MINUTES + 1 min (counts of one minute)"),
     # privacy (docs/privacy.md)
     "contact_orders": Key(CONTACT + ":orders", "set", f"{CONTACT_TTL} (its order ids)", True),
     "contact_stitched": Key(CONTACT + ":from", "set", f"{CONTACT_TTL} (ids stitched in)", True),
@@ -204,6 +209,16 @@ class TenantKeys:
     def fanouts(self) -> str:
         """The products whose watchers are to be notified (fanout.lua)."""
         return self._key("fanouts")
+
+    @property
+    def refused(self) -> str:
+        """The refused ingest requests (refused.lua), for GET /v1/debug/events."""
+        return self._key("refused")
+
+    def stats(self, minute: int) -> str:
+        """Accepted events by type and refusals by error code in one minute (minutes since the
+        epoch): fields `a:<eventTypeKey>` and `r:<error code>` (ingest.lua, refused.lua)."""
+        return self._key("stats", minute=str(minute))
 
     def contact_orders(self, contact_id: str) -> str:
         """The externalOrderIds of a contact's orders (lib_orders.lua apply_order)."""

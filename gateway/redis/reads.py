@@ -105,6 +105,19 @@ class Reads:
             list[StreamEntry], await self.redis.xrevrange(keys.events, last, "-", count=count)
         )
 
+    async def refused_before(self, keys: TenantKeys, last: str, count: int) -> list[StreamEntry]:
+        """At most `count` entries of the refused-request log from `last` back, newest first."""
+        return cast(
+            list[StreamEntry], await self.redis.xrevrange(keys.refused, last, "-", count=count)
+        )
+
+    async def minute_counts(self, keys: TenantKeys, minutes: Sequence[int]) -> list[Hash]:
+        """The counts of each minute (minutes since the epoch; keys.py `stats`)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for minute in minutes:
+                pipe.hgetall(keys.stats(minute))
+            return cast(list[Hash], await pipe.execute())
+
     async def triggers_after(self, keys: TenantKeys, first: str, count: int) -> list[StreamEntry]:
         """At most `count` triggers from `first` on, oldest first."""
         return cast(

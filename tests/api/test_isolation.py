@@ -60,6 +60,12 @@ async def seed_product(a: Api, marker: str) -> None:
     assert response.status_code == 200 and response.json()["updated"] == 1
 
 
+async def seed_event_type(a: Api, marker: str) -> None:
+    """An event of a type named by the marker: the per-minute counts name it."""
+    custom = {"eventTypeKey": marker, "keyValue": f"{marker}@example.com"}
+    assert (await a.event(custom)).status_code == 200
+
+
 @dataclass(frozen=True)
 class Read:
     documented: str  # the path as in /openapi.json
@@ -78,6 +84,8 @@ READS = [
     Read("/v1/triggers", "/v1/triggers?limit=1000", seed_order, listing=True),  # order triggers
     Read("/v1/webhooks/dead", "/v1/webhooks/dead", None, listing=True),
     Read("/v1/triggers/stats", "/v1/triggers/stats", None, listing=True),
+    Read("/v1/debug/events", "/v1/debug/events?limit=1000", seed_event, listing=True),
+    Read("/v1/stats/events", "/v1/stats/events?minutes=2", seed_event_type, listing=True),
     Read("/v1/contacts/{identifier}/export", "/v1/contacts/{m}@example.com/export", seed_event),
     # another tenant's erasure id: test_privacy_erasure.py
     Read("/v1/erasures/{erasure}", "/v1/erasures/{m}", None),

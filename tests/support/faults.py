@@ -157,13 +157,17 @@ class Target:
     log: Path
 
     def snapshot(self) -> dict[bytes, bytes | None]:
-        """Every key of the tenant DUMPed, but the tally: the detector drains that one in the
-        background (a trigger's count, from an order stored earlier, may be there or gone)."""
+        """Every key of the tenant DUMPed but three: the tally, which the detector drains in the
+        background (a trigger's count, from an order stored earlier, may be there or gone), and
+        the refused-request log and the per-minute counts, which record refusals by design
+        (docs/dashboard.md)."""
         tenant = TenantKeys.for_tenant(self.tenant)
+        stats = tenant.stats(0).removesuffix("0").encode()
+        skipped = {tenant.tally.encode(), tenant.refused.encode()}
         keys = sorted(
             key
             for key in self.redis.scan_iter(match=f"{tenant.prefix}:*", count=1000)
-            if key != tenant.tally.encode()
+            if key not in skipped and not key.startswith(stats)
         )
         dumps = self.redis.pipeline(transaction=False)
         for key in keys:

@@ -304,4 +304,23 @@ for i, ev in ipairs(events) do
   end
 end
 end_run()
+-- Accepted events per minute by type (GET /v1/stats/events): one HINCRBY per type in the call; a
+-- field's first count is when the minute's hash may be new, and it gets its TTL then. Under pcall:
+-- the events are stored, and a damaged counts key must not fail their answers.
+local function count_accepted()
+  local accepted = {}
+  for i, ev in ipairs(events) do
+    local result = results[i]
+    if result ~= 'd' and string.sub(result, 1, 2) ~= 'e|' then
+      accepted[ev[TYPE]] = (accepted[ev[TYPE]] or 0) + 1
+    end
+  end
+  local counts = K_stats(math.floor(now / 60000))
+  for ty, n in pairs(accepted) do
+    if redis.call('HINCRBY', counts, 'a:' .. ty, n) == n then
+      redis.call('EXPIRE', counts, STATS_SECONDS)
+    end
+  end
+end
+pcall(count_accepted)
 return results

@@ -225,6 +225,8 @@ local function reachable(cid, ids)
 end
 local PUBLIC_NAMES = {{PUBLIC_NAMES}}
 local TRIGGERS_MAXLEN = {{TRIGGERS_MAXLEN}}
+-- how long a minute's counts are kept (keys.py `stats`; ingest.lua, refused.lua)
+local STATS_SECONDS = {{STATS_SECONDS}}
 -- The trigger types of a closed visit (constants.VISIT_TRIGGERS), and the P:tally fields.
 local ABANDONED_CART, ABANDONED_BROWSE, ABANDONED_CATEGORY, ABANDONED_VISIT = {{VISIT_TRIGGERS}}
 local TALLY_CLOSED, TALLY_ANONYMOUS, TALLY_TRIGGER = {{TALLY}}
