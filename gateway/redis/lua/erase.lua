@@ -93,7 +93,10 @@ if op == 'start' then
   for _, ident in ipairs(listed) do
     idents[ident] = true
     local kind, value = string.match(ident, '^([^:]+):(.*)$')
-    if kind == 'email' then lower[#lower + 1] = needle(value) else exact[#exact + 1] = needle(value) end
+    local into = kind == 'email' and lower or exact
+    into[#into + 1] = needle(value)
+    -- as it appears in JSON text kept inside a JSON string (a refused request's body)
+    into[#into + 1] = string.sub(needle(needle(value)), 2, -2)
     if redis.call('GET', K_identifier(ident)) == cid then redis.call('DEL', K_identifier(ident)) end
     if a.suppress == 1 then redis.call('SADD', K_suppressed, redis.sha1hex(ident)) end
   end
@@ -122,7 +125,8 @@ if op == 'start' then
   end
   redis.call('HSET', rec, 'status', 'running', 'created', NOW, 'step', 1, 'cursor', '',
     'cids', cjson.encode(cids), 'exact', cjson.encode(exact), 'lower', cjson.encode(lower),
-    'hooks', a.hooks, 'uptoEvents', last_id(K_events), 'uptoTriggers', last_id(K_triggers))
+    'hooks', a.hooks, 'uptoEvents', last_id(K_events), 'uptoTriggers', last_id(K_triggers),
+    'uptoRefused', last_id(K_refused))
   for kind, n in pairs(counts) do redis.call('HSET', rec, 'n:' .. kind, n) end
   redis.call('EXPIRE', rec, ERASURE_TTL)
   redis.call('ZADD', K_erasures, 0, a.erasure)
@@ -247,18 +251,23 @@ local STEPS = {
    function(job, c, n) return scan_stream(K_triggers, job.uptoTriggers, 'trigger', job, c, n) end},
   {'deadLetters', dead_letters},
   {'webhookJobs', webhook_jobs},
+  -- the refused requests of the debug log (docs/dashboard.md) whose body names it
+  {'refusedRequests',
+   function(job, c, n) return scan_stream(K_refused, job.uptoRefused, 'r', job, c, n) end},
   {'eventsCompacted', function(job, c, n) return compact(K_events, job, c, n) end},
   {'triggersCompacted', function(job, c, n) return compact(K_triggers, job, c, n) end},
+  {'refusedCompacted', function(job, c, n) return compact(K_refused, job, c, n) end},
 }
 
 if op == 'chunk' then
   local a = {{EraseChunk}}
   local rec = K_erasure(a.erasure)
   local s = redis.call('HMGET', rec, 'owner', 'status', 'step', 'cursor', 'cids', 'exact',
-                       'lower', 'hooks', 'uptoEvents', 'uptoTriggers')
+                       'lower', 'hooks', 'uptoEvents', 'uptoTriggers', 'uptoRefused')
   if s[1] ~= a.owner or s[2] ~= 'running' then return {'lost'} end
   local job = {cids = {}, exact = cjson.decode(s[6]), lower = cjson.decode(s[7]), hooks = s[8],
-               uptoEvents = s[9], uptoTriggers = s[10], carts = 0, erasure = a.erasure}
+               uptoEvents = s[9], uptoTriggers = s[10], uptoRefused = s[11] or '0-0', carts = 0,
+               erasure = a.erasure}
   for _, c in ipairs(cjson.decode(s[5])) do job.cids[c] = true end
   local step = tonumber(s[3])
   local kind, run = STEPS[step][1], STEPS[step][2]
@@ -272,7 +281,7 @@ if op == 'chunk' then
   else -- done: the identifiers it matched by go too
     redis.call('HSET', rec, 'status', 'done', 'finished', NOW)
     redis.call('HDEL', rec, 'owner', 'step', 'cursor', 'cids', 'exact', 'lower', 'hooks',
-               'uptoEvents', 'uptoTriggers')
+               'uptoEvents', 'uptoTriggers', 'uptoRefused')
     redis.call('ZREM', K_erasures, a.erasure)
     return {'done'}
   end
