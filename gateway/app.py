@@ -26,6 +26,7 @@ from gateway.api import (
     health,
     openapi,
     orders,
+    privacy,
     products,
     tracker,
     trigger_stats,
@@ -47,6 +48,7 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 ROUTES = [
     *health.routes,
     *openapi.routes,
+    *privacy.routes,  # /v1/contacts/{identifier}: GET (contacts.py) and DELETE, and its export
     *contacts.routes,
     *events.routes,
     *triggers.routes,
@@ -140,14 +142,21 @@ class RouteLabels:
 
     def __init__(self, templates: list[str]) -> None:
         self.exact = {t for t in templates if "{" not in t}
-        self.prefixed = [
-            (t.split("{", 1)[0], re.sub(r":\w+}", "}", t)) for t in templates if "{" in t
+        # In route order, each template as a pattern (a parameter: any characters, as `text`
+        # takes them): `/v1/contacts/{identifier}/export` before `/v1/contacts/{identifier}`.
+        self.patterns = [
+            (
+                re.compile(re.sub(r"\\\{\w+(?::\w+)?\\\}", ".+", re.escape(t)), re.S),
+                re.sub(r":\w+}", "}", t),
+            )
+            for t in templates
+            if "{" in t
         ]
 
     def __call__(self, path: str) -> str:
         if path in self.exact:
             return path
-        return next((label for prefix, label in self.prefixed if path.startswith(prefix)), "other")
+        return next((label for rx, label in self.patterns if rx.fullmatch(path)), "other")
 
 
 class GatewayApp:

@@ -17,7 +17,7 @@ import orjson
 
 from gateway import __version__
 from gateway.app import check_paths
-from gateway.embedded import start_embedded
+from gateway.embedded import EMBEDDED_ENV, start_embedded
 from gateway.embedded.datadir import DataDirInUse
 from gateway.embedded.server import EmbeddedRedisError
 from gateway.redaction import redacted
@@ -176,7 +176,7 @@ def serve(args: argparse.Namespace) -> int:
             embedded = start_embedded(settings.data_dir)
         except (DataDirInUse, EmbeddedRedisError):
             return 1  # logged by start_embedded
-        os.environ["REDIS_URL"] = embedded.url
+        os.environ.update({"REDIS_URL": embedded.url, EMBEDDED_ENV: "1"})
     else:
         log.info("using external redis", extra={"url": redacted(settings.redis_url)})
     if settings.generated_keys:

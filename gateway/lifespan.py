@@ -7,10 +7,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from gateway.background import start_background, stop_background
-from gateway.embedded import start_embedded
+from gateway.embedded import EMBEDDED_ENV, start_embedded
 from gateway.redis.connection import connect
 from gateway.redis.keys import TenantKeys
 from gateway.redis.migrate import tenants_on_legacy_layout
@@ -35,6 +36,7 @@ async def lifespan(state: GatewayState) -> AsyncIterator[None]:
     settings = state.settings
     store = Store(connect(url), settings.replicas_to_ack, settings.replica_ack_timeout_ms)
     state.connect(store)
+    state.embedded_redis = embedded is not None or os.environ.get(EMBEDDED_ENV) == "1"
     if not await store.ping():
         log.warning("redis is not answering yet; /readyz reports 503 until it does")
     elif legacy := await tenants_on_legacy_layout(store.redis, state.settings.tenant_ids):

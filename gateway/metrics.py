@@ -189,6 +189,31 @@ class Metrics:
             "Triggers moved to the dead-letter list after the retry budget.",
             ("tenant",),
         )
+        # privacy (docs/privacy.md)
+        self.erasures_started = Counter(
+            "gateway_erasures_started_total", "Contacts erased (DELETE /v1/contacts).", ("tenant",)
+        )
+        self.erasures_done = Counter(
+            "gateway_erasures_done_total",
+            "Erasures whose stream work this process finished.",
+            ("tenant",),
+        )
+        self.suppressions = Counter(
+            "gateway_suppressions_total",
+            "Contacts suppressed (action added) and identifiers lifted (action lifted).",
+            ("tenant", "action"),
+        )
+        self.suppressed_ignored = Counter(
+            "gateway_suppressed_ignored_total",
+            "Events and orders ignored because they carried a suppressed identifier.",
+            ("tenant",),
+        )
+        self.families += [
+            self.erasures_started,
+            self.erasures_done,
+            self.suppressions,
+            self.suppressed_ignored,
+        ]
         self.triggers_suppressed = Counter(
             "gateway_triggers_suppressed_total",
             "Triggers a policy kept from the stream, by type and reason (docs/triggers.md).",

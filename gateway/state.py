@@ -29,6 +29,7 @@ class GatewayState:
         self.keys = KeyRing(settings)
         self.metrics = Metrics(settings.metrics_dir)
         self._store: Store | None = None
+        self.embedded_redis = False  # set by the lifespan: the gateway runs its own Redis
         self._batcher: IngestBatcher | None = None
         self._refusals: RefusalLog | None = None
         self._tenant_keys = {t.id: TenantKeys.for_tenant(t.id) for t in settings.tenants}

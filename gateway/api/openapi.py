@@ -121,6 +121,7 @@ def _limit(default: int) -> dict[str, Any]:
 
 
 READ_ERRORS = (400, 401, 403, 404, 429, 503)
+ERASURE = {"erasure": STRING, "status": {"type": "string", "enum": ["running", "done"]}}
 INGEST_ERRORS = (400, 401, 403, 413, 415, 429, 503)
 
 EVENT = {
@@ -356,6 +357,42 @@ def build() -> dict[str, Any]:
             "/v1/contacts/{identifier}": {
                 "get": _read(
                     "A contact by any identifier", [_path_param("identifier")], {"type": "object"}
+                ),
+                "delete": {
+                    **_read(
+                        "Erase a contact, and with suppress=true ignore its identifiers from now "
+                        "on (docs/privacy.md)",
+                        [_path_param("identifier"), _query("suppress")],
+                        {},
+                    ),
+                    "responses": {
+                        "202": {
+                            "description": "Erased; its streams are being erased",
+                            "content": {JSON: {"schema": _obj("erasure", "status", **ERASURE)}},
+                        },
+                        **_errors(*READ_ERRORS),
+                    },
+                },
+            },
+            "/v1/contacts/{identifier}/export": {
+                "get": _read(
+                    "Everything held about a contact",
+                    [_path_param("identifier")],
+                    {"type": "object"},
+                )
+            },
+            "/v1/erasures/{erasure}": {
+                "get": _read(
+                    "An erasure's status and counts",
+                    [_path_param("erasure")],
+                    _obj("erasure", "status", "counts", counts={"type": "object"}, **ERASURE),
+                )
+            },
+            "/v1/suppressions/{identifier}": {
+                "delete": _read(
+                    "Lift the suppression of an identifier",
+                    [_path_param("identifier")],
+                    _obj("lifted", lifted={"type": "array", "items": STRING}),
                 )
             },
             "/v1/orders": {

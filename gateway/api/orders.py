@@ -39,6 +39,7 @@ async def post_orders(request: Request) -> Response:
     now = now_ms()
     received = iso(now)
     failed: list[dict[str, Any]] = []
+    ignored: list[dict[str, Any]] = []  # naming a suppressed identifier (docs/privacy.md)
     calls: list[bytes] = []
     placed: list[int] = []  # the index of each call's order
     for index, raw in enumerate(batch):
@@ -55,7 +56,11 @@ async def post_orders(request: Request) -> Response:
         replies = await gateway.store.run("orders", limits, now, calls[start : start + CHUNK])
         chunk = placed[start : start + CHUNK]
         for index, result in zip(chunk, event_results(replies), strict=True):
-            if result.failed is not None:  # Redis failed on this order alone (a damaged key)
+            if result.suppressed:
+                given = batch[index]["externalOrderId"]
+                ignored.append({"index": index, "externalOrderId": given, "reason": result.reason})
+                gateway.metrics.suppressed_ignored.inc(tenant.id)
+            elif result.failed is not None:  # Redis failed on this order alone (a damaged key)
                 given = batch[index]["externalOrderId"]
                 error = not_stored(result.failed, tenant=tenant.id, external_order_id=given)
                 gateway.metrics.orders_failed.inc(tenant.id, INTERNAL_ERROR.code)
@@ -64,7 +69,10 @@ async def post_orders(request: Request) -> Response:
             elif result.order_status is not None:  # every other order is stored
                 gateway.metrics.orders_stored.inc(tenant.id, result.order_status, "orders")
     failed.sort(key=lambda entry: int(entry["index"]))  # in index order: the invalid came first
-    return json_response({"failedOrders": failed})
+    answer: dict[str, Any] = {"failedOrders": failed}
+    if ignored:
+        answer["ignored"] = ignored
+    return json_response(answer)
 
 
 def _prepare(raw: Any, received: str, forward: bool) -> tuple[list[str], bytes | None]:
@@ -93,25 +101,34 @@ async def get_order(request: Request) -> Response:
     gateway, principal = await server_principal(request)
     keys = gateway.tenant_keys(principal.tenant)
     order_id = request.path_params["externalOrderId"]
+    body = await order_document(gateway, keys, order_id)
+    if body is None:
+        raise not_found("order")
+    return json_response(body)
+
+
+async def order_document(
+    gateway: GatewayState, keys: TenantKeys, order_id: str
+) -> dict[str, Any] | None:
+    """An order as GET /v1/orders/{id} answers it (also in a contact's export); None: none."""
     record = await gateway.store.order_record(keys, order_id)
     meta, fields, history = record.meta, record.fields, record.history
     if not meta:
-        raise not_found("order")
+        return None
     order = {name.decode(): orjson.loads(value) for name, value in fields.items()}
     cart = meta.get(b"cart")
-    return json_response(
-        {
-            "externalOrderId": order_id,
-            "orderId": meta[b"oid"].decode(),
-            "status": meta[b"status"].decode(),
-            "contactId": await _contact(gateway, keys, order, meta[b"contact"].decode()),
-            "convertedCart": cart.decode() if cart else None,
-            "createdAt": stored_iso(meta.get(b"created")),
-            "updatedAt": stored_iso(meta.get(b"updated")),
-            "order": order,
-            "history": [orjson.loads(entry) for entry in history],
-        }
-    )
+    stored = meta.get(b"contact")  # none once its contact is erased (docs/privacy.md)
+    return {
+        "externalOrderId": order_id,
+        "orderId": meta[b"oid"].decode(),
+        "status": meta[b"status"].decode(),
+        "contactId": stored and await _contact(gateway, keys, order, stored.decode()),
+        "convertedCart": cart.decode() if cart else None,
+        "createdAt": stored_iso(meta.get(b"created")),
+        "updatedAt": stored_iso(meta.get(b"updated")),
+        "order": order,
+        "history": [orjson.loads(entry) for entry in history],
+    }
 
 
 async def _contact(

@@ -1,6 +1,6 @@
 """The tasks every gateway process runs beside its requests: the visit detector, which emits
 triggers, the product fan-out, which emits priceDrop and backInStock, the webhook deliverer,
-which sends them, and the destinations' forwarder."""
+which sends them, the eraser (docs/privacy.md) and the destinations' forwarder."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from gateway.background.destinations import destination_deliverer
 from gateway.background.detector import Detector
+from gateway.background.eraser import Eraser
 from gateway.background.fanout import FanOut
 from gateway.background.webhooks import webhook_deliverer
 from gateway.redis.store import StoreUnavailable
@@ -37,6 +38,7 @@ async def start_background(state: GatewayState) -> Background:
             asyncio.create_task(Detector(state).run(stop), name="detector"),
             asyncio.create_task(FanOut(state).run(stop), name="fanout"),
             asyncio.create_task(deliverer.run(stop), name="webhooks"),
+            asyncio.create_task(Eraser(state).run(stop), name="eraser"),
             asyncio.create_task(forwarder.run(stop), name="destinations"),
         ],
     )

@@ -12,6 +12,9 @@ from gateway.embedded.server import EmbeddedRedis, EmbeddedRedisError
 from gateway.embedded.watchdog import RedisWatchdog
 
 log = logging.getLogger("gateway")
+# Set by `gateway serve` for its app (and workers) when it started the embedded Redis itself and
+# hands them its URL: the Redis is the gateway's own (the eraser rewrites its append-only file).
+EMBEDDED_ENV = "GATEWAY_EMBEDDED_REDIS"
 
 
 @dataclass

@@ -176,7 +176,7 @@ class IngestApp:
         (result,) = await self.store(principal, [prepared], now)
         if result.failed is not None:  # counted as a refusal by `respond`, as any ApiError
             raise not_stored(result.failed, tenant=principal.tenant.id, event_id=prepared.event_id)
-        if result.reason is not None:  # an order event whose order part changed nothing
+        if result.reason is not None:  # suppressed, or an order event whose order changed nothing
             answer = {"status": "ignored", "eventId": prepared.event_id, "reason": result.reason}
             return 200, orjson.dumps(answer), NO_REFUSALS
         status = "duplicate" if result.duplicate else "accepted"
@@ -216,7 +216,7 @@ class IngestApp:
             "duplicates": duplicates,
             "failed": failed,
         }
-        if ignored:  # only order events can be ignored; other clients never see the key
+        if ignored:  # suppressed or order events only; other clients never see the key
             answer["ignored"] = ignored
         return 200, orjson.dumps(answer), refusals
 
@@ -256,6 +256,8 @@ class IngestApp:
         for p, result in zip(prepared, results, strict=True):
             if result.duplicate:
                 duplicate.inc(tenant.id)
+            elif result.suppressed:  # nothing stored (docs/privacy.md)
+                self.metrics.suppressed_ignored.inc(tenant.id)
             elif result.failed is None:  # a failed event is counted by its caller
                 accepted.inc(
                     tenant.id, p.event_type if p.event_type in events.KNOWN_TYPES else "custom"

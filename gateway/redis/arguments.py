@@ -188,6 +188,48 @@ class RefusedArgs(ScriptArgs):
     prefix: str
 
 
+@dataclass(frozen=True, slots=True)
+class EraseOp(ScriptArgs):
+    """erase.lua: one step (`op`, set by each subclass) of erasing a contact (docs/privacy.md).
+    The script reads this field first, to know which step's fields follow."""
+
+    prefix: str
+    op: str = field(init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EraseStart(EraseOp):
+    """Erase contact `contact_id` now as erasure `erasure` and queue its stream work (over the
+    jobs of webhooks `hooks`, comma-separated); `suppress` 1: suppress its identifiers too."""
+
+    op: str = field(default="start", init=False)
+    erasure: str
+    contact_id: str
+    suppress: int
+    hooks: str
+
+
+@dataclass(frozen=True, slots=True)
+class EraseClaim(EraseOp):
+    """Lease a queued erasure to `owner` for `lease_ms`."""
+
+    op: str = field(default="claim", init=False)
+    owner: str
+    lease_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class EraseChunk(EraseOp):
+    """Do at most `count` entries of erasure `erasure`'s stream work, if `owner` holds it, and
+    renew its lease by `lease_ms`."""
+
+    op: str = field(default="chunk", init=False)
+    erasure: str
+    owner: str
+    lease_ms: int
+    count: int
+
+
 SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     TenantLimits,
     RateArgs,
@@ -201,6 +243,10 @@ SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     CatalogArgs,
     FanoutStep,
     RefusedArgs,
+    EraseOp,
+    EraseStart,
+    EraseClaim,
+    EraseChunk,
 )
 
 # An ingest.lua item is one JSON array per event, read by position (decoding an object's keys

@@ -30,6 +30,18 @@ PUBLIC_NAMES = {
 }
 # The order fields that name its contact -> their identifier kinds, in KIND_ORDER order.
 ORDER_IDENTIFIERS = {"email": "email", "phone": "phone", "externalCustomerId": "customer"}
+# The reason given for an event or order ignored because it names a suppressed identifier.
+SUPPRESSED = "suppressed"
+# The order fields an erasure removes (docs/privacy.md); totals, items and dates stay.
+ORDER_PERSONAL_FIELDS = (
+    *ORDER_IDENTIFIERS,
+    "firstName",
+    "lastName",
+    "middleName",
+    "deliveryAddress",
+    "billingAddress",
+    "address",
+)
 
 # Short codes of the common event types: a visit counts its events under them (the fields of
 # P:c:{cid}:visit, read when it closes), and a contact's :ev list stores "<code>|<stream id>"

@@ -27,6 +27,7 @@ exact in a double for any ms of this era). A new view writes a whole ms, so it c
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -44,6 +45,7 @@ WATCH_TOLD = {"priceDrop": 0.25, "backInStock": 0.5}  # a watch's score fraction
 REFUSED_MAX = 1000  # refused ingest requests kept per tenant (docs/dashboard.md)
 REFUSED_SECONDS = 86_400  # ... for at most a day
 STATS_MINUTES = 1440  # per-minute counters kept (GET /v1/stats/events?minutes=)
+ERASURE_TTL = 30 * 86_400  # an erasure's record (status, counts; no identifier once done), s
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,13 @@ KEYSPACE = {
     "destination_dead": Key(":dst:dead", "stream", "capped: MAXLEN ~ MAX_DEAD"),
     "refused": Key(":refused", "stream", "capped: REFUSED_MAX, none older than REFUSED_SECONDS"),
     "stats": Key(":stats:{minute}", "hash", "STATS_MINUTES + 1 min (counts of one minute)"),
+    # privacy (docs/privacy.md)
+    "contact_orders": Key(CONTACT + ":orders", "set", f"{CONTACT_TTL} (its order ids)", True),
+    "contact_stitched": Key(CONTACT + ":from", "set", f"{CONTACT_TTL} (ids stitched in)", True),
+    "suppressed": Key(":suppressed", "set", "until lifted (SHA-1 of <kind>:<value>)"),
+    "erasure": Key(":erasure:{erasure}", "hash", "ERASURE_TTL once started (its state, counts)"),
+    "erasure_copy": Key(":erasure:{erasure}:copy", "stream", "while it compacts a stream"),
+    "erasures": Key(":erasures", "zset", "one member per unfinished erasure (lease ms)"),
 }
 
 
@@ -216,6 +225,23 @@ class TenantKeys:
         epoch): fields `a:<eventTypeKey>` and `r:<error code>` (ingest.lua, refused.lua)."""
         return self._key("stats", minute=str(minute))
 
+    def contact_orders(self, contact_id: str) -> str:
+        """The externalOrderIds of a contact's orders (lib_orders.lua apply_order)."""
+        return self._key("contact_orders", contact_id=contact_id)
+
+    @property
+    def suppressed(self) -> str:
+        """Digests of suppressed identifiers (docs/privacy.md, Suppression)."""
+        return self._key("suppressed")
+
+    def erasure(self, erasure_id: str) -> str:
+        return self._key("erasure", erasure=erasure_id)
+
+    @property
+    def erasures(self) -> str:
+        """Erasures whose stream work is unfinished, scored by their claim's lease end."""
+        return self._key("erasures")
+
     def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
         """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""
         return self._key(f"webhook_{part}", hook=hook)
@@ -230,6 +256,12 @@ class TenantKeys:
     def destination_dead(self) -> str:
         """Jobs a destination refused or that used up their retries (GET /v1/destinations/dead)."""
         return self._key("destination_dead")
+
+
+def suppression_digest(kind: str, value: str) -> str:
+    """How K_suppressed names a suppressed identifier (lib.lua any_suppressed): the SHA-1 of
+    `<kind>:<value>`, so the set holds no identifier in the clear."""
+    return hashlib.sha1(f"{kind}:{value}".encode()).hexdigest()
 
 
 def current_key(legacy: str) -> tuple[str, str] | None:

@@ -131,6 +131,21 @@ class Reads:
                 pipe.hgetall(keys.trigger_stats(day))
             return cast(list[Hash], await pipe.execute())
 
+    async def triggers_before(self, keys: TenantKeys, last: str, count: int) -> list[StreamEntry]:
+        """At most `count` triggers from `last` back, newest first."""
+        return cast(
+            list[StreamEntry], await self.redis.xrevrange(keys.triggers, last, "-", count=count)
+        )
+
+    async def contact_order_ids(self, keys: TenantKeys, contact_id: str) -> list[str]:
+        """The externalOrderIds of the contact's orders, sorted."""
+        found = cast(set[bytes], await self.redis.smembers(keys.contact_orders(contact_id)))
+        return sorted(order_id.decode() for order_id in found)
+
+    async def erasure_record(self, keys: TenantKeys, erasure_id: str) -> Hash:
+        """An erasure's state and counts (erase.lua)."""
+        return cast(Hash, await self.redis.hgetall(keys.erasure(erasure_id)))
+
     async def dead_letters(self, keys: TenantKeys, count: int) -> list[bytes]:
         """The newest `count` dead letters, newest first."""
         return cast(list[bytes], await self.redis.lrange(keys.dead_letters, 0, count - 1))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.redis.constants import (
+    SUPPRESSED,
     TALLY_ANONYMOUS,
     TALLY_CLOSED,
     TALLY_CONVERTED,
@@ -18,19 +19,25 @@ from gateway.redis.constants import (
 @dataclass(frozen=True, slots=True)
 class EventResult:
     """One event's answer from ingest.lua, or one order's from orders.lua: `a` stored, `d` a
-    duplicate (its eventId seen before), `a|<STATUS>` an order stored (its status now),
-    `i|<reason>` stored, but its order part ignored, `e|<error>` not stored: its writes failed
-    (lib_errors.lua `failed`), and the script's error says why. Plain fields, no properties:
-    they are read per event on the ingest path."""
+    duplicate (its eventId seen before), `s` suppressed (nothing stored: docs/privacy.md),
+    `a|<STATUS>` an order stored (its status now), `i|<reason>` stored, but its order part
+    ignored, `e|<error>` not stored: its writes failed (lib_errors.lua `failed`), and the
+    script's error says why. Plain fields, no properties: they are read per event on the ingest
+    path."""
 
     duplicate: bool = False
     ignored: bool = False
-    reason: str | None = None  # why the order part was ignored
+    reason: str | None = None  # why it (or its order part) was ignored
     order_status: str | None = None
     failed: str | None = None  # the script's error, for the log (never the client)
+    suppressed: bool = False  # `s`: it names a suppressed identifier; nothing stored
 
 
-_PLAIN = {b"a": EventResult(), b"d": EventResult(duplicate=True)}
+_PLAIN = {
+    b"a": EventResult(),
+    b"d": EventResult(duplicate=True),
+    b"s": EventResult(ignored=True, reason=SUPPRESSED, suppressed=True),
+}
 
 
 def _read_event_result(reply: bytes) -> EventResult:

@@ -20,6 +20,7 @@ from gateway.redis.constants import (
     EVENT_CODES,
     LIST_CODES,
     ORDER_IDENTIFIERS,
+    ORDER_PERSONAL_FIELDS,
     PUBLIC_NAMES,
     REACHABLE_KINDS,
     TALLY_ANONYMOUS,
@@ -33,6 +34,7 @@ from gateway.redis.constants import (
     WHOLE_CALL_ERRORS,
 )
 from gateway.redis.keys import (
+    ERASURE_TTL,
     KEYSPACE,
     MAX_DEAD,
     ORDER_HISTORY_MAX,
@@ -87,6 +89,8 @@ def lua_tables() -> dict[str, str]:
         "EVENT_CODES": lua_value(EVENT_CODES),
         "LIST_CODES": lua_value(LIST_CODES),
         "WHOLE_CALL_ERRORS": lua_value(WHOLE_CALL_ERRORS),
+        "ERASURE_TTL": lua_value(ERASURE_TTL),
+        "ORDER_PERSONAL_FIELDS": lua_value(ORDER_PERSONAL_FIELDS),
         "WATCH_TOLD": lua_value(WATCH_TOLD),
         # values for `local A, B, ... = {{NAME}}`
         "VISIT_TRIGGERS": ", ".join(lua_value(kind) for kind in VISIT_TRIGGERS),

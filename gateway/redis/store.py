@@ -153,6 +153,18 @@ class Store(Reads):
         except UNAVAILABLE_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
 
+    async def lift_suppressions(self, keys: TenantKeys, digests: Sequence[str]) -> list[bool]:
+        """Remove each digest from the tenant's suppressed identifiers: whether it was there."""
+        if not digests:
+            return []
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for digest in digests:
+                    pipe.srem(keys.suppressed, digest)
+                return [bool(removed) for removed in await pipe.execute()]
+        except UNAVAILABLE_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
     async def ping(self) -> bool:
         try:
             return bool(await self.redis.ping())

@@ -87,6 +87,9 @@ READS = [
     Read("/v1/triggers/stats", "/v1/triggers/stats", None, listing=True),
     Read("/v1/debug/events", "/v1/debug/events?limit=1000", seed_event, listing=True),
     Read("/v1/stats/events", "/v1/stats/events?minutes=2", seed_event_type, listing=True),
+    Read("/v1/contacts/{identifier}/export", "/v1/contacts/{m}@example.com/export", seed_event),
+    # another tenant's erasure id: test_privacy_erasure.py
+    Read("/v1/erasures/{erasure}", "/v1/erasures/{m}", None),
 ]
 
 

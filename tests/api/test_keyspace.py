@@ -57,6 +57,12 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "fanout": (lambda k: k.product("p-1", ":f"), ("p-1",), ":p:{p-1}:f"),
     "refused": (lambda k: k.refused, (), ":refused"),
     "stats": (lambda k: k.stats(29000000), ("29000000",), ":stats:29000000"),
+    "contact_orders": (lambda k: k.contact_orders("c1"), ("c1",), ":c:{c1}:orders"),
+    "contact_stitched": (lambda k: k.contact("c1", ":from"), ("c1",), ":c:{c1}:from"),
+    "suppressed": (lambda k: k.suppressed, (), ":suppressed"),
+    "erasure": (lambda k: k.erasure("e1"), ("e1",), ":erasure:e1"),
+    "erasure_copy": (lambda k: k.erasure("e1") + ":copy", ("e1",), ":erasure:e1:copy"),
+    "erasures": (lambda k: k.erasures, (), ":erasures"),
 }
 
 

@@ -7,7 +7,8 @@
 --        ig (why the order part is ignored); parts before it are false], then the events as the
 --       stream keeps them (JSON), one per line, in the same order; with destinations, a third: the
 --       body each is forwarded as (lib_destinations.lua), one per line.
--- Returns one "a" (accepted) or "d" (duplicate) per event; order events "a|<STATUS>" or
+-- Returns one "a" (accepted), "d" (duplicate) or "s" (suppressed: nothing stored) per event;
+-- order events "a|<STATUS>" or
 -- "i|<reason>" (stored, its order part ignored); "e|<error>" for an event whose writes failed
 -- (lib_errors.lua: a damaged key fails its event, not the call) (results.EventResult).
 -- Python has validated every envelope, so what can fail is what Redis holds.
@@ -260,6 +261,9 @@ if #dests > 0 then
   end
 end
 local results = {}
+-- Events naming a suppressed identifier store nothing (answer "s"); checked per event only
+-- while the tenant has suppressed identifiers, and not again within a run (same identifiers).
+local suppressing = redis.call('SCARD', K_suppressed) > 0
 
 -- A failed event is not acknowledged, so its eventId must not make the client's retry a
 -- duplicate: its dedup mark (if it was set) goes.
@@ -297,6 +301,8 @@ for i, ev in ipairs(events) do
       else
         fail(i, err)
       end
+    elseif suppressing and any_suppressed(ids) then
+      results[i] = 's'
     else
       end_run()
       local ok, cid, result = pcall(store_event, ev, raws[i], dk, fwds[i])

@@ -152,6 +152,11 @@ local function merge_contact(from, into, limits)
       redis.call('HSET', K_trigger_times(into), times[j], times[j + 1])
     end
   end
+  local orders = redis.call('SMEMBERS', K_contact_orders(from))
+  if #orders > 0 then redis.call('SADD', K_contact_orders(into), unpack(orders)) end
+  -- the contacts stitched into `into`, whose events in the stream name them (erase.lua)
+  local stitched = redis.call('SMEMBERS', K_contact_stitched(from))
+  redis.call('SADD', K_contact_stitched(into), from, unpack(stitched))
   local into_keys = K_contact_keys(into)
   for i, key in ipairs(K_contact_keys(from)) do
     redis.call('DEL', key)
@@ -491,4 +496,15 @@ local function open_visit(cid, counter, now, timeout, open)
   end
   redis.call('ZADD', K_visits, now + timeout, cid)
   return open == nil
+end
+
+-- Suppressed identifiers (docs/privacy.md): K_suppressed holds the SHA-1 of each "kind:value".
+-- Whether any of `ids` is suppressed: one SMISMEMBER, asked only while the tenant has any.
+local function any_suppressed(ids)
+  local digests = {}
+  for i, ident in ipairs(ids) do digests[i] = redis.sha1hex(ident) end
+  for _, found in ipairs(redis.call('SMISMEMBER', K_suppressed, unpack(digests))) do
+    if found == 1 then return true end
+  end
+  return false
 end

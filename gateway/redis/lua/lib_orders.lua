@@ -206,7 +206,11 @@ local function apply_order(o, fallback, lim)
   if last and NOW - last < lim.visit_timeout_ms then
     redis.call('HINCRBY', K_contact_visit(cid), 'o', 1)
   end
-  for _, key in ipairs({mk, fk, hk}) do redis.call('EXPIRE', key, lim.contact_ttl) end
+  -- the contact's orders, for its export and erasure (docs/privacy.md)
+  redis.call('SADD', K_contact_orders(cid), o.eoid)
+  for _, key in ipairs({mk, fk, hk, K_contact_orders(cid)}) do
+    redis.call('EXPIRE', key, lim.contact_ttl)
+  end
   order_trigger(o, cid, status, oid, fk)
   if attributed then
     attribute_order(o.eoid, mk, fk, status, cid, attributed)
