@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from tests.support.esputnik import Answer, FakeEsputnik, destination
+from tests.support.privacy import erase
 from tests.support.seeds import json_blocks, seed_text
 from tests.support.waiting import wait_for
 
@@ -243,3 +244,15 @@ async def test_a_dead_letter_of_a_destination_no_longer_configured(make_api, syn
     response = await api.http.post(f"/v1/destinations/dead/{dead_id}/retry", headers=api.server())
     assert response.status_code == 409 and response.json()["error"] == "destination_gone"
     assert len((await api.get("/v1/destinations/dead")).json()["dead"]) == 1  # kept
+
+
+async def test_a_suppressed_contact_is_not_forwarded(make_api, esputnik):
+    api, _ = await make_api(destinations=[destination(esputnik.url, **FAST)])
+    assert (await api.event(view("gone@example.com", 1))).status_code == 200
+    await forwarded(esputnik, "/v1/event", 1)
+    await erase(api, "gone@example.com", "?suppress=true")
+    assert (await api.event(view("gone@example.com", 2))).json()["status"] == "ignored"
+    assert (await api.event(view("kept@example.com", 3))).status_code == 200
+    await forwarded(esputnik, "/v1/event", 2)
+    pages = [r.json()["params"][0]["value"] for r in esputnik.at("/v1/event")]
+    assert pages == [view("", n)["params"][0]["value"] for n in (1, 3)]
