@@ -190,6 +190,19 @@ async def read_json(
     return parse_json(await read_body(receive, headers, limit), batch)
 
 
+async def read_batch(request: Request, name: str, max_body: int, max_batch: int) -> list[Any]:
+    """The list a server-side batch endpoint takes, `{"<name>": [...]}` (orders, products): a
+    body of another shape is a 400 naming `name`, a list over `max_batch` a 413."""
+    headers = dict(request.scope["headers"])
+    document = await read_json(request.receive, headers, max_body)
+    batch = document.get(name) if isinstance(document, dict) else None
+    if not isinstance(batch, list):
+        raise invalid(name, f'The body must be {{"{name}": [...]}}.')
+    if len(batch) > max_batch:
+        raise ApiError(413, "batch_too_large", f"At most {max_batch} {name} per request.", name)
+    return batch
+
+
 def check_media_type(headers: dict[bytes, bytes]) -> None:
     kind = media_type(headers)
     if kind not in ACCEPTED_TYPES:

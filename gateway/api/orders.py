@@ -12,8 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.clock import iso, now_ms, stored_iso
-from gateway.errors import INTERNAL_ERROR, ApiError, invalid, not_stored
-from gateway.http import json_response, not_found, read_json
+from gateway.errors import INTERNAL_ERROR, not_stored
+from gateway.http import json_response, not_found, read_batch
 from gateway.model import orders
 from gateway.redis.constants import ORDER_IDENTIFIERS
 from gateway.redis.keys import TenantKeys
@@ -28,14 +28,9 @@ CHUNK = 100
 
 async def post_orders(request: Request) -> Response:
     gateway, principal = await server_principal(request)
-    headers = dict(request.scope["headers"])
-    document = await read_json(request.receive, headers, gateway.settings.max_body_bytes)
-    batch = document.get("orders") if isinstance(document, dict) else None
-    if not isinstance(batch, list):
-        raise invalid("orders", 'The body must be {"orders": [...]}.')
-    tenant, limit = principal.tenant, gateway.settings.max_batch
-    if len(batch) > limit:
-        raise ApiError(413, "batch_too_large", f"At most {limit} orders per request.", "orders")
+    settings = gateway.settings
+    batch = await read_batch(request, "orders", settings.max_body_bytes, settings.max_batch)
+    tenant = principal.tenant
     now = now_ms()
     received = iso(now)
     failed: list[dict[str, Any]] = []

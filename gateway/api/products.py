@@ -12,8 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.clock import now_ms, stored_iso
-from gateway.errors import INTERNAL_ERROR, ApiError, invalid, not_stored
-from gateway.http import json_response, not_found, read_json
+from gateway.errors import INTERNAL_ERROR, not_stored
+from gateway.http import json_response, not_found, read_batch
 from gateway.model import products
 from gateway.redis.arguments import CatalogArgs
 from gateway.redis.results import event_results
@@ -25,14 +25,8 @@ CHUNK = 200
 
 async def post_products(request: Request) -> Response:
     gateway, principal = await server_principal(request)
-    headers = dict(request.scope["headers"])
-    document = await read_json(request.receive, headers, gateway.settings.max_body_bytes)
-    batch = document.get("products") if isinstance(document, dict) else None
-    if not isinstance(batch, list):
-        raise invalid("products", 'The body must be {"products": [...]}.')
-    limit = gateway.settings.max_batch
-    if len(batch) > limit:
-        raise ApiError(413, "batch_too_large", f"At most {limit} products per request.", "products")
+    settings = gateway.settings
+    batch = await read_batch(request, "products", settings.max_body_bytes, settings.max_batch)
     tenant = principal.tenant
     failed: list[dict[str, Any]] = []
     items: list[bytes] = []
