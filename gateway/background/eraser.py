@@ -40,7 +40,8 @@ async def start_erasure(
     keys = gateway.tenant_keys(tenant)
     erasure = secrets.token_hex(8)
     hooks = ",".join(Hook(tenant.id, keys, webhook).id for webhook in tenant.webhooks)
-    call = EraseStart(keys.prefix, erasure, contact_id, int(suppress), hooks)
+    destinations = ",".join(destination.id for destination in tenant.destinations)
+    call = EraseStart(keys.prefix, erasure, contact_id, int(suppress), hooks, destinations)
     (status,) = await gateway.store.run("erase", call, now_ms())
     return None if status == b"missing" else erasure
 

@@ -200,13 +200,15 @@ class EraseOp(ScriptArgs):
 @dataclass(frozen=True, slots=True)
 class EraseStart(EraseOp):
     """Erase contact `contact_id` now as erasure `erasure` and queue its stream work (over the
-    jobs of webhooks `hooks`, comma-separated); `suppress` 1: suppress its identifiers too."""
+    jobs of webhooks `hooks` and the queues of `destinations`, comma-separated ids); `suppress`
+    1: suppress its identifiers too."""
 
     op: str = field(default="start", init=False)
     erasure: str
     contact_id: str
     suppress: int
     hooks: str
+    destinations: str
 
 
 @dataclass(frozen=True, slots=True)

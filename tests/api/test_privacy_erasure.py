@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.redis.arguments import EraseChunk, EraseClaim, EraseStart
 from gateway.redis.keys import TenantKeys
+from tests.support.esputnik import destination
 from tests.support.gateways import free_port, unique
 from tests.support.orders import cart_event, order, post_orders
 from tests.support.privacy import erase, tenant_dump
@@ -35,6 +36,15 @@ def hooks() -> list[dict[str, Any]]:
     ]
 
 
+def destinations() -> list[dict[str, Any]]:
+    """Two eSputnik destinations nobody answers: one keeps its jobs queued, one dead-letters."""
+    url = f"http://127.0.0.1:{free_port()}/api"
+    return [
+        destination(url, timeout_seconds=0.05),
+        destination(url + "2", timeout_seconds=0.05, max_attempt_seconds=0.1),
+    ]
+
+
 async def seed_contact(api: Any) -> None:
     """An anonymous visitor who logs in (stitched), a cart, an order, and visits' triggers."""
     anonymous = {**product(VISITOR, "P1"), "keyValue": None, "visitorId": VISITOR}
@@ -54,12 +64,16 @@ async def seed_contact(api: Any) -> None:
 
 
 async def test_after_an_erasure_no_api_and_no_key_holds_an_identifier_value(make_api, sync_redis):
-    api, _ = await make_api(visit_timeout_seconds=TIMEOUT, webhooks=hooks())
+    api, _ = await make_api(
+        visit_timeout_seconds=TIMEOUT, webhooks=hooks(), destinations=destinations()
+    )
     await seed_contact(api)
 
     async def settled() -> bool:
         dead = (await api.get("/v1/webhooks/dead")).json()["dead"]
-        return len(dead) >= 2  # the two orders' triggers
+        forwarded = (await api.get("/v1/destinations/dead?limit=1000")).text
+        # the two orders' triggers; the contact's events and order at the second destination
+        return len(dead) >= 2 and EMAIL in forwarded and PHONE in forwarded
 
     await wait_for(settled, 30, "triggers dead-lettered")
     # a refused request naming the contact, in the debug log
@@ -83,6 +97,10 @@ async def test_after_an_erasure_no_api_and_no_key_holds_an_identifier_value(make
     assert counts["webhookJobs"] >= 1
     assert counts["profile"] == 1
     assert counts["refusedRequests"] == 1
+    # its events and its order, queued at the first destination and dead at the second (the
+    # key scan below shows that none is left)
+    assert counts["destinationJobs"] >= 4
+    assert counts["destinationDeadLetters"] >= 4
 
     texts = []
     for path in (
@@ -93,6 +111,7 @@ async def test_after_an_erasure_no_api_and_no_key_holds_an_identifier_value(make
         "/v1/orders/o-erased",
         "/v1/orders/o-kept",
         "/v1/debug/events?limit=1000",
+        "/v1/destinations/dead?limit=1000",
     ):
         response = await api.get(path)
         assert response.status_code == 200, path
@@ -177,7 +196,7 @@ async def test_an_erasure_is_worked_by_one_claimant_at_a_time(api, sync_redis):
     sync_redis.hset(keys.contact("c-1"), "created", 1)
     sync_redis.hset(keys.contact("c-1", ":ids"), "email:c1@example.com", 1)
     now = 1_000_000
-    assert await store.run("erase", EraseStart(keys.prefix, "e1", "c-1", 0, ""), now) == [
+    assert await store.run("erase", EraseStart(keys.prefix, "e1", "c-1", 0, "", ""), now) == [
         b"running"
     ]
     assert await store.run("erase", EraseClaim(keys.prefix, "one", 5000), now) == b"e1"
@@ -186,10 +205,10 @@ async def test_an_erasure_is_worked_by_one_claimant_at_a_time(api, sync_redis):
     late = EraseChunk(keys.prefix, "e1", "one", 5000, 500)
     assert await store.run("erase", late, now + 5001) == [b"lost"]
     step = EraseChunk(keys.prefix, "e1", "two", 5000, 500)
-    states = [(await store.run("erase", step, now + 5001 + n))[0] for n in range(8)]
+    states = [(await store.run("erase", step, now + 5001 + n))[0] for n in range(11)]
     assert (await store.run("erase", step, now + 6000))[0] == b"lost"  # over
     # one call per (empty) step, the last says done, and then there is nothing more to do
-    assert states == [b"more"] * 7 + [b"done"]
+    assert states == [b"more"] * 10 + [b"done"]
     assert await store.run("erase", EraseClaim(keys.prefix, "one", 5000), now + 99_999) is None
 
 

@@ -123,10 +123,16 @@ if op == 'start' then
     local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
     return newest[1] and newest[1][1] or '0-0'
   end
+  -- each destination's queue as far as it goes now: `<destination>=<last id>,...`
+  local queues = {}
+  for dest in string.gmatch(a.destinations, '[^,]+') do
+    queues[#queues + 1] = dest .. '=' .. last_id(K_destination_queue(dest))
+  end
   redis.call('HSET', rec, 'status', 'running', 'created', NOW, 'step', 1, 'cursor', '',
     'cids', cjson.encode(cids), 'exact', cjson.encode(exact), 'lower', cjson.encode(lower),
     'hooks', a.hooks, 'uptoEvents', last_id(K_events), 'uptoTriggers', last_id(K_triggers),
-    'uptoRefused', last_id(K_refused))
+    'uptoRefused', last_id(K_refused), 'queues', table.concat(queues, ','),
+    'uptoDestinationDead', last_id(K_destination_dead))
   for kind, n in pairs(counts) do redis.call('HSET', rec, 'n:' .. kind, n) end
   redis.call('EXPIRE', rec, ERASURE_TTL)
   redis.call('ZADD', K_erasures, 0, a.erasure)
@@ -201,6 +207,38 @@ local function webhook_jobs(job, cursor, count)
   return i .. ':' .. at, n
 end
 
+-- The destinations' undelivered jobs (docs/destinations.md): each queue's entries, `e` (an event)
+-- or `o` (an order) -> the body to send, with their place in the delivery schedule, which
+-- webhook.lua keeps as it does a webhook's. A queue is not compacted (below): its entries are
+-- deleted as they are delivered, which frees their bytes with the rest of their node, and a copy
+-- would bring back the jobs delivered while it was made.
+local function destination_jobs(job, cursor, count)
+  local queues = {}
+  for dest, upto in string.gmatch(job.queues, '([^,=]+)=([^,]+)') do
+    queues[#queues + 1] = {dest, upto}
+  end
+  local i, at = string.match(cursor, '^(%d+):(.*)$')
+  i, at = tonumber(i) or 1, at or ''
+  if i > #queues then return nil, 0 end
+  local dest, upto = queues[i][1], queues[i][2]
+  local key, n, more = K_destination_queue(dest), 0, nil
+  if upto ~= '0-0' then
+    local rows = redis.call('XRANGE', key, at == '' and '-' or '(' .. at, upto, 'COUNT', count)
+    for _, row in ipairs(rows) do
+      if row[2][2] and matches(job, nil, row[2][2]) then
+        redis.call('XDEL', key, row[1])
+        redis.call('ZREM', K_destination_due(dest), row[1])
+        redis.call('HDEL', K_destination_tries(dest), row[1])
+        n = n + 1
+      end
+    end
+    if #rows == count and rows[#rows][1] ~= upto then more = rows[#rows][1] end
+  end
+  if more then return i .. ':' .. more, n end
+  if i == #queues then return nil, n end
+  return (i + 1) .. ':', n
+end
+
 -- XDEL only marks an entry deleted: its bytes stay in the stream's node (of up to 100 entries)
 -- in memory, RDB and AOF until the node's other entries go too. So the stream is copied, chunk
 -- by chunk, into a fresh key, which the final chunk (with what was added meanwhile) renames over
@@ -257,16 +295,24 @@ local STEPS = {
   {'eventsCompacted', function(job, c, n) return compact(K_events, job, c, n) end},
   {'triggersCompacted', function(job, c, n) return compact(K_triggers, job, c, n) end},
   {'refusedCompacted', function(job, c, n) return compact(K_refused, job, c, n) end},
+  {'destinationJobs', destination_jobs},
+  {'destinationDeadLetters', function(job, c, n)
+    return scan_stream(K_destination_dead, job.uptoDestinationDead, 'b', job, c, n)
+  end},
+  {'destinationDeadCompacted',
+   function(job, c, n) return compact(K_destination_dead, job, c, n) end},
 }
 
 if op == 'chunk' then
   local a = {{EraseChunk}}
   local rec = K_erasure(a.erasure)
   local s = redis.call('HMGET', rec, 'owner', 'status', 'step', 'cursor', 'cids', 'exact',
-                       'lower', 'hooks', 'uptoEvents', 'uptoTriggers', 'uptoRefused')
+                       'lower', 'hooks', 'uptoEvents', 'uptoTriggers', 'uptoRefused', 'queues',
+                       'uptoDestinationDead')
   if s[1] ~= a.owner or s[2] ~= 'running' then return {'lost'} end
   local job = {cids = {}, exact = cjson.decode(s[6]), lower = cjson.decode(s[7]), hooks = s[8],
-               uptoEvents = s[9], uptoTriggers = s[10], uptoRefused = s[11] or '0-0', carts = 0,
+               uptoEvents = s[9], uptoTriggers = s[10], uptoRefused = s[11] or '0-0',
+               queues = s[12] or '', uptoDestinationDead = s[13] or '0-0', carts = 0,
                erasure = a.erasure}
   for _, c in ipairs(cjson.decode(s[5])) do job.cids[c] = true end
   local step = tonumber(s[3])
@@ -281,7 +327,7 @@ if op == 'chunk' then
   else -- done: the identifiers it matched by go too
     redis.call('HSET', rec, 'status', 'done', 'finished', NOW)
     redis.call('HDEL', rec, 'owner', 'step', 'cursor', 'cids', 'exact', 'lower', 'hooks',
-               'uptoEvents', 'uptoTriggers', 'uptoRefused')
+               'uptoEvents', 'uptoTriggers', 'uptoRefused', 'queues', 'uptoDestinationDead')
     redis.call('ZREM', K_erasures, a.erasure)
     return {'done'}
   end
