@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gateway.background.loop import MAX_BACKOFF, pause
+from gateway.background.loop import every_tenant
 from gateway.clock import now_ms
 from gateway.redis.results import DetectResult
-from gateway.redis.store import StoreUnavailable
 from gateway.settings import Tenant
 from gateway.state import GatewayState
 
@@ -38,28 +37,7 @@ class Detector:
         self.interval = poll_interval([t.visit_timeout_seconds for t in gateway.settings.tenants])
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = self.interval
-        while not stop.is_set():
-            more = failed = False
-            # Each tenant on its own: on a cluster, a tenant whose slot is down must not hold
-            # back the visits of the tenants after it.
-            for tenant in self.tenants:
-                try:
-                    more = await self.detect(tenant) or more
-                except StoreUnavailable as exc:
-                    failed = True
-                    log.warning(
-                        "detector: redis unavailable, retrying",
-                        extra={"tenant": tenant.id, "error": str(exc)},
-                    )
-                except Exception:
-                    # A script error must not end detection for good; logged and retried.
-                    failed = True
-                    log.exception("detector pass failed", extra={"tenant": tenant.id})
-            if more:
-                continue  # more visits are due now: no pause, even if a tenant failed
-            await pause(stop, backoff if failed else self.interval)
-            backoff = min(MAX_BACKOFF, backoff * 2) if failed else self.interval
+        await every_tenant(stop, self.tenants, self.detect, self.interval, log, "detector")
 
     async def detect(self, tenant: Tenant) -> bool:
         """One pass for a tenant; True when it hit the batch size (more may be due)."""

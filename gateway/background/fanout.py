@@ -15,11 +15,10 @@ import asyncio
 import logging
 import secrets
 
-from gateway.background.loop import MAX_BACKOFF, pause
+from gateway.background.loop import every_tenant
 from gateway.clock import now_ms
 from gateway.redis.arguments import FanoutStep
 from gateway.redis.results import FanoutResult
-from gateway.redis.store import StoreUnavailable
 from gateway.settings import Tenant
 from gateway.state import GatewayState
 
@@ -42,26 +41,8 @@ class FanOut:
         self.held: dict[str, str] = {}  # tenant -> the product whose fan-out it holds
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = INTERVAL
-        while not stop.is_set():
-            busy = failed = False
-            for tenant in self.gateway.settings.tenants:
-                try:
-                    busy = await self.step(tenant) or busy
-                except StoreUnavailable as exc:
-                    failed = True
-                    log.warning(
-                        "fan-out: redis unavailable, retrying",
-                        extra={"tenant": tenant.id, "error": str(exc)},
-                    )
-                except Exception:
-                    # A script error must not end the fan-out for good; logged and retried.
-                    failed = True
-                    log.exception("fan-out step failed", extra={"tenant": tenant.id})
-            if busy:
-                continue  # more watchers now: no pause, even if a tenant failed
-            await pause(stop, backoff if failed else INTERVAL)
-            backoff = min(MAX_BACKOFF, backoff * 2) if failed else INTERVAL
+        tenants = self.gateway.settings.tenants
+        await every_tenant(stop, tenants, self.step, INTERVAL, log, "fan-out")
 
     async def step(self, tenant: Tenant) -> bool:
         """One chunk of a fan-out of the tenant; False when none was due."""
