@@ -7,6 +7,7 @@ gets it with `gateway_state(request)`; the ingest path and the background tasks 
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
 from starlette.requests import Request
@@ -30,6 +31,10 @@ class GatewayState:
         self.metrics = Metrics(settings.metrics_dir)
         self._store: Store | None = None
         self.embedded_redis = False  # set by the lifespan: the gateway runs its own Redis
+        # Set by a request that queued background work (a product's fan-out, an erasure), so
+        # this process starts it at once rather than at its loop's next poll (background/loop.py).
+        self.fanout_queued = asyncio.Event()
+        self.erasure_queued = asyncio.Event()
         self._batcher: IngestBatcher | None = None
         self._refusals: RefusalLog | None = None
         self._tenant_keys = {t.id: TenantKeys.for_tenant(t.id) for t in settings.tenants}

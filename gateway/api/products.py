@@ -51,6 +51,8 @@ async def post_products(request: Request) -> Response:
             error = not_stored(result.failed, tenant=tenant.id, index=index)
             failure = _failure(index, batch[index], [("products", INTERNAL_ERROR.message)])
             failed.append({**failure, "error": error.code, "id": error.error_id})
+    if updated:
+        gateway.fanout_queued.set()  # a fall in price or a return to stock may have been queued
     failed.sort(key=lambda entry: int(entry["index"]))
     if failed and not updated:  # nothing stored: no 2xx (docs/api.md, Products)
         # Redis failing on one (a damaged key) is the gateway's fault: a 500 naming its log entry

@@ -29,7 +29,9 @@ log = logging.getLogger("gateway.privacy")
 
 CHUNK = 500  # stream entries (or list entries, or hash fields) per erase.lua call
 LEASE_MS = 5_000  # a claim not renewed for this long comes due again
-POLL_SECONDS = 0.2
+# s between looks for a queued erasure: the process that queued one starts at once
+# (GatewayState.erasure_queued); a killed one's is taken over within LEASE_MS and this.
+POLL_SECONDS = 1.0
 
 
 async def start_erasure(
@@ -43,7 +45,10 @@ async def start_erasure(
     destinations = ",".join(destination.id for destination in tenant.destinations)
     call = EraseStart(keys.prefix, erasure, contact_id, int(suppress), hooks, destinations)
     (status,) = await gateway.store.run("erase", call, now_ms())
-    return None if status == b"missing" else erasure
+    if status == b"missing":
+        return None
+    gateway.erasure_queued.set()
+    return erasure
 
 
 class Eraser:
@@ -68,7 +73,7 @@ class Eraser:
                     log.exception("eraser pass failed", extra={"tenant": tenant})
             if self.rewrite_due:
                 await self.rewrite_aof()
-            await pause(stop, backoff if failed else POLL_SECONDS)
+            await pause(stop, backoff if failed else POLL_SECONDS, self.gateway.erasure_queued)
             backoff = min(MAX_BACKOFF, backoff * 2) if failed else POLL_SECONDS
 
     async def erase_queued(self, stop: asyncio.Event, tenant: str, keys: TenantKeys) -> None:

@@ -31,7 +31,10 @@ log = logging.getLogger("gateway.fanout")
 # 100 took 12 s and kept it at 61 ms (idle 50), ingest unslowed.
 CHUNK = 100
 LEASE_MS = 10_000  # a product held this long past its last step goes to another process
-INTERVAL = 0.2  # s between looks for a queued product when there was none
+# s between looks for a queued product when there was none: the process whose request queued one
+# starts at once (GatewayState.fanout_queued); the others help within this. Each look is a script
+# call per tenant, so a short interval costs an idle Redis calls per second per tenant and process.
+INTERVAL = 1.0
 
 
 class FanOut:
@@ -42,7 +45,8 @@ class FanOut:
 
     async def run(self, stop: asyncio.Event) -> None:
         tenants = self.gateway.settings.tenants
-        await every_tenant(stop, tenants, self.step, INTERVAL, log, "fan-out")
+        queued = self.gateway.fanout_queued
+        await every_tenant(stop, tenants, self.step, INTERVAL, log, "fan-out", queued)
 
     async def step(self, tenant: Tenant) -> bool:
         """One chunk of a fan-out of the tenant; False when none was due."""

@@ -97,10 +97,11 @@ async def test_after_an_erasure_no_api_and_no_key_holds_an_identifier_value(make
     assert counts["webhookJobs"] >= 1
     assert counts["profile"] == 1
     assert counts["refusedRequests"] == 1
-    # its events and its order, queued at the first destination and dead at the second (the
-    # key scan below shows that none is left)
+    # its three events that name it and its order wait at the first destination (its retries
+    # never end here; the anonymous view is forwarded with no identifier of it); at the second,
+    # those not yet dead-lettered wait too (the key scan below finds none left)
     assert counts["destinationJobs"] >= 4
-    assert counts["destinationDeadLetters"] >= 4
+    assert counts["destinationDeadLetters"] >= 1
 
     texts = []
     for path in (
