@@ -24,6 +24,7 @@ import redis
 from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
 from tests.support.cluster import BACKENDS, LocalCluster, sync_client
+from tests.support.esputnik import FakeEsputnik
 from tests.support.gateways import Api, build_settings, free_port, tenant_config, unique
 from tests.support.served import ServedApp, ServedApps
 from tests.support.triggering import Receiver
@@ -182,3 +183,14 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def esputnik() -> AsyncIterator[FakeEsputnik]:
+    """A real local HTTP server standing in for eSputnik's API (a destination's `url`)."""
+    fake = FakeEsputnik()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()

@@ -7,7 +7,6 @@ HTTP Basic; the bodies are compared with the eSputnik seed examples value for va
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -20,16 +19,6 @@ from tests.support.waiting import wait_for
 
 SEED_EVENTS = json_blocks(seed_text("004"), "eventTypeKey")
 FAST = {"timeout_seconds": 2}
-
-
-@pytest.fixture
-async def esputnik() -> AsyncIterator[FakeEsputnik]:
-    fake = FakeEsputnik()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 async def post_raw(api: Any, path: str, body: str) -> dict[str, Any]:

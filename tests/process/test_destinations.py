@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -17,16 +16,6 @@ from tests.support.gateways import free_port, start_gateway, stop_gateway, uniqu
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def esputnik() -> AsyncIterator[FakeEsputnik]:
-    fake = FakeEsputnik()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 def config(path: Path, tenant: str, url: str, timeout: float) -> Path:
