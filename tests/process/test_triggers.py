@@ -65,6 +65,29 @@ async def post_events(base: str, tenant: str, events: list[dict[str, object]]) -
         assert response.json()["accepted"] == len(events), response.text
 
 
+async def each_once(
+    survivor: str, tenant: str, receiver: Receiver, count: int
+) -> list[dict[str, object]]:
+    """The tenant's `count` triggers, read from the surviving process once all are emitted and
+    delivered and a duplicate has had time to show up: each once, each an abandonedBrowse."""
+
+    async def all_emitted() -> bool:
+        return len(await all_triggers(survivor, tenant)) >= count
+
+    await wait_for(all_emitted, 30, f"{count} triggers")
+    await wait_for(
+        lambda: len({h["x-gateway-id"] for h, _, _ in receiver.requests}) == count,
+        30,
+        f"{count} triggers delivered",
+    )
+    await asyncio.sleep(3 * TIMEOUT)
+    found = await all_triggers(survivor, tenant)
+    assert len(found) == count
+    assert len({t["id"] for t in found}) == count
+    assert {t["type"] for t in found} == {"abandonedBrowse"}
+    return found
+
+
 async def run_two(tmp_path: Path, redis_url: str, kill_first: bool, count: int) -> None:
     receiver = Receiver()
     tenant = unique("proc")
@@ -87,22 +110,7 @@ async def run_two(tmp_path: Path, redis_url: str, kill_first: bool, count: int) 
             # into the middle of detection: just as the first deadlines pass
             await asyncio.sleep(TIMEOUT)
             processes[0].kill()
-        survivor = bases[1]
-
-        async def all_emitted() -> bool:
-            return len(await all_triggers(survivor, tenant)) >= count
-
-        await wait_for(all_emitted, 30, f"{count} triggers")
-        await wait_for(
-            lambda: len({h["x-gateway-id"] for h, _, _ in receiver.requests}) == count,
-            30,
-            f"{count} triggers delivered",
-        )
-        await asyncio.sleep(3 * TIMEOUT)  # time for a duplicate to show up, if there were one
-        found = await all_triggers(survivor, tenant)
-        assert len(found) == count
-        assert len({t["id"] for t in found}) == count
-        assert {t["type"] for t in found} == {"abandonedBrowse"}
+        found = await each_once(bases[1], tenant, receiver, count)
         assert all(t["visit"]["events"] == 2 for t in found)  # type: ignore[index]
         delivered = [json.loads(body)["id"] for _, body, _ in receiver.requests]
         assert set(delivered) == {t["id"] for t in found}
@@ -169,22 +177,7 @@ async def test_delayed_triggers_are_emitted_once_though_a_process_is_killed(
         earliest = float(sync_redis.zrange(pending, 0, 0, withscores=True)[0][1]) / 1000
         await asyncio.sleep(max(0.0, earliest - time.time()))
         processes[0].kill()  # into the middle of releasing them
-        survivor = bases[1]
-
-        async def all_emitted() -> bool:
-            return len(await all_triggers(survivor, tenant)) >= count
-
-        await wait_for(all_emitted, 30, f"{count} delayed triggers")
-        await wait_for(
-            lambda: len({h["x-gateway-id"] for h, _, _ in receiver.requests}) == count,
-            30,
-            f"{count} triggers delivered",
-        )
-        await asyncio.sleep(3 * TIMEOUT)  # time for a duplicate to show up, if there were one
-        found = await all_triggers(survivor, tenant)
-        assert len(found) == count
-        assert len({t["id"] for t in found}) == count
-        assert {t["type"] for t in found} == {"abandonedBrowse"}
+        found = await each_once(bases[1], tenant, receiver, count)
         for trigger in found:
             ended = datetime.fromisoformat(trigger["visit"]["endedAt"])  # type: ignore[index]
             created = datetime.fromisoformat(str(trigger["createdAt"]))
