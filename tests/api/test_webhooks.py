@@ -119,14 +119,14 @@ async def test_retries_use_the_whole_budget(make_api, receiver):
     # that would overshoot the budget is clipped to its end, so the last attempt is made when the
     # budget is spent, not one delay before.
     receiver.default = 500
-    budget = 1.0
+    budget = 2.0  # attempts at about 0, 0.3, 0.9 and 2 s: three or more on a busy machine too
     api, _ = await make_api(
         visit_timeout_seconds=TIMEOUT,
         webhooks=[hook(receiver.url, retry_initial_seconds=0.3, retry_budget_seconds=budget)],
     )
     await send(api, *(page(f"budget{n}@x.io") for n in range(5)))
     metrics = api.gateway.metrics
-    await wait_for(lambda: metrics.webhook_dead.get(api.tenant_id) == 5, timeout=5.0)
+    await wait_for(lambda: metrics.webhook_dead.get(api.tenant_id) == 5, timeout=15.0)
     dead = (await api.get("/v1/webhooks/dead")).json()["dead"]
     assert len(dead) == 5
     for letter in dead:
@@ -139,7 +139,8 @@ async def test_retries_use_the_whole_budget(make_api, receiver):
         ]
         assert len(tries) == letter["attempts"] >= 3
         assert dead_at - born >= budget  # never dead before the budget is spent ...
-        assert budget - 0.01 <= max(tries) - born < budget + 0.5  # ... and tried at its end
+        # ... and tried at its end (not one delay before), the last try before it was given up
+        assert budget - 0.01 <= max(tries) - born <= dead_at - born + 0.01
 
 
 async def test_ingest_goes_on_while_deliveries_to_a_dead_endpoint_fail(make_api):

@@ -131,8 +131,7 @@ if op == 'start' then
   redis.call('HSET', rec, 'status', 'running', 'created', NOW, 'step', 1, 'cursor', '',
     'cids', cjson.encode(cids), 'exact', cjson.encode(exact), 'lower', cjson.encode(lower),
     'hooks', a.hooks, 'uptoEvents', last_id(K_events), 'uptoTriggers', last_id(K_triggers),
-    'uptoRefused', last_id(K_refused), 'queues', table.concat(queues, ','),
-    'uptoDestinationDead', last_id(K_destination_dead))
+    'uptoRefused', last_id(K_refused), 'queues', table.concat(queues, ','))
   for kind, n in pairs(counts) do redis.call('HSET', rec, 'n:' .. kind, n) end
   redis.call('EXPIRE', rec, ERASURE_TTL)
   redis.call('ZADD', K_erasures, 0, a.erasure)
@@ -296,9 +295,10 @@ local STEPS = {
   {'triggersCompacted', function(job, c, n) return compact(K_triggers, job, c, n) end},
   {'refusedCompacted', function(job, c, n) return compact(K_refused, job, c, n) end},
   {'destinationJobs', destination_jobs},
-  {'destinationDeadLetters', function(job, c, n)
-    return scan_stream(K_destination_dead, job.uptoDestinationDead, 'b', job, c, n)
-  end},
+  -- to the stream's end, not its end at the start: a job of the contact that failed for good
+  -- between the start and the queues' step above was dead-lettered instead of found there
+  {'destinationDeadLetters',
+   function(job, c, n) return scan_stream(K_destination_dead, '+', 'b', job, c, n) end},
   {'destinationDeadCompacted',
    function(job, c, n) return compact(K_destination_dead, job, c, n) end},
 }
@@ -307,12 +307,11 @@ if op == 'chunk' then
   local a = {{EraseChunk}}
   local rec = K_erasure(a.erasure)
   local s = redis.call('HMGET', rec, 'owner', 'status', 'step', 'cursor', 'cids', 'exact',
-                       'lower', 'hooks', 'uptoEvents', 'uptoTriggers', 'uptoRefused', 'queues',
-                       'uptoDestinationDead')
+                       'lower', 'hooks', 'uptoEvents', 'uptoTriggers', 'uptoRefused', 'queues')
   if s[1] ~= a.owner or s[2] ~= 'running' then return {'lost'} end
   local job = {cids = {}, exact = cjson.decode(s[6]), lower = cjson.decode(s[7]), hooks = s[8],
                uptoEvents = s[9], uptoTriggers = s[10], uptoRefused = s[11] or '0-0',
-               queues = s[12] or '', uptoDestinationDead = s[13] or '0-0', carts = 0,
+               queues = s[12] or '', carts = 0,
                erasure = a.erasure}
   for _, c in ipairs(cjson.decode(s[5])) do job.cids[c] = true end
   local step = tonumber(s[3])
@@ -327,7 +326,7 @@ if op == 'chunk' then
   else -- done: the identifiers it matched by go too
     redis.call('HSET', rec, 'status', 'done', 'finished', NOW)
     redis.call('HDEL', rec, 'owner', 'step', 'cursor', 'cids', 'exact', 'lower', 'hooks',
-               'uptoEvents', 'uptoTriggers', 'uptoRefused', 'queues', 'uptoDestinationDead')
+               'uptoEvents', 'uptoTriggers', 'uptoRefused', 'queues')
     redis.call('ZREM', K_erasures, a.erasure)
     return {'done'}
   end
