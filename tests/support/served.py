@@ -24,7 +24,11 @@ from gateway.settings import Settings
 from gateway.state import GatewayState
 from tests.support.gateways import build_settings, free_port, tenant_config, unique
 
-POOL = 40  # tenant pairs per served app; another app is started when they are used up
+# Tenant pairs per served app; another app is started when they are used up. Every tenant of a
+# served app is polled by its background loops (the detector every 50 ms with the tests' short
+# visit timeouts) for the rest of the session, used or not, and most configurations serve only a
+# few tests: a pool of 40 left thousands of idle tenants whose polling slowed the whole suite.
+POOL = 8
 
 
 class ServedApp:
