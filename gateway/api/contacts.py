@@ -16,7 +16,7 @@ from gateway.model.identity import lookup_candidates
 from gateway.redis.constants import EVENT_TYPES, PUBLIC_NAMES
 from gateway.redis.keys import TenantKeys
 from gateway.redis.store import Store
-from gateway.state import server_principal
+from gateway.state import GatewayState, server_principal
 
 MAX_STITCHES = 8
 
@@ -196,12 +196,18 @@ async def rfm(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]
     }
 
 
-async def get_contact(request: Request) -> Response:
+async def requested_contact(request: Request) -> tuple[GatewayState, TenantKeys, str]:
+    """The contact the path's {identifier} names for a server key's tenant; 404 when unknown."""
     state, principal = await server_principal(request)
     keys = state.tenant_keys(principal.tenant)
     contact_id = await find_contact(state.store, keys, request.path_params["identifier"])
     if contact_id is None:
         raise not_found("contact")
+    return state, keys, contact_id
+
+
+async def get_contact(request: Request) -> Response:
+    state, keys, contact_id = await requested_contact(request)
     body = await read_contact(state.store, keys, contact_id)
     body["orders"] = await rfm(state.store, keys, contact_id)
     return json_response(body)

@@ -16,9 +16,9 @@ from starlette.routing import Route
 from gateway.api.contacts import (
     contact_events,
     current_contacts,
-    find_contact,
     get_contact,
     read_contact,
+    requested_contact,
     rfm,
 )
 from gateway.api.orders import order_document
@@ -38,11 +38,7 @@ COUNT_FIELD = b"n:"
 
 
 async def export_contact(request: Request) -> Response:
-    gateway, principal = await server_principal(request)
-    keys = gateway.tenant_keys(principal.tenant)
-    contact_id = await find_contact(gateway.store, keys, request.path_params["identifier"])
-    if contact_id is None:
-        raise not_found("contact")
+    gateway, keys, contact_id = await requested_contact(request)
     store = gateway.store
     body = await read_contact(store, keys, contact_id)
     body["rfm"] = await rfm(store, keys, contact_id)
