@@ -6,7 +6,7 @@ The contract: docs/api.md, Carts bought; docs/triggers.md, Orders and visits.
 from __future__ import annotations
 
 from tests.support.orders import cart_event, event, order, post_orders
-from tests.support.triggering import TIMEOUT, closed, product, send
+from tests.support.triggering import SPANNING, TIMEOUT, closed, product, send
 
 
 def abandoned(found: list[dict[str, object]]) -> list[object]:
@@ -14,7 +14,7 @@ def abandoned(found: list[dict[str, object]]) -> list[object]:
 
 
 async def test_no_trigger_for_a_cart_bought_by_its_recycle_state_id(make_api):
-    api, _ = await make_api(visit_timeout_seconds=TIMEOUT)
+    api, _ = await make_api(visit_timeout_seconds=SPANNING)
     await send(api, product("buyer@example.com", "WS01"), cart_event("rs-bought"))
     await post_orders(api, order("o-1", recycleStateId="rs-bought"))
     found = await closed(api, 1)
@@ -24,7 +24,7 @@ async def test_no_trigger_for_a_cart_bought_by_its_recycle_state_id(make_api):
 
 
 async def test_no_trigger_for_a_cart_bought_within_the_purchase_window(make_api):
-    api, _ = await make_api(visit_timeout_seconds=TIMEOUT, cart_purchase_window_seconds=60)
+    api, _ = await make_api(visit_timeout_seconds=SPANNING, cart_purchase_window_seconds=60)
     await send(api, cart_event("rs-window"))
     await post_orders(api, order("o-2"))  # no recycleStateId: the window links it
     assert abandoned(await closed(api, 1)) == []
