@@ -16,7 +16,17 @@ from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
 from gateway.redis.constants import VISIT_TRIGGERS
 from tests.support.gateways import Api, build_settings, free_port, tenant_config, unique
-from tests.support.triggering import TIMEOUT, cart, category, closed, page, product, send, triggers
+from tests.support.triggering import (
+    SPANNING,
+    TIMEOUT,
+    cart,
+    category,
+    closed,
+    page,
+    product,
+    send,
+    triggers,
+)
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 MUG = {"productId": "MUG-1", "quantity": 3, "price": 0.1, "name": "Mug"}
@@ -116,7 +126,7 @@ async def test_anonymous_visits_are_closed_and_counted_without_trigger(make_api)
 
 
 async def test_stitched_contact_gets_its_trigger_with_the_email(make_api):
-    api, _ = await make_api(visit_timeout_seconds=TIMEOUT)
+    api, _ = await make_api(visit_timeout_seconds=SPANNING)
     anonymous = {"visitorId": "v-2", "keyValue": None}
     await send(api, {**product("", "P1"), **anonymous}, {**cart("", "rs-st", [MUG]), **anonymous})
     await send(api, page("zoe@x.io", visitorId="v-2"))
