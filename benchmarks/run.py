@@ -215,7 +215,12 @@ def fresh_redis(client: redis.Redis, timeout: float = 120.0) -> None:
             time.sleep(0.2)
 
     wait()
-    client.flushall()
+    # ASYNC, then wait for the freeing to end: a plain FLUSHALL of the detector's and fan-out's
+    # millions of keys blocks Redis longer than the embedded server's liveness probe allows
+    client.flushall(asynchronous=True)
+    deadline = time.monotonic() + timeout
+    while client.info("memory").get("lazyfree_pending_objects", 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
     client.bgrewriteaof()  # compacts the AOF to the now empty dataset: quick
     time.sleep(0.2)
     wait()
@@ -629,31 +634,29 @@ def delayed_triggers(bench: Bench, count: int = DELAYED) -> dict[str, Any]:
     in a burst (tenant "delayed": delay_seconds = DELAY and a cooldown), and its lag; also how long
     closing their visits took with those policies (the detector's figure above, with a delay).
 
-    The visits are stored as store_visits does; once the detector has closed them all, their
-    triggers wait in the tenant's due-time set. Lag is sampled every 50 ms as the age of the most
-    overdue trigger still waiting.
+    The visits are stored as store_visits does; the detector closes them and holds their triggers
+    in the tenant's due-time set, then emits each once due. On a machine too slow to close them
+    all within DELAY, the first triggers fall due while later visits are still being closed: the
+    figures still hold, but the lag then includes that overlap. Lag is sampled every 50 ms as the
+    age of the most overdue trigger still waiting.
     """
     keys = TenantKeys.for_tenant("delayed")
-    pending, triggers = keys.pending, keys.triggers
+    pending, triggers, visits = keys.pending, keys.triggers, keys.visits
     visits_first, _ = store_visits(bench, "delayed", count)
-    deadline = visits_first / 1000 + 60
-    while bench.redis.zcard(pending) < count and time.time() < deadline:
-        time.sleep(0.05)
-    held_at = time.time()
-    held = bench.redis.zcard(pending)
-    if held < count:
-        bench.failures.append(f"delayed: {held} of {count} triggers held")
-    first = bench.redis.zrange(pending, 0, 0, withscores=True)[0][1] / 1000
-    last = bench.redis.zrange(pending, -1, -1, withscores=True)[0][1] / 1000
-    if held_at > first:
-        bench.failures.append("delayed: the first trigger fell due before all were held")
-    lag = 0.0
-    while time.time() < last + 60:
-        oldest = bench.redis.zrange(pending, 0, 0, withscores=True)
+    deadline = visits_first / 1000 + 300
+    first = last = 0.0  # the due times of the first and the last trigger held
+    held_at = lag = 0.0
+    while time.time() < deadline:
         now = time.time()
+        oldest = bench.redis.zrange(pending, 0, 0, withscores=True)
+        newest = bench.redis.zrange(pending, -1, -1, withscores=True)
         if oldest:
+            first = first or oldest[0][1] / 1000
+            last = max(last, newest[0][1] / 1000)
             lag = max(lag, now - oldest[0][1] / 1000)
-        elif bench.redis.xlen(triggers) >= count:
+        if not held_at and not bench.redis.zcard(visits):
+            held_at = now
+        if held_at and not oldest and bench.redis.xlen(triggers) >= count:
             break
         time.sleep(0.05)
     done = time.time()
@@ -663,16 +666,18 @@ def delayed_triggers(bench: Bench, count: int = DELAYED) -> dict[str, Any]:
     result = {
         "triggers": count,
         "emitted": emitted,
-        "closed_seconds": held_at - visits_first / 1000,
+        "closed_seconds": (held_at or done) - visits_first / 1000,
         "due_over_seconds": last - first,
-        "seconds": done - first,
+        "seconds": done - first if first else float("nan"),
         "max_lag_seconds": lag,
+        "overlapped": bool(first and held_at > first),
     }
     print(
         f"  delayed        {count:,} visits closed and held {result['closed_seconds']:.2f} s after "
         f"the first was due; their triggers, due over {result['due_over_seconds']:.1f} s, "
         f"re-checked and emitted {result['seconds']:.2f} s after the first was due, "
-        f"max lag {lag:.2f} s",
+        f"max lag {lag:.2f} s"
+        + (" (closing overlapped the first due)" if result["overlapped"] else ""),
         flush=True,
     )
     return result
