@@ -39,7 +39,7 @@ run: $(RUN_STAMP)
 	$(BIN)/gateway serve $(ARGS)
 
 test: $(STAMP) browser snippet-check
-	$(BIN)/ruff check gateway tests
+	$(BIN)/ruff check gateway tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(MAKE) test-oldest
@@ -50,8 +50,8 @@ test-oldest: $(OLDEST_STAMP)
 	$(OLDEST)/bin/pytest --no-cov $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway tests
-	$(BIN)/ruff format --check gateway tests
+	$(BIN)/ruff check gateway tests benchmarks
+	$(BIN)/ruff format --check gateway tests benchmarks
 	$(BIN)/mypy
 
 # Installs wrk from Debian's packages where missing; see benchmarks/README.md.

@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from benchmarks.harness import HERE, free_port, fresh_redis, gateway_server, python_server, running
 from gateway.clock import iso, now_ms
 from gateway.model import events
 from gateway.redis.batcher import ingest_items
@@ -94,3 +95,21 @@ def drain(client: redis.Redis, key: str, timeout: float = 300.0) -> dict[str, An
         time.sleep(0.01)
     seconds = time.monotonic() - started
     return {"events": queued, "seconds": seconds, "eps": left / seconds if seconds else 0.0}
+
+
+def throughput(client: redis.Redis, work: Path, redis_url: str) -> dict[str, Any]:
+    """The forwarder's own events/s: FORWARDED events queued for the destination while no
+    gateway runs, then drained by one 1-worker gateway into bare_protocol.py."""
+    config = work / "destination.toml"
+    port = free_port()
+    esputnik = python_server("esputnik", work, port, {}, str(HERE / "bare_protocol.py"), str(port))
+    destination_config(work / "gateway.toml", config, f"http://127.0.0.1:{port}/api")
+    fresh_redis(client)
+    key = queue(client, config, work, FORWARDED)
+    with (
+        running(esputnik),
+        running(gateway_server("gateway-forward", work, redis_url, 1, config.name)),
+    ):
+        forwarded = drain(client, key)
+    print(f"  forwarder      {forwarded['eps']:>9,.0f} events/s to a local fake", flush=True)
+    return forwarded
