@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gateway.settings.checks import ConfigError, number, unknown
+from gateway.settings.checks import ConfigError, numbers, unknown
 from gateway.settings.destinations import Destination
 from gateway.settings.tenants import Tenant, default_tenant, parse_tenant
 from gateway.settings.webhooks import Webhook
@@ -117,11 +117,7 @@ def parse_config(raw: dict[str, Any], data_dir: Path, redis_url: str | None) -> 
     if not isinstance(section, dict):
         raise ConfigError("config.gateway: expected a table")
     unknown("gateway", section, {*GATEWAY_KEYS, *PATH_KEYS, "metrics_token"})
-    limits = {
-        name: number(f"gateway.{name}", section[name], kind, minimum)
-        for name, (kind, minimum) in GATEWAY_KEYS.items()
-        if name in section
-    }
+    limits = numbers("gateway", section, GATEWAY_KEYS)
     texts: dict[str, Any] = {
         name: path(f"gateway.{name}", section[name]) for name in PATH_KEYS if name in section
     }

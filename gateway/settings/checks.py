@@ -1,4 +1,5 @@
-"""The checks every config table shares: numbers with bounds, lists of strings, unknown keys.
+"""The checks every config table shares: tables without unknown keys, numbers with bounds, lists
+of strings, type filters, http(s) URLs.
 
 Each raises ConfigError naming the key (`tenants[0].rate_limit_per_second`), so a typo or a bad
 value stops start-up with a message instead of falling back to a default.
@@ -6,6 +7,8 @@ value stops start-up with a message instead of falling back to a default.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from typing import Any
 
 
@@ -49,3 +52,44 @@ def unknown(where: str, table: dict[str, Any], known: set[str] | dict[str, Any])
     for key in table:
         if key not in known:
             raise ConfigError(f"{where}.{key}: unknown config key")
+
+
+def table(where: str, raw: Any, known: set[str] | dict[str, Any]) -> dict[str, Any]:
+    """A config table that has no key but those `known`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    unknown(where, raw, known)
+    return raw
+
+
+def numbers(
+    where: str, raw: dict[str, Any], bounds: dict[str, tuple[type, float]]
+) -> dict[str, Any]:
+    """The numbers of `bounds` (name -> its kind and lower bound) that the table sets."""
+    return {
+        name: number(f"{where}.{name}", raw[name], kind, minimum)
+        for name, (kind, minimum) in bounds.items()
+        if name in raw
+    }
+
+
+def type_filter(where: str, value: Any, valid: Collection[str], what: str) -> frozenset[str]:
+    """A `types` list: names of `valid` (`what`: "trigger" or "event"), checked at start-up since
+    a typo would otherwise match nothing, silently."""
+    types = strings(where, value)
+    if not types:
+        # An empty list would read as "no filter" downstream and pass every type.
+        raise ConfigError(f"{where}: empty list; omit types for every {what} type")
+    for name in types:
+        if name not in valid:
+            raise ConfigError(f"{where}: unknown {what} type {name!r}; valid: {', '.join(valid)}")
+    return frozenset(types)
+
+
+HTTP_URL = re.compile(r"https?://[^/?#\s]+([/?#]\S*)?")
+
+
+def http_url(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not HTTP_URL.fullmatch(value):
+        raise ConfigError(f"{where}: expected an http(s) URL with a host")
+    return value

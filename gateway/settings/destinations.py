@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.model.events import KNOWN_TYPES
-from gateway.settings.checks import ConfigError, number, strings, unknown
-from gateway.settings.webhooks import WEBHOOK_URL
+from gateway.settings.checks import ConfigError, http_url, numbers, table, type_filter
 
 KINDS = ("esputnik",)
 
@@ -37,43 +36,29 @@ class Destination:
 
 
 DESTINATION_KEYS = {"kind", "url", "api_key", "types"}
-# name -> lower bound (defaults in Destination)
-DESTINATION_NUMBERS = {"timeout_seconds": 0.05, "max_attempt_seconds": 0.1}
+# name -> kind and lower bound (defaults in Destination)
+DESTINATION_NUMBERS: dict[str, tuple[type, float]] = {
+    "timeout_seconds": (float, 0.05),
+    "max_attempt_seconds": (float, 0.1),
+}
 
 
 def parse_destination(where: str, raw: Any) -> Destination:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a table")
-    unknown(where, raw, DESTINATION_KEYS | DESTINATION_NUMBERS.keys())
+    raw = table(where, raw, DESTINATION_KEYS | DESTINATION_NUMBERS.keys())
     kind = raw.get("kind")
     if kind not in KINDS:
         raise ConfigError(f"{where}.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
-    url = raw.get("url")
-    if not isinstance(url, str) or not WEBHOOK_URL.fullmatch(url):
-        raise ConfigError(f"{where}.url: expected an http(s) URL with a host")
+    url = http_url(f"{where}.url", raw.get("url"))
     if not url.isascii():  # it goes into the request line and Host header as it is
         raise ConfigError(f"{where}.url: expected ASCII (an international host name in punycode)")
     api_key = raw.get("api_key")
     if not isinstance(api_key, str) or not api_key.strip():
         # The message never quotes the value: it is a secret.
         raise ConfigError(f"{where}.api_key: expected a non-empty string")
-    types = event_types(f"{where}.types", raw["types"]) if "types" in raw else None
-    numbers = {
-        name: number(f"{where}.{name}", raw[name], float, minimum)
-        for name, minimum in DESTINATION_NUMBERS.items()
-        if name in raw
-    }
-    return Destination(kind, url.rstrip("/"), api_key, types, **numbers)
-
-
-def event_types(where: str, value: Any) -> frozenset[str]:
-    types = strings(where, value)
-    if not types:
-        # An empty list would read as "no filter" downstream and forward every type.
-        raise ConfigError(f"{where}: empty list; omit types for every event type")
-    for name in types:
-        if name not in KNOWN_TYPES:
-            raise ConfigError(
-                f"{where}: unknown event type {name!r}; valid: {', '.join(sorted(KNOWN_TYPES))}"
-            )
-    return frozenset(types)
+    types = (
+        type_filter(f"{where}.types", raw["types"], sorted(KNOWN_TYPES), "event")
+        if "types" in raw
+        else None
+    )
+    limits = numbers(where, raw, DESTINATION_NUMBERS)
+    return Destination(kind, url.rstrip("/"), api_key, types, **limits)

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.settings.checks import ConfigError, keys, number, strings, unknown
+from gateway.settings.checks import ConfigError, keys, number, strings, table
 from gateway.settings.destinations import Destination, parse_destination
 from gateway.settings.triggers import TriggerPolicy, parse_policy
 from gateway.settings.webhooks import Webhook, parse_webhook
@@ -65,9 +65,7 @@ def origins(where: str, value: Any) -> tuple[str, ...]:
 
 
 def parse_tenant(where: str, raw: Any) -> Tenant:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a table")
-    unknown(where, raw, TENANT_KEYS)
+    raw = table(where, raw, TENANT_KEYS)
     tenant_id = raw.get("id")
     if not isinstance(tenant_id, str) or not TENANT_ID.fullmatch(tenant_id):
         raise ConfigError(f"{where}.id: expected 1-64 characters of A-Z a-z 0-9 _ -")

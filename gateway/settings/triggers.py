@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.settings.checks import ConfigError, number, unknown
+from gateway.settings.checks import ConfigError, numbers, table
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +32,8 @@ POLICY_KEYS: dict[str, tuple[type, float]] = {
 
 
 def parse_policy(where: str, raw: Any) -> TriggerPolicy:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a table")
-    unknown(where, raw, POLICY_KEYS)
-    values = {
-        name: number(f"{where}.{name}", raw[name], kind, minimum)
-        for name, (kind, minimum) in POLICY_KEYS.items()
-        if name in raw
-    }
+    raw = table(where, raw, POLICY_KEYS)
+    values = numbers(where, raw, POLICY_KEYS)
     if values.get("price_drop_min_percent", 0) > 100:
         raise ConfigError(
             f"{where}.price_drop_min_percent: must be at most 100, "

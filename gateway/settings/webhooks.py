@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.model.orders import STATUSES
 from gateway.redis.constants import PRODUCT_TRIGGERS, TRIGGER_CONVERTED, VISIT_TRIGGERS
-from gateway.settings.checks import ConfigError, number, strings, unknown
+from gateway.settings.checks import ConfigError, http_url, numbers, strings, table, type_filter
 from gateway.signing import SCHEMES, standard_key
-
-WEBHOOK_URL = re.compile(r"https?://[^/?#\s]+([/?#]\S*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,41 +33,24 @@ TRIGGER_TYPES = (
     + tuple(f"order{status}" for status in STATUSES)
     + (TRIGGER_CONVERTED,)
 )
-# name -> lower bound of the webhook's retry settings (defaults in Webhook)
-WEBHOOK_RETRY_KEYS = {
-    "timeout_seconds": 0.05,
-    "retry_initial_seconds": 0.01,
-    "retry_budget_seconds": 0.1,
+# name -> kind and lower bound of the webhook's retry settings (defaults in Webhook)
+WEBHOOK_RETRY_KEYS: dict[str, tuple[type, float]] = {
+    "timeout_seconds": (float, 0.05),
+    "retry_initial_seconds": (float, 0.01),
+    "retry_budget_seconds": (float, 0.1),
 }
 
 
-def trigger_types(where: str, value: Any) -> frozenset[str]:
-    types = strings(where, value)
-    if not types:
-        # An empty list would read as "no filter" downstream and deliver every type.
-        raise ConfigError(f"{where}: empty list; omit types for every trigger type")
-    for name in types:
-        if name not in TRIGGER_TYPES:
-            raise ConfigError(
-                f"{where}: unknown trigger type {name!r}; valid: {', '.join(TRIGGER_TYPES)}"
-            )
-    return frozenset(types)
-
-
 def parse_webhook(where: str, raw: Any) -> Webhook:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a table")
-    unknown(where, raw, WEBHOOK_KEYS | WEBHOOK_RETRY_KEYS.keys())
-    url = raw.get("url")
-    if not isinstance(url, str) or not WEBHOOK_URL.fullmatch(url):
-        raise ConfigError(f"{where}.url: expected an http(s) URL with a host")
+    raw = table(where, raw, WEBHOOK_KEYS | WEBHOOK_RETRY_KEYS.keys())
+    url = http_url(f"{where}.url", raw.get("url"))
     signature, secrets = _signing(where, raw)
-    types = trigger_types(f"{where}.types", raw["types"]) if "types" in raw else None
-    retry = {
-        name: number(f"{where}.{name}", raw[name], float, minimum)
-        for name, minimum in WEBHOOK_RETRY_KEYS.items()
-        if name in raw
-    }
+    types = (
+        type_filter(f"{where}.types", raw["types"], TRIGGER_TYPES, "trigger")
+        if "types" in raw
+        else None
+    )
+    retry = numbers(where, raw, WEBHOOK_RETRY_KEYS)
     return Webhook(url=url, secrets=secrets, types=types, signature=signature, **retry)
 
 
