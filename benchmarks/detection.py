@@ -78,9 +78,7 @@ def detector(bench: Bench) -> dict[str, Any]:
             break
         time.sleep(0.05)
     done = time.time()
-    emitted = bench.redis.xlen(triggers)
-    if emitted < VISITS:
-        bench.failures.append(f"detector: {emitted} of {VISITS} triggers emitted")
+    emitted = bench.emitted(triggers, VISITS, "detector")
     result = {
         "visits": VISITS,
         "triggers": emitted,
@@ -129,9 +127,7 @@ def delayed_triggers(bench: Bench, count: int = DELAYED) -> dict[str, Any]:
             break
         time.sleep(0.05)
     done = time.time()
-    emitted = bench.redis.xlen(triggers)
-    if emitted < count:
-        bench.failures.append(f"delayed: {emitted} of {count} delayed triggers emitted")
+    emitted = bench.emitted(triggers, count, "delayed")
     result = {
         "triggers": count,
         "emitted": emitted,

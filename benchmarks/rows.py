@@ -114,6 +114,13 @@ class Bench:
     rounds: dict[str, list[Row]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
+    def emitted(self, stream: str, expected: int, what: str) -> int:
+        """The triggers on `stream`; fewer than `expected` is a failure of the run."""
+        count = int(self.redis.xlen(stream))
+        if count < expected:
+            self.failures.append(f"{what}: {count} of {expected} triggers emitted")
+        return count
+
     def gateway_row(
         self,
         name: str,
