@@ -15,7 +15,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, get_type_hints
 
 FIRST_FIELD = 3  # ARGV[1] is the prefix, ARGV[2] the time
-ARGS_HEAD = "local P, NOW = ARGV[1], tonumber(ARGV[2])"  # lib.lua's first line
+# lib.lua's first line. NOW_S is the time as Redis is given it: in Redis 6.2 a Lua number passed to
+# redis.call is formatted with %.17g, about 1 us each, as much as a small command itself
+ARGS_HEAD = "local P, NOW, NOW_S = ARGV[1], tonumber(ARGV[2]), ARGV[2]"
 
 
 class ScriptArgs:

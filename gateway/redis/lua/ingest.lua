@@ -26,6 +26,15 @@ local slack = math.ceil(limits.contact_ttl / 10)
 local renew_ms = slack * 1000
 limits.contact_ttl = limits.contact_ttl + slack
 local ttl = limits.contact_ttl
+-- Numbers Redis is given, as text (lib.lua NOW_S): formatted here once a call, not by Redis on
+-- every command (a Lua number argument costs Redis 6.2 a %.17g formatting, ~1 us).
+ttl = string.format('%d', ttl)
+limits.ttl_arg = ttl
+local deadline = string.format('%d', now + timeout) -- of a visit an event of now opens or extends
+local watch_cutoff = string.format('(%d', now - limits.watch_ms)
+local watch_ms = string.format('%d', limits.watch_ms)
+local maxlen_arg, dedup_ttl_arg = string.format('%d', maxlen), string.format('%d', dedup_ttl)
+local cart_ttl = string.format('%d', limits.cart_ttl)
 
 -- The envelope's places, named after arguments.ENVELOPE: ID, DEDUP, TYPE, IDS, FRESH, PV, CV,
 -- CART, ORDER, IG = 1, 2, ...
@@ -36,8 +45,8 @@ local function list_entry(ty, sid) return (LIST_CODES[ty] or ty) .. '|' .. sid e
 -- The event on the tenant's stream, and a client's eventId marked seen (at `dk`): its stream id.
 -- Queued for the destinations in the same step (`fwd`: its forwarded body, nil without any).
 local function append_event(cid, ev, raw, dk, fwd)
-  local sid = redis.call('XADD', K_events, 'MAXLEN', '~', maxlen, '*', 'c', cid, 'e', raw)
-  if ev[DEDUP] then redis.call('SET', dk, cid, 'EX', dedup_ttl) end
+  local sid = redis.call('XADD', K_events, 'MAXLEN', '~', maxlen_arg, '*', 'c', cid, 'e', raw)
+  if ev[DEDUP] then redis.call('SET', dk, cid, 'EX', dedup_ttl_arg) end
   if fwd then forward(dests, 'e', ev[TYPE], fwd) end
   return sid
 end
@@ -46,7 +55,7 @@ end
 local function scored_now(ids)
   local scored = {}
   for _, id in ipairs(ids) do
-    scored[#scored + 1] = now
+    scored[#scored + 1] = NOW_S
     scored[#scored + 1] = id
   end
   return scored
@@ -65,19 +74,21 @@ local function watch(cid, ids, products, keep)
     local wk = K_product_watchers(pid)
     local added
     if keep then
-      added = redis.call('ZADD', wk, 'NX', now, cid)
+      added = redis.call('ZADD', wk, 'NX', NOW_S, cid)
     else
-      added = redis.call('ZADD', wk, now, cid)
+      added = redis.call('ZADD', wk, NOW_S, cid)
     end
     if added == 1 then
-      redis.call('ZREMRANGEBYSCORE', wk, '-inf', '(' .. (now - limits.watch_ms))
+      redis.call('ZREMRANGEBYSCORE', wk, '-inf', watch_cutoff)
     end
-    redis.call('PEXPIRE', wk, limits.watch_ms)
+    redis.call('PEXPIRE', wk, watch_ms)
   end
 end
 
 -- A compact view (recommendations.py) is stored with its receive time's lag behind `now`.
-local function view_value(pv) return pv[3] and (now - pv[3]) .. pv[2] or pv[2] end
+local function view_value(pv)
+  return pv[3] and string.format('%d', now - pv[3]) .. pv[2] or pv[2]
+end
 
 -- A run: consecutive events of one contact (the same identifiers) that only add to its history
 -- (page, product and category views, custom events; no cart, no order). The snippet and apps send
@@ -153,14 +164,14 @@ local function store_event(ev, raw, dk, fwd)
   local renewed = not new and tonumber(redis.call('HGET', ck, 'ttlAt'))
   local renew = not renewed or now - renewed >= renew_ms
   if new then
-    redis.call('HSET', ck, 'created', now, 'updated', now, 'ttlAt', now)
+    redis.call('HSET', ck, 'created', NOW_S, 'updated', NOW_S, 'ttlAt', NOW_S)
   elseif not renewed then
-    redis.call('HSETNX', ck, 'created', now)
-    redis.call('HSET', ck, 'updated', now, 'ttlAt', now)
+    redis.call('HSETNX', ck, 'created', NOW_S)
+    redis.call('HSET', ck, 'updated', NOW_S, 'ttlAt', NOW_S)
   elseif renew then
-    redis.call('HSET', ck, 'updated', now, 'ttlAt', now)
+    redis.call('HSET', ck, 'updated', NOW_S, 'ttlAt', NOW_S)
   else
-    redis.call('HSET', ck, 'updated', now)
+    redis.call('HSET', ck, 'updated', NOW_S)
   end
 
   local entry = list_entry(ty, append_event(cid, ev, raw, dk, fwd))
@@ -171,7 +182,7 @@ local function store_event(ev, raw, dk, fwd)
   if pv then
     local pvk, pvd = K_contact_pv(cid), K_contact_pvd(cid)
     -- Only a product new to the list can make it grow or be its first (keys without a TTL yet).
-    local added = redis.call('ZADD', pvk, now, pv[1]) == 1
+    local added = redis.call('ZADD', pvk, NOW_S, pv[1]) == 1
     redis.call('HSET', pvd, pv[1], view_value(pv))
     if added then
       if not new then trim_views(cid, cap_views) end
@@ -185,7 +196,7 @@ local function store_event(ev, raw, dk, fwd)
     watch(cid, ev[IDS], {pv[1]})
   elseif cv then
     local cvk = K_contact_cv(cid)
-    redis.call('ZADD', cvk, now, cv)
+    redis.call('ZADD', cvk, NOW_S, cv)
     redis.call('ZREMRANGEBYRANK', cvk, 0, -(cap_views + 1))
     if not renew then redis.call('EXPIRE', cvk, ttl) end
     touched[#touched + 1] = cvk
@@ -198,22 +209,22 @@ local function store_event(ev, raw, dk, fwd)
     if current then
       -- the contact hash holds the current cart's JSON; its state, only a state that may outlive
       -- the contact (lib.lua release_cart)
-      redis.call('HSET', ck, 'cart', cart_json, 'cartAt', now, 'cartId', rsid)
-      if limits.cart_ttl > ttl - slack then
-        redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
+      redis.call('HSET', ck, 'cart', cart_json, 'cartAt', NOW_S, 'cartId', rsid)
+      if limits.cart_ttl > limits.contact_ttl - slack then
+        redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', NOW_S)
       else
-        redis.call('HSET', state, 'contact', cid, 'at', now)
+        redis.call('HSET', state, 'contact', cid, 'at', NOW_S)
         redis.call('HDEL', state, 'cart')
       end
       watch(cid, ev[IDS], cart[4], true)
     else
       redis.call('HDEL', ck, 'cart', 'cartAt', 'cartId')
-      redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', now)
+      redis.call('HSET', state, 'cart', cart_json, 'contact', cid, 'at', NOW_S)
     end
-    redis.call('EXPIRE', state, limits.cart_ttl)
+    redis.call('EXPIRE', state, cart_ttl)
   end
 
-  local opened = open_visit(cid, counter, now, timeout, open)
+  local opened = open_visit(cid, counter, deadline, open)
   local tag, note = 'a', nil
   if ev[IG] then
     tag, note = 'i', ev[IG]

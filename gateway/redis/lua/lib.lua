@@ -1,5 +1,5 @@
 -- Shared by every script (scripts.py prepends it). Every ARGV starts with the tenant prefix and the
--- time of the call (arguments.py): P and NOW.
+-- time of the call (arguments.py): P, and NOW (NOW_S as text: Redis' argument wherever it is one).
 {{ARGS_HEAD}}
 -- The key builders (keys.py KEYSPACE; a key's parts as its arguments): K_events, K_cart(rsid),
 -- K_contact(cid), K_contact_ev(cid)..., K_contact_keys(cid) (all that stitching moves), TENANT.
@@ -187,10 +187,11 @@ local function resolve_contact(ids, fallback, limits, fallback_is_new)
   if not cid and fallback_is_new then
     -- A new contact's :ids is new too: one HSET of all of them, not an HSETNX each.
     local first_seen = {}
+    local ttl = limits.ttl_arg or limits.contact_ttl
     for _, ident in ipairs(ids) do
-      redis.call('SET', K_identifier(ident), fallback, 'EX', limits.contact_ttl)
+      redis.call('SET', K_identifier(ident), fallback, 'EX', ttl)
       first_seen[#first_seen + 1] = ident
-      first_seen[#first_seen + 1] = NOW
+      first_seen[#first_seen + 1] = NOW_S
     end
     redis.call('HSET', K_contact_ids(fallback), unpack(first_seen))
     return fallback, true
@@ -200,8 +201,8 @@ local function resolve_contact(ids, fallback, limits, fallback_is_new)
   for i, ident in ipairs(ids) do
     -- An identifier already naming this contact is in its :ids; ingest.lua renews its TTL.
     if named[i] ~= cid then
-      redis.call('SET', K_identifier(ident), cid, 'EX', limits.contact_ttl)
-      redis.call('HSETNX', K_contact_ids(cid), ident, NOW)
+      redis.call('SET', K_identifier(ident), cid, 'EX', limits.ttl_arg or limits.contact_ttl)
+      redis.call('HSETNX', K_contact_ids(cid), ident, NOW_S)
     end
   end
   return cid, false
@@ -224,7 +225,7 @@ local function reachable(cid, ids)
   return false
 end
 local PUBLIC_NAMES = {{PUBLIC_NAMES}}
-local TRIGGERS_MAXLEN = {{TRIGGERS_MAXLEN}}
+local TRIGGERS_MAXLEN = string.format('%d', {{TRIGGERS_MAXLEN}}) -- Redis' argument: text
 -- how long a minute's counts are kept (keys.py `stats`; ingest.lua, refused.lua)
 local STATS_SECONDS = {{STATS_SECONDS}}
 -- The trigger types of a closed visit (constants.VISIT_TRIGGERS), and the P:tally fields.
@@ -324,16 +325,15 @@ local function count_stat(ms, field, amount, fractional)
     key = K_trigger_stats(string.sub(iso(ms), 1, 10))
     stats_keys[ms] = key
   end
-  amount = amount or 1
-  local now = redis.call(fractional and 'HINCRBYFLOAT' or 'HINCRBY', key, field, amount)
-  if tonumber(now) == amount then redis.call('EXPIRE', key, TRIGGER_STATS_TTL) end
+  local now = redis.call(fractional and 'HINCRBYFLOAT' or 'HINCRBY', key, field, amount or '1')
+  if tonumber(now) == (amount or 1) then redis.call('EXPIRE', key, TRIGGER_STATS_TTL) end
 end
 
 -- Every trigger, visit or order, reaches the stream, the tally (read into /metrics) and the
 -- day's figures here.
 local function append_trigger(ty, body)
   redis.call('XADD', K_triggers, 'MAXLEN', '~', TRIGGERS_MAXLEN, '*', 'type', ty, 'trigger', body)
-  redis.call('HINCRBY', K_tally, TALLY_TRIGGER .. ty, 1)
+  redis.call('HINCRBY', K_tally, TALLY_TRIGGER .. ty, '1')
   count_stat(NOW, ty .. '|emitted')
 end
 
@@ -342,7 +342,7 @@ end
 local TALLY_SUPPRESSED, TALLY_CONVERTED, TALLY_REVENUE = {{POLICY_TALLY}}
 
 local function suppress(ty, reason)
-  redis.call('HINCRBY', K_tally, TALLY_SUPPRESSED .. ty .. '|' .. reason, 1)
+  redis.call('HINCRBY', K_tally, TALLY_SUPPRESSED .. ty .. '|' .. reason, '1')
   count_stat(NOW, ty .. '|suppressed|' .. reason)
 end
 
@@ -364,11 +364,11 @@ end
 -- A trigger reached the contact: the cooldown's time of its type (K_trigger_times, shared with
 -- the product triggers), and the contact's last trigger, which an order may be attributed to.
 local function trigger_reached(cid, ty, id, now, ttl)
-  local times = K_trigger_times(cid)
-  redis.call('HSET', times, ty, now)
+  local times, at = K_trigger_times(cid), now == NOW and NOW_S or string.format('%d', now)
+  ttl = string.format('%d', ttl)
+  redis.call('HSET', times, ty, at)
   redis.call('EXPIRE', times, ttl)
-  redis.call('SET', K_last_trigger(cid), id .. '|' .. ty .. '|' .. string.format('%d', now),
-             'EX', ttl)
+  redis.call('SET', K_last_trigger(cid), id .. '|' .. ty .. '|' .. at, 'EX', ttl)
 end
 
 -- A visit's trigger waits lim.delay_ms in K_pending (its id -> due ms) and K_pending_jobs (its id
@@ -407,18 +407,19 @@ local function emit_trigger(cid, ty, v, who, cart, now, lim)
   local ck = K_contact(cid)
   local current = cart and cart[1] or redis.call('HGET', ck, 'cart')
   local products = {}
-  local pv = redis.call('ZREVRANGEBYSCORE', K_contact_pv(cid), v.last, v.start, 'WITHSCORES')
+  local last, start = string.format('%d', v.last), string.format('%d', v.start)
+  local pv = redis.call('ZREVRANGEBYSCORE', K_contact_pv(cid), last, start, 'WITHSCORES')
   for j = 1, #pv, 2 do
     local view = redis.call('HGET', K_contact_pvd(cid), pv[j])
     if view then products[#products + 1] = view_json(pv[j], tonumber(pv[j + 1]), view) end
   end
   local categories = {}
-  local cv = redis.call('ZREVRANGEBYSCORE', K_contact_cv(cid), v.last, v.start, 'WITHSCORES')
+  local cv = redis.call('ZREVRANGEBYSCORE', K_contact_cv(cid), last, start, 'WITHSCORES')
   for j = 1, #cv, 2 do
     categories[#categories + 1] = '{"productCategoryId":' .. cjson.encode(cv[j])
       .. ',"viewedAt":"' .. iso(tonumber(cv[j + 1])) .. '"}'
   end
-  local id = 'visit:' .. cid .. ':' .. string.format('%d', v.start)
+  local id = 'visit:' .. cid .. ':' .. start
   local body = '{"id":' .. cjson.encode(id) .. ',"type":"' .. ty .. '","tenant":'
     .. cjson.encode(TENANT) .. ',"createdAt":"' .. iso(now) .. '"'
     .. ',"contact":' .. contact_json(cid, who)
@@ -448,11 +449,11 @@ local function close_visit(cid, now, lim)
   redis.call('DEL', vk)
   local v = {}
   for j = 1, #raw, 2 do v[raw[j]] = tonumber(raw[j + 1]) end
-  redis.call('HINCRBY', K_tally, TALLY_CLOSED, 1)
+  redis.call('HINCRBY', K_tally, TALLY_CLOSED, '1')
   if lim.delay_ms > 0 then drop_pending(cid) end -- no delay: nothing of it waits
   local who = contact_identity(cid)
   if not who.reachable then
-    redis.call('HINCRBY', K_tally, TALLY_ANONYMOUS, 1)
+    redis.call('HINCRBY', K_tally, TALLY_ANONYMOUS, '1')
     return
   end
   local ty, cart = trigger_type(cid, v)
@@ -485,16 +486,17 @@ local function close_idle_visit(cid, now, lim, counter)
   return {last, tonumber(v[2]) or 0, tonumber(v[3]) or 0}
 end
 
--- Count an event into the contact's visit: the open one (`open`, from close_idle_visit), or a new
--- one. True when it opened one (a new hash: the caller gives it its TTL).
-local function open_visit(cid, counter, now, timeout, open)
+-- Count an event of now into the contact's visit: the open one (`open`, from close_idle_visit), or
+-- a new one, due to close at `deadline` (text). True when it opened one (a new hash: the caller
+-- gives it its TTL).
+local function open_visit(cid, counter, deadline, open)
   local vk = K_contact_visit(cid)
   if open then
-    redis.call('HSET', vk, 'last', now, 'n', open[2] + 1, counter, open[3] + 1)
+    redis.call('HSET', vk, 'last', NOW_S, 'n', open[2] + 1, counter, open[3] + 1)
   else
-    redis.call('HSET', vk, 'start', now, 'last', now, 'n', 1, counter, 1)
+    redis.call('HSET', vk, 'start', NOW_S, 'last', NOW_S, 'n', '1', counter, '1')
   end
-  redis.call('ZADD', K_visits, now + timeout, cid)
+  redis.call('ZADD', K_visits, deadline, cid)
   return open == nil
 end
 
