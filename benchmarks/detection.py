@@ -3,58 +3,22 @@ gateway, without and with a delay (docs/triggers.md, Trigger policies)."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
+from benchmarks.direct import DirectIngest, visitor_views
 from benchmarks.harness import DELAYED, VISIT_TIMEOUT, VISITS
 from benchmarks.rows import Bench
-from gateway.clock import iso, now_ms
-from gateway.model import events
-from gateway.redis.batcher import ingest_items
 from gateway.redis.keys import TenantKeys
-from gateway.redis.scripts import Script
-from gateway.settings import load_settings
-from gateway.state import GatewayState
 
 
 def store_visits(bench: Bench, tenant_id: str = "detector", count: int = VISITS) -> tuple[int, int]:
-    """One productViewed for each of `count` contacts with an email: each visit is due a trigger.
-
-    Stored through the gateway's own validation and ingest script, called directly in 500-event
-    calls as the batcher does, not over HTTP: HTTP ingest is measured above, and here the visits
-    should fall due as close together as possible (over ~2 s rather than the ~6-10 s HTTP takes
-    on this machine), which is the hard case for the detector. Events are validated first, then
-    stored; returns the receive times (ms) of the first and the last call.
-    """
-    settings = load_settings(
-        str(bench.work / "gateway.toml"),
-        env={"REDIS_URL": "redis://unused", "GATEWAY_DATA_DIR": str(bench.work / "gateway-data")},
-    )
-    gateway = GatewayState(settings)
-    (tenant,) = [t for t in settings.tenants if t.id == tenant_id]
-    script = Script.load("ingest")
-    bench.redis.script_load(script.text)
-    product = json.dumps({"productId": "WS01-L-Green", "price": 45.5})
-    received = iso(now_ms())
-    prepared = [
-        events.prepare(
-            {
-                "eventTypeKey": "productViewed",
-                "keyValue": f"visitor{n}@example.com",
-                "params": [{"name": "product", "value": product}],
-            },
-            True,
-            received,
-        )
-        for n in range(count)
-    ]
-    first = now_ms()
-    for start in range(0, count, 500):
-        now = now_ms()
-        chunk = [(p.envelope, p.raw, p.forward) for p in prepared[start : start + 500]]
-        bench.redis.evalsha(script.sha, 0, *gateway.limits(tenant).args(now, ingest_items(chunk)))
-    return first + VISIT_TIMEOUT * 1000, now + VISIT_TIMEOUT * 1000
+    """`count` visits, each due a trigger (direct.visitor_views), stored without HTTP so that they
+    fall due as close together as possible: the hard case for the detector. Returns the times
+    (ms) at which the first and the last call's visits fall due."""
+    ingest = DirectIngest.open(bench.redis, bench.work / "gateway.toml", bench.work, tenant_id)
+    first, last = ingest.store(visitor_views(count))
+    return first + VISIT_TIMEOUT * 1000, last + VISIT_TIMEOUT * 1000
 
 
 def detector(bench: Bench) -> dict[str, Any]:

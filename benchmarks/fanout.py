@@ -12,47 +12,29 @@ from typing import Any
 import httpx
 import orjson
 
+from benchmarks.direct import DirectIngest
 from benchmarks.harness import WATCHED, WATCHERS
 from benchmarks.rows import Bench
-from gateway.clock import iso, now_ms
-from gateway.model import events
-from gateway.redis.batcher import ingest_items
 from gateway.redis.keys import TenantKeys
-from gateway.redis.scripts import Script
-from gateway.settings import load_settings
-from gateway.state import GatewayState
 
 
 def store_watchers(bench: Bench, watchers: int) -> float:
     """`watchers` contacts with an email view WATCHED at 45.5 USD, each a watcher of it; stored
-    through the ingest script called directly in 500-event calls, as store_visits does (HTTP
-    ingest is measured above). Returns the seconds it took."""
-    settings = load_settings(
-        str(bench.work / "gateway.toml"),
-        env={"REDIS_URL": "redis://unused", "GATEWAY_DATA_DIR": str(bench.work / "gateway-data")},
-    )
-    gateway = GatewayState(settings)
-    (tenant,) = [t for t in settings.tenants if t.id == "products"]
-    script = Script.load("ingest")
-    bench.redis.script_load(script.text)
-    product = json.dumps({"productId": WATCHED, "price": 45.5, "isInStock": 1})
-    received = iso(now_ms())
+    without HTTP (direct.py). Returns the seconds it took."""
     began = time.time()
-    for start in range(0, watchers, 500):
-        chunk = []
-        for n in range(start, min(watchers, start + 500)):
-            view = {
-                "eventTypeKey": "productViewed",
-                "keyValue": f"watcher{n}@example.com",
-                "params": [
-                    {"name": "product", "value": product},
-                    {"name": "currencyCode", "value": "USD"},
-                ],
-            }
-            prepared = events.prepare(view, True, received)
-            chunk.append((prepared.envelope, prepared.raw, prepared.forward))
-        limits = gateway.limits(tenant).args(now_ms(), ingest_items(chunk))
-        bench.redis.evalsha(script.sha, 0, *limits)
+    ingest = DirectIngest.open(bench.redis, bench.work / "gateway.toml", bench.work, "products")
+    product = json.dumps({"productId": WATCHED, "price": 45.5, "isInStock": 1})
+    ingest.store(
+        {
+            "eventTypeKey": "productViewed",
+            "keyValue": f"watcher{n}@example.com",
+            "params": [
+                {"name": "product", "value": product},
+                {"name": "currencyCode", "value": "USD"},
+            ],
+        }
+        for n in range(watchers)
+    )
     return time.time() - began
 
 

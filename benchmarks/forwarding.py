@@ -10,14 +10,9 @@ from typing import Any
 
 import redis
 
+from benchmarks.direct import DirectIngest
 from benchmarks.harness import HERE, free_port, fresh_redis, gateway_server, python_server, running
-from gateway.clock import iso, now_ms
-from gateway.model import events
-from gateway.redis.batcher import ingest_items
 from gateway.redis.keys import TenantKeys
-from gateway.redis.scripts import Script
-from gateway.settings import Tenant, load_settings
-from gateway.state import GatewayState
 
 TENANT = "destination"
 FORWARDED = 20_000  # events the forwarder drains in its row
@@ -44,39 +39,24 @@ def destination_config(source: Path, target: Path, url: str) -> None:
     )
 
 
-def _tenant(config: Path, work: Path) -> tuple[GatewayState, Tenant]:
-    settings = load_settings(
-        str(config), env={"REDIS_URL": "redis://unused", "GATEWAY_DATA_DIR": str(work / "data")}
-    )
-    (tenant,) = [t for t in settings.tenants if t.id == TENANT]
-    return GatewayState(settings), tenant
-
-
 def queue(client: redis.Redis, config: Path, work: Path, count: int) -> str:
-    """Queue `count` product views of as many contacts for the destination, through the ingest
-    script called directly (as the batcher calls it); the queue's key."""
-    gateway, tenant = _tenant(config, work)
-    script = Script.load("ingest")
-    client.script_load(script.text)
-    received = iso(now_ms())
-    prepared = [
-        events.prepare(
+    """Queue `count` product views of as many contacts for the destination, stored without HTTP
+    (direct.py); the queue's key."""
+    ingest = DirectIngest.open(client, config, work, TENANT)
+    ingest.store(
+        (
             {
                 "eventTypeKey": "productViewed",
                 "keyValue": f"forward{n}@example.com",
                 "params": [{"name": "product", "value": '{"productId":"P1","price":4.5}'}],
-            },
-            False,
-            received,
-            forward=True,
-        )
-        for n in range(count)
-    ]
-    for start in range(0, count, 500):
-        chunk = [(p.envelope, p.raw, p.forward) for p in prepared[start : start + 500]]
-        args = gateway.limits(tenant).args(now_ms(), ingest_items(chunk))
-        client.evalsha(script.sha, 0, *args)
-    return TenantKeys.for_tenant(TENANT).destination(tenant.destinations[0].id, "q")
+            }
+            for n in range(count)
+        ),
+        site_key=False,
+        forward=True,
+    )
+    destination = ingest.tenant.destinations[0].id
+    return TenantKeys.for_tenant(TENANT).destination(destination, "q")
 
 
 def drain(client: redis.Redis, key: str, timeout: float = 300.0) -> dict[str, Any]:

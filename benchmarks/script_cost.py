@@ -11,7 +11,6 @@ the Lua scripts: the figures move ±10 % between runs on a shared machine.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -21,15 +20,12 @@ from pathlib import Path
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.direct import CALL, DirectIngest, visitor_views  # noqa: E402
 from benchmarks.harness import command_costs, free_port, redis_cpu  # noqa: E402
-from gateway.clock import iso, now_ms  # noqa: E402
+from gateway.clock import now_ms  # noqa: E402
 from gateway.embedded.server import EmbeddedRedis  # noqa: E402
-from gateway.model import events  # noqa: E402
-from gateway.redis.batcher import ingest_items  # noqa: E402
 from gateway.redis.keys import TenantKeys  # noqa: E402
 from gateway.redis.scripts import Script  # noqa: E402
-from gateway.settings import load_settings  # noqa: E402
-from gateway.state import GatewayState  # noqa: E402
 
 CONFIG = """
 [[tenants]]
@@ -37,7 +33,6 @@ id = "cost"
 server_keys = ["sk_cost_0000000000000001"]
 visit_timeout_seconds = 1
 """
-CALL = 500  # events per ingest call, visits per detect call
 
 
 def measure(client: redis.Redis, what: str, count: int, run: Callable[[], None]) -> None:
@@ -58,40 +53,21 @@ def main() -> None:
     store.start()
     client = redis.Redis.from_url(store.url)
     try:
-        env = {"REDIS_URL": store.url, "GATEWAY_DATA_DIR": str(work / "data")}
-        settings = load_settings(str(work / "gateway.toml"), env=env)
-        gateway = GatewayState(settings)
-        (tenant,) = settings.tenants
-        limits = gateway.limits(tenant)
-        ingest, detect = Script.load("ingest"), Script.load("detect")
-        client.script_load(ingest.text)
+        ingest = DirectIngest.open(client, work / "gateway.toml", work, "cost")
+        limits = ingest.gateway.limits(ingest.tenant)
+        detect = Script.load("detect")
         client.script_load(detect.text)
-        product = json.dumps({"productId": "WS01-L-Green", "price": 45.5})
-        received = iso(now_ms())
-        prepared = [
-            events.prepare(
-                {
-                    "eventTypeKey": "productViewed",
-                    "keyValue": f"visitor{n}@example.com",
-                    "params": [{"name": "product", "value": product}],
-                },
-                True,
-                received,
-            )
-            for n in range(count)
-        ]
+        views = list(visitor_views(count))
 
         def store_views() -> None:
-            for start in range(0, count, CALL):
-                chunk = [(p.envelope, p.raw, p.forward) for p in prepared[start : start + CALL]]
-                client.evalsha(ingest.sha, 0, *limits.args(now_ms(), ingest_items(chunk)))
+            ingest.store(views)
 
         def close_visits() -> None:
             while client.evalsha(detect.sha, 0, *limits.args(now_ms(), [CALL]))[0] >= CALL:
                 pass
 
         measure(client, "ingest, a new visitor's product view", count, store_views)
-        time.sleep(tenant.visit_timeout_seconds + 0.2)
+        time.sleep(ingest.tenant.visit_timeout_seconds + 0.2)
         measure(client, "detect, a visit closed and its trigger emitted", count, close_visits)
         emitted = client.xlen(TenantKeys.for_tenant("cost").triggers)
         if emitted != count:
