@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.gateways import ROOT
+from tests.support.gateways import gateway_command
 
 pytestmark = pytest.mark.slow
 
@@ -24,12 +22,6 @@ pytestmark = pytest.mark.slow
 def test_a_bad_path_stops_start_up_naming_the_key(tmp_path: Path, line: str, message: str) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(f'[gateway]\n{line}\n\n[[tenants]]\nid = "t"\nserver_keys = ["sk_t"]\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=30,
-    )
+    result = gateway_command("serve", "--config", str(config))
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"gateway: configuration error: {message}"), result.stderr

@@ -20,7 +20,7 @@ import pytest
 
 import gateway
 from gateway.redis.keys import TenantKeys
-from tests.support.gateways import ROOT, free_port, start_gateway, stop_gateway
+from tests.support.gateways import free_port, gateway_command, start_gateway, stop_gateway
 
 PAGE = {
     "eventTypeKey": "pageViewed",
@@ -103,25 +103,13 @@ def test_two_workers_share_one_redis(tmp_path, redis_url):
 def test_bad_config_stops_start_up_naming_the_key(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text('[[tenants]]\nid = "t"\nserver_keys = ["k"]\nvisit_timeout = 5\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=30,
-    )
+    result = gateway_command("serve", "--config", str(config))
     assert result.returncode == 2
     assert "tenants[0].visit_timeout: unknown config key" in result.stderr
 
 
 def test_help_names_every_option():
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=30,
-    )
+    result = gateway_command("serve", "--help")
     assert result.returncode == 0
     for option in ("--host", "--port", "--workers", "--config", "REDIS_URL", "GATEWAY_DATA_DIR"):
         assert option in result.stdout
@@ -137,13 +125,7 @@ def test_help_names_every_option():
     ],
 )
 def test_impossible_options_stop_start_up_naming_them(option, value, error):
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", option, value],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=30,
-    )
+    result = gateway_command("serve", option, value)
     assert result.returncode == 2
     assert f"argument {option}: {error}" in result.stderr
 
@@ -282,14 +264,7 @@ def test_a_malformed_redis_url_stops_start_up_without_showing_its_password(
     config.write_text('[[tenants]]\nid = "t"\nserver_keys = ["sk_t_0123456789"]\n')
     env = {"REDIS_URL": url, "GATEWAY_CONFIG": str(config), "GATEWAY_DATA_DIR": str(tmp_path)}
     port = free_port()
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", command, *(["--port", str(port)] * (command == "serve"))],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=30,
-    )
+    result = gateway_command(command, *(["--port", str(port)] * (command == "serve")), env=env)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("gateway: configuration error: REDIS_URL "), result.stderr
     assert problem in result.stderr

@@ -144,6 +144,20 @@ def start_gateway(
     raise RuntimeError("gateway did not start within 30 s")
 
 
+def gateway_command(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m gateway <args>` run to its end (a refused start-up, --help), its output kept."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env=None if env is None else {**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+
+
 def stop_gateway(process: subprocess.Popen[bytes]) -> int:
     """SIGTERM, as a service manager stops it; its exit status."""
     process.send_signal(signal.SIGTERM)
