@@ -14,7 +14,7 @@ from gateway.clock import iso, stored_iso
 from gateway.http import MAX_SCAN, PAGE, json_response, not_found
 from gateway.model.identity import lookup_candidates
 from gateway.redis.constants import EVENT_TYPES, PUBLIC_NAMES
-from gateway.redis.keys import TenantKeys
+from gateway.redis.keys import TenantKeys, list_entry_event
 from gateway.redis.store import Store
 from gateway.state import GatewayState, server_principal
 
@@ -127,7 +127,7 @@ async def contact_events(
         entries = await store.contact_event_ids(keys, contact_id, count, start)
         start += len(entries)
         for entry in entries:
-            code, _, stream_id = entry.decode().rpartition("|")
+            code, stream_id = list_entry_event(entry.decode())
             if bound is not None and stream_order(stream_id) >= bound:
                 continue
             scanned += 1

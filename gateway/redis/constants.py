@@ -44,9 +44,10 @@ ORDER_PERSONAL_FIELDS = (
 )
 
 # Short codes of the common event types: a visit counts its events under them (the fields of
-# P:c:{cid}:visit, read when it closes), and a contact's :ev list stores "<code>|<stream id>"
-# with a LIST_CODES code, whose "*" keeps it apart from every eventTypeKey (events.EVENT_TYPE);
-# other types are stored in full.
+# P:c:{cid}:visit, read when it closes). A contact's :ev list (keys.py) stores an event of these
+# types as an integer led by its LIST_DIGITS digit, or, where that form does not fit, as
+# "<code>|<stream id>" with its LIST_CODES code, whose "*" keeps it apart from every eventTypeKey
+# (events.EVENT_TYPE); other types are stored in full, "<eventTypeKey>|<stream id>".
 EVENT_CODES = {
     "pageViewed": "pg",
     "productViewed": "pv",
@@ -54,7 +55,8 @@ EVENT_CODES = {
     "cartUpdated": "cu",
 }
 LIST_CODES = {event_type: "*" + code for event_type, code in EVENT_CODES.items()}
-EVENT_TYPES = {code: event_type for event_type, code in LIST_CODES.items()}
+LIST_DIGITS = {event_type: str(n) for n, event_type in enumerate(EVENT_CODES, start=1)}
+EVENT_TYPES = {code: event_type for event_type, code in (*LIST_CODES.items(), *LIST_DIGITS.items())}
 
 # The triggers a closed visit can emit (docs/triggers.md), in the order lib.lua tries them.
 VISIT_TRIGGERS = ("abandonedCart", "abandonedBrowse", "abandonedCategory", "abandonedVisit")

@@ -19,6 +19,7 @@ from gateway.redis.arguments import ARGS_HEAD, ENVELOPE, SCRIPT_ARGS, lua_reader
 from gateway.redis.constants import (
     EVENT_CODES,
     LIST_CODES,
+    LIST_DIGITS,
     ORDER_IDENTIFIERS,
     ORDER_PERSONAL_FIELDS,
     PUBLIC_NAMES,
@@ -88,6 +89,7 @@ def lua_tables() -> dict[str, str]:
         "ORDER_IDENTIFIERS": lua_value(list(ORDER_IDENTIFIERS.items())),
         "EVENT_CODES": lua_value(EVENT_CODES),
         "LIST_CODES": lua_value(LIST_CODES),
+        "LIST_DIGITS": lua_value(LIST_DIGITS),
         "WHOLE_CALL_ERRORS": lua_value(WHOLE_CALL_ERRORS),
         "ERASURE_TTL": lua_value(ERASURE_TTL),
         "ORDER_PERSONAL_FIELDS": lua_value(ORDER_PERSONAL_FIELDS),

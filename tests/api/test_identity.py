@@ -11,6 +11,9 @@ from urllib.parse import quote
 import orjson
 import pytest
 
+from gateway.redis.constants import LIST_DIGITS
+from gateway.redis.keys import list_entry_event
+
 
 def ev(
     event_type: str, key_value: str | None = None, visitor: str | None = None, **params: Any
@@ -163,3 +166,27 @@ async def test_identifiers_with_line_breaks_are_read_back_as_stored(api):
     await api.event(ev("login", key_value=" key-9\n"))
     for value in ("key-9", " key-9\n"):
         assert (await api.contact(quote(value, safe="")))["identifiers"] == {"keyValue": ["key-9"]}
+
+
+async def test_a_contacts_event_list_reads_both_of_its_entry_forms(api, sync_redis):
+    """keys.py: the list names a productViewed by an integer (8 bytes in Redis), a custom event
+    by `<type>|<stream id>`, and a productViewed whose id does not fit the integer by `*pv|<id>`:
+    the API lists all three forms the same, filter by type included."""
+    await api.event(ev("productViewed", key_value="eve@example.com", product=product("P1")))
+    await api.event(ev("login", key_value="eve@example.com"))
+    contact = await api.contact("eve@example.com")
+    key = api.keys.contact(contact["id"], ":ev")
+    login, viewed = (entry.decode() for entry in sync_redis.lrange(key, 0, -1))
+    ((viewed_id, _),) = sync_redis.xrevrange(api.keys.events, "+", "-", count=2)[1:]
+    assert login.startswith("login|")
+    assert viewed.isdigit() and len(viewed) == 17 and viewed[0] == LIST_DIGITS["productViewed"]
+    assert list_entry_event(viewed) == (LIST_DIGITS["productViewed"], viewed_id.decode())
+
+    async def listed(event_type: str = "") -> list[str]:
+        path = f"/v1/events?contact={contact['id']}&type={event_type}"
+        return [e["eventTypeKey"] for e in (await api.get(path)).json()["events"]]
+
+    assert await listed() == ["login", "productViewed"]
+    sync_redis.lset(key, 1, f"*pv|{viewed_id.decode()}")
+    assert await listed() == ["login", "productViewed"]
+    assert await listed("productViewed") == ["productViewed"]

@@ -40,7 +40,16 @@ local cart_ttl = string.format('%d', limits.cart_ttl)
 -- CART, ORDER, IG = 1, 2, ...
 local {{ENVELOPE_NAMES}} = {{ENVELOPE_PLACES}}
 
-local function list_entry(ty, sid) return (LIST_CODES[ty] or ty) .. '|' .. sid end
+-- A contact's :ev entry for an event (keys.py): the integer form where it fits.
+local SEQUENCE_PAD = {'00', '0', ''}
+local function list_entry(ty, sid)
+  local digit = LIST_DIGITS[ty]
+  if digit and #sid <= 17 then
+    local ms, seq = string.match(sid, '^(%d%d%d%d%d%d%d%d%d%d%d%d%d)%-(%d+)$')
+    if ms then return digit .. ms .. SEQUENCE_PAD[#seq] .. seq end
+  end
+  return (LIST_CODES[ty] or ty) .. '|' .. sid
+end
 
 -- The event on the tenant's stream, and a client's eventId marked seen (at `dk`): its stream id.
 -- Queued for the destinations in the same step (`fwd`: its forwarded body, nil without any).

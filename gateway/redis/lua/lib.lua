@@ -4,9 +4,10 @@
 -- The key builders (keys.py KEYSPACE; a key's parts as its arguments): K_events, K_cart(rsid),
 -- K_contact(cid), K_contact_ev(cid)..., K_contact_keys(cid) (all that stitching moves), TENANT.
 {{KEYSPACE}}
--- eventTypeKey -> its short code: a visit's counter, and (LIST_CODES) a contact's :ev entries.
+-- eventTypeKey -> its short code: a visit's counter, and (LIST_DIGITS, LIST_CODES) a contact's
+-- :ev entries (keys.py).
 local EVENT_CODES = {{EVENT_CODES}}
-local LIST_CODES = {{LIST_CODES}}
+local LIST_CODES, LIST_DIGITS = {{LIST_CODES}}, {{LIST_DIGITS}}
 
 local function trim_views(cid, cap)
   local extra = redis.call('ZCARD', K_contact_pv(cid)) - cap
@@ -17,11 +18,18 @@ local function trim_views(cid, cap)
 end
 
 -- "type-or-code|<ms>-<seq>" entries of a contact's event list, newest first.
+-- The ms and sequence of the stream id an :ev entry names (its two forms: keys.py).
+local function entry_id(entry)
+  local ms, seq = string.match(entry, '|(%d+)-(%d+)$')
+  if ms then return tonumber(ms), tonumber(seq) end
+  return tonumber(string.sub(entry, 2, 14)), tonumber(string.sub(entry, 15))
+end
+
 local function newer(a, b)
-  local ams, aseq = string.match(a, '|(%d+)-(%d+)$')
-  local bms, bseq = string.match(b, '|(%d+)-(%d+)$')
-  if ams ~= bms then return tonumber(ams) > tonumber(bms) end
-  return tonumber(aseq) > tonumber(bseq)
+  local ams, aseq = entry_id(a)
+  local bms, bseq = entry_id(b)
+  if ams ~= bms then return ams > bms end
+  return aseq > bseq
 end
 
 local function merge_events(from, into, cap)
