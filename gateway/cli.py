@@ -23,7 +23,7 @@ from gateway.embedded.server import EmbeddedRedisError
 from gateway.redaction import redacted
 from gateway.redis.connection import BadRedisUrl, connect, parse_cluster
 from gateway.redis.keys import TenantKeys
-from gateway.redis.migrate import Counts, move_legacy_keys
+from gateway.redis.migrate import Counts, fold_open_visits, move_legacy_keys
 from gateway.settings import ConfigError, Settings, load_settings
 from gateway.shared_values import server_directory
 from gateway.signing import new_secret
@@ -115,10 +115,11 @@ def parser() -> argparse.ArgumentParser:
     )
     migrate = commands.add_parser(
         "migrate",
-        help="move data of the earlier key layout into the current one",
+        help="move data of earlier key layouts into the current one",
         description="Move every key of the earlier layout "
         f"({TenantKeys.legacy('<tenant>').prefix}:...) to the current one "
         f"({TenantKeys.for_tenant('<tenant>').prefix}:..., one Redis Cluster slot per tenant), "
+        "and fold each open visit kept in a hash of its own into its contact's hash, "
         "on REDIS_URL or the embedded "
         "Redis under GATEWAY_DATA_DIR. Stop every gateway first. Safe to run again, and to "
         "resume after an interruption.",
@@ -213,7 +214,9 @@ def migrate(args: argparse.Namespace) -> int:
     async def run() -> Counts:
         client = connect(url)
         try:
-            return await move_legacy_keys(client)
+            counts = await move_legacy_keys(client)
+            await fold_open_visits(client, counts)
+            return counts
         finally:
             await client.aclose()
 
@@ -225,6 +228,8 @@ def migrate(args: argparse.Namespace) -> int:
     for tenant, moved in sorted(counts.moved.items()):
         print(f"{tenant}: {moved} keys moved")
     print(f"{counts.total} keys moved in all; {counts.skipped} gone before they could be moved")
+    for tenant, folded in sorted(counts.visits.items()):
+        print(f"{tenant}: {folded} open visits folded into their contacts")
     return 0
 
 

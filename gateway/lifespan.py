@@ -14,7 +14,7 @@ from gateway.background import start_background, stop_background
 from gateway.embedded import EMBEDDED_ENV, start_embedded
 from gateway.redis.connection import connect
 from gateway.redis.keys import TenantKeys
-from gateway.redis.migrate import tenants_on_legacy_layout
+from gateway.redis.migrate import tenants_on_legacy_layout, tenants_with_unfolded_visits
 from gateway.redis.store import Store
 from gateway.state import GatewayState
 from gateway.supervision import watch_supervisor
@@ -23,7 +23,14 @@ log = logging.getLogger("gateway")
 
 
 class LegacyLayout(RuntimeError):
-    """Redis holds data of the earlier key layout: serving on it would split each tenant's data."""
+    """Redis holds data of an earlier key layout: serving on it would split each tenant's data."""
+
+
+async def earlier_layouts(store: Store, tenants: list[str]) -> list[str]:
+    """The configured tenants with data that `gateway migrate` has yet to move (migrate.py)."""
+    legacy = await tenants_on_legacy_layout(store.redis, tenants)
+    unfolded = await tenants_with_unfolded_visits(store.redis, tenants)
+    return sorted({*legacy, *unfolded})
 
 
 @contextlib.asynccontextmanager
@@ -39,11 +46,11 @@ async def lifespan(state: GatewayState) -> AsyncIterator[None]:
     state.embedded_redis = embedded is not None or os.environ.get(EMBEDDED_ENV) == "1"
     if not await store.ping():
         log.warning("redis is not answering yet; /readyz reports 503 until it does")
-    elif legacy := await tenants_on_legacy_layout(store.redis, state.settings.tenant_ids):
+    elif legacy := await earlier_layouts(store, settings.tenant_ids):
         message = (
-            f"Redis holds data of the tenants {', '.join(legacy)} in the earlier key layout "
-            f"({TenantKeys.legacy('<tenant>').prefix}:...): stop every gateway, run "
-            "`gateway migrate` once, then start again."
+            f"Redis holds data of the tenants {', '.join(legacy)} in an earlier key layout "
+            f"({TenantKeys.legacy('<tenant>').prefix}:... or open visits in hashes of their "
+            "own): stop every gateway, run `gateway migrate` once, then start again."
         )
         log.error(message, extra={"tenants": legacy})
         await store.close()

@@ -43,8 +43,8 @@ ORDER_PERSONAL_FIELDS = (
     "address",
 )
 
-# Short codes of the common event types: a visit counts its events under them (the fields of
-# P:c:{cid}:visit, read when it closes). A contact's :ev list (keys.py) stores an event of these
+# Short codes of the common event types: a visit counts its events under them (VISIT_FIELDS,
+# read when it closes). A contact's :ev list (keys.py) stores an event of these
 # types as an integer led by its LIST_DIGITS digit, or, where that form does not fit, as
 # "<code>|<stream id>" with its LIST_CODES code, whose "*" keeps it apart from every eventTypeKey
 # (events.EVENT_TYPE); other types are stored in full, "<eventTypeKey>|<stream id>".
@@ -57,6 +57,12 @@ EVENT_CODES = {
 LIST_CODES = {event_type: "*" + code for event_type, code in EVENT_CODES.items()}
 LIST_DIGITS = {event_type: str(n) for n, event_type in enumerate(EVENT_CODES, start=1)}
 EVENT_TYPES = {code: event_type for event_type, code in (*LIST_CODES.items(), *LIST_DIGITS.items())}
+# A contact's open visit, kept in its hash (keys.py): its first and last event (ms), its events,
+# and their counts by EVENT_CODES code, "x" for any other type and "o" for the orders it saw.
+VISIT_FIELD = "v:"
+VISIT_FIELDS = tuple(
+    VISIT_FIELD + name for name in ("start", "last", "n", *EVENT_CODES.values(), "x", "o")
+)
 
 # The triggers a closed visit can emit (docs/triggers.md), in the order lib.lua tries them.
 VISIT_TRIGGERS = ("abandonedCart", "abandonedBrowse", "abandonedCategory", "abandonedVisit")

@@ -31,6 +31,8 @@ from gateway.redis.constants import (
     TALLY_SUPPRESSED,
     TALLY_TRIGGER,
     TRIGGER_CONVERTED,
+    VISIT_FIELD,
+    VISIT_FIELDS,
     VISIT_TRIGGERS,
     WHOLE_CALL_ERRORS,
 )
@@ -90,6 +92,8 @@ def lua_tables() -> dict[str, str]:
         "EVENT_CODES": lua_value(EVENT_CODES),
         "LIST_CODES": lua_value(LIST_CODES),
         "LIST_DIGITS": lua_value(LIST_DIGITS),
+        "VISIT_FIELDS": lua_value(list(VISIT_FIELDS)),
+        "VISIT_NAMES": lua_value([field.removeprefix(VISIT_FIELD) for field in VISIT_FIELDS]),
         "WHOLE_CALL_ERRORS": lua_value(WHOLE_CALL_ERRORS),
         "ERASURE_TTL": lua_value(ERASURE_TTL),
         "ORDER_PERSONAL_FIELDS": lua_value(ORDER_PERSONAL_FIELDS),

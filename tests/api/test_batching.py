@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from tests.support.events import good, viewed
+from tests.support.triggering import open_visit
 
 
 async def test_concurrent_requests_in_one_batch_each_get_their_own_answer(api, sync_redis):
@@ -95,7 +96,7 @@ async def test_one_batch_of_a_contacts_events_stores_what_one_by_one_does(api, s
         listed = await api.get(f"/v1/events?contact={email}&limit=50")
         assert listed.status_code == 200, listed.text
         cid = contact["id"]
-        visit = sync_redis.hgetall(api.keys.contact(cid, ":visit"))
+        visit = open_visit(sync_redis, api, cid)
         return {
             # one batch shares one receive time: its views tie, and ties have no recency order
             "products": sorted(p["productId"] for p in contact["recentProducts"]),

@@ -18,6 +18,7 @@ from tests.support.faults import page_view
 from tests.support.gateways import free_port
 from tests.support.metrics import sample
 from tests.support.orders import cart_event, order, post_orders
+from tests.support.triggering import open_visit
 from tests.support.waiting import wait_for
 
 # Tenant-wide keys without a TTL (names after the tenant's prefix), and what keeps each one bounded.
@@ -187,9 +188,8 @@ async def test_a_visit_opened_after_a_timeout_has_a_ttl(make_api, sync_redis):
     await asyncio.sleep(0.4)
     assert (await api.event({**good(400), "eventId": "again"})).status_code == 200
     cid = sync_redis.get(api.keys.identifier("email", "buyer400@example.com")).decode()
-    visit = api.keys.contact(cid, ":visit")
-    assert sync_redis.hget(visit, "n") == b"1"  # a new visit
-    assert sync_redis.ttl(visit) > 0
+    assert open_visit(sync_redis, api, cid)[b"n"] == b"1"  # a new visit
+    assert sync_redis.ttl(api.keys.contact(cid)) > 0  # it lives in the contact's hash
 
 
 async def test_everything_has_a_ttl(api, sync_redis):

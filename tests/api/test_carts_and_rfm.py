@@ -8,6 +8,7 @@ import asyncio
 import orjson
 
 from tests.support.orders import cart_event, event, order, post_orders
+from tests.support.triggering import open_visit
 
 
 async def test_rfm_counts_delivered_orders_only(api):
@@ -179,15 +180,14 @@ async def test_carts_need_a_server_key_and_unknown_ones_are_404(api):
 
 
 async def test_orders_count_in_the_open_visit_only(api, sync_redis):
-    keys = api.keys
     await post_orders(api, order("o-0", email="quiet@example.com"))
     quiet = (await api.contact("quiet@example.com"))["id"]
-    assert not sync_redis.exists(keys.contact(quiet, ":visit"))  # a back-end order opens none
+    assert open_visit(sync_redis, api, quiet) == {}  # a back-end order opens none
     page = orjson.dumps({"location": "https://shop.example/"}).decode()
     await api.event(event("pageViewed", page=page))
     await post_orders(api, order("o-1"))
     contact = (await api.contact("buyer@example.com"))["id"]
-    visit = sync_redis.hgetall(keys.contact(contact, ":visit"))
+    visit = open_visit(sync_redis, api, contact)
     assert (visit[b"o"], visit[b"n"]) == (b"1", b"1")
 
 
@@ -222,7 +222,6 @@ async def test_a_bought_cart_sent_again_does_not_come_back(api):
 
 
 async def test_an_order_event_counts_in_the_visit_it_is_part_of(api, sync_redis):
-    keys = api.keys
     body = event(
         "orderCreated",
         externalOrderId="o-1",
@@ -232,7 +231,7 @@ async def test_an_order_event_counts_in_the_visit_it_is_part_of(api, sync_redis)
     )
     assert (await api.event(body)).json()["status"] == "accepted"
     contact = (await api.contact("buyer@example.com"))["id"]
-    assert sync_redis.hget(keys.contact(contact, ":visit"), "o") == b"1"
+    assert open_visit(sync_redis, api, contact)[b"o"] == b"1"
 
 
 async def test_an_order_before_its_cart_still_converts_it(api):

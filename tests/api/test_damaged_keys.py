@@ -71,7 +71,7 @@ def logged(caplog: pytest.LogCaptureFixture, error_id: str) -> str:
     return record.getMessage()
 
 
-@pytest.mark.parametrize("suffix", ["", ":ev", ":visit"])
+@pytest.mark.parametrize("suffix", ["", ":ev", ":pv"])
 async def test_a_damaged_contact_fails_alone_among_concurrent_requests(
     api, sync_redis, caplog, suffix
 ):

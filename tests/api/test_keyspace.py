@@ -26,7 +26,6 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "contact_pvd": (lambda k: k.contact("c1", ":pvd"), ("c1",), ":c:{c1}:pvd"),
     "contact_cv": (lambda k: k.contact("c1", ":cv"), ("c1",), ":c:{c1}:cv"),
     "contact_ev": (lambda k: k.contact("c1", ":ev"), ("c1",), ":c:{c1}:ev"),
-    "contact_visit": (lambda k: k.contact("c1", ":visit"), ("c1",), ":c:{c1}:visit"),
     "contact_rfm": (lambda k: k.contact("c1", ":rfm"), ("c1",), ":c:{c1}:rfm"),
     "contact_rfmo": (lambda k: k.contact("c1", ":rfmo"), ("c1",), ":c:{c1}:rfmo"),
     "merged_into": (lambda k: k.merged_into("c1"), ("c1",), ":c:{c1}:into"),

@@ -22,6 +22,7 @@ from tests.support.triggering import (
     cart,
     category,
     closed,
+    open_visit,
     page,
     product,
     send,
@@ -178,13 +179,13 @@ async def test_next_event_closes_an_idle_visit_the_detector_has_not_reached(api,
     await send(api, product("late@x.io", "P1"))
     contact = (await api.contact("late@x.io"))["id"]
     # the visit went idle long ago, but its deadline is out of the detector's reach
-    sync_redis.hset(api.keys.contact(contact, ":visit"), "last", 1)
+    sync_redis.hset(api.keys.contact(contact), "v:last", 1)
     sync_redis.zadd(api.keys.visits, {contact: 2**50})
     await send(api, cart("late@x.io", "rs-late", [MUG]))
     # the old visit's trigger reflects it as it was: a browse, before the cart existed
     (trigger,) = await triggers(api)
     assert trigger["type"] == "abandonedBrowse" and trigger["cart"] is None
-    visit = sync_redis.hgetall(api.keys.contact(contact, ":visit"))
+    visit = open_visit(sync_redis, api, contact)
     assert visit[b"n"] == b"1" and visit[b"cu"] == b"1"
 
 

@@ -20,7 +20,8 @@ import redis
 
 from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
-from gateway.redis.keys import KEY_ROOT, TenantKeys
+from gateway.redis.constants import VISIT_FIELD
+from gateway.redis.keys import KEY_ROOT, UNFOLDED_VISIT, TenantKeys
 from gateway.settings import Settings
 from tests.support.cluster import BACKENDS, LocalCluster
 from tests.support.gateways import (
@@ -33,6 +34,7 @@ from tests.support.gateways import (
     unique,
     write_config,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -139,6 +141,78 @@ def test_serve_refuses_the_earlier_layout_and_names_the_command(
         )
         assert answer.status_code == 200
         assert answer.json()["events"] == [{**stored, "contactId": "c1"}]  # migrated
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+
+
+async def test_migrate_folds_open_visits_of_the_earlier_layout_into_their_contacts(
+    tmp_path: Path, sync_redis: redis.Redis, redis_url: str
+) -> None:
+    """Earlier gateways kept a contact's open visit in a hash of its own (keys.UNFOLDED_VISIT):
+    serve refuses it, migrate folds it, and the visit then closes with its trigger as it would
+    have."""
+    tenant = unique("visits")
+    keys = TenantKeys.for_tenant(tenant)
+    config = write_config(tmp_path / "gateway.toml", [tenant], visit_timeout_seconds=30)
+    port, env = free_port(), {"REDIS_URL": redis_url}
+    headers = {"authorization": f"Bearer sk_{tenant}"}
+    base = f"http://127.0.0.1:{port}"
+
+    def serving() -> subprocess.Popen[bytes]:
+        return start_gateway(port, env, "--config", str(config), log=tmp_path / "gateway.log")
+
+    process = serving()
+    try:
+        for event in (
+            {
+                "eventTypeKey": "pageViewed",
+                "keyValue": "ann@example.com",
+                "params": [{"name": "page", "value": '{"location": "https://shop.example/"}'}],
+            },
+            {
+                "eventTypeKey": "productViewed",
+                "keyValue": "ann@example.com",
+                "params": [{"name": "product", "value": '{"productId": "P1", "price": 9}'}],
+            },
+        ):
+            assert httpx.post(f"{base}/v1/event", json=event, headers=headers).status_code == 200
+        contact = httpx.get(f"{base}/v1/contacts/ann@example.com", headers=headers).json()["id"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    # the visit as an earlier gateway kept it
+    fields = sync_redis.hgetall(keys.contact(contact))
+    visit = {k[2:]: v for k, v in fields.items() if k.startswith(VISIT_FIELD.encode())}
+    assert visit[b"n"] == b"2" and visit[b"pv"] == b"1"
+    sync_redis.hdel(keys.contact(contact), *(VISIT_FIELD.encode() + name for name in visit))
+    sync_redis.hset(keys.contact(contact, UNFOLDED_VISIT), mapping=visit)
+
+    with pytest.raises(RuntimeError, match="exited"):
+        serving()
+    assert "gateway migrate" in (tmp_path / "gateway.log").read_text()
+    done = run_migrate({**env, "GATEWAY_CONFIG": str(config)})
+    assert done.returncode == 0, done.stderr
+    assert f"{tenant}: 1 open visits folded into their contacts" in done.stdout
+    assert sync_redis.hgetall(keys.contact(contact)) == fields
+    assert not sync_redis.exists(keys.contact(contact, UNFOLDED_VISIT))
+    again = run_migrate({**env, "GATEWAY_CONFIG": str(config)})
+    assert "open visits folded" not in again.stdout
+
+    sync_redis.zadd(keys.visits, {contact: 0})  # due: the detector closes it at once
+    process = serving()
+    try:
+
+        def emitted() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = httpx.get(f"{base}/v1/triggers", headers=headers).json()[
+                "triggers"
+            ]
+            return found
+
+        await wait_for(lambda: emitted() != [], what="the folded visit's trigger")
+        (trigger,) = emitted()
+        assert trigger["type"] == "abandonedBrowse"
+        assert trigger["visit"]["events"] == 2
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0

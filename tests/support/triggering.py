@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.redis.constants import VISIT_FIELD
 from tests.support.gateways import Api
 from tests.support.waiting import wait_for
 
@@ -15,6 +16,13 @@ TIMEOUT = 0.5  # visit_timeout_seconds of most trigger tests
 # visit_timeout_seconds of tests whose visit spans several requests: a busy machine can take
 # longer than TIMEOUT between two of them, and the visit would close in the gap
 SPANNING = 3.0
+
+
+def open_visit(client: Any, api: Api, contact_id: str) -> dict[bytes, bytes]:
+    """The contact's open visit: the VISIT_FIELDS of its hash, named without their prefix."""
+    prefix = VISIT_FIELD.encode()
+    fields = client.hgetall(api.keys.contact(contact_id)).items()
+    return {name[len(prefix) :]: value for name, value in fields if name.startswith(prefix)}
 
 
 def page(who: str, **extra: Any) -> dict[str, Any]:

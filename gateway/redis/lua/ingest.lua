@@ -117,9 +117,9 @@ local function flush_run()
     if redis.call('LPUSH', evk, unpack(run.ev)) > cap_events then
       redis.call('LTRIM', evk, 0, cap_events - 1)
     end
-    local vk = K_contact_visit(cid)
-    redis.call('HINCRBY', vk, 'n', #run.ev)
-    for counter, count in pairs(run.counts) do redis.call('HINCRBY', vk, counter, count) end
+    local ck = K_contact(cid)
+    redis.call('HINCRBY', ck, 'v:n', #run.ev)
+    for counter, count in pairs(run.counts) do redis.call('HINCRBY', ck, 'v:' .. counter, count) end
   end
   if #run.products > 0 then
     local details = {}
@@ -161,7 +161,7 @@ end
 
 -- Store one event in full (the first of a run, or a cart or order event): its contact, result.
 -- A new contact (the first event of most visitors) has no keys yet: nothing to read (its visit,
--- its TTL renewal, the size of its view list) and one HSET makes its profile.
+-- its TTL renewal, the size of its view list) and one HSET makes its profile and visit.
 local function store_event(ev, raw, dk, fwd)
   local cid, new = resolve_contact(ev[IDS], ev[FRESH], limits, true)
   local ty, pv, cv, cart = ev[TYPE], ev[PV], ev[CV], ev[CART]
@@ -169,11 +169,11 @@ local function store_event(ev, raw, dk, fwd)
   local open = not new and close_idle_visit(cid, now, limits, counter) or nil
 
   local ck = K_contact(cid)
-  local touched = {ck, K_contact_ids(cid), K_contact_ev(cid), K_contact_visit(cid)}
+  local touched = {ck, K_contact_ids(cid), K_contact_ev(cid)}
   local renewed = not new and tonumber(redis.call('HGET', ck, 'ttlAt'))
   local renew = not renewed or now - renewed >= renew_ms
   if new then
-    redis.call('HSET', ck, 'created', NOW_S, 'updated', NOW_S, 'ttlAt', NOW_S)
+    open_visit(cid, counter, deadline, nil, 'created', NOW_S, 'updated', NOW_S, 'ttlAt', NOW_S)
   elseif not renewed then
     redis.call('HSETNX', ck, 'created', NOW_S)
     redis.call('HSET', ck, 'updated', NOW_S, 'ttlAt', NOW_S)
@@ -233,7 +233,7 @@ local function store_event(ev, raw, dk, fwd)
     redis.call('EXPIRE', state, cart_ttl)
   end
 
-  local opened = open_visit(cid, counter, deadline, open)
+  if not new then open_visit(cid, counter, deadline, open) end
   local tag, note = 'a', nil
   if ev[IG] then
     tag, note = 'i', ev[IG]
@@ -248,8 +248,6 @@ local function store_event(ev, raw, dk, fwd)
         redis.call('EXPIRE', K_identifier(ident), ttl)
       end
     end
-  elseif opened then
-    redis.call('EXPIRE', K_contact_visit(cid), ttl)
   end
   return cid, note and tag .. '|' .. note or tag
 end

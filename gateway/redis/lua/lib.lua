@@ -8,6 +8,24 @@
 -- :ev entries (keys.py).
 local EVENT_CODES = {{EVENT_CODES}}
 local LIST_CODES, LIST_DIGITS = {{LIST_CODES}}, {{LIST_DIGITS}}
+-- A contact's open visit: these fields of its hash, 'v:start', 'v:last', 'v:n', 'v:<code>'...
+-- (constants.py VISIT_FIELDS), named without their prefix in VISIT_NAMES.
+local VISIT_FIELDS, VISIT_NAMES = {{VISIT_FIELDS}}, {{VISIT_NAMES}}
+
+-- The contact's open visit, {start =, last =, n =, <code> = ...} (numbers), and the fields it
+-- has; nil when none is open.
+local function read_visit(cid)
+  local raw = redis.call('HMGET', K_contact(cid), unpack(VISIT_FIELDS))
+  if not raw[1] then return nil end
+  local v, fields = {}, {}
+  for i, name in ipairs(VISIT_NAMES) do
+    if raw[i] then
+      v[name] = tonumber(raw[i])
+      fields[#fields + 1] = VISIT_FIELDS[i]
+    end
+  end
+  return v, fields
+end
 
 local function trim_views(cid, cap)
   local extra = redis.call('ZCARD', K_contact_pv(cid)) - cap
@@ -43,23 +61,21 @@ local function merge_events(from, into, cap)
 end
 
 local function merge_visit(from, into, timeout)
-  local f = redis.call('HGETALL', K_contact_visit(from))
-  if #f == 0 then return end
-  local vk = K_contact_visit(into)
-  local start = tonumber(redis.call('HGET', vk, 'start'))
-  for j = 1, #f, 2 do
-    local name, value = f[j], tonumber(f[j + 1])
-    if name == 'start' then
-      if not start or value < start then redis.call('HSET', vk, 'start', value) end
-    elseif name == 'last' then
-      local last = tonumber(redis.call('HGET', vk, 'last'))
-      if not last or value > last then redis.call('HSET', vk, 'last', value) end
-    else
-      redis.call('HINCRBY', vk, name, value)
+  local f = read_visit(from)
+  if not f then return end
+  local mine = read_visit(into) or {start = f.start, last = f.last}
+  local last = math.max(f.last, mine.last)
+  local merged = {'v:start', string.format('%d', math.min(f.start, mine.start)),
+                  'v:last', string.format('%d', last)}
+  for name, value in pairs(f) do
+    if name ~= 'start' and name ~= 'last' then
+      merged[#merged + 1] = 'v:' .. name
+      merged[#merged + 1] = string.format('%d', value + (mine[name] or 0))
     end
   end
+  redis.call('HSET', K_contact(into), unpack(merged))
   redis.call('ZREM', K_visits, from)
-  redis.call('ZADD', K_visits, tonumber(redis.call('HGET', vk, 'last')) + timeout, into)
+  redis.call('ZADD', K_visits, last + timeout, into)
 end
 
 -- Stitching moves RFM figures with the rest of the contact, and the shares of its counted
@@ -451,12 +467,9 @@ end
 -- held for lim.delay_ms if there is a delay, else emitted unless a policy suppresses it.
 local function close_visit(cid, now, lim)
   redis.call('ZREM', K_visits, cid)
-  local vk = K_contact_visit(cid)
-  local raw = redis.call('HGETALL', vk)
-  if #raw == 0 then return end
-  redis.call('DEL', vk)
-  local v = {}
-  for j = 1, #raw, 2 do v[raw[j]] = tonumber(raw[j + 1]) end
+  local v, fields = read_visit(cid)
+  if not v then return end
+  redis.call('HDEL', K_contact(cid), unpack(fields))
   redis.call('HINCRBY', K_tally, TALLY_CLOSED, '1')
   if lim.delay_ms > 0 then drop_pending(cid) end -- no delay: nothing of it waits
   local who = contact_identity(cid)
@@ -484,7 +497,7 @@ end
 -- of this `counter`}, or nil when none is open now: read in one HMGET, so that counting this
 -- event is one HSET instead of an HSET and two HINCRBYs.
 local function close_idle_visit(cid, now, lim, counter)
-  local v = redis.call('HMGET', K_contact_visit(cid), 'last', 'n', counter)
+  local v = redis.call('HMGET', K_contact(cid), 'v:last', 'v:n', 'v:' .. counter)
   local last = tonumber(v[1])
   if not last then return nil end
   if now - last >= lim.visit_timeout_ms then
@@ -495,17 +508,16 @@ local function close_idle_visit(cid, now, lim, counter)
 end
 
 -- Count an event of now into the contact's visit: the open one (`open`, from close_idle_visit), or
--- a new one, due to close at `deadline` (text). True when it opened one (a new hash: the caller
--- gives it its TTL).
-local function open_visit(cid, counter, deadline, open)
-  local vk = K_contact_visit(cid)
+-- a new one, due to close at `deadline` (text). `...`: more fields of the contact's hash to set in
+-- the same HSET (a new contact's profile).
+local function open_visit(cid, counter, deadline, open, ...)
+  local ck = K_contact(cid)
   if open then
-    redis.call('HSET', vk, 'last', NOW_S, 'n', open[2] + 1, counter, open[3] + 1)
+    redis.call('HSET', ck, 'v:last', NOW_S, 'v:n', open[2] + 1, 'v:' .. counter, open[3] + 1, ...)
   else
-    redis.call('HSET', vk, 'start', NOW_S, 'last', NOW_S, 'n', '1', counter, '1')
+    redis.call('HSET', ck, 'v:start', NOW_S, 'v:last', NOW_S, 'v:n', '1', 'v:' .. counter, '1', ...)
   end
   redis.call('ZADD', K_visits, deadline, cid)
-  return open == nil
 end
 
 -- Suppressed identifiers (docs/privacy.md): K_suppressed holds the SHA-1 of each "kind:value".
