@@ -10,6 +10,7 @@ import orjson
 
 from benchmarks.harness import MEMORY_CONTACTS, ORIGIN
 from benchmarks.rows import Bench
+from gateway.redis.constants import IDENTIFIER_FIELD
 from gateway.redis.keys import TenantKeys
 
 
@@ -60,9 +61,11 @@ def memory_per_contact(bench: Bench, base: str) -> dict[str, Any]:
         cid = bench.redis.get(keys.identifier("email", f"shopper{n}@example.com"))
         assert cid is not None, "the memory contact was not stored"
         contact_keys = list(bench.redis.scan_iter(match=keys.contact(cid.decode()) + "*"))
+        prefix = IDENTIFIER_FIELD.encode()
         ident_keys = [
-            keys.identifier(*ident.decode().split(":", 1))
-            for ident in bench.redis.hkeys(keys.contact(cid.decode(), ":ids"))
+            keys.identifier(*field[len(prefix) :].decode().split(":", 1))
+            for field in bench.redis.hkeys(keys.contact(cid.decode()))
+            if field.startswith(prefix)
         ]
         contact += sum(bench.redis.memory_usage(k, samples=0) or 0 for k in contact_keys)
         identifiers += sum(bench.redis.memory_usage(k, samples=0) or 0 for k in ident_keys)

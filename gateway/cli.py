@@ -22,8 +22,8 @@ from gateway.embedded.datadir import DataDirInUse
 from gateway.embedded.server import EmbeddedRedisError
 from gateway.redaction import redacted
 from gateway.redis.connection import BadRedisUrl, connect, parse_cluster
-from gateway.redis.keys import TenantKeys
-from gateway.redis.migrate import Counts, fold_open_visits, move_legacy_keys
+from gateway.redis.keys import UNFOLDED_IDS, UNFOLDED_VISIT, TenantKeys
+from gateway.redis.migrate import Counts, fold_into_contacts, move_legacy_keys
 from gateway.settings import ConfigError, Settings, load_settings
 from gateway.shared_values import server_directory
 from gateway.signing import new_secret
@@ -119,7 +119,8 @@ def parser() -> argparse.ArgumentParser:
         description="Move every key of the earlier layout "
         f"({TenantKeys.legacy('<tenant>').prefix}:...) to the current one "
         f"({TenantKeys.for_tenant('<tenant>').prefix}:..., one Redis Cluster slot per tenant), "
-        "and fold each open visit kept in a hash of its own into its contact's hash, "
+        "and fold each contact's identifiers and open visit kept in hashes of their own into "
+        "the contact's hash, "
         "on REDIS_URL or the embedded "
         "Redis under GATEWAY_DATA_DIR. Stop every gateway first. Safe to run again, and to "
         "resume after an interruption.",
@@ -215,7 +216,7 @@ def migrate(args: argparse.Namespace) -> int:
         client = connect(url)
         try:
             counts = await move_legacy_keys(client)
-            await fold_open_visits(client, counts)
+            await fold_into_contacts(client, counts)
             return counts
         finally:
             await client.aclose()
@@ -228,8 +229,9 @@ def migrate(args: argparse.Namespace) -> int:
     for tenant, moved in sorted(counts.moved.items()):
         print(f"{tenant}: {moved} keys moved")
     print(f"{counts.total} keys moved in all; {counts.skipped} gone before they could be moved")
-    for tenant, folded in sorted(counts.visits.items()):
-        print(f"{tenant}: {folded} open visits folded into their contacts")
+    for tenant, folded in sorted(counts.folded.items()):
+        ids, visits = folded[UNFOLDED_IDS], folded[UNFOLDED_VISIT]
+        print(f"{tenant}: the identifiers of {ids} contacts and {visits} open visits folded")
     return 0
 
 

@@ -14,7 +14,7 @@ from gateway.background import start_background, stop_background
 from gateway.embedded import EMBEDDED_ENV, start_embedded
 from gateway.redis.connection import connect
 from gateway.redis.keys import TenantKeys
-from gateway.redis.migrate import tenants_on_legacy_layout, tenants_with_unfolded_visits
+from gateway.redis.migrate import tenants_on_legacy_layout, tenants_with_unfolded_hashes
 from gateway.redis.store import Store
 from gateway.state import GatewayState
 from gateway.supervision import watch_supervisor
@@ -29,7 +29,7 @@ class LegacyLayout(RuntimeError):
 async def earlier_layouts(store: Store, tenants: list[str]) -> list[str]:
     """The configured tenants with data that `gateway migrate` has yet to move (migrate.py)."""
     legacy = await tenants_on_legacy_layout(store.redis, tenants)
-    unfolded = await tenants_with_unfolded_visits(store.redis, tenants)
+    unfolded = await tenants_with_unfolded_hashes(store.redis, tenants)
     return sorted({*legacy, *unfolded})
 
 
@@ -49,8 +49,9 @@ async def lifespan(state: GatewayState) -> AsyncIterator[None]:
     elif legacy := await earlier_layouts(store, settings.tenant_ids):
         message = (
             f"Redis holds data of the tenants {', '.join(legacy)} in an earlier key layout "
-            f"({TenantKeys.legacy('<tenant>').prefix}:... or open visits in hashes of their "
-            "own): stop every gateway, run `gateway migrate` once, then start again."
+            f"({TenantKeys.legacy('<tenant>').prefix}:..., or contacts' identifiers or visits in "
+            "hashes of their own): stop every gateway, run `gateway migrate` once, then start "
+            "again."
         )
         log.error(message, extra={"tenants": legacy})
         await store.close()

@@ -57,6 +57,9 @@ EVENT_CODES = {
 LIST_CODES = {event_type: "*" + code for event_type, code in EVENT_CODES.items()}
 LIST_DIGITS = {event_type: str(n) for n, event_type in enumerate(EVENT_CODES, start=1)}
 EVENT_TYPES = {code: event_type for event_type, code in (*LIST_CODES.items(), *LIST_DIGITS.items())}
+# A contact's identifiers, kept in its hash (keys.py): a field "i:<kind>:<value>" each, the ms it
+# was first seen.
+IDENTIFIER_FIELD = "i:"
 # A contact's open visit, kept in its hash (keys.py): its first and last event (ms), its events,
 # and their counts by EVENT_CODES code, "x" for any other type and "o" for the orders it saw.
 VISIT_FIELD = "v:"

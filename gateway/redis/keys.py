@@ -20,8 +20,9 @@ integer `<digit><the id's ms, 13 digits><its sequence, 3 digits>` (Redis keeps a
 as an integer in 8 bytes, against ~20 for the text: ~240 B of a contact's 21 in `make bench`);
 else as `<type>|<stream id>`, the type as a LIST_CODES code where it has one. A cart's JSON is
 kept once: in the contact hash while it is the contact's current cart, in its `:cart:` state once
-it is not (lib.lua release_cart). The open visit is fields of the contact hash (constants.py
-VISIT_FIELDS): a key of its own cost ~100 B more and two commands per new visitor.
+it is not (lib.lua release_cart). The contact's identifiers and its open visit are fields of the
+contact hash (constants.py IDENTIFIER_FIELD, VISIT_FIELDS): a key of its own each cost ~90-100 B
+more per contact and two commands (its HSET, its EXPIRE) per new visitor.
 
 Product watches (docs/triggers.md, Price drops and back in stock) cost one member of the
 product's `:p:{id}:w` per watching contact and nothing else: what the contact saw stays where it
@@ -40,9 +41,9 @@ from typing import Literal
 KEY_ROOT = "gw:"
 PREFIX = KEY_ROOT + "{{{tenant}}}"  # str.format: `{{` is a literal brace
 LEGACY_PREFIX = KEY_ROOT + "{tenant}"
-# Where a contact's open visit was kept before it moved into the contact hash: `gateway migrate`
-# folds such a hash into its contact's (migrate.py).
-UNFOLDED_VISIT = ":visit"
+# Where a contact's identifiers and open visit were kept before they moved into the contact hash:
+# `gateway migrate` folds such hashes into their contact's (migrate.py).
+UNFOLDED_IDS, UNFOLDED_VISIT = ":ids", ":visit"
 # A key of the earlier layout, `gw:<tenant>:...` (tenant ids: settings.tenants.TENANT_ID).
 LEGACY_KEY = re.compile(r"gw:([A-Za-z0-9_-]{1,64}):(.+)", re.DOTALL)
 TRIGGERS_MAXLEN = 1_000_000  # XADD MAXLEN ~ of a tenant's trigger stream
@@ -81,8 +82,7 @@ KEYSPACE = {
     "events": Key(":events", "stream", "capped: MAXLEN ~ events_stream_maxlen"),
     "dedup": Key(":dedup:{event_id}", "string", "dedup_window_seconds (a client's eventId seen)"),
     "identifier": Key(":id:{identifier}", "string", f"{CONTACT_TTL} (<kind>:<value> -> contact)"),
-    "contact": Key(CONTACT, "hash", f"{CONTACT_TTL} (profile, cart, open visit)", True),
-    "contact_ids": Key(CONTACT + ":ids", "hash", f"{CONTACT_TTL} (identifier -> first ms)", True),
+    "contact": Key(CONTACT, "hash", f"{CONTACT_TTL} (profile, ids, cart, open visit)", True),
     "contact_pv": Key(CONTACT + ":pv", "zset", f"{CONTACT_TTL}, capped recent_views", True),
     "contact_pvd": Key(CONTACT + ":pvd", "hash", f"{CONTACT_TTL}, one per :pv member", True),
     "contact_cv": Key(CONTACT + ":cv", "zset", f"{CONTACT_TTL}, capped recent_views", True),

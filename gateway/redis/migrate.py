@@ -1,7 +1,8 @@
 """`gateway migrate`: move data of the earlier key layouts into the current one: keys named
 without braces around the tenant (keys.LEGACY_PREFIX) into their tenant's Redis Cluster slot
-(keys.PREFIX), then open visits kept in a hash of their own (keys.UNFOLDED_VISIT) into their
-contact's hash (constants.VISIT_FIELDS).
+(keys.PREFIX), then a contact's identifiers and open visit kept in hashes of their own
+(keys.UNFOLDED_IDS, UNFOLDED_VISIT) into the contact's hash (constants.IDENTIFIER_FIELD,
+VISIT_FIELDS).
 
 Each key is copied whole with DUMP and RESTORE (its type, value, stream consumer groups and
 remaining lifetime), then the old key is deleted: the new name may live on another cluster node,
@@ -18,21 +19,25 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from gateway.redis.connection import Client
-from gateway.redis.constants import VISIT_FIELD
-from gateway.redis.keys import KEY_ROOT, UNFOLDED_VISIT, TenantKeys, current_key
+from gateway.redis.constants import IDENTIFIER_FIELD, VISIT_FIELD
+from gateway.redis.keys import KEY_ROOT, UNFOLDED_IDS, UNFOLDED_VISIT, TenantKeys, current_key
+from gateway.redis.reads import StreamEntry
 
 log = logging.getLogger("gateway.migrate")
 SCAN_COUNT = 1000
-UNFOLDED = re.compile(r"gw:\{(.+?)\}:c:\{(.+)\}" + re.escape(UNFOLDED_VISIT), re.DOTALL)
-CHECKED_VISITS = (
-    100  # open visits per tenant `gateway serve` looks at (tenants_with_unfolded_visits)
+# The hashes an earlier layout kept beside a contact's own, and the prefix of their fields in it.
+FOLDED = {UNFOLDED_IDS: IDENTIFIER_FIELD, UNFOLDED_VISIT: VISIT_FIELD}
+UNFOLDED = re.compile(
+    r"gw:\{(.+?)\}:c:\{(.+)\}(" + "|".join(map(re.escape, FOLDED)) + ")", re.DOTALL
 )
+CHECKED = 100  # open visits and events per tenant `gateway serve` looks at
 
 
 @dataclass
 class Counts:
     moved: dict[str, int] = field(default_factory=dict)  # per tenant
-    visits: dict[str, int] = field(default_factory=dict)  # open visits folded, per tenant
+    # per tenant, per FOLDED suffix: the hashes folded into their contacts
+    folded: dict[str, dict[str, int]] = field(default_factory=dict)
     skipped: int = 0  # gone between SCAN and DUMP (expired, or moved by a concurrent run)
 
     @property
@@ -74,32 +79,39 @@ async def tenants_on_legacy_layout(client: Client, tenants: list[str]) -> list[s
     return found
 
 
-async def fold_open_visits(client: Client, counts: Counts) -> None:
-    """Each open visit kept in a hash of its own becomes fields of its contact's hash. Idempotent:
-    a run killed between the two writes sets the same fields again, then deletes the old hash."""
-    match = f"{KEY_ROOT}[{{]*}}:c:[{{]*}}{UNFOLDED_VISIT}".encode()
-    async for old in client.scan_iter(match=match, count=SCAN_COUNT):
-        found = UNFOLDED.fullmatch(old.decode())
-        if found is None:
-            continue
-        tenant, contact_id = found.groups()
-        contact = TenantKeys.for_tenant(tenant).contact(contact_id)
-        visit = cast(dict[bytes, bytes], await client.hgetall(old))
-        if visit and await client.exists(contact):  # else the contact expired: nothing to keep
-            fields = [part for n, v in visit.items() for part in (VISIT_FIELD + n.decode(), v)]
-            await client.hset(contact, items=fields)
-            counts.visits[tenant] = counts.visits.get(tenant, 0) + 1
-        await client.delete(old)
+async def fold_into_contacts(client: Client, counts: Counts) -> None:
+    """Each hash of a contact's identifiers or open visit kept beside the contact's own becomes
+    fields of it. Idempotent: a run killed between the two writes sets the same fields again,
+    then deletes the old hash."""
+    for suffix, prefix in FOLDED.items():
+        match = f"{KEY_ROOT}[{{]*}}:c:[{{]*}}{suffix}".encode()
+        async for old in client.scan_iter(match=match, count=SCAN_COUNT):
+            found = UNFOLDED.fullmatch(old.decode())
+            if found is None:
+                continue
+            tenant, contact_id, _ = found.groups()
+            contact = TenantKeys.for_tenant(tenant).contact(contact_id)
+            kept = cast(dict[bytes, bytes], await client.hgetall(old))
+            if kept and await client.exists(contact):  # else the contact expired: nothing to keep
+                fields = [part for n, v in kept.items() for part in (prefix + n.decode(), v)]
+                await client.hset(contact, items=fields)
+                folded = counts.folded.setdefault(tenant, dict.fromkeys(FOLDED, 0))
+                folded[suffix] += 1
+            await client.delete(old)
 
 
-async def tenants_with_unfolded_visits(client: Client, tenants: list[str]) -> list[str]:
-    """The configured tenants among whose CHECKED_VISITS first due open visits one is still kept
-    in a hash of its own. Before `gateway migrate` every open visit is; after, none is."""
+async def tenants_with_unfolded_hashes(client: Client, tenants: list[str]) -> list[str]:
+    """The configured tenants where a contact of the CHECKED first due open visits or of the
+    CHECKED newest events still has a hash kept beside its own. Before `gateway migrate` every
+    contact has; after, none has."""
     found = []
     for tenant in tenants:
         keys = TenantKeys.for_tenant(tenant)
-        contacts = cast(list[bytes], await client.zrange(keys.visits, 0, CHECKED_VISITS - 1))
-        olds = [keys.contact(c.decode(), UNFOLDED_VISIT) for c in contacts]
+        visiting = cast(list[bytes], await client.zrange(keys.visits, 0, CHECKED - 1))
+        recent = cast(list[StreamEntry], await client.xrevrange(keys.events, count=CHECKED))
+        contacts = {c.decode() for c in visiting}
+        contacts |= {f[b"c"].decode() for _, f in recent if b"c" in f}
+        olds = [keys.contact(c, suffix) for c in sorted(contacts) for suffix in FOLDED]
         if olds and await client.exists(*olds):
             found.append(tenant)
     return found

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from gateway.redis.connection import Client
+from gateway.redis.constants import IDENTIFIER_FIELD
 from gateway.redis.keys import TenantKeys
 
 Hash = dict[bytes, bytes]
@@ -22,11 +23,17 @@ StreamEntry = tuple[bytes, Hash]  # (stream id, fields)
 class ContactRecord:
     """A contact's keys read in one transaction (so they agree with each other)."""
 
-    profile: Hash
-    identifiers: Hash  # "<kind>:<value>" -> ms first seen
+    profile: Hash  # with its identifiers and open visit (keys.py)
     product_order: Scored  # productId -> view ms
     product_views: Hash  # productId -> stored view (keys.py)
     categories: Scored  # productCategoryId -> view ms
+
+    @property
+    def identifiers(self) -> Hash:
+        """ "<kind>:<value>" -> ms first seen."""
+        prefix = IDENTIFIER_FIELD.encode()
+        fields = self.profile.items()
+        return {name[len(prefix) :]: ms for name, ms in fields if name.startswith(prefix)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +79,6 @@ class Reads:
     async def contact_record(self, keys: TenantKeys, contact_id: str) -> ContactRecord:
         async with self.redis.pipeline(transaction=self.transactions) as pipe:
             pipe.hgetall(keys.contact(contact_id))
-            pipe.hgetall(keys.contact(contact_id, ":ids"))
             pipe.zrevrange(keys.contact(contact_id, ":pv"), 0, -1, withscores=True)
             pipe.hgetall(keys.contact(contact_id, ":pvd"))
             pipe.zrevrange(keys.contact(contact_id, ":cv"), 0, -1, withscores=True)

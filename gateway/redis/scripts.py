@@ -18,6 +18,7 @@ from typing import Any
 from gateway.redis.arguments import ARGS_HEAD, ENVELOPE, SCRIPT_ARGS, lua_reader
 from gateway.redis.constants import (
     EVENT_CODES,
+    IDENTIFIER_FIELD,
     LIST_CODES,
     LIST_DIGITS,
     ORDER_IDENTIFIERS,
@@ -92,6 +93,7 @@ def lua_tables() -> dict[str, str]:
         "EVENT_CODES": lua_value(EVENT_CODES),
         "LIST_CODES": lua_value(LIST_CODES),
         "LIST_DIGITS": lua_value(LIST_DIGITS),
+        "IDENTIFIER_FIELD": lua_value(IDENTIFIER_FIELD),
         "VISIT_FIELDS": lua_value(list(VISIT_FIELDS)),
         "VISIT_NAMES": lua_value([field.removeprefix(VISIT_FIELD) for field in VISIT_FIELDS]),
         "WHOLE_CALL_ERRORS": lua_value(WHOLE_CALL_ERRORS),

@@ -21,7 +21,6 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "dedup": (lambda k: k.dedup("e-1"), ("e-1",), ":dedup:e-1"),
     "identifier": (lambda k: k.identifier("email", "a@b.c"), ("email:a@b.c",), ":id:email:a@b.c"),
     "contact": (lambda k: k.contact("c1"), ("c1",), ":c:{c1}"),
-    "contact_ids": (lambda k: k.contact("c1", ":ids"), ("c1",), ":c:{c1}:ids"),
     "contact_pv": (lambda k: k.contact("c1", ":pv"), ("c1",), ":c:{c1}:pv"),
     "contact_pvd": (lambda k: k.contact("c1", ":pvd"), ("c1",), ":c:{c1}:pvd"),
     "contact_cv": (lambda k: k.contact("c1", ":cv"), ("c1",), ":c:{c1}:cv"),

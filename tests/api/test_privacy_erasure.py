@@ -194,8 +194,7 @@ async def test_an_erasure_is_worked_by_one_claimant_at_a_time(api, sync_redis):
     """Two processes' erasers: the second finds nothing to claim while the first's lease runs,
     and a claimant whose lease was taken over is told so and stops (erase.lua)."""
     store, keys = api.gateway.store, TenantKeys.for_tenant(unique("claims"))  # no app's tenant
-    sync_redis.hset(keys.contact("c-1"), "created", 1)
-    sync_redis.hset(keys.contact("c-1", ":ids"), "email:c1@example.com", 1)
+    sync_redis.hset(keys.contact("c-1"), mapping={"created": 1, "i:email:c1@example.com": 1})
     now = 1_000_000
     assert await store.run("erase", EraseStart(keys.prefix, "e1", "c-1", 0, "", ""), now) == [
         b"running"

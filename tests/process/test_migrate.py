@@ -20,8 +20,8 @@ import redis
 
 from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
-from gateway.redis.constants import VISIT_FIELD
-from gateway.redis.keys import KEY_ROOT, UNFOLDED_VISIT, TenantKeys
+from gateway.redis.keys import KEY_ROOT, UNFOLDED_IDS, UNFOLDED_VISIT, TenantKeys
+from gateway.redis.migrate import FOLDED
 from gateway.settings import Settings
 from tests.support.cluster import BACKENDS, LocalCluster
 from tests.support.gateways import (
@@ -146,12 +146,12 @@ def test_serve_refuses_the_earlier_layout_and_names_the_command(
         assert process.wait(timeout=20) == 0
 
 
-async def test_migrate_folds_open_visits_of_the_earlier_layout_into_their_contacts(
+async def test_migrate_folds_identifiers_and_visits_kept_beside_the_contact_into_it(
     tmp_path: Path, sync_redis: redis.Redis, redis_url: str
 ) -> None:
-    """Earlier gateways kept a contact's open visit in a hash of its own (keys.UNFOLDED_VISIT):
-    serve refuses it, migrate folds it, and the visit then closes with its trigger as it would
-    have."""
+    """Earlier gateways kept a contact's identifiers and open visit in hashes of their own
+    (keys.UNFOLDED_IDS, UNFOLDED_VISIT): serve refuses them, migrate folds them into the contact's
+    hash, and the visit then closes with its trigger, to the contact's email, as it would have."""
     tenant = unique("visits")
     keys = TenantKeys.for_tenant(tenant)
     config = write_config(tmp_path / "gateway.toml", [tenant], visit_timeout_seconds=30)
@@ -181,23 +181,26 @@ async def test_migrate_folds_open_visits_of_the_earlier_layout_into_their_contac
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
-    # the visit as an earlier gateway kept it
+    # the identifiers and the visit as an earlier gateway kept them, each in a hash of its own
     fields = sync_redis.hgetall(keys.contact(contact))
-    visit = {k[2:]: v for k, v in fields.items() if k.startswith(VISIT_FIELD.encode())}
-    assert visit[b"n"] == b"2" and visit[b"pv"] == b"1"
-    sync_redis.hdel(keys.contact(contact), *(VISIT_FIELD.encode() + name for name in visit))
-    sync_redis.hset(keys.contact(contact, UNFOLDED_VISIT), mapping=visit)
+    for suffix, prefix in FOLDED.items():
+        kept = {k[len(prefix) :]: v for k, v in fields.items() if k.startswith(prefix.encode())}
+        assert kept
+        sync_redis.hdel(keys.contact(contact), *(prefix.encode() + name for name in kept))
+        sync_redis.hset(keys.contact(contact, suffix), mapping=kept)
+    assert sync_redis.hget(keys.contact(contact, UNFOLDED_IDS), "email:ann@example.com")
+    assert sync_redis.hget(keys.contact(contact, UNFOLDED_VISIT), "n") == b"2"
 
     with pytest.raises(RuntimeError, match="exited"):
         serving()
     assert "gateway migrate" in (tmp_path / "gateway.log").read_text()
     done = run_migrate({**env, "GATEWAY_CONFIG": str(config)})
     assert done.returncode == 0, done.stderr
-    assert f"{tenant}: 1 open visits folded into their contacts" in done.stdout
+    assert f"{tenant}: the identifiers of 1 contacts and 1 open visits folded" in done.stdout
     assert sync_redis.hgetall(keys.contact(contact)) == fields
-    assert not sync_redis.exists(keys.contact(contact, UNFOLDED_VISIT))
+    assert not sync_redis.exists(*(keys.contact(contact, suffix) for suffix in FOLDED))
     again = run_migrate({**env, "GATEWAY_CONFIG": str(config)})
-    assert "open visits folded" not in again.stdout
+    assert "folded" not in again.stdout
 
     sync_redis.zadd(keys.visits, {contact: 0})  # due: the detector closes it at once
     process = serving()
@@ -213,6 +216,7 @@ async def test_migrate_folds_open_visits_of_the_earlier_layout_into_their_contac
         (trigger,) = emitted()
         assert trigger["type"] == "abandonedBrowse"
         assert trigger["visit"]["events"] == 2
+        assert trigger["contact"]["email"] == "ann@example.com"
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0

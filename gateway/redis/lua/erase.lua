@@ -89,7 +89,8 @@ if op == 'start' then
   end
   cids[#cids + 1] = cid
   exact[#exact + 1] = needle(cid)
-  local listed = redis.call('HKEYS', K_contact_ids(cid))
+  local own, listed = identifiers_of(cid), {}
+  for j = 1, #own, 2 do listed[#listed + 1] = own[j] end
   for _, ident in ipairs(listed) do
     idents[ident] = true
     local kind, value = string.match(ident, '^([^:]+):(.*)$')

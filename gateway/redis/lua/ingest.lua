@@ -161,19 +161,21 @@ end
 
 -- Store one event in full (the first of a run, or a cart or order event): its contact, result.
 -- A new contact (the first event of most visitors) has no keys yet: nothing to read (its visit,
--- its TTL renewal, the size of its view list) and one HSET makes its profile and visit.
+-- its TTL renewal, the size of its view list) and one HSET makes its profile, identifiers and
+-- visit.
 local function store_event(ev, raw, dk, fwd)
-  local cid, new = resolve_contact(ev[IDS], ev[FRESH], limits, true)
+  local cid, new, first_seen = resolve_contact(ev[IDS], ev[FRESH], limits, true)
   local ty, pv, cv, cart = ev[TYPE], ev[PV], ev[CV], ev[CART]
   local counter = EVENT_CODES[ty] or 'x'
   local open = not new and close_idle_visit(cid, now, limits, counter) or nil
 
   local ck = K_contact(cid)
-  local touched = {ck, K_contact_ids(cid), K_contact_ev(cid)}
+  local touched = {ck, K_contact_ev(cid)}
   local renewed = not new and tonumber(redis.call('HGET', ck, 'ttlAt'))
   local renew = not renewed or now - renewed >= renew_ms
   if new then
-    open_visit(cid, counter, deadline, nil, 'created', NOW_S, 'updated', NOW_S, 'ttlAt', NOW_S)
+    open_visit(cid, counter, deadline, nil, 'created', NOW_S, 'updated', NOW_S, 'ttlAt', NOW_S,
+               unpack(first_seen))
   elseif not renewed then
     redis.call('HSETNX', ck, 'created', NOW_S)
     redis.call('HSET', ck, 'updated', NOW_S, 'ttlAt', NOW_S)
@@ -244,9 +246,8 @@ local function store_event(ev, raw, dk, fwd)
     for _, key in ipairs(touched) do redis.call('EXPIRE', key, ttl) end
     -- a new contact's identifier keys were all created just now, with their TTL
     if cid ~= ev[FRESH] then
-      for _, ident in ipairs(redis.call('HKEYS', K_contact_ids(cid))) do
-        redis.call('EXPIRE', K_identifier(ident), ttl)
-      end
+      local own = identifiers_of(cid)
+      for j = 1, #own, 2 do redis.call('EXPIRE', K_identifier(own[j]), ttl) end
     end
   end
   return cid, note and tag .. '|' .. note or tag

@@ -12,6 +12,24 @@ local LIST_CODES, LIST_DIGITS = {{LIST_CODES}}, {{LIST_DIGITS}}
 -- (constants.py VISIT_FIELDS), named without their prefix in VISIT_NAMES.
 local VISIT_FIELDS, VISIT_NAMES = {{VISIT_FIELDS}}, {{VISIT_NAMES}}
 
+-- A contact's identifiers: fields '<IDENTIFIER_FIELD><kind>:<value>' of its hash, each the ms it
+-- was first seen (constants.py). identifiers_of(cid): {ident, ms (text), ident, ms...}, as
+-- HGETALL gives them.
+local IDENTIFIER_FIELD = {{IDENTIFIER_FIELD}}
+local IDENT_FROM = #IDENTIFIER_FIELD + 1
+
+local function identifiers_of(cid)
+  local raw = redis.call('HGETALL', K_contact(cid))
+  local found = {}
+  for j = 1, #raw, 2 do
+    if string.sub(raw[j], 1, IDENT_FROM - 1) == IDENTIFIER_FIELD then
+      found[#found + 1] = string.sub(raw[j], IDENT_FROM)
+      found[#found + 1] = raw[j + 1]
+    end
+  end
+  return found
+end
+
 -- The contact's open visit, {start =, last =, n =, <code> = ...} (numbers), and the fields it
 -- has; nil when none is open.
 local function read_visit(cid)
@@ -134,10 +152,10 @@ end
 -- Stitch contact `from` into `into`: identifiers, views, cart (the newer), events, open visit.
 local function merge_contact(from, into, limits)
   merge_watches(from, into) -- first: it reads `from`'s views and cart, which the rest moves
-  local ids = redis.call('HGETALL', K_contact_ids(from))
+  local ids = identifiers_of(from)
   for j = 1, #ids, 2 do
     redis.call('SET', K_identifier(ids[j]), into, 'EX', limits.contact_ttl)
-    redis.call('HSETNX', K_contact_ids(into), ids[j], ids[j + 1])
+    redis.call('HSETNX', K_contact(into), IDENTIFIER_FIELD .. ids[j], ids[j + 1])
   end
   local pv = redis.call('ZRANGE', K_contact_pv(from), 0, -1, 'WITHSCORES')
   for j = 1, #pv, 2 do
@@ -195,7 +213,8 @@ end
 -- The contact of `ids` ("kind:value", most decisive first): the first identifier already known
 -- decides, every other contact they name is stitched into it, and all of them then point to it;
 -- `fallback` when none is known. Returns the contact, and whether it is new: none was known and
--- `fallback` is a new id (ingest.lua's fresh contact id), so none of its keys exists yet.
+-- `fallback` is a new id (ingest.lua's fresh contact id), so none of its keys exists yet; a new
+-- contact's identifier fields are returned too, for the caller's HSET of its profile to write.
 local function resolve_contact(ids, fallback, limits, fallback_is_new)
   local cid = nil
   local others = {}
@@ -209,24 +228,22 @@ local function resolve_contact(ids, fallback, limits, fallback_is_new)
     end
   end
   if not cid and fallback_is_new then
-    -- A new contact's :ids is new too: one HSET of all of them, not an HSETNX each.
     local first_seen = {}
     local ttl = limits.ttl_arg or limits.contact_ttl
     for _, ident in ipairs(ids) do
       redis.call('SET', K_identifier(ident), fallback, 'EX', ttl)
-      first_seen[#first_seen + 1] = ident
+      first_seen[#first_seen + 1] = IDENTIFIER_FIELD .. ident
       first_seen[#first_seen + 1] = NOW_S
     end
-    redis.call('HSET', K_contact_ids(fallback), unpack(first_seen))
-    return fallback, true
+    return fallback, true, first_seen
   end
   cid = cid or fallback
   for other in pairs(others) do merge_contact(other, cid, limits) end
   for i, ident in ipairs(ids) do
-    -- An identifier already naming this contact is in its :ids; ingest.lua renews its TTL.
+    -- An identifier already naming this contact is in its hash; ingest.lua renews its TTL.
     if named[i] ~= cid then
       redis.call('SET', K_identifier(ident), cid, 'EX', limits.ttl_arg or limits.contact_ttl)
-      redis.call('HSETNX', K_contact_ids(cid), ident, NOW_S)
+      redis.call('HSETNX', K_contact(cid), IDENTIFIER_FIELD .. ident, NOW_S)
     end
   end
   return cid, false
@@ -243,8 +260,9 @@ local function reachable(cid, ids)
   for _, ident in ipairs(ids) do
     if REACHABLE[string.match(ident, '^[^:]+')] then return true end
   end
-  for _, ident in ipairs(redis.call('HKEYS', K_contact_ids(cid))) do
-    if REACHABLE[string.match(ident, '^[^:]+')] then return true end
+  local own = identifiers_of(cid)
+  for j = 1, #own, 2 do
+    if REACHABLE[string.match(own[j], '^[^:]+')] then return true end
   end
   return false
 end
@@ -280,7 +298,7 @@ end
 -- reaches a person, and the first email, phone and externalCustomerId (kind `customer`). Values
 -- are strings: cjson encodes them safely.
 local function contact_identity(cid)
-  local raw = redis.call('HGETALL', K_contact_ids(cid))
+  local raw = identifiers_of(cid)
   local list = {}
   for j = 1, #raw, 2 do list[#list + 1] = {raw[j], tonumber(raw[j + 1])} end
   table.sort(list, function(a, b)

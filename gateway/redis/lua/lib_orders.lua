@@ -24,7 +24,6 @@ local function order_contact(fk, fallback, lim)
   redis.call('HSETNX', ck, 'created', NOW)
   redis.call('HSET', ck, 'updated', NOW)
   redis.call('EXPIRE', ck, lim.contact_ttl)
-  redis.call('EXPIRE', K_contact_ids(cid), lim.contact_ttl)
   return cid
 end
 
