@@ -3,7 +3,8 @@
 A script is lib.lua, then every lib_<topic>.lua in name order, then <name>.lua. The template step
 replaces each `{{NAME}}` in that text with generated Lua (`lua_tables`): the key builders of
 keys.py, the argument readers of arguments.py, and the constants Python shares with the scripts
-(constants.py, keys.py), so no script repeats one by hand.
+(constants.py, keys.py), so no script repeats one by hand. Then the library functions the script
+never reaches are dropped (pruning.py): Redis would make each of them again on every call.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from gateway.redis.keys import (
     TRIGGERS_MAXLEN,
     WATCH_TOLD,
 )
+from gateway.redis.pruning import prune
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -66,8 +68,10 @@ class Script:
         extra = sorted(f.name for f in folder.iterdir() if f.name.startswith("lib_"))
         parts = ["lib.lua", *extra, f"{name}.lua"]
         tables = lua_tables()
-        text = PLACEHOLDER.sub(
-            lambda found: tables[found[1]], "\n".join((folder / p).read_text() for p in parts)
+        text = prune(
+            PLACEHOLDER.sub(
+                lambda found: tables[found[1]], "\n".join((folder / p).read_text() for p in parts)
+            )
         )
         return cls(name, text, hashlib.sha1(text.encode()).hexdigest())
 
