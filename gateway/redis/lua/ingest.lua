@@ -119,7 +119,9 @@ local function flush_run()
     end
     local ck = K_contact(cid)
     redis.call('HINCRBY', ck, 'v:n', #run.ev)
-    for counter, count in pairs(run.counts) do redis.call('HINCRBY', ck, 'v:' .. counter, count) end
+    for counter, count in pairs(run.counts) do
+      redis.call('HINCRBY', ck, 'v:' .. counter, count)
+    end
   end
   if #run.products > 0 then
     local details = {}

@@ -53,7 +53,6 @@ local function trim_views(cid, cap)
   end
 end
 
--- "type-or-code|<ms>-<seq>" entries of a contact's event list, newest first.
 -- The ms and sequence of the stream id an :ev entry names (its two forms: keys.py).
 local function entry_id(entry)
   local ms, seq = string.match(entry, '|(%d+)-(%d+)$')
@@ -61,6 +60,7 @@ local function entry_id(entry)
   return tonumber(string.sub(entry, 2, 14)), tonumber(string.sub(entry, 15))
 end
 
+-- Whether entry `a` names a later event than `b`: a contact's event list is newest first.
 local function newer(a, b)
   local ams, aseq = entry_id(a)
   local bms, bseq = entry_id(b)
