@@ -21,9 +21,9 @@ from gateway.embedded import EMBEDDED_ENV, start_embedded
 from gateway.embedded.datadir import DataDirInUse
 from gateway.embedded.server import EmbeddedRedisError
 from gateway.redaction import redacted
-from gateway.redis.connection import BadRedisUrl, connect, parse_cluster
-from gateway.redis.keys import UNFOLDED_IDS, UNFOLDED_VISIT, TenantKeys
-from gateway.redis.migrate import Counts, fold_into_contacts, move_legacy_keys
+from gateway.redis.connection import BadRedisUrl, parse_cluster
+from gateway.redis.keys import TenantKeys
+from gateway.redis.migrate import migrate_redis
 from gateway.settings import ConfigError, Settings, load_settings
 from gateway.shared_values import server_directory
 from gateway.signing import new_secret
@@ -212,26 +212,12 @@ def migrate(args: argparse.Namespace) -> int:
             return 1  # logged by start_embedded
         url = embedded.url
 
-    async def run() -> Counts:
-        client = connect(url)
-        try:
-            counts = await move_legacy_keys(client)
-            await fold_into_contacts(client, counts)
-            return counts
-        finally:
-            await client.aclose()
-
     try:
-        counts = asyncio.run(run())
+        counts = asyncio.run(migrate_redis(url))
     finally:
         if embedded is not None:
             embedded.stop()
-    for tenant, moved in sorted(counts.moved.items()):
-        print(f"{tenant}: {moved} keys moved")
-    print(f"{counts.total} keys moved in all; {counts.skipped} gone before they could be moved")
-    for tenant, folded in sorted(counts.folded.items()):
-        ids, visits = folded[UNFOLDED_IDS], folded[UNFOLDED_VISIT]
-        print(f"{tenant}: the identifiers of {ids} contacts and {visits} open visits folded")
+    print("\n".join(counts.report()))
     return 0
 
 

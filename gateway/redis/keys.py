@@ -44,6 +44,11 @@ LEGACY_PREFIX = KEY_ROOT + "{tenant}"
 # Where a contact's identifiers and open visit were kept before they moved into the contact hash:
 # `gateway migrate` folds such hashes into their contact's (migrate.py).
 UNFOLDED_IDS, UNFOLDED_VISIT = ":ids", ":visit"
+# Such a hash: its tenant, contact id and suffix.
+UNFOLDED_KEY = re.compile(
+    re.escape(KEY_ROOT) + r"\{(.+?)\}:c:\{(.+)\}(" + f"{UNFOLDED_IDS}|{UNFOLDED_VISIT})",
+    re.DOTALL,
+)
 # A key of the earlier layout, `gw:<tenant>:...` (tenant ids: settings.tenants.TENANT_ID).
 LEGACY_KEY = re.compile(r"gw:([A-Za-z0-9_-]{1,64}):(.+)", re.DOTALL)
 TRIGGERS_MAXLEN = 1_000_000  # XADD MAXLEN ~ of a tenant's trigger stream
@@ -278,6 +283,11 @@ def list_entry_event(entry: str) -> tuple[str, str]:
     if bar:
         return code, stream_id
     return entry[0], f"{int(entry[1:14])}-{int(entry[14:])}"
+
+
+def unfolded_pattern(suffix: str) -> str:
+    """SCAN's MATCH for every tenant's contact hashes ending in `suffix` (UNFOLDED_IDS...)."""
+    return f"{KEY_ROOT}[{{]*}}:c:[{{]*}}{suffix}"
 
 
 def current_key(legacy: str) -> tuple[str, str] | None:

@@ -14,22 +14,26 @@ copies the same value again before the old key goes).
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import cast
 
-from gateway.redis.connection import Client
+from gateway.redis.connection import Client, connect
 from gateway.redis.constants import IDENTIFIER_FIELD, VISIT_FIELD
-from gateway.redis.keys import KEY_ROOT, UNFOLDED_IDS, UNFOLDED_VISIT, TenantKeys, current_key
+from gateway.redis.keys import (
+    KEY_ROOT,
+    UNFOLDED_IDS,
+    UNFOLDED_KEY,
+    UNFOLDED_VISIT,
+    TenantKeys,
+    current_key,
+    unfolded_pattern,
+)
 from gateway.redis.reads import StreamEntry
 
 log = logging.getLogger("gateway.migrate")
 SCAN_COUNT = 1000
 # The hashes an earlier layout kept beside a contact's own, and the prefix of their fields in it.
 FOLDED = {UNFOLDED_IDS: IDENTIFIER_FIELD, UNFOLDED_VISIT: VISIT_FIELD}
-UNFOLDED = re.compile(
-    r"gw:\{(.+?)\}:c:\{(.+)\}(" + "|".join(map(re.escape, FOLDED)) + ")", re.DOTALL
-)
 CHECKED = 100  # open visits and events per tenant `gateway serve` looks at
 
 
@@ -43,6 +47,30 @@ class Counts:
     @property
     def total(self) -> int:
         return sum(self.moved.values())
+
+    def report(self) -> list[str]:
+        """What `gateway migrate` prints."""
+        lines = [f"{tenant}: {moved} keys moved" for tenant, moved in sorted(self.moved.items())]
+        lines.append(
+            f"{self.total} keys moved in all; {self.skipped} gone before they could be moved"
+        )
+        for tenant, folded in sorted(self.folded.items()):
+            ids, visits = folded[UNFOLDED_IDS], folded[UNFOLDED_VISIT]
+            lines.append(
+                f"{tenant}: the identifiers of {ids} contacts and {visits} open visits folded"
+            )
+        return lines
+
+
+async def migrate_redis(url: str) -> Counts:
+    """`gateway migrate` on the Redis at `url`: both steps, in their order."""
+    client = connect(url)
+    try:
+        counts = await move_legacy_keys(client)
+        await fold_into_contacts(client, counts)
+        return counts
+    finally:
+        await client.aclose()
 
 
 async def move_legacy_keys(client: Client, progress_every: int = 10_000) -> Counts:
@@ -84,9 +112,9 @@ async def fold_into_contacts(client: Client, counts: Counts) -> None:
     fields of it. Idempotent: a run killed between the two writes sets the same fields again,
     then deletes the old hash."""
     for suffix, prefix in FOLDED.items():
-        match = f"{KEY_ROOT}[{{]*}}:c:[{{]*}}{suffix}".encode()
+        match = unfolded_pattern(suffix).encode()
         async for old in client.scan_iter(match=match, count=SCAN_COUNT):
-            found = UNFOLDED.fullmatch(old.decode())
+            found = UNFOLDED_KEY.fullmatch(old.decode())
             if found is None:
                 continue
             tenant, contact_id, _ = found.groups()
