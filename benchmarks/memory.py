@@ -12,6 +12,7 @@ from benchmarks.harness import MEMORY_CONTACTS, ORIGIN
 from benchmarks.rows import Bench
 from gateway.redis.constants import IDENTIFIER_FIELD
 from gateway.redis.keys import TenantKeys
+from gateway.redis.reads import fields_under
 
 
 def memory_per_contact(bench: Bench, base: str) -> dict[str, Any]:
@@ -61,11 +62,10 @@ def memory_per_contact(bench: Bench, base: str) -> dict[str, Any]:
         cid = bench.redis.get(keys.identifier("email", f"shopper{n}@example.com"))
         assert cid is not None, "the memory contact was not stored"
         contact_keys = list(bench.redis.scan_iter(match=keys.contact(cid.decode()) + "*"))
-        prefix = IDENTIFIER_FIELD.encode()
+        profile = bench.redis.hgetall(keys.contact(cid.decode()))
         ident_keys = [
-            keys.identifier(*field[len(prefix) :].decode().split(":", 1))
-            for field in bench.redis.hkeys(keys.contact(cid.decode()))
-            if field.startswith(prefix)
+            keys.identifier(*ident.decode().split(":", 1))
+            for ident in fields_under(profile, IDENTIFIER_FIELD)
         ]
         contact += sum(bench.redis.memory_usage(k, samples=0) or 0 for k in contact_keys)
         identifiers += sum(bench.redis.memory_usage(k, samples=0) or 0 for k in ident_keys)

@@ -19,6 +19,13 @@ Scored = list[tuple[bytes, float]]  # members with their scores, highest first
 StreamEntry = tuple[bytes, Hash]  # (stream id, fields)
 
 
+def fields_under(contact: Hash, prefix: str) -> Hash:
+    """The fields of a contact hash named `<prefix><name>` (its identifiers, its open visit:
+    constants.py), by `<name>`."""
+    mark = prefix.encode()
+    return {name[len(mark) :]: value for name, value in contact.items() if name.startswith(mark)}
+
+
 @dataclass(frozen=True, slots=True)
 class ContactRecord:
     """A contact's keys read in one transaction (so they agree with each other)."""
@@ -31,9 +38,7 @@ class ContactRecord:
     @property
     def identifiers(self) -> Hash:
         """ "<kind>:<value>" -> ms first seen."""
-        prefix = IDENTIFIER_FIELD.encode()
-        fields = self.profile.items()
-        return {name[len(prefix) :]: ms for name, ms in fields if name.startswith(prefix)}
+        return fields_under(self.profile, IDENTIFIER_FIELD)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from gateway.app import create_app
 from gateway.embedded.server import EmbeddedRedis
 from gateway.redis.keys import KEY_ROOT, UNFOLDED_IDS, UNFOLDED_VISIT, TenantKeys
 from gateway.redis.migrate import FOLDED
+from gateway.redis.reads import fields_under
 from gateway.settings import Settings
 from tests.support.cluster import BACKENDS, LocalCluster
 from tests.support.gateways import (
@@ -184,7 +185,7 @@ async def test_migrate_folds_identifiers_and_visits_kept_beside_the_contact_into
     # the identifiers and the visit as an earlier gateway kept them, each in a hash of its own
     fields = sync_redis.hgetall(keys.contact(contact))
     for suffix, prefix in FOLDED.items():
-        kept = {k[len(prefix) :]: v for k, v in fields.items() if k.startswith(prefix.encode())}
+        kept = fields_under(fields, prefix)
         assert kept
         sync_redis.hdel(keys.contact(contact), *(prefix.encode() + name for name in kept))
         sync_redis.hset(keys.contact(contact, suffix), mapping=kept)

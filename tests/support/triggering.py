@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.redis.constants import VISIT_FIELD
+from gateway.redis.reads import fields_under
 from tests.support.gateways import Api
 from tests.support.waiting import wait_for
 
@@ -20,9 +21,7 @@ SPANNING = 3.0
 
 def open_visit(client: Any, api: Api, contact_id: str) -> dict[bytes, bytes]:
     """The contact's open visit: the VISIT_FIELDS of its hash, named without their prefix."""
-    prefix = VISIT_FIELD.encode()
-    fields = client.hgetall(api.keys.contact(contact_id)).items()
-    return {name[len(prefix) :]: value for name, value in fields if name.startswith(prefix)}
+    return fields_under(client.hgetall(api.keys.contact(contact_id)), VISIT_FIELD)
 
 
 def page(who: str, **extra: Any) -> dict[str, Any]:
