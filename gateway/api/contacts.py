@@ -15,6 +15,7 @@ from gateway.http import MAX_SCAN, PAGE, json_response, not_found
 from gateway.model.identity import lookup_candidates
 from gateway.redis.constants import EVENT_TYPES, PUBLIC_NAMES
 from gateway.redis.keys import TenantKeys, list_entry_event
+from gateway.redis.reads import ContactRecord
 from gateway.redis.store import Store
 from gateway.state import GatewayState, server_principal
 
@@ -56,7 +57,10 @@ async def current_contacts(
 
 
 async def read_contact(store: Store, keys: TenantKeys, contact_id: str) -> dict[str, Any]:
-    record = await store.contact_record(keys, contact_id)
+    return contact_document(contact_id, await store.contact_record(keys, contact_id))
+
+
+def contact_document(contact_id: str, record: ContactRecord) -> dict[str, Any]:
     profile, ids, product_views = record.profile, record.identifiers, record.product_views
     identifiers: dict[str, list[str]] = {}
     for ident in sorted(ids, key=lambda i: int(ids[i])):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -14,64 +15,88 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.api.contacts import (
-    contact_events,
+    contact_document,
     current_contacts,
     get_contact,
-    read_contact,
     requested_contact,
     rfm,
 )
 from gateway.api.orders import order_document
 from gateway.auth import Principal
 from gateway.background.eraser import start_erasure
+from gateway.clock import iso, now_ms
 from gateway.errors import invalid
-from gateway.http import MAX_SCAN, PAGE, json_response, not_found
+from gateway.http import json_response, not_found
 from gateway.model.identity import lookup_candidates
-from gateway.redis.constants import PUBLIC_NAMES
+from gateway.redis.arguments import ExportChunk
+from gateway.redis.constants import EVENT_CODES, PUBLIC_NAMES, VISIT_FIELD
 from gateway.redis.keys import TenantKeys, suppression_digest
+from gateway.redis.reads import ContactRecord, fields_under
 from gateway.redis.store import Store
-from gateway.state import GatewayState, server_principal
+from gateway.state import server_principal
 
 log = logging.getLogger("gateway.privacy")
 ERASURE_ID = re.compile(r"[0-9a-f]{16}")
 COUNT_FIELD = b"n:"
+EXPORT_CHUNK = 500  # stream entries export.lua reads a call: about 2 ms of Redis (privacy.md)
+# an open visit's counts by type (constants.py VISIT_FIELDS) under the names the export gives them
+VISIT_COUNTS = {code: kind for kind, code in EVENT_CODES.items()} | {"x": "other", "o": "orders"}
 
 
 async def export_contact(request: Request) -> Response:
     gateway, keys, contact_id = await requested_contact(request)
     store = gateway.store
-    body = await read_contact(store, keys, contact_id)
+    record = await store.contact_record(keys, contact_id)
+    body = contact_document(contact_id, record)
+    body["openVisit"] = open_visit(record)
     body["rfm"] = await rfm(store, keys, contact_id)
-    # every event its list still names (the newest `contact_events`) that the stream still holds
-    limit = gateway.settings.contact_events
-    body["events"], _ = await contact_events(store, keys, contact_id, None, limit)
+    body["events"] = [
+        {**orjson.loads(e), "contactId": contact_id}
+        for e in await stream_entries(store, keys, "events", contact_id)
+    ]
     orders = []
     for order_id in await store.contact_order_ids(keys, contact_id):
         order = await order_document(gateway, keys, order_id)
         if order is not None:
             orders.append(order)
     body["orders"] = orders
-    body["triggers"] = await contact_triggers(gateway, keys, contact_id)
+    triggers = await stream_entries(store, keys, "triggers", contact_id)
+    body["triggers"] = [orjson.Fragment(t) for t in reversed(triggers)]  # oldest first
     return json_response(body)
 
 
-async def contact_triggers(
-    gateway: GatewayState, keys: TenantKeys, contact_id: str
-) -> list[orjson.Fragment]:
-    """The triggers emitted for the contact among the newest MAX_SCAN of the stream (a trigger
-    names its contact's id as a JSON string), oldest first."""
-    needle = orjson.dumps(contact_id)
-    found: list[orjson.Fragment] = []
-    last, scanned = "+", 0
-    while scanned < MAX_SCAN:
-        rows = await gateway.store.triggers_before(keys, last, PAGE)
-        scanned += len(rows)
-        found += [orjson.Fragment(f[b"trigger"]) for _, f in rows if needle in f[b"trigger"]]
-        if len(rows) < PAGE:
-            break
-        last = "(" + rows[-1][0].decode()
-    found.reverse()
-    return found
+async def stream_entries(
+    store: Store, keys: TenantKeys, source: str, contact_id: str
+) -> list[bytes]:
+    """The bodies of the contact's entries in the whole event or trigger stream, newest first,
+    read in chunks of EXPORT_CHUNK (export.lua)."""
+    found: list[bytes] = []
+    cursor = ""
+    while True:
+        call = ExportChunk(keys.prefix, source, contact_id, cursor, EXPORT_CHUNK)
+        next_cursor, *bodies = await store.run("export", call, now_ms())
+        found += bodies
+        cursor = next_cursor.decode()
+        if not cursor:
+            return found
+
+
+def open_visit(record: ContactRecord) -> dict[str, Any] | None:
+    """The contact's open visit (keys.py): its first and last event and its events by type."""
+    visit = fields_under(record.profile, VISIT_FIELD)
+    if b"start" not in visit:
+        return None
+    counts = {
+        VISIT_COUNTS[name.decode()]: int(n)
+        for name, n in visit.items()
+        if name.decode() in VISIT_COUNTS
+    }
+    return {
+        "startedAt": iso(int(visit[b"start"])),
+        "lastEventAt": iso(int(visit[b"last"])),
+        "events": int(visit.get(b"n", 0)),
+        "eventsByType": counts,
+    }
 
 
 async def locate(store: Store, keys: TenantKeys, identifier: str) -> tuple[str, str] | None:

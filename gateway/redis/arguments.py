@@ -191,6 +191,18 @@ class RefusedArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True)
+class ExportChunk(ScriptArgs):
+    """export.lua: of stream `source` ("events" or "triggers"), the contact's entries among at
+    most `count` older than `cursor` ("": from the newest)."""
+
+    prefix: str
+    source: str
+    contact_id: str
+    cursor: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class EraseOp(ScriptArgs):
     """erase.lua: one step (`op`, set by each subclass) of erasing a contact (docs/privacy.md).
     The script reads this field first, to know which step's fields follow."""
@@ -247,6 +259,7 @@ SCRIPT_ARGS: tuple[type[ScriptArgs], ...] = (
     CatalogArgs,
     FanoutStep,
     RefusedArgs,
+    ExportChunk,
     EraseOp,
     EraseStart,
     EraseClaim,
