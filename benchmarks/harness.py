@@ -33,12 +33,14 @@ TENANTS = (
     "visitors",
     "batch",
     "workers",
+    "suppressing",
     "memory",
     "detector",
     "delayed",
     "products",
 )
 BATCH = 100
+SUPPRESSED = 10_000  # identifiers on tenant "suppressing"'s list (docs/privacy.md, Suppression)
 MEMORY_CONTACTS = 50
 MEMORY_LIMIT = 3000
 VISITS = 100_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.harness import COOLDOWN, DELAY, DELAYED, MEMORY_LIMIT, VISITS
+from benchmarks.harness import COOLDOWN, DELAY, DELAYED, MEMORY_LIMIT, SUPPRESSED, VISITS
 from benchmarks.rows import Bench
 
 
@@ -52,6 +52,12 @@ def targets(
             "forwarder, one process, to a local fake (information)",
             f"{forwarded['eps']:,.0f} events/s",
             True,
+        ),
+        ratio(
+            f"single events, {SUPPRESSED:,} suppressed identifiers ÷ none (information)",
+            r["suppressing"].rps,
+            single,
+            None,
         ),
         ratio("--workers 2 ≥ 1.0 × one worker (information)", r["gateway-2w"].rps, single, 1.0),
         ratio("single events ÷ naive handler (information)", single, r["naive"].rps, None),

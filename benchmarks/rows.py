@@ -18,6 +18,7 @@ from benchmarks import forwarding
 from benchmarks.harness import (
     BATCH,
     HERE,
+    SUPPRESSED,
     Server,
     command_costs,
     cpu_seconds,
@@ -31,7 +32,7 @@ from benchmarks.harness import (
     write_config,
     wrk,
 )
-from gateway.redis.keys import TenantKeys
+from gateway.redis.keys import TenantKeys, suppression_digest
 from tests.support.cluster import LocalCluster
 
 
@@ -227,6 +228,7 @@ def single_node_rows(
     config = work / "destination.toml"
     forwarding.destination_config(work / "gateway.toml", config, f"http://127.0.0.1:{port}/api")
     forwarder = gateway_server("gateway-dest", work, redis_url, 1, config.name)
+    suppress_identifiers(bench.redis, "suppressing", SUPPRESSED)
     with contextlib.ExitStack() as servers:
         for server in (bare, floor, naive, gateway, gateway2, esputnik, forwarder):
             servers.enter_context(running(server))
@@ -245,6 +247,13 @@ def single_node_rows(
                 "gateway, 1 worker, one destination (a fake eSputnik answering 200)",
                 forwarder,
                 forwarding.TENANT,
+                single_body,
+            )
+            bench.gateway_row(
+                "suppressing",
+                f"gateway, 1 worker, a tenant with {SUPPRESSED:,} suppressed identifiers",
+                gateway,
+                "suppressing",
                 single_body,
             )
             bench.gateway_row(
@@ -273,6 +282,13 @@ def single_node_rows(
                 batch_body,
                 BATCH,
             )
+
+
+def suppress_identifiers(client: redis.Redis, tenant: str, count: int) -> None:
+    """Put `count` identifiers, none of them the bench's, on the tenant's suppression list, as
+    `DELETE /v1/contacts/{identifier}?suppress=true` keeps them (their SHA-1 digests)."""
+    digests = [suppression_digest("email", f"gone{n}@example.com") for n in range(count)]
+    client.sadd(TenantKeys.for_tenant(tenant).suppressed, *digests)
 
 
 def cluster_rows(bench: Bench, work: Path, single_body: Path, batch_body: Path) -> None:

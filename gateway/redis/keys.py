@@ -271,7 +271,7 @@ class TenantKeys:
 
 
 def suppression_digest(kind: str, value: str) -> str:
-    """How K_suppressed names a suppressed identifier (lib.lua any_suppressed): the SHA-1 of
+    """How K_suppressed names a suppressed identifier (lib.lua suppressed_among): the SHA-1 of
     `<kind>:<value>`, so the set holds no identifier in the clear."""
     return hashlib.sha1(f"{kind}:{value}".encode()).hexdigest()
 

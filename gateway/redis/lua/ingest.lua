@@ -282,9 +282,12 @@ if #dests > 0 then
   end
 end
 local results = {}
--- Events naming a suppressed identifier store nothing (answer "s"); checked per event only
--- while the tenant has suppressed identifiers, and not again within a run (same identifiers).
-local suppressing = redis.call('SCARD', K_suppressed) > 0
+-- Events naming a suppressed identifier store nothing (answer "s"): the identifiers of every
+-- event of the call are looked up at once.
+local ids_of = {}
+for i, ev in ipairs(events) do ids_of[i] = ev[IDS] end
+local suppressed = suppressed_among(ids_of)
+local suppressing = next(suppressed) ~= nil
 
 -- A failed event is not acknowledged, so its eventId must not make the client's retry a
 -- duplicate: its dedup mark (if it was set) goes.
@@ -322,7 +325,7 @@ for i, ev in ipairs(events) do
       else
         fail(i, err)
       end
-    elseif suppressing and any_suppressed(ids) then
+    elseif suppressing and any_of(ids, suppressed) then
       results[i] = 's'
     else
       end_run()

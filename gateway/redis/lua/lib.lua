@@ -539,12 +539,30 @@ local function open_visit(cid, counter, deadline, open, ...)
 end
 
 -- Suppressed identifiers (docs/privacy.md): K_suppressed holds the SHA-1 of each "kind:value".
--- Whether any of `ids` is suppressed: one SMISMEMBER, asked only while the tenant has any.
-local function any_suppressed(ids)
-  local digests = {}
-  for i, ident in ipairs(ids) do digests[i] = redis.sha1hex(ident) end
-  for _, found in ipairs(redis.call('SMISMEMBER', K_suppressed, unpack(digests))) do
-    if found == 1 then return true end
+-- Of the identifiers in `lists` (lists of them), the set of the suppressed ones: one SMISMEMBER
+-- asks for all of them, so the check is one lookup however many lists there are.
+local function suppressed_among(lists)
+  local idents, digests, found = {}, {}, {}
+  for _, ids in ipairs(lists) do
+    for _, ident in ipairs(ids) do
+      if not found[ident] then
+        found[ident] = false
+        idents[#idents + 1] = ident
+        digests[#digests + 1] = redis.sha1hex(ident)
+      end
+    end
+  end
+  if #digests == 0 then return {} end
+  found = {}
+  for i, hit in ipairs(redis.call('SMISMEMBER', K_suppressed, unpack(digests))) do
+    if hit == 1 then found[idents[i]] = true end
+  end
+  return found
+end
+
+local function any_of(ids, set)
+  for _, ident in ipairs(ids) do
+    if set[ident] then return true end
   end
   return false
 end

@@ -16,7 +16,7 @@ local function order_suppressed(o)
     local value = o.f[pair[1]] or redis.call('HGET', K_order_fields(o.eoid), pair[1])
     if value then ids[#ids + 1] = pair[2] .. ':' .. cjson.decode(value) end
   end
-  return #ids > 0 and any_suppressed(ids)
+  return any_of(ids, suppressed_among({ids}))
 end
 
 for i = first_item, #ARGV do
