@@ -14,10 +14,12 @@ from starlette.routing import Route
 from gateway.clock import iso, now_ms
 from gateway.errors import invalid
 from gateway.http import MAX_ID_PART, json_response, limit_param
-from gateway.redis.keys import STATS_MINUTES
+from gateway.redis.keys import REFUSED_SECONDS, STATS_MINUTES
 from gateway.state import server_principal
 
 OUTCOMES = ("accepted", "refused")
+# The outcome filter's names: `outcome` (SPEC §14) and `status`, as an operator asks for it.
+OUTCOME_PARAMS = ("outcome", "status")
 # A position in the merged listing: a stream id and the stream it is of. Both streams take their
 # ids from Redis' clock; at one id (each stream counts its own) the accepted event comes first.
 CURSOR = re.compile(r"([0-9]{1,20})-([0-9]{1,20})-([ar])")
@@ -65,9 +67,14 @@ async def debug_events(request: Request) -> Response:
     state, principal = await server_principal(request)
     keys = state.tenant_keys(principal.tenant)
     limit = limit_param(request)
-    outcome = request.query_params.get("outcome")
-    if outcome is not None and outcome not in OUTCOMES:
-        raise invalid("outcome", "outcome must be accepted or refused.")
+    outcome = None
+    for name in OUTCOME_PARAMS:
+        value = request.query_params.get(name)
+        if value is not None and value not in OUTCOMES:
+            raise invalid(name, f"{name} must be accepted or refused.")
+        if value is not None and outcome is not None and value != outcome:
+            raise invalid(name, f"{name} must be the outcome's value, or left out.")
+        outcome = outcome or value
     after = debug_cursor(request)
     # Older than the cursor: an accepted event at the cursor's id only if the cursor is a refusal
     # (accepted ones at an id come first), a refusal at it only if the cursor is an accepted one.
@@ -83,7 +90,8 @@ async def debug_events(request: Request) -> Response:
         for stream_id, fields in await state.store.events_before(keys, last_accepted, limit):
             rows.append((_position(stream_id, "a"), _accepted(fields)))
     if outcome != "accepted" and last_refused is not None:
-        for stream_id, fields in await state.store.refused_before(keys, last_refused, limit):
+        since = now_ms() - REFUSED_SECONDS * 1000  # the log's 24 h
+        for stream_id, fields in await state.store.refused_before(keys, last_refused, since, limit):
             rows.append((_position(stream_id, "r"), _refused(fields)))
     rows.sort(key=_newest_first)
     items = []

@@ -507,6 +507,7 @@ def build() -> dict[str, Any]:
                     [
                         _query("after"),
                         {"name": "outcome", "in": "query", "schema": {"enum": list(OUTCOMES)}},
+                        {"name": "status", "in": "query", "schema": {"enum": list(OUTCOMES)}},
                         _limit(DEFAULT_LIMIT),
                     ],
                     _obj(

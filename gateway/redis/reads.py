@@ -116,10 +116,14 @@ class Reads:
             list[StreamEntry], await self.redis.xrevrange(keys.events, last, "-", count=count)
         )
 
-    async def refused_before(self, keys: TenantKeys, last: str, count: int) -> list[StreamEntry]:
-        """At most `count` entries of the refused-request log from `last` back, newest first."""
+    async def refused_before(
+        self, keys: TenantKeys, last: str, since_ms: int, count: int
+    ) -> list[StreamEntry]:
+        """At most `count` entries of the refused-request log from `last` back to the time
+        `since_ms`, newest first. (refused.lua trims older ones only when it next writes.)"""
         return cast(
-            list[StreamEntry], await self.redis.xrevrange(keys.refused, last, "-", count=count)
+            list[StreamEntry],
+            await self.redis.xrevrange(keys.refused, last, str(since_ms), count=count),
         )
 
     async def minute_counts(self, keys: TenantKeys, minutes: Sequence[int]) -> list[Hash]:

@@ -4,12 +4,14 @@ newest first, with a cursor) and `GET /v1/stats/events` (counts per minute), and
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+import redis
 
 from gateway.redis.keys import REFUSED_MAX, REFUSED_SECONDS, STATS_MINUTES
 from tests.support.gateways import Api
@@ -165,6 +167,8 @@ async def test_minutes_out_of_range_is_a_400_naming_it(api: Api, minutes: str) -
         ({"after": "1-0-x"}, "after"),
         ({"after": f"{2**64}-0-a"}, "after"),
         ({"limit": "0"}, "limit"),
+        ({"status": "bogus"}, "status"),
+        ({"outcome": "accepted", "status": "refused"}, "status"),
     ],
 )
 async def test_bad_debug_parameters_are_a_400_naming_them(
@@ -173,6 +177,48 @@ async def test_bad_debug_parameters_are_a_400_naming_them(
     response = await api.get("/v1/debug/events", params=params)
     assert response.status_code == 400
     assert response.json()["field"] == field
+
+
+async def test_status_is_a_name_for_the_outcome_filter(api: Api) -> None:
+    await api.event(view("P1"))
+    await api.event({"eventTypeKey": "pageViewed"})
+    await refusals(api, 1)
+    for outcome in ("accepted", "refused"):
+        items = (await debug(api, status=outcome))["items"]
+        assert [item["outcome"] for item in items] == [outcome]
+
+
+async def test_a_refusal_older_than_a_day_is_not_listed(api: Api, sync_redis: Any) -> None:
+    """The log keeps a day: an entry past it is not listed even before refused.lua's next write
+    trims it."""
+    now = int(time.time() * 1000)
+    for back_ms, error in ((REFUSED_SECONDS * 1000 + 60_000, "too_old"), (60_000, "recent")):
+        refusal = {"status": 400, "error": error}
+        sync_redis.xadd(api.keys.refused, {"r": orjson.dumps(refusal)}, id=f"{now - back_ms}-0")
+    items = (await debug(api, outcome="refused"))["items"]
+    assert [item["error"] for item in items] == ["recent"]
+
+
+async def test_a_refusal_costs_at_most_one_command(api: Api, sync_redis: Any) -> None:
+    """One script call writes every refusal buffered meanwhile (gateway/redis/refusals.py):
+    fewer calls than refusals where they come faster than a call takes. Each call trims the log
+    once, and nothing else sends XTRIM, so its count is theirs."""
+
+    def calls() -> int:
+        if isinstance(sync_redis, redis.RedisCluster):
+            nodes = sync_redis.info("commandstats", target_nodes=redis.RedisCluster.PRIMARIES)
+            return sum(int(n.get("cmdstat_xtrim", {}).get("calls", 0)) for n in nodes.values())
+        return int(sync_redis.info("commandstats").get("cmdstat_xtrim", {}).get("calls", 0))
+
+    before = calls()
+    assert (await api.event({"eventTypeKey": "pageViewed"})).status_code == 400
+    await refusals(api, 1)
+    assert calls() - before == 1
+    before = calls()
+    flood = [api.event({"eventTypeKey": "pageViewed", "n": n}) for n in range(300)]
+    assert {answer.status_code for answer in await asyncio.gather(*flood)} == {400}
+    await refusals(api, 301)
+    assert calls() - before <= 300
 
 
 async def test_both_need_a_server_key(api: Api) -> None:
@@ -205,10 +251,11 @@ async def test_an_accepted_event_and_a_refusal_of_the_same_stream_id_are_both_li
 ) -> None:
     """Each stream numbers its own entries: the same id in both is listed once each, accepted
     first, however the pages fall."""
+    at = int(time.time() * 1000) - 5000  # within the log's day
     event = {"eventTypeKey": "helloWorld", "receivedAt": "2026-01-01T00:00:05.000Z"}
-    sync_redis.xadd(api.keys.events, {"c": "c1", "e": orjson.dumps(event)}, id="5000-0")
+    sync_redis.xadd(api.keys.events, {"c": "c1", "e": orjson.dumps(event)}, id=f"{at}-0")
     refusal = {"at": "2026-01-01T00:00:05.000Z", "status": 400, "error": "invalid_json"}
-    sync_redis.xadd(api.keys.refused, {"r": orjson.dumps(refusal)}, id="5000-0")
+    sync_redis.xadd(api.keys.refused, {"r": orjson.dumps(refusal)}, id=f"{at}-0")
     first = await debug(api, limit=1)
     second = await debug(api, limit=1, after=first["next"])
     rest = await debug(api, limit=1, after=second["next"])
