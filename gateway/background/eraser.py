@@ -1,11 +1,13 @@
 """Erasure of contacts (docs/privacy.md): the synchronous part, run by `DELETE
-/v1/contacts/{identifier}`, and the background worker that erases the contact from the streams.
+/v1/contacts/{identifier}`, and the background worker that erases the contact from the streams
+and from the keys nothing of it names any more.
 
-The stream work (events, triggers, dead letters, webhook jobs) runs in chunks of at most CHUNK
-entries per erase.lua call, so no call holds Redis long. An erasure is leased to one process at a
-time (claim in erase.lua, renewed by every chunk); a process killed mid-way leaves it to come due
-again when the lease ends, here or in another process, and the next chunk starts where the last
-finished one ended (its cursor is in Redis, moved in the chunk's own script call).
+The background work (events, triggers, dead letters, webhook and destination jobs, walks over
+the tenant's cart states and product watches) runs in chunks of at most CHUNK entries (or keys
+looked at) per erase.lua call, so no call holds Redis long. An erasure is leased to one process
+at a time (claim in erase.lua, renewed by every chunk); a process killed mid-way leaves it to
+come due again when the lease ends, here or in another process, and the next chunk starts where
+the last finished one ended (its cursor is in Redis, moved in the chunk's own script call).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from gateway.state import GatewayState
 
 log = logging.getLogger("gateway.privacy")
 
-CHUNK = 500  # stream entries (or list entries, or hash fields) per erase.lua call
+CHUNK = 500  # stream entries (or list entries, hash fields, keys SCAN looks at) per call
 LEASE_MS = 5_000  # a claim not renewed for this long comes due again
 # s between looks for a queued erasure: the process that queued one starts at once
 # (GatewayState.erasure_queued); a killed one's is taken over within LEASE_MS and this.

@@ -236,8 +236,8 @@ class EraseClaim(EraseOp):
 
 @dataclass(frozen=True, slots=True)
 class EraseChunk(EraseOp):
-    """Do at most `count` entries of erasure `erasure`'s stream work, if `owner` holds it, and
-    renew its lease by `lease_ms`."""
+    """Do at most `count` entries (or SCAN's COUNT) of erasure `erasure`'s background work, if
+    `owner` holds it, and renew its lease by `lease_ms`."""
 
     op: str = field(default="chunk", init=False)
     erasure: str

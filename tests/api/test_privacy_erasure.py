@@ -9,16 +9,18 @@ from typing import Any
 from gateway.redis.arguments import EraseChunk, EraseClaim, EraseStart
 from gateway.redis.keys import TenantKeys
 from tests.support.esputnik import destination
-from tests.support.gateways import free_port, unique
+from tests.support.gateways import Api, free_port, unique
 from tests.support.orders import cart_event, order, post_orders
-from tests.support.privacy import erase, tenant_dump
-from tests.support.triggering import TIMEOUT, page, product
+from tests.support.privacy import erase, holding, tenant_dump
+from tests.support.products import seen, watchers
+from tests.support.triggering import TIMEOUT, cart, open_visit, page, product, send
 from tests.support.waiting import wait_for
 
 EMAIL = "buyer@example.com"
 PHONE = "+380501112233"
 VISITOR = "visitor-erased-1"
 VALUES = (EMAIL, PHONE, VISITOR, "Buyer-Lastname", "Erased Street 1")
+LONG_VISIT = 3600.0  # visit_timeout_seconds: the contact's visit is still open when it is erased
 
 
 def hooks() -> list[dict[str, Any]]:
@@ -63,11 +65,28 @@ async def seed_contact(api: Any) -> None:
     assert (await api.event(page("kept@example.com"))).status_code == 200
 
 
+def contact_ids(client: Any, api: Api, contact_id: str) -> list[str]:
+    """The contact's id and those of the contacts stitched into it."""
+    stitched = client.smembers(api.keys.contact(contact_id, ":from"))
+    return [contact_id, *sorted(member.decode() for member in stitched)]
+
+
+def assert_nothing_left(client: Any, api: Api, contact_id: str, needles: list[str]) -> None:
+    """No key of the tenant holds a needle (an identifier value or contact id) in its name or
+    value, and the contact's visit is closed: no member of the visits set, no `v:` field."""
+    left = holding(tenant_dump(client, api), needles)
+    assert not left, f"still held: {left}"
+    assert client.zscore(api.keys.visits, contact_id) is None
+    assert open_visit(client, api, contact_id) == {}
+
+
 async def test_after_an_erasure_no_api_and_no_key_holds_an_identifier_value(make_api, sync_redis):
     api, _ = await make_api(
-        visit_timeout_seconds=TIMEOUT, webhooks=hooks(), destinations=destinations()
+        visit_timeout_seconds=LONG_VISIT, webhooks=hooks(), destinations=destinations()
     )
     await seed_contact(api)
+    contact_id = (await api.contact(EMAIL))["id"]
+    ids = contact_ids(sync_redis, api, contact_id)
 
     async def settled() -> bool:
         dead = (await api.get("/v1/webhooks/dead")).json()["dead"]
@@ -84,8 +103,13 @@ async def test_after_an_erasure_no_api_and_no_key_holds_an_identifier_value(make
         return EMAIL.upper() in (await api.get("/v1/debug/events?limit=1000")).text
 
     await wait_for(logged, 30, "the refused request in the debug log")
-    dump = "\n".join(tenant_dump(sync_redis, api).values())
-    assert all(value in dump for value in VALUES)  # there to be found before
+    dump = tenant_dump(sync_redis, api)
+    assert holding(dump, [*VALUES, contact_id]).keys() == {*VALUES, contact_id}  # found before
+    assert holding(dump, [api.keys.identifier("email", EMAIL)])  # an index key, by its name
+    for product_id in ("WS01", "P2"):
+        assert watchers(sync_redis, api, product_id) == [contact_id]
+    assert sync_redis.zscore(api.keys.visits, contact_id) is not None
+    assert open_visit(sync_redis, api, contact_id)
 
     answer = await erase(api, EMAIL)
     counts = answer["counts"]
@@ -96,6 +120,8 @@ async def test_after_an_erasure_no_api_and_no_key_holds_an_identifier_value(make
     assert counts["deadLetters"] >= 1
     assert counts["webhookJobs"] >= 1
     assert counts["profile"] == 1
+    assert counts["visits"] == 1
+    assert counts["productWatches"] == 2  # WS01 of its cart, P2 viewed (P1 when anonymous)
     assert counts["refusedRequests"] == 1
     # its three events that name it and its order wait at the first destination (its retries
     # never end here; the anonymous view is forwarded with no identifier of it); at the second,
@@ -130,12 +156,47 @@ async def test_after_an_erasure_no_api_and_no_key_holds_an_identifier_value(make
     assert (await api.contact("kept@example.com"))["identifiers"] == {"email": ["kept@example.com"]}
     assert "kept@example.com" in texts[0]
 
-    dump = tenant_dump(sync_redis, api)
-    for value in VALUES:
-        holding = [key for key, text in dump.items() if value.lower() in text.lower()]
-        assert not holding, f"{value} still in {holding}"
+    assert_nothing_left(sync_redis, api, contact_id, [*VALUES, *ids])
     # the trigger stream was rewritten without the erased entries, the webhooks' groups kept
     assert len(sync_redis.xinfo_groups(api.keys.triggers)) == 2
+
+
+async def test_cart_states_and_watches_whose_events_left_the_stream_are_erased(
+    make_api, sync_redis
+):
+    """An older cart's state and a watch that nothing left of the contact names any more: its
+    events pushed out of the stream, its view out of its recent views, the cart no longer
+    current. Only the key walks of the background work find them (docs/privacy.md)."""
+    cap = 1000  # events_stream_maxlen's least value
+    api, _ = await make_api(
+        gateway={"events_stream_maxlen": cap, "recent_views": 1}, visit_timeout_seconds=LONG_VISIT
+    )
+    who = "old-carts@example.com"
+    mug = [{"productId": "MUG", "quantity": 1, "price": 20}]
+    lamp = [{"productId": "LAMP", "quantity": 1, "price": 30}]
+    await send(api, cart(who, "rs-old", mug), seen(who, "VASE"))
+    await send(api, seen(who, "WOK"), cart(who, "rs-new", lamp))  # WOK > VASE at a tie
+    contact_id = (await api.contact(who))["id"]
+    for batch in range(3):
+        await send(api, *[page(f"other-{batch}-{n % 7}@example.com") for n in range(cap // 2)])
+    dump = tenant_dump(sync_redis, api)
+    assert holding(dump, [who, contact_id]).keys() == {who, contact_id}
+    assert (await api.get(f"/v1/events?contact={who}")).json()["events"] == []  # pushed out
+    # the old cart's state holds it (with the cart's JSON), as do the watches of MUG and VASE
+    assert sync_redis.hget(api.keys.cart("rs-old"), "contact").decode() == contact_id
+    assert b"MUG" in sync_redis.hget(api.keys.cart("rs-old"), "cart")
+    for product_id in ("MUG", "VASE", "WOK", "LAMP"):
+        assert watchers(sync_redis, api, product_id) == [contact_id]
+    assert sync_redis.zscore(api.keys.contact(contact_id, ":pv"), "VASE") is None
+
+    counts = (await erase(api, who))["counts"]
+    assert counts.get("events", 0) == 0  # a kind none of which was found is left out
+    assert counts["carts"] == 2  # the current one at once, the older one by the walk
+    assert counts["productWatches"] == 4
+    assert counts["visits"] == 1
+    assert not sync_redis.exists(api.keys.cart("rs-old"))
+    assert_nothing_left(sync_redis, api, contact_id, [who, contact_id])
+    assert (await api.contact("other-0-0@example.com"))["id"]  # the others untouched
 
 
 async def test_a_second_erasure_and_a_foreign_or_unknown_contact_are_404(make_api):
@@ -205,10 +266,14 @@ async def test_an_erasure_is_worked_by_one_claimant_at_a_time(api, sync_redis):
     late = EraseChunk(keys.prefix, "e1", "one", 5000, 500)
     assert await store.run("erase", late, now + 5001) == [b"lost"]
     step = EraseChunk(keys.prefix, "e1", "two", 5000, 500)
-    states = [(await store.run("erase", step, now + 5001 + n))[0] for n in range(11)]
+    states = [b"more"]
+    while states[-1] == b"more" and len(states) < 10_000:
+        states.append((await store.run("erase", step, now + 5001))[0])
     assert (await store.run("erase", step, now + 6000))[0] == b"lost"  # over
-    # one call per (empty) step, the last says done, and then there is nothing more to do
-    assert states == [b"more"] * 10 + [b"done"]
+    # at least one call per (empty) step (the key walks take one per `count` slots of the
+    # server's keys), the last says done, and then there is nothing more to do
+    assert states[-1] == b"done"
+    assert len(states) - 1 >= 13
     assert await store.run("erase", EraseClaim(keys.prefix, "one", 5000), now + 99_999) is None
 
 

@@ -1,8 +1,9 @@
-"""Helpers of the privacy tests (docs/privacy.md): waiting for an erasure, and every value the
-tenant's keys hold, dumped by type."""
+"""Helpers of the privacy tests (docs/privacy.md): waiting for an erasure, and every key of the
+tenant, its name and its value dumped by type, searched for what an erasure must leave nowhere."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from tests.support.gateways import Api
@@ -29,7 +30,9 @@ async def erase(api: Api, identifier: str, query: str = "") -> dict[str, Any]:
 
 
 def tenant_dump(client: Any, api: Api) -> dict[str, str]:
-    """Every key of the tenant -> its whole value as text (SCAN over every primary)."""
+    """Every key of the tenant -> its name and its whole value as text (SCAN over every
+    primary): an index key's name holds an identifier value, a product's watchers hold contact
+    ids as members."""
     dumped: dict[str, str] = {}
     for raw in client.scan_iter(match=api.keys.prefix + "*", count=1000):
         key = raw.decode()
@@ -49,5 +52,16 @@ def tenant_dump(client: Any, api: Api) -> dict[str, str]:
             value = client.xrange(key)
         else:
             value = kind
-        dumped[key] = repr(value)
+        dumped[key] = f"{key} = {value!r}"
     return dumped
+
+
+def holding(dump: dict[str, str], needles: Iterable[str]) -> dict[str, list[str]]:
+    """Each needle found in the dump (without regard to case) -> the keys whose name or value
+    holds it."""
+    found: dict[str, list[str]] = {}
+    for needle in needles:
+        keys = [key for key, text in dump.items() if needle.lower() in text.lower()]
+        if keys:
+            found[needle] = keys
+    return found
