@@ -8,6 +8,7 @@ from tests.support.metrics import sample
 from tests.support.orders import order
 from tests.support.privacy import erase, tenant_dump
 from tests.support.triggering import page, product
+from tests.support.waiting import wait_for
 
 EMAIL = "gone@example.com"
 PHONE = "+380507778899"
@@ -100,3 +101,33 @@ async def test_lifting_a_suppression_and_bad_input(make_api):
     assert (await api.contact(EMAIL))["identifiers"] == {"email": [EMAIL]}
     again = await api.http.delete(f"/v1/suppressions/{EMAIL}", headers=api.server())
     assert again.status_code == 404
+
+
+async def test_metrics_count_finished_erasures_and_lifted_suppressions(make_api):
+    api, other = await make_api()
+    login = page(EMAIL)
+    login["params"].append({"name": "phone", "value": PHONE})
+    assert (await api.event(login)).status_code == 200
+    assert (await api.event(page("second@example.com"))).status_code == 200
+    await erase(api, EMAIL, "?suppress=true")
+    await erase(api, "second@example.com")
+    tenant = api.tenant_id
+
+    async def metrics() -> str:
+        return (await api.http.get("/metrics")).text
+
+    async def both_done() -> bool:  # the eraser counts once its last chunk has answered
+        return sample(await metrics(), "gateway_erasures_done_total", tenant=tenant) == 2
+
+    await wait_for(both_done, 10, "the finished erasures counted")
+    for identifier in (EMAIL, PHONE):  # one lift per identifier, each lifting one kind
+        lifted = await api.http.delete(f"/v1/suppressions/{identifier}", headers=api.server())
+        assert lifted.status_code == 200
+    assert (
+        await api.http.delete(f"/v1/suppressions/{EMAIL}", headers=api.server())
+    ).status_code == 404
+    text = await metrics()
+    assert sample(text, "gateway_erasures_started_total", tenant=tenant) == 2
+    assert sample(text, "gateway_suppressions_total", tenant=tenant, action="added") == 1
+    assert sample(text, "gateway_suppressions_total", tenant=tenant, action="lifted") == 2
+    assert sample(text, "gateway_erasures_done_total", tenant=other.tenant_id) == 0

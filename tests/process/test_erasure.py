@@ -1,7 +1,8 @@
 """Erasure as processes live it (docs/privacy.md, Erasure): the stream work of an erasure
 survives the gateway being killed mid-scan and is finished by the restarted one; with the
 embedded Redis the append-only file is rewritten, so the erased values leave the disk; every
-erasure is in the log with the key's id and the identifier's kind, never the value."""
+erasure, suppression and lift is in the log with the key's id and the identifier's kind, never
+the value, and in the served process's /metrics."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import redis
 
 from gateway.redis.keys import TenantKeys
 from tests.support.gateways import free_port, start_gateway, stop_gateway, unique, write_config
+from tests.support.metrics import sample
 
 pytestmark = pytest.mark.slow
 
@@ -151,16 +153,27 @@ def test_the_embedded_redis_rewrites_its_file_and_the_log_names_no_value(tmp_pat
             ]
             == "done"
         )
+        lifted = httpx.delete(f"{base}/v1/suppressions/{EMAIL}", headers=auth)
+        assert lifted.json() == {"lifted": ["email"]}
+        # the served process's /metrics (every worker's counts: GATEWAY_METRICS_DIR)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            metrics = httpx.get(f"{base}/metrics").text
+            if sample(metrics, "gateway_erasures_done_total", tenant=tenant) == 1:
+                break
+            time.sleep(0.1)
+        assert sample(metrics, "gateway_erasures_done_total", tenant=tenant) == 1
+        assert sample(metrics, "gateway_suppressions_total", tenant=tenant, action="lifted") == 1
     finally:
         assert stop_gateway(gateway) == 0
     lines = [orjson.loads(line) for line in log.read_bytes().splitlines() if line.startswith(b"{")]
-    audit = [
-        line for line in lines if line.get("message") in ("contact erased", "contact suppressed")
-    ]
+    audited = ("contact erased", "contact suppressed", "suppression lifted")
+    audit = [line for line in lines if line.get("message") in audited]
     key_id = hashlib.sha256(f"sk_{tenant}".encode()).hexdigest()[:8]
-    assert [(a["message"], a["keyId"], a["kind"]) for a in audit] == [
-        ("contact erased", key_id, "email"),
-        ("contact suppressed", key_id, "email"),
+    assert [(a["message"], a["tenant"], a["keyId"], a["kind"]) for a in audit] == [
+        ("contact erased", tenant, key_id, "email"),
+        ("contact suppressed", tenant, key_id, "email"),
+        ("suppression lifted", tenant, key_id, "email"),
     ]
     assert EMAIL.encode() not in log.read_bytes()
     assert f"sk_{tenant}".encode() not in log.read_bytes()
