@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
+
 from gateway.redis.arguments import EraseChunk, EraseClaim, EraseStart
 from gateway.redis.keys import TenantKeys
 from tests.support.esputnik import destination
@@ -275,6 +277,54 @@ async def test_an_erasure_is_worked_by_one_claimant_at_a_time(api, sync_redis):
     assert states[-1] == b"done"
     assert len(states) - 1 >= 13
     assert await store.run("erase", EraseClaim(keys.prefix, "one", 5000), now + 99_999) is None
+
+
+CARTS_WALK = 6  # erase.lua STEPS: the walk over the tenant's cart states
+
+
+def cursor_past(client: Any, pattern: str) -> int:
+    """A SCAN cursor of the server holding `pattern`'s keys from which SCAN no longer returns
+    the first of them it finds (COUNT 1: about one hash-table bucket per call)."""
+    node = client
+    if isinstance(client, redis.RedisCluster):
+        serving = client.get_node_from_key(pattern)
+        node = redis.Redis(host=serving.host, port=serving.port)
+    try:
+        cursor = 0
+        while True:
+            cursor, found = node.scan(cursor, match=pattern, count=1)
+            if found or cursor == 0:
+                return int(cursor)
+    finally:
+        if node is not client:
+            node.close()
+
+
+async def test_a_walk_left_at_a_cursor_of_another_redis_run_starts_over(api, sync_redis):
+    """A SCAN cursor holds only on the server run that gave it. An erasure whose walk was left at
+    a cursor of another run (Redis restarted or failed over since) walks from the start again:
+    from that cursor, this run's SCAN would never come back to the first cart state."""
+    store, keys = api.gateway.store, TenantKeys.for_tenant(unique("walk"))
+    sync_redis.hset(keys.contact("c-1"), mapping={"created": 1})
+    states = [keys.cart(f"rs-{n}") for n in range(20)]
+    for state in states:
+        sync_redis.hset(state, mapping={"contact": "c-1", "at": 1})
+    cursor = cursor_past(sync_redis, keys.cart("*"))
+    assert cursor != 0  # not all 20 in the table's last bucket
+    now = 1_000_000
+    assert await store.run("erase", EraseStart(keys.prefix, "e1", "c-1", 0, "", ""), now) == [
+        b"running"
+    ]
+    assert await store.run("erase", EraseClaim(keys.prefix, "w", 5000), now) == b"e1"
+    step = EraseChunk(keys.prefix, "e1", "w", 5000, 500)
+    record = keys.erasure("e1")
+    while int(sync_redis.hget(record, "step")) < CARTS_WALK:
+        assert await store.run("erase", step, now) == [b"more"]
+    sync_redis.hset(record, "cursor", f"{'0' * 40}:{cursor}")
+    while (await store.run("erase", step, now))[0] == b"more":
+        pass
+    assert sync_redis.exists(*states) == 0
+    assert sync_redis.hget(record, "n:carts") == b"20"
 
 
 async def test_a_delayed_trigger_of_the_contact_is_erased(make_api, sync_redis):
