@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from gateway.redis.arguments import EraseChunk, EraseClaim, EraseStart
+from gateway.redis.arguments import EraseChunk, EraseClaim, EraseStart, FanoutStep
 from gateway.redis.keys import TenantKeys
 from tests.support.esputnik import destination
 from tests.support.gateways import Api, free_port, unique
@@ -325,6 +325,31 @@ async def test_a_walk_left_at_a_cursor_of_another_redis_run_starts_over(api, syn
         pass
     assert sync_redis.exists(*states) == 0
     assert sync_redis.hget(record, "n:carts") == b"20"
+
+
+async def test_a_fan_out_walking_a_watch_index_goes_on_without_the_erased_contact(api, sync_redis):
+    """A fan-out's cursor is the last watcher it looked at (fanout.lua): the erasure takes the
+    contact out of it too, and the fan-out goes on with the watchers it had not reached."""
+    store, keys = api.gateway.store, TenantKeys.for_tenant(unique("fan"))
+    sync_redis.hset(keys.contact("c-1"), mapping={"created": 1})
+    index, fanout = keys.product("P1", ":w"), keys.product("P1", ":f")
+    # walked from the newest watch: w-5, w-4, then c-1; w-2 and w-1 still to come
+    sync_redis.zadd(index, {"w-5": 5, "w-4": 4, "c-1": 3, "w-2": 2, "w-1": 1})
+    sync_redis.hset(fanout, mapping={"owner": "token", "score": 3, "member": "c-1"})
+    sync_redis.zadd(keys.fanouts, {"P1": 10})
+    now = 1_000_000
+    await store.run("erase", EraseStart(keys.prefix, "e1", "c-1", 0, "", ""), now)
+    await store.run("erase", EraseClaim(keys.prefix, "w", 5000), now)
+    step = EraseChunk(keys.prefix, "e1", "w", 5000, 500)
+    while (await store.run("erase", step, now))[0] == b"more":
+        pass
+    assert sync_redis.hget(keys.erasure("e1"), "n:productWatches") == b"1"
+    assert b"c-1" not in sync_redis.hgetall(fanout).values()
+    assert sync_redis.zscore(index, "c-1") is None
+    go_on = FanoutStep(keys.prefix, "token", "P1", 5000, 10, 10**9, 5.0, 0, 86_400)
+    # the two it had not reached (none of them saw the product: they leave the index), done
+    assert await store.run("fanout", go_on, now) == [b"P1", 2, 1]
+    assert sync_redis.zrange(index, 0, -1) == [b"w-4", b"w-5"]
 
 
 async def test_a_delayed_trigger_of_the_contact_is_erased(make_api, sync_redis):
