@@ -289,7 +289,7 @@ end
 -- miss what earlier versions wrote. So each kind's keys of the tenant are walked with SCAN, MATCH
 -- its builder with `*` for its part (a tenant id holds no glob character: settings/tenants.py),
 -- COUNT `count` per call, on the node serving the tenant's slot, where this script runs. A call
--- looks at ~`count` keys of the node, whatever their tenant: a walk costs ~0.8 us of Redis per
+-- looks at ~`count` keys of the node, whatever their tenant: a walk costs ~1 us of Redis per
 -- key on the node (docs/privacy.md, Erasure). A SCAN cursor holds only on the server run that
 -- gave it: kept with its run_id, a cursor of another run (a restart, a failover) starts the walk
 -- over, as the keys' places in its table differ.
