@@ -168,6 +168,10 @@ local function scan_stream(key, upto, field, job, cursor, count)
       n = n + 1
       local rsid = string.match(f[field], '"recycleStateId":"([^"]*)"')
       if rsid then job.carts = job.carts + delete_cart(rsid) end
+      -- its eventId's duplicate mark stays (a retry must still be a duplicate), but without
+      -- the contact id that the marks of earlier gateways hold
+      local eid = f.e and string.match(f.e, '"eventId":"([^"]*)"')
+      if eid then redis.call('SET', K_dedup(eid), '1', 'KEEPTTL', 'XX') end
     end
   end
   if #rows < count or rows[#rows][1] == upto then return nil, n end

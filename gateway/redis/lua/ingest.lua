@@ -51,11 +51,12 @@ local function list_entry(ty, sid)
   return (LIST_CODES[ty] or ty) .. '|' .. sid
 end
 
--- The event on the tenant's stream, and a client's eventId marked seen (at `dk`): its stream id.
--- Queued for the destinations in the same step (`fwd`: its forwarded body, nil without any).
+-- The event on the tenant's stream, and a client's eventId marked seen (at `dk`; the mark holds
+-- nothing of the contact, docs/privacy.md): its stream id. Queued for the destinations in the
+-- same step (`fwd`: its forwarded body, nil without any).
 local function append_event(cid, ev, raw, dk, fwd)
   local sid = redis.call('XADD', K_events, 'MAXLEN', '~', maxlen_arg, '*', 'c', cid, 'e', raw)
-  if ev[DEDUP] then redis.call('SET', dk, cid, 'EX', dedup_ttl_arg) end
+  if ev[DEDUP] then redis.call('SET', dk, '1', 'EX', dedup_ttl_arg) end
   if fwd then forward(dests, 'e', ev[TYPE], fwd) end
   return sid
 end
