@@ -98,6 +98,7 @@ def lua_tables() -> dict[str, str]:
         "LIST_CODES": lua_value(LIST_CODES),
         "LIST_DIGITS": lua_value(LIST_DIGITS),
         "IDENTIFIER_FIELD": lua_value(IDENTIFIER_FIELD),
+        "VISIT_FIELD": lua_value(VISIT_FIELD),
         "VISIT_FIELDS": lua_value(list(VISIT_FIELDS)),
         "VISIT_NAMES": lua_value([field.removeprefix(VISIT_FIELD) for field in VISIT_FIELDS]),
         "WHOLE_CALL_ERRORS": lua_value(WHOLE_CALL_ERRORS),

@@ -20,7 +20,7 @@ local function recheck(cid, ty, closed_at, rsid)
     and (c[2] ~= rsid or redis.call('HEXISTS', K_cart(rsid), 'order') == 1) then
     return 'converted'
   end
-  if redis.call('HEXISTS', K_contact(cid), 'v:start') == 1 then return 'returned' end
+  if redis.call('HEXISTS', K_contact(cid), V_START) == 1 then return 'returned' end
   return policy_reason(cid, ty, now, limits)
 end
 

@@ -111,7 +111,7 @@ if op == 'start' then
   for _, rsid in ipairs(carts) do counts.carts = counts.carts + delete_cart(rsid) end
   counts.views = redis.call('ZCARD', K_contact_pv(cid)) + redis.call('ZCARD', K_contact_cv(cid))
   redis.call('ZREM', K_visits, cid)
-  counts.visits = redis.call('HEXISTS', ck, 'v:start')
+  counts.visits = redis.call('HEXISTS', ck, V_START)
   -- its delayed trigger (lib.lua hold_trigger): released, it would find nobody to reach
   local pending = redis.call('HGET', ck, 'pending')
   counts.pendingTriggers = 0

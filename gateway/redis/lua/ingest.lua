@@ -119,9 +119,9 @@ local function flush_run()
       redis.call('LTRIM', evk, 0, cap_events - 1)
     end
     local ck = K_contact(cid)
-    redis.call('HINCRBY', ck, 'v:n', #run.ev)
+    redis.call('HINCRBY', ck, V_N, #run.ev)
     for counter, count in pairs(run.counts) do
-      redis.call('HINCRBY', ck, 'v:' .. counter, count)
+      redis.call('HINCRBY', ck, VISIT .. counter, count)
     end
   end
   if #run.products > 0 then

@@ -8,9 +8,11 @@
 -- :ev entries (keys.py).
 local EVENT_CODES = {{EVENT_CODES}}
 local LIST_CODES, LIST_DIGITS = {{LIST_CODES}}, {{LIST_DIGITS}}
--- A contact's open visit: these fields of its hash, 'v:start', 'v:last', 'v:n', 'v:<code>'...
--- (constants.py VISIT_FIELDS), named without their prefix in VISIT_NAMES.
+-- A contact's open visit: these fields of its hash, VISIT .. 'start', 'last', 'n', <code>...
+-- (constants.py VISIT_FIELD, VISIT_FIELDS), named without their prefix in VISIT_NAMES.
 local VISIT_FIELDS, VISIT_NAMES = {{VISIT_FIELDS}}, {{VISIT_NAMES}}
+local VISIT = {{VISIT_FIELD}}
+local V_START, V_LAST, V_N = VISIT .. 'start', VISIT .. 'last', VISIT .. 'n'
 
 -- A contact's identifiers: fields '<IDENTIFIER_FIELD><kind>:<value>' of its hash, each the ms it
 -- was first seen (constants.py). identifiers_of(cid): {ident, ms (text), ident, ms...}, as
@@ -83,11 +85,11 @@ local function merge_visit(from, into, timeout)
   if not f then return end
   local mine = read_visit(into) or {start = f.start, last = f.last}
   local last = math.max(f.last, mine.last)
-  local merged = {'v:start', string.format('%d', math.min(f.start, mine.start)),
-                  'v:last', string.format('%d', last)}
+  local merged = {V_START, string.format('%d', math.min(f.start, mine.start)),
+                  V_LAST, string.format('%d', last)}
   for name, value in pairs(f) do
     if name ~= 'start' and name ~= 'last' then
-      merged[#merged + 1] = 'v:' .. name
+      merged[#merged + 1] = VISIT .. name
       merged[#merged + 1] = string.format('%d', value + (mine[name] or 0))
     end
   end
@@ -515,7 +517,7 @@ end
 -- of this `counter`}, or nil when none is open now: read in one HMGET, so that counting this
 -- event is one HSET instead of an HSET and two HINCRBYs.
 local function close_idle_visit(cid, now, lim, counter)
-  local v = redis.call('HMGET', K_contact(cid), 'v:last', 'v:n', 'v:' .. counter)
+  local v = redis.call('HMGET', K_contact(cid), V_LAST, V_N, VISIT .. counter)
   local last = tonumber(v[1])
   if not last then return nil end
   if now - last >= lim.visit_timeout_ms then
@@ -531,9 +533,9 @@ end
 local function open_visit(cid, counter, deadline, open, ...)
   local ck = K_contact(cid)
   if open then
-    redis.call('HSET', ck, 'v:last', NOW_S, 'v:n', open[2] + 1, 'v:' .. counter, open[3] + 1, ...)
+    redis.call('HSET', ck, V_LAST, NOW_S, V_N, open[2] + 1, VISIT .. counter, open[3] + 1, ...)
   else
-    redis.call('HSET', ck, 'v:start', NOW_S, 'v:last', NOW_S, 'v:n', '1', 'v:' .. counter, '1', ...)
+    redis.call('HSET', ck, V_START, NOW_S, V_LAST, NOW_S, V_N, '1', VISIT .. counter, '1', ...)
   end
   redis.call('ZADD', K_visits, deadline, cid)
 end

@@ -201,9 +201,9 @@ local function apply_order(o, fallback, lim)
   end
   -- The open visit (if any) learns of the order: abandonedBrowse needs "no order". An order from
   -- a back-end is no site activity, so it neither opens nor extends a visit.
-  local last = tonumber(redis.call('HGET', K_contact(cid), 'v:last'))
+  local last = tonumber(redis.call('HGET', K_contact(cid), V_LAST))
   if last and NOW - last < lim.visit_timeout_ms then
-    redis.call('HINCRBY', K_contact(cid), 'v:o', 1)
+    redis.call('HINCRBY', K_contact(cid), VISIT .. 'o', 1)
   end
   -- the contact's orders, for its export and erasure (docs/privacy.md)
   redis.call('SADD', K_contact_orders(cid), o.eoid)
