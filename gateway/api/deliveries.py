@@ -1,6 +1,7 @@
 """Where the triggers of a feed page stand with each webhook (`deliveries` of GET /v1/triggers),
-and `GET /v1/webhooks`: each webhook's scheduled and dead deliveries (docs/triggers.md, Delivery
-states). Webhooks are named by their URL as the dead letters name them: without its secrets."""
+and `GET /v1/webhooks`: each webhook's scheduled and dead deliveries (docs/api.md, Triggers and
+their deliveries). Webhooks are named by their URL as the dead letters name them: without its
+secrets."""
 
 from __future__ import annotations
 

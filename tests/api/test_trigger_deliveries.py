@@ -1,6 +1,6 @@
 """Where each trigger of the feed stands with each webhook (`deliveries` of GET /v1/triggers),
 each webhook's counts (GET /v1/webhooks), and the feed read newest first with `before`
-(docs/triggers.md, The HTTP feed and Delivery states)."""
+(docs/api.md, Triggers and their deliveries)."""
 
 from __future__ import annotations
 
