@@ -5,6 +5,7 @@ secrets."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -20,11 +21,12 @@ from gateway.redis.reads import HookSchedule, StreamEntry
 from gateway.settings import Tenant
 from gateway.state import GatewayState, server_principal
 
+StreamOrder = tuple[int, int]
 
-def stream_order(stream_id: bytes | str) -> tuple[int, int]:
+
+def stream_order(stream_id: bytes) -> StreamOrder:
     """A stream id as the numbers Redis orders it by."""
-    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
-    ms, _, sequence = text.partition("-")
+    ms, _, sequence = stream_id.partition(b"-")
     return int(ms), int(sequence or 0)
 
 
@@ -33,24 +35,38 @@ def tenant_hooks(tenant: Tenant, keys: TenantKeys) -> list[Hook]:
     return [Hook(tenant.id, keys, webhook) for webhook in tenant.webhooks]
 
 
-def delivery_state(schedule: HookSchedule, n: int, stream_id: bytes) -> dict[str, Any]:
-    """Trigger `n` of the page with one webhook: notSent (emitted before the webhook was
-    configured), queued (not yet read by it, or read and not yet tried), retrying (tried,
-    not yet delivered), dead (dead-lettered) or delivered (none of these: webhook.lua forgets a
-    delivered one)."""
-    at = stream_order(stream_id)
-    if schedule.since is not None and at <= stream_order(schedule.since):
-        return {"state": "notSent"}
-    if schedule.read_to is None or at > stream_order(schedule.read_to):
-        return {"state": "queued"}
-    due, dead = schedule.due[n], schedule.dead[n]
-    if due is not None:
-        attempts = int(schedule.tries[n] or 0)
-        state = "retrying" if attempts else "queued"
-        return {"state": state, "attempts": attempts, "nextAttemptAt": iso(due)}
-    if dead is not None:
-        return {"state": "dead", "deadAt": iso(dead)}
-    return {"state": "delivered"}
+@dataclass(frozen=True, slots=True)
+class HookView:
+    """One webhook as the page's states need it, worked out once per page."""
+
+    name: str  # its URL, redacted
+    types: frozenset[str] | None
+    since: StreamOrder  # the triggers up to it were never sent to it
+    read_to: StreamOrder | None  # None: no consumer group yet
+    schedule: HookSchedule
+
+    def state(self, n: int, at: StreamOrder) -> dict[str, Any]:
+        """Trigger `n` of the page (stream id `at`): notSent (emitted before the webhook was
+        configured), queued (not yet read by it, or read and not yet tried), retrying (tried,
+        not yet delivered), dead (dead-lettered) or delivered (none of these: webhook.lua
+        forgets a delivered one)."""
+        if at <= self.since:
+            return {"webhook": self.name, "state": "notSent"}
+        if self.read_to is None or at > self.read_to:
+            return {"webhook": self.name, "state": "queued"}
+        due, dead = self.schedule.due[n], self.schedule.dead[n]
+        if due is not None:
+            attempts = int(self.schedule.tries[n] or 0)
+            state = "retrying" if attempts else "queued"
+            return {
+                "webhook": self.name,
+                "state": state,
+                "attempts": attempts,
+                "nextAttemptAt": iso(due),
+            }
+        if dead is not None:
+            return {"webhook": self.name, "state": "dead", "deadAt": iso(dead)}
+        return {"webhook": self.name, "state": "delivered"}
 
 
 async def deliveries(
@@ -63,14 +79,25 @@ async def deliveries(
         return [[] for _ in rows]
     ids = [stream_id.decode() for stream_id, _ in rows]
     schedules = await gateway.store.webhook_schedules(keys, [(h.id, h.group) for h in hooks], ids)
+    views = [
+        HookView(
+            redacted(hook.webhook.url),
+            hook.webhook.types,
+            (0, 0) if schedule.since is None else stream_order(schedule.since),
+            None if schedule.read_to is None else stream_order(schedule.read_to),
+            schedule,
+        )
+        for hook, schedule in zip(hooks, schedules, strict=True)
+    ]
     found: list[list[dict[str, Any]]] = []
     for n, (stream_id, fields) in enumerate(rows):
         trigger_type = fields.get(b"type", b"").decode()
+        at = stream_order(stream_id)
         found.append(
             [
-                {"webhook": redacted(hook.webhook.url), **delivery_state(schedule, n, stream_id)}
-                for hook, schedule in zip(hooks, schedules, strict=True)
-                if hook.webhook.types is None or trigger_type in hook.webhook.types
+                view.state(n, at)
+                for view in views
+                if view.types is None or trigger_type in view.types
             ]
         )
     return found

@@ -464,11 +464,15 @@ def build() -> dict[str, Any]:
                 )
             },
             "/v1/webhooks": {
-                "get": _read(
-                    "The webhooks (URLs redacted): types, deliveries scheduled and dead",
-                    [],
-                    _obj("webhooks", webhooks={"type": "array", "items": {"type": "object"}}),
-                )
+                "get": {
+                    key: value
+                    for key, value in _read(
+                        "The webhooks (URLs redacted): types, deliveries scheduled and dead",
+                        [],
+                        _obj("webhooks", webhooks={"type": "array", "items": {"type": "object"}}),
+                    ).items()
+                    if key != "parameters"  # it takes none
+                }
             },
             "/v1/triggers/stats": {
                 "get": _read(
