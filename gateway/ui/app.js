@@ -372,13 +372,22 @@
 
   function showWebhooks() {
     api('/v1/webhooks').then(function (answer) {
-      var box = clear($('webhook-table'));
+      var list = clear($('webhook-list'));
       var hooks = answer.status === 200 ? answer.body.webhooks : [];
       $('webhook-summary').hidden = !hooks.length;
-      if (!hooks.length) return;
-      box.appendChild(table(['webhook', 'types', 'scheduled', 'dead'], hooks.map(function (h) {
-        return [h.webhook, h.types ? h.types.join(', ') : 'all', h.scheduled, h.dead];
-      }), [false, false, true, true]));
+      hooks.forEach(function (h) {
+        function figure(name, value, cls) {
+          return el('span', { cls: cls || '' }, [name + ' ', el('strong', { text: String(value) })]);
+        }
+        list.appendChild(el('li', { cls: h.dead ? 'has-dead' : '' }, [
+          el('div', { cls: 'hook-url', text: h.webhook }),
+          el('div', { cls: 'hook-figures' }, [
+            figure('types', h.types ? h.types.join(', ') : 'all'),
+            figure('scheduled', h.scheduled),
+            figure('dead', h.dead, 'dead')
+          ])
+        ]));
+      });
     });
   }
 
