@@ -451,15 +451,28 @@ def build() -> dict[str, Any]:
             },
             "/v1/triggers": {
                 "get": _read(
-                    "Trigger events after a cursor",
-                    [_query("after"), _query("type"), _limit(FEED_LIMIT)],
+                    "Trigger events after a cursor (oldest first) or before one (newest first; "
+                    "an empty before: from the newest), each with its deliveries: per webhook its "
+                    "type is routed to, notSent, queued, retrying, dead or delivered",
+                    [_query("after"), _query("before"), _query("type"), _limit(FEED_LIMIT)],
                     _obj(
                         "triggers",
                         "next",
-                        triggers={"type": "array"},
+                        triggers={"type": "array", "items": {"type": "object"}},
                         next={"type": "string", "nullable": True},
                     ),
                 )
+            },
+            "/v1/webhooks": {
+                "get": {
+                    key: value
+                    for key, value in _read(
+                        "The webhooks (URLs redacted): types, deliveries scheduled and dead",
+                        [],
+                        _obj("webhooks", webhooks={"type": "array", "items": {"type": "object"}}),
+                    ).items()
+                    if key != "parameters"  # it takes none
+                }
             },
             "/v1/triggers/stats": {
                 "get": _read(

@@ -1,5 +1,6 @@
-"""The trigger feed, `GET /v1/triggers`, and the webhooks' dead letters, `GET /v1/webhooks/dead`
-(the triggers themselves are made and delivered by gateway/background/)."""
+"""The trigger feed, `GET /v1/triggers` (oldest first after a cursor, or newest first before one),
+and the webhooks' dead letters, `GET /v1/webhooks/dead` (the triggers themselves are made and
+delivered by gateway/background/)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.api.deliveries import deliveries
 from gateway.errors import invalid
 from gateway.http import (
     FEED_LIMIT,
@@ -20,35 +22,87 @@ from gateway.http import (
 )
 from gateway.model.events import EVENT_TYPE
 from gateway.redaction import redacted
+from gateway.redis.keys import TenantKeys
+from gateway.redis.reads import StreamEntry
+from gateway.redis.store import Store
 from gateway.state import server_principal
 
 
 async def list_triggers(request: Request) -> Response:
-    """Triggers after the cursor, oldest first; `next` is the cursor to pass on (a stream id)."""
+    """Triggers after the cursor `after`, oldest first, or with `before` (empty: from the newest)
+    before it, newest first; `next` is the cursor to pass on (a stream id; null once `before`
+    reached the stream's start). Each carries its `deliveries` (deliveries.py)."""
     gateway, principal = await server_principal(request)
     keys = gateway.tenant_keys(principal.tenant)
     limit = limit_param(request, default=FEED_LIMIT)
-    after, last = stream_cursor(request, "after")
     wanted = request.query_params.get("type") or None
     if wanted is not None and not EVENT_TYPE.fullmatch(wanted):
         raise invalid("type", "type must be a trigger type such as abandonedCart.")
-    found: list[orjson.Fragment] = []
+    if "before" in request.query_params:
+        if "after" in request.query_params:
+            raise invalid("before", "Give after (oldest first) or before (newest first), not both.")
+        before = None
+        if request.query_params["before"]:  # a previous answer's `next`
+            _, (ms, sequence) = stream_cursor(request, "before")
+            before = f"{ms}-{sequence}"
+        rows, cursor = await newest_first(gateway.store, keys, before, wanted, limit)
+    else:
+        rows, cursor = await oldest_first(gateway.store, keys, request, wanted, limit)
+    states = await deliveries(gateway, principal.tenant, keys, rows)
+    found = [
+        {**orjson.loads(fields[b"trigger"]), "deliveries": delivered}
+        for (_, fields), delivered in zip(rows, states, strict=True)
+    ]
+    return json_bytes(orjson.dumps({"triggers": found, "next": cursor}))
+
+
+async def oldest_first(
+    store: Store, keys: TenantKeys, request: Request, wanted: str | None, limit: int
+) -> tuple[list[StreamEntry], str]:
+    after, last = stream_cursor(request, "after")
+    found: list[StreamEntry] = []
     cursor = after
     scanned = 0
     # Nothing follows the largest id (for which XRANGE refuses an exclusive start).
     while len(found) < limit and scanned < MAX_SCAN and last != LAST_STREAM_ID:
         count = limit if wanted is None else PAGE
-        rows = await gateway.store.triggers_after(keys, "(" + cursor, count)
+        rows = await store.triggers_after(keys, "(" + cursor, count)
         scanned += len(rows)
-        for stream_id, fields in rows:
-            cursor = stream_id.decode()
-            if wanted is None or fields.get(b"type") == wanted.encode():
-                found.append(orjson.Fragment(fields[b"trigger"]))
+        for row in rows:
+            cursor = row[0].decode()
+            if wanted is None or row[1].get(b"type") == wanted.encode():
+                found.append(row)
                 if len(found) == limit:
                     break
         if len(rows) < count:
             break
-    return json_bytes(orjson.dumps({"triggers": found, "next": cursor}))
+    return found, cursor
+
+
+async def newest_first(
+    store: Store, keys: TenantKeys, before: str | None, wanted: str | None, limit: int
+) -> tuple[list[StreamEntry], str | None]:
+    """As contacts.tenant_events pages back through the events: at most MAX_SCAN read."""
+    if before == "0-0":  # nothing is older (and Redis refuses the exclusive range)
+        return [], None
+    found: list[StreamEntry] = []
+    cursor = before
+    scanned = 0
+    while len(found) < limit and scanned < MAX_SCAN:
+        count = min(limit if wanted is None else PAGE, MAX_SCAN - scanned)
+        rows = await store.triggers_before(keys, "+" if cursor is None else "(" + cursor, count)
+        scanned += len(rows)
+        read_all = True
+        for row in rows:
+            cursor = row[0].decode()
+            if wanted is None or row[1].get(b"type") == wanted.encode():
+                found.append(row)
+                if len(found) == limit:
+                    read_all = row is rows[-1]
+                    break
+        if len(rows) < count and read_all:
+            return found, None
+    return found, cursor
 
 
 async def dead_letters(request: Request) -> Response:

@@ -45,7 +45,7 @@ class Hook(Channel):
 
     async def prepare(self, gateway: GatewayState) -> None:
         """New groups start at the trigger stream's end."""
-        await gateway.store.create_trigger_group(self.keys, self.group)
+        await gateway.store.create_trigger_group(self.keys, self.id, self.group)
 
     async def send(self, client: httpx.AsyncClient, unit: Unit) -> Outcome:
         """One POST; delivered when answered 2xx."""

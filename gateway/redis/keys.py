@@ -107,6 +107,8 @@ KEYSPACE = {
     "webhook_jobs": Key(WEBHOOK + ":jobs", "hash", "until delivered or dead-lettered"),
     "webhook_tries": Key(WEBHOOK + ":tries", "hash", "until delivered or dead-lettered"),
     "dead_letters": Key(":wh:dead", "list", "capped: the newest MAX_DEAD"),
+    "webhook_dead": Key(WEBHOOK + ":dead", "zset", "capped: the newest MAX_DEAD (id -> dead ms)"),
+    "webhook_since": Key(WEBHOOK + ":since", "string", "no TTL: one per webhook, its first id"),
     # trigger policies (docs/triggers.md, Trigger policies)
     "pending": Key(":pending", "zset", "one member per delayed trigger (id -> due ms), till due"),
     "pending_jobs": Key(":pending:jobs", "hash", "one field per :pending member, removed with it"),
@@ -254,13 +256,12 @@ class TenantKeys:
         """Erasures whose stream work is unfinished, scored by their claim's lease end."""
         return self._key("erasures")
 
-    def webhook(self, hook: str, part: Literal["due", "jobs", "tries"]) -> str:
-        """A webhook's delivery schedule: part "due", "jobs" or "tries" (webhook.lua)."""
+    def webhook(self, hook: str, part: Literal["due", "jobs", "tries", "dead", "since"]) -> str:
+        """A webhook's schedule "due", "jobs", "tries", its "dead" ids, its "since" (KEYSPACE)."""
         return self._key(f"webhook_{part}", hook=hook)
 
     def destination(self, destination: str, part: Literal["q", "due", "tries"]) -> str:
-        """A destination's queue ("q": every job not yet forwarded) and its delivery schedule
-        ("due", "tries"), as webhook.lua keeps a webhook's (docs/destinations.md)."""
+        """A destination's queue "q" (jobs not yet forwarded), "due", "tries" (as a webhook's)."""
         names = {"q": "destination_queue", "due": "destination_due", "tries": "destination_tries"}
         return self._key(names[part], destination=destination)
 

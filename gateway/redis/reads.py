@@ -27,6 +27,19 @@ def fields_under(contact: Hash, prefix: str) -> Hash:
 
 
 @dataclass(frozen=True, slots=True)
+class HookSchedule:
+    """One webhook's side of some triggers (webhook.lua): where its consumer group has read to
+    (None: no group yet), where it started ("since"; None: not kept), and per trigger its due
+    time (ms), attempts made and dead time (ms), each None where it has none."""
+
+    read_to: bytes | None
+    since: bytes | None
+    due: list[float | None]
+    tries: list[bytes | None]
+    dead: list[float | None]
+
+
+@dataclass(frozen=True, slots=True)
 class ContactRecord:
     """A contact's keys read in one transaction (so they agree with each other)."""
 
@@ -151,6 +164,33 @@ class Reads:
         return cast(
             list[StreamEntry], await self.redis.xrevrange(keys.triggers, last, "-", count=count)
         )
+
+    async def webhook_schedules(
+        self, keys: TenantKeys, hooks: Sequence[tuple[str, str]], stream_ids: list[str]
+    ) -> list[HookSchedule]:
+        """What each webhook (its id, its consumer group) holds of these triggers, in one round
+        trip: 1 + 4 commands per webhook, whatever the number of triggers."""
+        async with self.redis.pipeline(transaction=self.transactions) as pipe:
+            pipe.xinfo_groups(keys.triggers)
+            for hook, _ in hooks:
+                pipe.get(keys.webhook(hook, "since"))
+                pipe.zmscore(keys.webhook(hook, "due"), stream_ids)
+                pipe.hmget(keys.webhook(hook, "tries"), stream_ids)
+                pipe.zmscore(keys.webhook(hook, "dead"), stream_ids)
+            groups, *found = await pipe.execute()
+        read_to = {group["name"]: group["last-delivered-id"] for group in groups}
+        return [
+            HookSchedule(read_to.get(group.encode()), *found[4 * n : 4 * n + 4])
+            for n, (_, group) in enumerate(hooks)
+        ]
+
+    async def webhook_counts(self, keys: TenantKeys, hooks: Sequence[str]) -> list[int]:
+        """Each webhook's scheduled deliveries and dead stream ids kept, two numbers a webhook."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for hook in hooks:
+                pipe.zcard(keys.webhook(hook, "due"))
+                pipe.zcard(keys.webhook(hook, "dead"))
+            return [int(count) for count in await pipe.execute()]
 
     async def contact_order_ids(self, keys: TenantKeys, contact_id: str) -> list[str]:
         """The externalOrderIds of the contact's orders, sorted."""

@@ -134,24 +134,38 @@ class Store(Reads):
         self.check_acknowledged(acked)
         return result
 
-    async def create_trigger_group(self, keys: TenantKeys, group: str) -> None:
-        """A consumer group of the tenant's trigger stream, reading from its end (the stream is
-        made if need be); a group that exists already is left as it is."""
-        await self.create_group(keys.triggers, group, "$")
+    async def create_trigger_group(self, keys: TenantKeys, hook: str, group: str) -> None:
+        """A webhook's consumer group of the tenant's trigger stream, reading what follows its
+        newest entry (the stream is made if need be); a group that exists already is left as it
+        is. A new group's start is kept as the webhook's "since": the triggers up to it were
+        never sent to it (GET /v1/triggers, deliveries)."""
+        try:
+            newest = await self.triggers_before(keys, "+", 1)
+        except UNAVAILABLE_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        start = newest[0][0].decode() if newest else "0-0"
+        if await self.create_group(keys.triggers, group, start):
+            try:
+                await self.redis.set(keys.webhook(hook, "since"), start, nx=True)
+            except UNAVAILABLE_ERRORS as exc:
+                raise StoreUnavailable(str(exc)) from exc
 
     async def create_queue_group(self, keys: TenantKeys, destination: str, group: str) -> None:
         """The consumer group of a destination's queue, reading from its start: what ingest
         queued before the group existed is forwarded too."""
         await self.create_group(keys.destination(destination, "q"), group, "0")
 
-    async def create_group(self, stream: str, group: str, start: str) -> None:
+    async def create_group(self, stream: str, group: str, start: str) -> bool:
+        """Whether the group is new (False: it existed already, and is left as it is)."""
         try:
             await self.redis.xgroup_create(stream, group, id=start, mkstream=True)
         except redis_errors.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            return False
         except UNAVAILABLE_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
+        return True
 
     async def lift_suppressions(self, keys: TenantKeys, digests: Sequence[str]) -> list[bool]:
         """Remove each digest from the tenant's suppressed identifiers: whether it was there."""

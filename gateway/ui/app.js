@@ -329,33 +329,78 @@
   }
 
   // Triggers ---------------------------------------------------------------------------------
+  var WEEK_MS = 7 * 86400000;
+  // A trigger's state with one webhook (GET /v1/triggers, deliveries): its words and its look.
+  var DELIVERY = {
+    delivered: ['delivered', 'ok'],
+    dead: ['dead', 'bad'],
+    retrying: ['retrying', 'warn'],
+    queued: ['queued', 'wait'],
+    notSent: ['not sent: added later', 'wait']
+  };
+
+  function deliveryChip(d) {
+    var look = DELIVERY[d.state] || [d.state, 'wait'];
+    var more = [];
+    if (d.state === 'retrying') more.push(d.attempts + (d.attempts === 1 ? ' try' : ' tries'));
+    if (d.nextAttemptAt) more.push('next ' + time(d.nextAttemptAt));
+    if (d.deadAt) more.push(time(d.deadAt));
+    return el('li', { cls: 'delivery ' + look[1], title: d.webhook }, [
+      el('span', { cls: 'state', text: look[0] + (more.length ? ' · ' + more.join(' · ') : '') }),
+      el('span', { cls: 'hook', text: d.webhook })
+    ]);
+  }
+
   function triggerRow(t) {
     var contact = t.contact || {};
     var who = [contact.email, contact.phone].filter(Boolean).join(' · ');
     var detail = el('div', { cls: 'detail' }, [who ? who + ' · ' : '', contact.id ? contactLink(contact.id, 'contact ' + contact.id.slice(0, 8)) : '']);
     var what = t.cart && t.cart.total !== undefined ? ' · cart ' + t.cart.total + ' ' + (t.cart.currencyCode || '') : '';
+    var deliveries = t.deliveries || [];
+    var shown = {};
+    Object.keys(t).forEach(function (name) { if (name !== 'deliveries') shown[name] = t[name]; });
     return el('li', {}, [
       el('span', { cls: 'time', text: time(t.createdAt) }),
       el('span', { cls: 'badge accepted', text: 'trigger' }),
-      el('div', { cls: 'main' }, [el('span', { cls: 'what', text: t.type + what }), detail]),
-      el('details', {}, [el('summary', { text: 'trigger' }), el('pre', { text: JSON.stringify(t, null, 2) })])
+      el('div', { cls: 'main' }, [
+        el('span', { cls: 'what', text: t.type + what }), detail,
+        deliveries.length ? el('ul', { cls: 'deliveries', 'aria-label': 'webhook deliveries' }, deliveries.map(deliveryChip)) : null
+      ]),
+      el('details', {}, [el('summary', { text: 'trigger' }), el('pre', { text: JSON.stringify(shown, null, 2) })])
     ]);
   }
 
-  function readFeed(after, found, pages) {
-    return api('/v1/triggers?limit=500&after=' + after).then(function (answer) {
-      if (answer.status !== 200) return found;
-      found = found.concat(answer.body.triggers);
-      if (answer.body.triggers.length === 500 && pages > 1) return readFeed(answer.body.next, found, pages - 1);
-      return found;
+  function showWebhooks() {
+    api('/v1/webhooks').then(function (answer) {
+      var list = clear($('webhook-list'));
+      var hooks = answer.status === 200 ? answer.body.webhooks : [];
+      $('webhook-summary').hidden = !hooks.length;
+      hooks.forEach(function (h) {
+        function figure(name, value, cls) {
+          return el('span', { cls: cls || '' }, [name + ' ', el('strong', { text: String(value) })]);
+        }
+        list.appendChild(el('li', { cls: h.dead ? 'has-dead' : '' }, [
+          el('div', { cls: 'hook-url', text: h.webhook }),
+          el('div', { cls: 'hook-figures' }, [
+            figure('types', h.types ? h.types.join(', ') : 'all'),
+            figure('scheduled', h.scheduled),
+            figure('dead', h.dead, 'dead')
+          ])
+        ]));
+      });
     });
   }
 
   function showTriggers() {
-    var since = (Date.now() - 7 * 86400000) + '-0'; // a stream id: triggers of the last 7 days
-    readFeed(since, [], 4).then(function (found) {
+    showWebhooks();
+    // Newest first: the newest 200, of which those of the last 7 days.
+    api('/v1/triggers?limit=200&before=').then(function (answer) {
+      var since = Date.now() - WEEK_MS;
+      var found = answer.status === 200 ? answer.body.triggers.filter(function (t) {
+        return Date.parse(t.createdAt) >= since;
+      }) : [];
       var list = clear($('trigger-list'));
-      found.slice(-200).reverse().forEach(function (t) { list.appendChild(triggerRow(t)); });
+      found.forEach(function (t) { list.appendChild(triggerRow(t)); });
       var empty = $('trigger-empty');
       empty.hidden = found.length > 0;
       clear(empty).appendChild(el('p', { text: 'No triggers in the last 7 days. They are emitted when a visit closes ' +
@@ -478,11 +523,13 @@
           Object.keys(r.revenue || {}).forEach(function (cur) { revenue[cur] = (revenue[cur] || 0) + r.revenue[cur]; });
         });
         var currencies = Object.keys(revenue).sort();
+        // Each step of the funnel narrower than the one before: where they are equal (every
+        // trigger delivered and converted) the lines lie inside each other and all show.
         // Revenue per day on its own scale (right axis), one dashed line per currency.
         var series = [
-          { label: 'emitted', stroke: '#3559e0', width: 2 },
-          { label: 'delivered', stroke: '#0891b2', width: 2 },
-          { label: 'converted', stroke: '#12805c', width: 2 }
+          { label: 'emitted', stroke: 'rgba(53, 89, 224, 0.35)', width: 8, points: { show: false } },
+          { label: 'delivered', stroke: '#0891b2', width: 4, points: { show: false } },
+          { label: 'converted', stroke: '#12805c', width: 1.5 }
         ].concat(currencies.map(function (cur, i) {
           return { label: 'revenue ' + cur, stroke: COLORS[(i + 2) % COLORS.length], width: 2, dash: [5, 4], scale: 'money' };
         }));

@@ -28,6 +28,8 @@ BOUNDED = {
     r"visits": "zset, one member per open visit; the detector removes closed ones",
     r"tally": "hash of a few counters, drained by the detector",
     r"wh:[^:]+:(due|jobs|tries)": "pending webhook deliveries, until delivered or dead-lettered",
+    r"wh:[^:]+:dead": "zset, capped at the newest 10000 dead stream ids of the webhook",
+    r"wh:[^:]+:since": "string, one per webhook (where its consumer group started)",
     r"wh:dead": "list, capped at the newest 10000 dead letters",
     r"pending(:jobs)?": "delayed triggers, one per contact at most, until due",
 }

@@ -82,7 +82,9 @@ READS = [
     Read("/v1/carts/{recycleStateId}", "/v1/carts/{m}", seed_cart),
     Read("/v1/products/{productId}", "/v1/products/{m}", seed_product),
     Read("/v1/triggers", "/v1/triggers?limit=1000", seed_order, listing=True),  # order triggers
+    Read("/v1/triggers", "/v1/triggers?before=&limit=1000", seed_order, listing=True),
     Read("/v1/webhooks/dead", "/v1/webhooks/dead", None, listing=True),
+    Read("/v1/webhooks", "/v1/webhooks", None, listing=True),  # test_trigger_deliveries.py too
     Read("/v1/destinations/dead", "/v1/destinations/dead", None, listing=True),
     Read("/v1/triggers/stats", "/v1/triggers/stats", None, listing=True),
     Read("/v1/debug/events", "/v1/debug/events?limit=1000", seed_event, listing=True),

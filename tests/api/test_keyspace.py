@@ -40,6 +40,8 @@ CASES: dict[str, tuple[Callable[[TenantKeys], str], tuple[str, ...], str]] = {
     "webhook_jobs": (lambda k: k.webhook("h1", "jobs"), ("h1",), ":wh:h1:jobs"),
     "webhook_tries": (lambda k: k.webhook("h1", "tries"), ("h1",), ":wh:h1:tries"),
     "dead_letters": (lambda k: k.dead_letters, (), ":wh:dead"),
+    "webhook_dead": (lambda k: k.webhook("h1", "dead"), ("h1",), ":wh:h1:dead"),
+    "webhook_since": (lambda k: k.webhook("h1", "since"), ("h1",), ":wh:h1:since"),
     "destination_queue": (lambda k: k.destination("d1", "q"), ("d1",), ":dst:d1:q"),
     "destination_due": (lambda k: k.destination("d1", "due"), ("d1",), ":dst:d1:due"),
     "destination_tries": (lambda k: k.destination("d1", "tries"), ("d1",), ":dst:d1:tries"),

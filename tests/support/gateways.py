@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,11 @@ class Api:
         return body
 
 
-def write_config(path: Path, tenants: list[str], **tenant: object) -> Path:
-    """A TOML config with one tenant per id, keys `sk_<id>` / `pk_<id>`."""
+def write_config(
+    path: Path, tenants: list[str], webhooks: Sequence[dict[str, object]] = (), **tenant: object
+) -> Path:
+    """A TOML config with one tenant per id, keys `sk_<id>` / `pk_<id>`, each with `webhooks`
+    (as [[tenants.webhooks]] tables) and the other settings given."""
     lines: list[str] = []
     for tenant_id in tenants:
         lines += [
@@ -109,6 +113,9 @@ def write_config(path: Path, tenants: list[str], **tenant: object) -> Path:
             'allowed_origins = ["https://shop.example"]',
         ]
         lines += [f"{name} = {orjson.dumps(value).decode()}" for name, value in tenant.items()]
+        for hook in webhooks:
+            lines.append("[[tenants.webhooks]]")
+            lines += [f"{name} = {orjson.dumps(value).decode()}" for name, value in hook.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
 

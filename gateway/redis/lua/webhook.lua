@@ -12,7 +12,8 @@
 --   dead (WebhookDead): failed for good, move to the dead letters (a webhook's counted too).
 -- A webhook ("triggers") reads the trigger stream; its keys: K_webhook_due (zset streamId -> due
 -- ms), K_webhook_jobs (hash streamId -> trigger JSON), K_webhook_tries (hash streamId ->
--- attempts), K_dead_letters (list, newest first). A destination ("queue") reads its own queue
+-- attempts), K_dead_letters (list, newest first) and K_webhook_dead (zset streamId -> dead ms, the
+-- newest MAX_DEAD). A destination ("queue") reads its own queue
 -- (lib_destinations.lua), which keeps each job (field kind -> body) until it is forwarded or dead,
 -- so its length is what is undelivered; its dead letters are the stream K_destination_dead
 -- (fields d destination, k kind, b body, m the entry), re-queued by destination.lua.
@@ -128,6 +129,10 @@ elseif op == 'dead' then
   else
     redis.call('LPUSH', K_dead_letters, args.entry)
     redis.call('LTRIM', K_dead_letters, 0, MAX_DEAD - 1)
+    -- which triggers died, per webhook, for the feed's delivery states (api/deliveries.py)
+    local dead = K_webhook_dead(step.hook)
+    redis.call('ZADD', dead, NOW, args.stream_id)
+    redis.call('ZREMRANGEBYRANK', dead, 0, -MAX_DEAD - 1)
     count_stat(args.created_ms, args.trigger_type .. '|failed')
   end
   return 1
