@@ -49,13 +49,13 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 ROUTES = [
     *health.routes,
     *openapi.routes,
+    *orders.routes,  # before privacy's /v1/contacts/{identifier}, which would take /orders in
     *privacy.routes,  # /v1/contacts/{identifier}: GET (contacts.py) and DELETE, and its export
     *contacts.routes,
     *events.routes,
     *triggers.routes,
     *deliveries.routes,
     *trigger_stats.routes,
-    *orders.routes,
     *carts.routes,
     *products.routes,
     *tracker.routes,

@@ -374,6 +374,13 @@ def build() -> dict[str, Any]:
                     },
                 },
             },
+            "/v1/contacts/{identifier}/orders": {
+                "get": _read(
+                    "A contact's orders, newest first",
+                    [_path_param("identifier")],
+                    _obj("orders", orders={"type": "array", "items": {"type": "object"}}),
+                )
+            },
             "/v1/contacts/{identifier}/export": {
                 "get": _read(
                     "Everything held about a contact",

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.api.contacts import requested_contact
 from gateway.clock import iso, now_ms, stored_iso
 from gateway.errors import INTERNAL_ERROR, not_stored
 from gateway.http import json_response, not_found, read_batch
@@ -126,6 +127,24 @@ async def order_document(
     }
 
 
+async def contact_orders(gateway: GatewayState, keys: TenantKeys, contact_id: str) -> list[Any]:
+    """The contact's orders as GET /v1/orders/{id} answers each, by externalOrderId."""
+    found = []
+    for order_id in await gateway.store.contact_order_ids(keys, contact_id):
+        order = await order_document(gateway, keys, order_id)
+        if order is not None:
+            found.append(order)
+    return found
+
+
+async def get_contact_orders(request: Request) -> Response:
+    """`GET /v1/contacts/{identifier}/orders`: the contact's orders, newest first."""
+    gateway, keys, contact_id = await requested_contact(request)
+    found = await contact_orders(gateway, keys, contact_id)
+    found.sort(key=lambda order: (order["createdAt"] or "", order["externalOrderId"]), reverse=True)
+    return json_response({"orders": found})
+
+
 async def _contact(
     gateway: GatewayState, keys: TenantKeys, order: dict[str, Any], stored: str
 ) -> str:
@@ -140,4 +159,5 @@ async def _contact(
 routes = [
     Route("/v1/orders", post_orders, methods=["POST"]),
     Route("/v1/orders/{externalOrderId:text}", get_order),
+    Route("/v1/contacts/{identifier:text}/orders", get_contact_orders),
 ]

@@ -21,7 +21,7 @@ from gateway.api.contacts import (
     requested_contact,
     rfm,
 )
-from gateway.api.orders import order_document
+from gateway.api.orders import contact_orders
 from gateway.auth import Principal
 from gateway.background.eraser import start_erasure
 from gateway.clock import iso, now_ms
@@ -54,12 +54,7 @@ async def export_contact(request: Request) -> Response:
         {**orjson.loads(e), "contactId": contact_id}
         for e in await stream_entries(store, keys, "events", contact_id)
     ]
-    orders = []
-    for order_id in await store.contact_order_ids(keys, contact_id):
-        order = await order_document(gateway, keys, order_id)
-        if order is not None:
-            orders.append(order)
-    body["orders"] = orders
+    body["orders"] = await contact_orders(gateway, keys, contact_id)
     triggers = await stream_entries(store, keys, "triggers", contact_id)
     body["triggers"] = [orjson.Fragment(t) for t in reversed(triggers)]  # oldest first
     return json_response(body)

@@ -9,6 +9,7 @@ the Authorization header; nothing here needs one (the files hold no data).
 from __future__ import annotations
 
 import functools
+import html
 from importlib import resources
 
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.http import not_found
+from gateway.state import gateway_state
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -50,12 +52,26 @@ def ui_files() -> dict[str, tuple[bytes, str]]:
     return found
 
 
+# index.html names the default first-party paths (docs/dashboard.md: the help texts give the
+# snippet and a curl with them); a server configured with others gets its own in their place.
+PAGE_PATHS = {
+    "tracker_path": b'data-tracker-path="/js/tracker.js"',
+    "collect_path": b'data-collect-path="/v1/event"',
+}
+
+
 async def ui_file(request: Request) -> Response:
     name = request.path_params.get("name", "")
     found = ui_files().get(name)
     if found is None:
         raise not_found("dashboard file")
     body, media_type = found
+    if name in ("", "index.html"):
+        settings = gateway_state(request).settings
+        for setting, default in PAGE_PATHS.items():
+            attribute = default.partition(b"=")[0]
+            value = html.escape(getattr(settings, setting)).encode()
+            body = body.replace(default, attribute + b'="' + value + b'"')
     return Response(body, headers=HEADERS, media_type=media_type)
 
 

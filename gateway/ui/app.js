@@ -47,6 +47,11 @@
     return isNaN(moment) ? '' : moment.toLocaleTimeString([], { hour12: false });
   }
 
+  function calendarDay(iso) {
+    var moment = new Date(iso);
+    return isNaN(moment) ? '' : moment.toLocaleDateString();
+  }
+
   function dateTime(iso) {
     var moment = new Date(iso);
     return isNaN(moment) ? '' : moment.toLocaleString([], { hour12: false });
@@ -117,10 +122,11 @@
     container.appendChild(el('p', { text: 'Paste the tracker into every page\'s <head> (with your site key):' }));
     container.appendChild(el('pre', { text:
       '<script>window.gw=window.gw||function(){(gw.q=gw.q||[]).push(arguments)}</script>\n' +
-      '<script async src="' + origin + '/js/tracker.js" data-key="YOUR_SITE_KEY"></script>' }));
+      '<script async src="' + origin + document.body.dataset.trackerPath +
+      '" data-key="YOUR_SITE_KEY"></script>' }));
     container.appendChild(el('p', { text: 'Or send a test event from a terminal:' }));
     container.appendChild(el('pre', { text:
-      'curl -X POST ' + origin + '/v1/event \\\n' +
+      'curl -X POST ' + origin + document.body.dataset.collectPath + ' \\\n' +
       '  -H "Authorization: Bearer YOUR_SERVER_KEY" -H "Content-Type: application/json" \\\n' +
       '  -d \'{"eventTypeKey": "helloWorld", "keyValue": "test@example.com"}\'' }));
     container.hidden = false;
@@ -259,8 +265,8 @@
     if (id) lookUp(id);
   });
 
-  function section(title, body) {
-    return el('div', { cls: 'card' }, [el('h3', { text: title }), body]);
+  function section(title, body, wide) {
+    return el('div', { cls: wide ? 'card wide' : 'card' }, [el('h3', { text: title }), body]);
   }
 
   function dl(pairs) {
@@ -282,11 +288,16 @@
 
   function none(text) { return el('p', { cls: 'muted', text: text }); }
 
+  function orderTotal(order) {
+    return order.totalCost === undefined ? '' : order.totalCost + ' ' + (order.currency || '');
+  }
+
   function lookUp(id) {
     var out = clear($('contact-out'));
     out.appendChild(none('Looking up ' + id + '…'));
     var path = encodeURIComponent(id);
-    Promise.all([api('/v1/contacts/' + path), api('/v1/events?limit=50&contact=' + path)]).then(function (answers) {
+    Promise.all([api('/v1/contacts/' + path), api('/v1/events?limit=50&contact=' + path),
+      api('/v1/contacts/' + path + '/orders')]).then(function (answers) {
       var contact = answers[0];
       clear(out);
       if (contact.status === 404) {
@@ -310,6 +321,10 @@
         return [p.productId, p.price === undefined ? '' : p.price, dateTime(p.viewedAt)];
       }), [false, true, false]) : none('No product views.');
       var orders = c.orders || {};
+      var listed = answers[2].status === 200 ? answers[2].body.orders : [];
+      var orderRows = listed.length ? table(['order', 'status', 'total', 'date'], listed.map(function (o) {
+        return [o.externalOrderId, o.status, orderTotal(o.order), calendarDay(o.order.date || o.createdAt)];
+      }), [false, false, true, false]) : none('No orders.');
       var events = answers[1].status === 200 ? answers[1].body.events : [];
       var eventRows = events.length ? table(['type', 'received'], events.map(function (e) {
         return [e.eventTypeKey, dateTime(e.receivedAt)];
@@ -317,8 +332,10 @@
       out.appendChild(el('div', { cls: 'grid' }, [
         section('Profile', dl(ids)),
         section('Cart', cart),
-        section('Orders (delivered)', dl([['orders', orders.count || 0], ['revenue', orders.revenue || 0],
-          ['average check', orders.averageCheck || 0], ['last order', orders.lastOrderDate || '—']])),
+        section('Orders (newest first)', orderRows, true),
+        section('Delivered orders', dl([['orders', orders.count || 0], ['revenue', orders.revenue || 0],
+          ['average check', orders.averageCheck || 0],
+          ['last order', orders.lastOrderDate ? calendarDay(orders.lastOrderDate) : '—']])),
         section('Recent product views', views),
         section('Recent categories', c.recentCategories.length ? dl(c.recentCategories.map(function (v) {
           return [v.productCategoryId, dateTime(v.viewedAt)];

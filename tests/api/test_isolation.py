@@ -90,6 +90,7 @@ READS = [
     Read("/v1/debug/events", "/v1/debug/events?limit=1000", seed_event, listing=True),
     Read("/v1/stats/events", "/v1/stats/events?minutes=2", seed_event_type, listing=True),
     Read("/v1/contacts/{identifier}/export", "/v1/contacts/{m}@example.com/export", seed_event),
+    Read("/v1/contacts/{identifier}/orders", "/v1/contacts/{m}@example.com/orders", seed_order),
     # another tenant's erasure id: test_privacy_erasure.py
     Read("/v1/erasures/{erasure}", "/v1/erasures/{m}", None),
 ]

@@ -252,3 +252,16 @@ async def test_a_thousand_orders_in_one_request(api):
     assert (await post_orders(api, *batch)) == {"failedOrders": []}
     assert (await api.get("/v1/orders/o-999")).json()["status"] == "DELIVERED"
     assert (await api.contact("b7@example.com"))["orders"]["count"] == 20
+
+
+async def test_a_contact_s_orders_are_listed_newest_first(make_api):
+    api, other = await make_api()
+    await post_orders(api, order("first"), order("someone-else", email="other@example.com"))
+    await post_orders(api, order("second", status="DELIVERED", phone="+380501234567"))
+    listed = (await api.get("/v1/contacts/+380501234567/orders")).json()["orders"]
+    assert [o["externalOrderId"] for o in listed] == ["second", "first"]
+    assert listed[0] == (await api.get("/v1/orders/second")).json()
+    assert (await api.get("/v1/contacts/nobody@example.com/orders")).status_code == 404
+    assert (await other.get("/v1/contacts/buyer@example.com/orders")).status_code == 404
+    site = await api.http.get(f"/v1/contacts/buyer@example.com/orders?key={api.site_key}")
+    assert site.status_code == 403

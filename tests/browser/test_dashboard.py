@@ -45,6 +45,10 @@ class Gateway:
         auth = {"authorization": f"Bearer {self.server_key}"}
         return httpx.post(f"{self.base}/v1/event", json=body, headers=auth)
 
+    def post_orders(self, *orders: object) -> httpx.Response:
+        auth = {"authorization": f"Bearer {self.server_key}"}
+        return httpx.post(f"{self.base}/v1/orders", json={"orders": orders}, headers=auth)
+
 
 @pytest.fixture
 def gateway(redis_url: str, tmp_path: Path) -> Iterator[Gateway]:
@@ -169,15 +173,31 @@ async def test_live_view_shows_accepted_and_refused_events_within_two_seconds(
     await page.fill("#f-contact", "")
     await shoot(page, "live")
 
-    # The contact behind an event, one click away.
+    await page.click("a[data-view=triggers]")  # before the order below makes one
+    await page.wait_for_selector("#trigger-empty:has-text('No triggers')")
+    await page.wait_for_selector("#dead-empty:has-text('No dead letters')")
+    await page.click("a[data-view=live]")
+
+    # The contact behind an event, one click away, with its views, cart and orders.
+    product = '{"productId": "WS01", "price": 45.5}'
+    viewed = [{"name": "product", "value": product}, {"name": "currencyCode", "value": "USD"}]
+    cart = '{"products": [{"productId": "WS01", "quantity": 2, "price": 45.5}], "total": 91}'
+    cart_params = [{"name": "cart", "value": cart}, {"name": "recycleStateId", "value": "rs-d1"}]
+    for body in (
+        {"eventTypeKey": "productViewed", "keyValue": email, "params": viewed},
+        {"eventTypeKey": "cartUpdated", "keyValue": email, "params": cart_params},
+    ):
+        assert gateway.send(body).status_code == 200
+    order = {"externalOrderId": "web-1001", "status": "DELIVERED", "totalCost": 91}
+    order |= {"currency": "USD", "date": "2026-12-01T10:11:00", "email": email}
+    assert gateway.post_orders(order).json()["failedOrders"] == []
     await page.locator(f"#live-list li:has-text('{email}') a.contact-link").click()
     await page.wait_for_selector(f"#contact-out dd:has-text('{email}')")
     await page.wait_for_selector("#contact-out td:has-text('helloWorld')")
+    orders = page.locator("#contact-out .card:has-text('Orders (newest first)')")
+    assert "web-1001" in await orders.inner_text() and "91 USD" in await orders.inner_text()
+    await page.wait_for_selector("#contact-out td:has-text('WS01')")  # a recent view
     await shoot(page, "contact")
-
-    await page.click("a[data-view=triggers]")
-    await page.wait_for_selector("#trigger-empty:has-text('No triggers')")
-    await page.wait_for_selector("#dead-empty:has-text('No dead letters')")
 
     assert session.urls, "the page made no request"
     leaked = [url for url in session.urls if gateway.server_key in url]

@@ -109,3 +109,19 @@ async def test_the_page_sends_only_to_the_configured_paths(
     assert {(u.path, u.query) for u in to_gateway if u.path != BATCH_PATH} == {(tracker, "")}
     sent = [u for u in to_gateway if u.path == BATCH_PATH]
     assert sent and all(u.query == f"key=pk_{gateway.tenant}" for u in sent)
+
+
+async def test_the_dashboard_s_help_names_the_configured_paths(
+    gateway: Gateway, context: BrowserContext
+) -> None:
+    """The dashboard's empty Live view gives the snippet and a curl to try: with the server's
+    own paths, not the defaults it was configured away from."""
+    page = await context.new_page()
+    await page.goto(gateway.origin + "/ui/")
+    await page.fill("#key", f"sk_{gateway.tenant}")
+    await page.click("#login-form button")
+    await page.wait_for_selector("#live-empty:has-text('No events yet')")
+    help_text = await page.locator("#live-empty").inner_text()
+    assert f'src="{gateway.origin}{TRACKER_PATH}"' in help_text
+    assert f"curl -X POST {gateway.origin}/assets/one " in help_text
+    assert "/js/tracker.js" not in help_text and "/v1/event " not in help_text
