@@ -10,12 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.api.paging import newest_first
 from gateway.clock import iso, stored_iso
-from gateway.http import MAX_SCAN, PAGE, json_response, not_found
+from gateway.http import MAX_SCAN, json_response, not_found
 from gateway.model.identity import lookup_candidates
 from gateway.redis.constants import EVENT_TYPES, PUBLIC_NAMES
 from gateway.redis.keys import TenantKeys, list_entry_event
-from gateway.redis.reads import ContactRecord
+from gateway.redis.reads import ContactRecord, Hash
 from gateway.redis.store import Store
 from gateway.state import GatewayState, server_principal
 
@@ -160,26 +161,17 @@ async def tenant_events(
     """The tenant's events older than the stream id `before` (None: from the newest), newest
     first, at most MAX_SCAN read; and the cursor to pass on (None: the stream is read to its
     start)."""
-    if before == "0-0":  # nothing is older (and Redis refuses the exclusive range)
-        return [], None
-    out: list[dict[str, Any]] = []
-    cursor = before
-    scanned = 0
-    while len(out) < limit and scanned < MAX_SCAN:
-        count = min(limit if event_type is None else PAGE, MAX_SCAN - scanned)
-        rows = await store.events_before(keys, "+" if cursor is None else "(" + cursor, count)
-        scanned += len(rows)
-        read_all = True
-        for stream_id, fields in rows:
-            cursor = stream_id.decode()
-            if event_type is None or orjson.loads(fields[b"e"])["eventTypeKey"] == event_type:
-                out.append(_event(fields[b"c"].decode(), fields))
-                if len(out) == limit:
-                    read_all = stream_id == rows[-1][0]
-                    break
-        if len(rows) < count and read_all:
-            cursor = None
-            break
+
+    def of_type(fields: Hash) -> bool:
+        return bool(orjson.loads(fields[b"e"])["eventTypeKey"] == event_type)
+
+    rows, cursor = await newest_first(
+        lambda last, count: store.events_before(keys, last, count),
+        before,
+        None if event_type is None else of_type,
+        limit,
+    )
+    out = [_event(fields[b"c"].decode(), fields) for _, fields in rows]
     # The stream keeps the contact an event had when stored; name the one it is part of now.
     now = await current_contacts(store, keys, [event["contactId"] for event in out])
     for event in out:

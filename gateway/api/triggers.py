@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.api.deliveries import deliveries
+from gateway.api.paging import newest_first
 from gateway.errors import invalid
 from gateway.http import (
     FEED_LIMIT,
@@ -45,7 +46,12 @@ async def list_triggers(request: Request) -> Response:
         if request.query_params["before"]:  # a previous answer's `next`
             _, (ms, sequence) = stream_cursor(request, "before")
             before = f"{ms}-{sequence}"
-        rows, cursor = await newest_first(gateway.store, keys, before, wanted, limit)
+        rows, cursor = await newest_first(
+            lambda last, count: gateway.store.triggers_before(keys, last, count),
+            before,
+            None if wanted is None else lambda fields: fields.get(b"type") == wanted.encode(),
+            limit,
+        )
     else:
         rows, cursor = await oldest_first(gateway.store, keys, request, wanted, limit)
     states = await deliveries(gateway, principal.tenant, keys, rows)
@@ -76,32 +82,6 @@ async def oldest_first(
                     break
         if len(rows) < count:
             break
-    return found, cursor
-
-
-async def newest_first(
-    store: Store, keys: TenantKeys, before: str | None, wanted: str | None, limit: int
-) -> tuple[list[StreamEntry], str | None]:
-    """As contacts.tenant_events pages back through the events: at most MAX_SCAN read."""
-    if before == "0-0":  # nothing is older (and Redis refuses the exclusive range)
-        return [], None
-    found: list[StreamEntry] = []
-    cursor = before
-    scanned = 0
-    while len(found) < limit and scanned < MAX_SCAN:
-        count = min(limit if wanted is None else PAGE, MAX_SCAN - scanned)
-        rows = await store.triggers_before(keys, "+" if cursor is None else "(" + cursor, count)
-        scanned += len(rows)
-        read_all = True
-        for row in rows:
-            cursor = row[0].decode()
-            if wanted is None or row[1].get(b"type") == wanted.encode():
-                found.append(row)
-                if len(found) == limit:
-                    read_all = row is rows[-1]
-                    break
-        if len(rows) < count and read_all:
-            return found, None
     return found, cursor
 
 
