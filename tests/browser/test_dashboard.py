@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page
 
-from tests.support.gateways import ROOT, free_port, start_gateway, unique, write_config
+from tests.support.gateways import ROOT, serving, unique, write_config
 
 pytestmark = pytest.mark.browser
 
@@ -54,14 +54,8 @@ class Gateway:
 def gateway(redis_url: str, tmp_path: Path) -> Iterator[Gateway]:
     tenant = unique("ui")
     config = write_config(tmp_path / "gateway.toml", [tenant])
-    port = free_port()
-    env = {"REDIS_URL": redis_url, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
-    process = start_gateway(port, env, "--config", str(config))
-    try:
+    with serving(config, redis_url, tmp_path / "data") as (port, process):
         yield Gateway(f"http://127.0.0.1:{port}", tenant, process)
-    finally:
-        process.kill()
-        process.wait()
 
 
 @dataclass

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.browser.test_dashboard import Gateway, Session, session, shoot, sign_in
-from tests.support.gateways import free_port, start_gateway, unique, write_config
+from tests.support.gateways import serving, unique, write_config
 from tests.support.triggering import TIMEOUT, Receiver, cart
 from tests.support.waiting import wait_for
 
@@ -60,14 +60,8 @@ def hooked(
     config = write_config(
         tmp_path / "gateway.toml", [tenant], webhooks=webhooks, visit_timeout_seconds=TIMEOUT
     )
-    port = free_port()
-    env = {"REDIS_URL": redis_url, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
-    process = start_gateway(port, env, "--config", str(config))
-    try:
+    with serving(config, redis_url, tmp_path / "data") as (port, process):
         yield Gateway(f"http://127.0.0.1:{port}", tenant, process)
-    finally:
-        process.kill()
-        process.wait()
 
 
 async def feed(http: httpx.AsyncClient) -> list[dict[str, Any]]:

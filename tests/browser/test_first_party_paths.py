@@ -15,7 +15,7 @@ import pytest
 from playwright.async_api import BrowserContext, Request
 
 from tests.browser.test_snippet import Site
-from tests.support.gateways import free_port, start_gateway, unique
+from tests.support.gateways import serving, unique
 
 pytestmark = pytest.mark.browser
 
@@ -72,14 +72,8 @@ def gateway(redis_url: str, tmp_path: Path, site: Site) -> Iterator[Gateway]:
         f'[[tenants]]\nid = "{tenant}"\nserver_keys = ["sk_{tenant}"]\n'
         f'site_keys = ["pk_{tenant}"]\nallowed_origins = ["{site.origin}"]\n'
     )
-    port = free_port()
-    env = {"REDIS_URL": redis_url, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
-    process = start_gateway(port, env, "--config", str(config))
-    try:
+    with serving(config, redis_url, tmp_path / "data") as (port, _):
         yield Gateway(port, tenant)
-    finally:
-        process.kill()
-        process.wait()
 
 
 @pytest.mark.parametrize("tracker", [TRACKER_PATH, "/js/tracker.js"])

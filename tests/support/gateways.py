@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,21 @@ def start_gateway(
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("gateway did not start within 30 s")
+
+
+@contextlib.contextmanager
+def serving(
+    config: Path, redis_url: str, data_dir: Path
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`gateway serve --config <config>` on a free port, killed at the end: (port, process)."""
+    port = free_port()
+    env = {"REDIS_URL": redis_url, "GATEWAY_DATA_DIR": str(data_dir)}
+    process = start_gateway(port, env, "--config", str(config))
+    try:
+        yield port, process
+    finally:
+        process.kill()
+        process.wait()
 
 
 def gateway_command(
