@@ -64,6 +64,14 @@ PAGE = 500  # stream entries read per round trip while filtering by type
 STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
 MAX_ID_PART = 2**64 - 1
 LAST_STREAM_ID = (MAX_ID_PART, MAX_ID_PART)
+StreamOrder = tuple[int, int]
+
+
+def stream_order(stream_id: str | bytes) -> StreamOrder:
+    """A stream id, `<ms>-<sequence>` as text or bytes, as the numbers Redis orders it by."""
+    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    ms, _, sequence = text.partition("-")
+    return int(ms), int(sequence or 0)
 
 
 class AnyText(Convertor[str]):

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from gateway.api.paging import newest_first
 from gateway.clock import iso, stored_iso
-from gateway.http import MAX_SCAN, json_response, not_found
+from gateway.http import MAX_SCAN, json_response, not_found, stream_order
 from gateway.model.identity import lookup_candidates
 from gateway.redis.constants import EVENT_TYPES, PUBLIC_NAMES
 from gateway.redis.keys import TenantKeys, list_entry_event
@@ -104,10 +104,6 @@ def _event(contact_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
     event: dict[str, Any] = orjson.loads(fields[b"e"])
     event["contactId"] = contact_id
     return event
-
-
-def stream_order(stream_id: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in stream_id.split("-"))
 
 
 async def contact_events(

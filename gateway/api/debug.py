@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from gateway.clock import iso, now_ms
 from gateway.errors import invalid
-from gateway.http import MAX_ID_PART, json_response, limit_param
+from gateway.http import MAX_ID_PART, json_response, limit_param, stream_order
 from gateway.redis.keys import REFUSED_SECONDS, STATS_MINUTES
 from gateway.state import server_principal
 
@@ -37,8 +37,7 @@ def debug_cursor(request: Request) -> Position | None:
 
 
 def _position(stream_id: bytes, rank: str) -> Position:
-    ms, _, seq = stream_id.decode().partition("-")
-    return int(ms), int(seq), rank
+    return *stream_order(stream_id), rank
 
 
 def _newest_first(row: tuple[Position, dict[str, Any]]) -> tuple[int, int, int]:

@@ -14,20 +14,12 @@ from starlette.routing import Route
 
 from gateway.background.webhooks import Hook
 from gateway.clock import iso
-from gateway.http import json_response
+from gateway.http import StreamOrder, json_response, stream_order
 from gateway.redaction import redacted
 from gateway.redis.keys import TenantKeys
 from gateway.redis.reads import HookSchedule, StreamEntry
 from gateway.settings import Tenant
 from gateway.state import GatewayState, server_principal
-
-StreamOrder = tuple[int, int]
-
-
-def stream_order(stream_id: bytes) -> StreamOrder:
-    """A stream id as the numbers Redis orders it by."""
-    ms, _, sequence = stream_id.partition(b"-")
-    return int(ms), int(sequence or 0)
 
 
 def tenant_hooks(tenant: Tenant, keys: TenantKeys) -> list[Hook]:
