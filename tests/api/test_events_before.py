@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.gateways import Api
+from tests.support.paging import pages_before
 
 
 def numbered(n: int, email: str = "ann@example.com") -> dict[str, Any]:
@@ -17,17 +18,9 @@ def numbered(n: int, email: str = "ann@example.com") -> dict[str, Any]:
 
 async def pages(api: Api, query: str) -> list[list[str]]:
     """The eventIds of every page, following `next` until it is null."""
-    found: list[list[str]] = []
-    cursor = ""
-    while True:
-        answer = await api.get(f"/v1/events?{query}&before={cursor}")
-        assert answer.status_code == 200, answer.text
-        body = answer.json()
-        found.append([event["eventId"] for event in body["events"]])
-        if body["next"] is None:
-            return found
-        assert len(found) < 50, "next never became null"
-        cursor = body["next"]
+    return await pages_before(
+        api, "/v1/events", query, lambda body: [event["eventId"] for event in body["events"]]
+    )
 
 
 @pytest.mark.parametrize("contact", ["", "&contact=ann@example.com"])

@@ -13,6 +13,7 @@ import pytest
 from gateway.app import create_app
 from tests.support.gateways import Api, build_settings, tenant_config, unique
 from tests.support.orders import order, post_orders
+from tests.support.paging import pages_before
 from tests.support.triggering import TIMEOUT, Receiver, cart, closed, send, triggers
 from tests.support.waiting import wait_for
 
@@ -99,17 +100,12 @@ async def test_no_webhook_no_deliveries(api: Api) -> None:
 
 async def newest_pages(api: Api, query: str) -> list[list[str]]:
     """The externalOrderIds of every page read newest first, following `next` to null."""
-    found: list[list[str]] = []
-    cursor = ""
-    while True:
-        answer = await api.get(f"/v1/triggers?{query}&before={cursor}")
-        assert answer.status_code == 200, answer.text
-        body = answer.json()
-        found.append([t["order"]["externalOrderId"] for t in body["triggers"]])
-        if body["next"] is None:
-            return found
-        assert len(found) < 50, "next never became null"
-        cursor = body["next"]
+    return await pages_before(
+        api,
+        "/v1/triggers",
+        query,
+        lambda body: [t["order"]["externalOrderId"] for t in body["triggers"]],
+    )
 
 
 async def test_newest_first_pages_back_to_the_first_trigger(api: Api) -> None:

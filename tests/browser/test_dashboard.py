@@ -17,6 +17,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.support.gateways import ROOT, serving, unique, write_config
+from tests.support.orders import order
 
 pytestmark = pytest.mark.browser
 
@@ -182,9 +183,15 @@ async def test_live_view_shows_accepted_and_refused_events_within_two_seconds(
         {"eventTypeKey": "cartUpdated", "keyValue": email, "params": cart_params},
     ):
         assert gateway.send(body).status_code == 200
-    order = {"externalOrderId": "web-1001", "status": "DELIVERED", "totalCost": 91}
-    order |= {"currency": "USD", "date": "2026-12-01T10:11:00", "email": email}
-    assert gateway.post_orders(order).json()["failedOrders"] == []
+    bought = order(
+        "web-1001",
+        "DELIVERED",
+        totalCost=91,
+        currency="USD",
+        email=email,
+        date="2026-12-01T10:11:00",
+    )
+    assert gateway.post_orders(bought).json()["failedOrders"] == []
     await page.locator(f"#live-list li:has-text('{email}') a.contact-link").click()
     await page.wait_for_selector(f"#contact-out dd:has-text('{email}')")
     await page.wait_for_selector("#contact-out td:has-text('helloWorld')")
@@ -217,16 +224,14 @@ async def test_charts_render(gateway: Gateway, session: Session) -> None:
     await page.wait_for_selector("#triggers-empty:has-text('No triggers in the last 14 days')")
 
     # An order is a trigger (orderINITIALIZED): its type gets a chart of its own.
-    order = {
-        "externalOrderId": unique("o"),
-        "status": "INITIALIZED",
-        "totalCost": 45.5,
-        "currency": "USD",
-        "date": "2026-01-01T10:00:00",
-        "email": "c0@example.com",
-    }
-    auth = {"authorization": f"Bearer {gateway.server_key}"}
-    stored = httpx.post(f"{gateway.base}/v1/orders", json={"orders": [order]}, headers=auth)
+    placed = order(
+        unique("o"),
+        totalCost=45.5,
+        currency="USD",
+        email="c0@example.com",
+        date="2026-01-01T10:00:00",
+    )
+    stored = gateway.post_orders(placed)
     assert stored.status_code == 200 and stored.json()["failedOrders"] == []
     await page.click("a[data-view=live]")
     await page.click("a[data-view=charts]")

@@ -14,6 +14,7 @@ import pytest
 
 from tests.browser.test_dashboard import Gateway, Session, session, shoot, sign_in
 from tests.support.gateways import serving, unique, write_config
+from tests.support.orders import order
 from tests.support.triggering import TIMEOUT, Receiver, cart
 from tests.support.waiting import wait_for
 
@@ -90,15 +91,10 @@ async def test_triggers_show_each_webhooks_delivery_and_charts_the_conversion(
 
         await wait_for(settled, 15, "the delivery and the dead letter")
         assert len(taking.requests) == 1 and len(failing.requests) >= 2
-        order = {
-            "externalOrderId": unique("o"),
-            "status": "INITIALIZED",
-            "totalCost": 45.5,
-            "currency": "USD",
-            "date": "2026-01-01T10:00:00",
-            "email": EMAIL,
-        }
-        stored = await http.post("/v1/orders", json={"orders": [order]})
+        placed = order(
+            unique("o"), totalCost=45.5, currency="USD", email=EMAIL, date="2026-01-01T10:00:00"
+        )
+        stored = await http.post("/v1/orders", json={"orders": [placed]})
         assert stored.status_code == 200 and stored.json()["failedOrders"] == []
 
         async def converted() -> bool:
