@@ -123,6 +123,15 @@ def stream_cursor(request: Request, name: str = "after") -> tuple[str, tuple[int
     return cursor, parts
 
 
+def before_cursor(request: Request) -> str | None:
+    """`?before=`, a previous answer's `next`, as `<ms>-<sequence>`; None when absent or empty
+    (from the newest)."""
+    if not request.query_params.get("before"):
+        return None
+    _, (ms, sequence) = stream_cursor(request, "before")
+    return f"{ms}-{sequence}"
+
+
 def too_large(limit: int) -> ApiError:
     return ApiError(413, "body_too_large", f"The body is larger than {limit} bytes.", "body")
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.api.contacts import contact_events, find_contact, tenant_events
-from gateway.http import json_response, limit_param, not_found, stream_cursor
+from gateway.http import before_cursor, json_response, limit_param, not_found
 from gateway.state import server_principal
 
 
@@ -19,10 +19,7 @@ async def list_events(request: Request) -> Response:
     limit = limit_param(request)
     event_type = request.query_params.get("type") or None
     identifier = request.query_params.get("contact")
-    before = None
-    if request.query_params.get("before"):  # a previous answer's `next`
-        _, (ms, sequence) = stream_cursor(request, "before")
-        before = f"{ms}-{sequence}"
+    before = before_cursor(request)
     if identifier is None:
         found, cursor = await tenant_events(state.store, keys, event_type, limit, before)
     else:

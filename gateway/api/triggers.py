@@ -17,6 +17,7 @@ from gateway.http import (
     LAST_STREAM_ID,
     MAX_SCAN,
     PAGE,
+    before_cursor,
     json_bytes,
     limit_param,
     stream_cursor,
@@ -42,13 +43,9 @@ async def list_triggers(request: Request) -> Response:
     if "before" in request.query_params:
         if "after" in request.query_params:
             raise invalid("before", "Give after (oldest first) or before (newest first), not both.")
-        before = None
-        if request.query_params["before"]:  # a previous answer's `next`
-            _, (ms, sequence) = stream_cursor(request, "before")
-            before = f"{ms}-{sequence}"
         rows, cursor = await newest_first(
             lambda last, count: gateway.store.triggers_before(keys, last, count),
-            before,
+            before_cursor(request),
             None if wanted is None else lambda fields: fields.get(b"type") == wanted.encode(),
             limit,
         )
